@@ -1,0 +1,212 @@
+//! Per-resource strategies: what happens to an object between decoding a request body and
+//! handing it to the store (upstream's `strategy.go` files plus the defaulting functions).
+//!
+//! Built-in kinds implement [`KindStrategy`] on their k8s-openapi type; [`Typed`] adapts that to
+//! the type-erased [`ObjectStrategy`] the generic registry in `skiff-apiserver` drives. Custom
+//! resources (a later issue) implement [`ObjectStrategy`] directly from their schema.
+//!
+//! The pipeline for a write (see `docs/data-path.md`):
+//! `decode` (unknown fields reported, dropped) → `prepare_for_create|update` → `default` →
+//! generic metadata validation → `validate` (+ `validate_update`) → encode back to JSON.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::field::{ErrorList, Path};
+use crate::validation;
+
+mod core;
+mod admissionregistration;
+mod apps;
+mod autoscaling;
+mod batch;
+mod certificates;
+mod coordination;
+mod discovery;
+mod events;
+mod networking;
+mod node;
+mod policy;
+mod rbac;
+mod scheduling;
+mod storage;
+
+/// How names of a kind are validated (upstream's `ValidateObjectMeta` name functions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameRule {
+    /// RFC 1123 subdomain: lowercase alphanumerics, '-' and '.', at most 253 characters
+    /// (most kinds).
+    Subdomain,
+    /// RFC 1123 label: lowercase alphanumerics and '-', at most 63 characters (namespaces,
+    /// services).
+    Label,
+    /// Anything that is a valid path segment: not "." or "..", no '/' or '%' (RBAC kinds).
+    PathSegment,
+    /// RFC 1035 label (must start with a letter): Services.
+    Rfc1035Label,
+}
+
+/// Behaviour of one built-in kind, on its typed form. Every method has a neutral default, so
+/// `impl KindStrategy for Foo {}` gives a kind with only generic handling.
+pub trait KindStrategy: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// How `metadata.name` is validated.
+    fn name_rule() -> NameRule {
+        NameRule::Subdomain
+    }
+
+    /// Clear or set what a client may not choose on create (typically: reset `status`).
+    fn prepare_for_create(&mut self) {}
+
+    /// On an update of the main resource, carry over from `old` what this path may not change
+    /// (`status` is carried over generically by the registry before this runs).
+    fn prepare_for_update(&mut self, _old: &Self) {}
+
+    /// Fill in defaults the way upstream's `SetDefaults_<Kind>` functions do. Runs on every write
+    /// (create, update, patch), after `prepare_*`.
+    fn default(&mut self) {}
+
+    /// Kind-specific validation of the whole object (metadata is validated generically).
+    fn validate(&self) -> ErrorList {
+        Vec::new()
+    }
+
+    /// Extra checks on update: immutable fields and allowed transitions.
+    fn validate_update(&self, _old: &Self) -> ErrorList {
+        Vec::new()
+    }
+
+    /// Checks on an update through the `status` subresource.
+    fn validate_status_update(&self, _old: &Self) -> ErrorList {
+        Vec::new()
+    }
+
+    /// Non-fatal problems returned to the client as `Warning:` headers.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Which write is being admitted.
+#[derive(Clone, Copy, Debug)]
+pub enum Operation<'a> {
+    Create,
+    /// An update (or patch) of the main resource; `old` is the stored object.
+    Update { old: &'a Value },
+    /// An update through the `status` subresource; `old` is the stored object.
+    UpdateStatus { old: &'a Value },
+}
+
+/// Why an object was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StrategyError {
+    /// The body does not fit the kind's schema (wrong JSON types): a 400 `BadRequest`.
+    #[error("{0}")]
+    Decode(String),
+    /// Validation failed: a 422 `Invalid` with these causes.
+    #[error("{}", crate::field::aggregate(.0))]
+    Invalid(ErrorList),
+}
+
+/// The outcome of admitting a write.
+#[derive(Debug)]
+pub struct Admitted {
+    /// The object to store, in canonical form.
+    pub object: Value,
+    pub warnings: Vec<String>,
+}
+
+/// The type-erased strategy the generic registry uses; one per resource.
+pub trait ObjectStrategy: Send + Sync {
+    /// Run the write pipeline on `object` (already carrying the metadata the registry set).
+    /// Unknown fields are dropped; their paths (`spec.foo`, `spec.containers[0].bar`) are
+    /// appended to `unknown_fields` for field validation (Strict → 422, Warn → warnings).
+    fn admit(&self, object: Value, op: Operation<'_>, unknown_fields: &mut Vec<String>) -> Result<Admitted, StrategyError>;
+
+    /// The `metadata.name` rule.
+    fn name_rule(&self) -> NameRule;
+}
+
+/// Adapts a typed [`KindStrategy`] to [`ObjectStrategy`].
+pub struct Typed<K>(std::marker::PhantomData<fn() -> K>);
+
+impl<K> Typed<K> {
+    pub fn new() -> Self {
+        Typed(std::marker::PhantomData)
+    }
+}
+
+impl<K> Default for Typed<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Decode `value` into `K`, collecting the paths of fields `K` does not have.
+pub fn decode_tracking<K: DeserializeOwned>(value: Value, unknown: &mut Vec<String>) -> Result<K, String> {
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_path_to_error::Deserializer::new(value, &mut track);
+    let result = serde_ignored::deserialize(de, |path| unknown.push(format_ignored_path(&path)));
+    result.map_err(|e| {
+        let path = track.path().to_string();
+        if path.is_empty() || path == "." { e.to_string() } else { format!("{path}: {e}") }
+    })
+}
+
+/// `spec.containers.0.foo` (serde_ignored's form) → `spec.containers[0].foo` (upstream's form).
+fn format_ignored_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", format_ignored_path(parent)),
+        P::Map { parent, key } => {
+            let p = format_ignored_path(parent);
+            if p.is_empty() { key.to_string() } else { format!("{p}.{key}") }
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => format_ignored_path(parent),
+    }
+}
+
+fn encode<K: Serialize>(obj: &K) -> Result<Value, StrategyError> {
+    serde_json::to_value(obj).map_err(|e| StrategyError::Decode(e.to_string()))
+}
+
+fn decode_stored<K: DeserializeOwned>(v: &Value) -> Result<K, StrategyError> {
+    K::deserialize(v).map_err(|e| StrategyError::Decode(format!("stored object does not decode: {e}")))
+}
+
+impl<K: KindStrategy> ObjectStrategy for Typed<K> {
+    fn admit(&self, object: Value, op: Operation<'_>, unknown_fields: &mut Vec<String>) -> Result<Admitted, StrategyError> {
+        let mut obj: K = decode_tracking(object, unknown_fields).map_err(StrategyError::Decode)?;
+        let mut errs = ErrorList::new();
+        match op {
+            Operation::Create => {
+                obj.prepare_for_create();
+                obj.default();
+                errs.extend(obj.validate());
+            }
+            Operation::Update { old } => {
+                let old: K = decode_stored(old)?;
+                obj.prepare_for_update(&old);
+                obj.default();
+                errs.extend(obj.validate());
+                errs.extend(obj.validate_update(&old));
+            }
+            Operation::UpdateStatus { old } => {
+                let old: K = decode_stored(old)?;
+                obj.default();
+                errs.extend(obj.validate_status_update(&old));
+            }
+        }
+        let object = encode(&obj)?;
+        errs.extend(validation::validate_object_meta(&object, K::name_rule(), &Path::new("metadata")));
+        if !errs.is_empty() {
+            return Err(StrategyError::Invalid(errs));
+        }
+        Ok(Admitted { object, warnings: obj.warnings() })
+    }
+
+    fn name_rule(&self) -> NameRule {
+        K::name_rule()
+    }
+}
