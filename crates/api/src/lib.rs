@@ -7,8 +7,12 @@
 //! See `docs/data-path.md` for where each piece runs in a request.
 
 pub mod field;
+pub mod openapi;
+pub mod patch;
 pub mod resources;
+pub mod selector;
 pub mod strategy;
+pub mod table;
 pub mod validation;
 
 pub use field::{ErrorList, FieldError, Path};

@@ -13,8 +13,10 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 pub mod conformance;
+mod memory;
 mod sqlite;
 
+pub use memory::MemoryStore;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// A global revision. Revisions start at 1; 0 means "none" / "latest" where documented.

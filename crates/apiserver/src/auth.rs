@@ -1,0 +1,226 @@
+//! Authentication (who is calling) and authorization (may they), the first filters of every
+//! request (see `docs/data-path.md`, "TLS + authn → authz").
+//!
+//! Authentication: a client certificate verified against the cluster CA during the TLS
+//! handshake (CN = user, O = groups), or a bearer token (the cluster `--token`, or a line of the
+//! token file). Authorization is a seam ([`Authorizer`]): today members of `system:masters` may do
+//! everything; RBAC plugs in later.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserInfo {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+}
+
+impl UserInfo {
+    fn authenticated(name: String, uid: String, mut groups: Vec<String>) -> Self {
+        if !groups.iter().any(|g| g == "system:authenticated") {
+            groups.push("system:authenticated".to_string());
+        }
+        UserInfo { name, uid, groups }
+    }
+}
+
+/// The verified client certificate of a TLS connection (DER), attached to each request by the
+/// connection handler.
+#[derive(Clone, Debug)]
+pub struct PeerCertificate(pub Vec<u8>);
+
+/// Why authentication failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthnError {
+    /// The token file could not be read or has a malformed line.
+    #[error("token file {path}: {reason}")]
+    TokenFile { path: String, reason: String },
+}
+
+/// Maps credentials to users.
+#[derive(Clone, Debug, Default)]
+pub struct Authenticator {
+    tokens: HashMap<String, UserInfo>,
+}
+
+impl Authenticator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Accept `token` as a bearer token for `user` in `groups`.
+    pub fn add_token(&mut self, token: &str, user: &str, groups: &[&str]) {
+        self.tokens.insert(
+            token.to_string(),
+            UserInfo::authenticated(user.to_string(), String::new(), groups.iter().map(|g| g.to_string()).collect()),
+        );
+    }
+
+    /// Load a static token file in upstream's `--token-auth-file` CSV format:
+    /// `token,user,uid[,"group1,group2"]`; blank lines and `#` comments are skipped.
+    pub fn load_token_file(&mut self, path: &Path) -> Result<(), AuthnError> {
+        let err = |reason: String| AuthnError::TokenFile { path: path.display().to_string(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields = split_csv(line);
+            if fields.len() < 3 || fields[0].is_empty() || fields[1].is_empty() {
+                return Err(err(format!("line {}: expected token,user,uid[,\"groups\"]", n + 1)));
+            }
+            let groups: Vec<String> = fields
+                .get(3)
+                .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())
+                .unwrap_or_default();
+            self.tokens
+                .insert(fields[0].clone(), UserInfo::authenticated(fields[1].clone(), fields[2].clone(), groups));
+        }
+        Ok(())
+    }
+
+    /// Authenticate from the `Authorization` header and the TLS peer certificate.
+    /// `None` means anonymous.
+    pub fn authenticate(&self, authorization: Option<&str>, peer: Option<&PeerCertificate>) -> Option<UserInfo> {
+        if let Some(h) = authorization {
+            let token = h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")).map(str::trim);
+            // A presented but unknown token is a failed authentication, not a fallback to the
+            // certificate: upstream rejects the request.
+            return token.and_then(|t| self.tokens.get(t).cloned());
+        }
+        let cert = peer?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(&cert.0).ok()?;
+        let subject = parsed.subject();
+        let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+        let groups = subject.iter_organization().filter_map(|o| o.as_str().ok().map(String::from)).collect();
+        Some(UserInfo::authenticated(name, String::new(), groups))
+    }
+}
+
+fn split_csv(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_string()),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur.trim().to_string());
+    out
+}
+
+/// What a request wants to do, for authorization (upstream's `authorizer.Attributes`).
+#[derive(Clone, Debug)]
+pub struct Attributes<'a> {
+    pub verb: &'a str,
+    pub group: &'a str,
+    pub resource: &'a str,
+    pub subresource: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub name: Option<&'a str>,
+    /// Set for non-resource requests (`/metrics`, `/api`).
+    pub path: Option<&'a str>,
+}
+
+/// The authorization seam: RBAC implements it later.
+pub trait Authorizer: Send + Sync {
+    fn allowed(&self, user: &UserInfo, attrs: &Attributes<'_>) -> bool;
+}
+
+/// Members of `system:masters` may do anything; everyone may read discovery and health.
+#[derive(Debug, Default)]
+pub struct MastersAuthorizer;
+
+impl Authorizer for MastersAuthorizer {
+    fn allowed(&self, user: &UserInfo, attrs: &Attributes<'_>) -> bool {
+        if user.groups.iter().any(|g| g == "system:masters") {
+            return true;
+        }
+        // Upstream's `system:discovery` / `system:public-info-viewer` roles let every
+        // authenticated user read these.
+        matches!(
+            attrs.path,
+            Some(p) if p == "/api" || p == "/apis" || p.starts_with("/api/") || p.starts_with("/apis/")
+                || p.starts_with("/openapi/") || p == "/version" || p.starts_with("/healthz")
+                || p.starts_with("/livez") || p.starts_with("/readyz")
+        )
+    }
+}
+
+/// Upstream's Forbidden message for a denied request.
+pub fn forbidden_message(user: &UserInfo, a: &Attributes<'_>) -> String {
+    if let Some(path) = a.path {
+        return format!("forbidden: User {:?} cannot {} path {path:?}", user.name, a.verb);
+    }
+    let qualified = if a.group.is_empty() { a.resource.to_string() } else { format!("{}.{}", a.resource, a.group) };
+    let resource = match a.subresource {
+        Some(s) => format!("{}/{s}", a.resource),
+        None => a.resource.to_string(),
+    };
+    let subject = match a.name {
+        Some(n) => format!("{qualified} {n:?}"),
+        None => qualified,
+    };
+    let scope = match a.namespace {
+        Some(ns) => format!("in the namespace {ns:?}"),
+        None => "at the cluster scope".to_string(),
+    };
+    format!(
+        "{subject} is forbidden: User {:?} cannot {} resource {resource:?} in API group {:?} {scope}",
+        user.name, a.verb, a.group
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_token_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tokens.csv");
+        std::fs::write(&f, "# comment\nabc123,alice,1001,\"dev,ops\"\nxyz,bob,1002\n").unwrap();
+        let mut a = Authenticator::new();
+        a.load_token_file(&f).unwrap();
+        a.add_token("cluster-secret", "skiff:token", &["system:masters"]);
+        let alice = a.authenticate(Some("Bearer abc123"), None).unwrap();
+        assert_eq!(alice.name, "alice");
+        assert_eq!(alice.groups, ["dev", "ops", "system:authenticated"]);
+        assert!(a.authenticate(Some("Bearer nope"), None).is_none());
+        assert!(a.authenticate(None, None).is_none());
+        std::fs::write(&f, "onlytoken\n").unwrap();
+        assert!(Authenticator::new().load_token_file(&f).unwrap_err().to_string().contains("line 1"));
+    }
+
+    #[test]
+    fn forbidden_messages_match_upstream() {
+        let bob = UserInfo::authenticated("bob".into(), String::new(), vec![]);
+        let a = Attributes {
+            verb: "list",
+            group: "",
+            resource: "pods",
+            subresource: None,
+            namespace: Some("default"),
+            name: None,
+            path: None,
+        };
+        assert_eq!(
+            forbidden_message(&bob, &a),
+            r#"pods is forbidden: User "bob" cannot list resource "pods" in API group "" in the namespace "default""#
+        );
+        assert!(!MastersAuthorizer.allowed(&bob, &a));
+        let admin = UserInfo::authenticated("admin".into(), String::new(), vec!["system:masters".into()]);
+        assert!(MastersAuthorizer.allowed(&admin, &a));
+        let d = Attributes { verb: "get", group: "apps", resource: "deployments", name: Some("web"), namespace: None, ..a };
+        assert_eq!(
+            forbidden_message(&bob, &d),
+            r#"deployments.apps "web" is forbidden: User "bob" cannot get resource "deployments" in API group "apps" at the cluster scope"#
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! What exists in every cluster from the first start: the `default`, `kube-system`,
+//! `kube-public` and `kube-node-lease` namespaces, and the `kubernetes` Service in `default`
+//! (the first ClusterIP of the service range) whose Endpoints and EndpointSlice point at this
+//! API server — upstream's bootstrap controller.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::ApiServer;
+use crate::registry::{self, Ctx, WriteOptions};
+use crate::status::{ApiError, ApiResult};
+
+const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn ctx<'a>(server: &'a Arc<ApiServer>, group: &str, plural: &str, ns: Option<&'a str>) -> ApiResult<Ctx<'a>> {
+    let version = "v1";
+    let res = server
+        .resources
+        .find(group, version, plural)
+        .ok_or_else(|| ApiError::internal(format!("{plural} are not registered")))?;
+    Ok(Ctx { server, res, namespace: ns })
+}
+
+async fn ensure(ctx: &Ctx<'_>, obj: Value) -> ApiResult<()> {
+    match registry::create(ctx, obj, &WriteOptions::default()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.reason == "AlreadyExists" => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Ensure an object exists with `desired`'s content (create or replace).
+async fn reconcile(ctx: &Ctx<'_>, name: &str, desired: Value) -> ApiResult<()> {
+    let d = desired.clone();
+    match registry::guaranteed_update(ctx, name, registry::UpdateTarget::Main, &WriteOptions::default(), &move |mut cur| {
+        for (k, v) in d.as_object().into_iter().flatten() {
+            if k != "metadata" {
+                cur[k] = v.clone();
+            }
+        }
+        if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        Ok(cur)
+    })
+    .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.reason == "NotFound" => ensure(ctx, desired).await,
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn run(server: &Arc<ApiServer>) -> ApiResult<()> {
+    let ns_ctx = ctx(server, "", "namespaces", None)?;
+    for ns in NAMESPACES {
+        ensure(&ns_ctx, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;
+    }
+    let ip = server.config.service_cidr.nth(0).to_string();
+    let svc_ctx = ctx(server, "", "services", Some("default"))?;
+    ensure(
+        &svc_ctx,
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": ip, "sessionAffinity": "None",
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": server.config.advertise_port}]},
+        }),
+    )
+    .await?;
+    let addr = server.config.advertise_address.to_string();
+    let port = server.config.advertise_port;
+    let ep_ctx = ctx(server, "", "endpoints", Some("default"))?;
+    reconcile(
+        &ep_ctx,
+        "kubernetes",
+        json!({
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": addr}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+        }),
+    )
+    .await?;
+    let slice_ctx = ctx(server, "discovery.k8s.io", "endpointslices", Some("default"))?;
+    reconcile(
+        &slice_ctx,
+        "kubernetes",
+        json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes",
+                                    "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+            "addressType": if server.config.advertise_address.is_ipv4() { "IPv4" } else { "IPv6" },
+            "endpoints": [{"addresses": [addr], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }),
+    )
+    .await?;
+    Ok(())
+}

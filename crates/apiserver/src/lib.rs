@@ -1,0 +1,189 @@
+//! `skiff-apiserver`: the Kubernetes API server.
+//!
+//! A request goes (see `docs/data-path.md`): [`serve`] (TLS, HTTP/1.1 + HTTP/2) →
+//! [`ApiServer::handle`] (authn → authz → routing) → `handlers` (decode, negotiate) →
+//! `registry` (the generic REST store: metadata, strategy, admission, store CAS) →
+//! the store → `watch_cache` (lists, gets and watches are served from memory).
+
+mod allocator;
+pub mod auth;
+mod body;
+mod bootstrap;
+mod conversion;
+mod discovery;
+mod handlers;
+mod metrics;
+mod namespace_lifecycle;
+mod openapi;
+pub mod pki;
+mod registry;
+mod request;
+mod serve;
+mod status;
+mod table;
+mod watch;
+pub mod watch_cache;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use http::{Request, Response};
+use skiff_api::{Resource, ResourceInfo};
+use skiff_store::Store;
+use tokio_util::sync::CancellationToken;
+
+pub use allocator::Cidr;
+pub use auth::{Authenticator, Authorizer, MastersAuthorizer, PeerCertificate, UserInfo};
+pub use metrics::Metrics;
+pub use serve::{serve, tls_config};
+pub use status::ApiError;
+
+use watch_cache::WatchCache;
+
+/// The Kubernetes version Skiff reports (its API types are Kubernetes 1.33's).
+pub const KUBERNETES_VERSION: &str = "v1.33.0";
+
+/// Configuration of the API server (validated by the caller before anything binds).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where Services get their ClusterIPs; the first address goes to the `kubernetes` Service.
+    pub service_cidr: Cidr,
+    /// NodePorts are handed out from this inclusive range.
+    pub node_port_range: (u16, u16),
+    /// The address the `kubernetes` Service's endpoints point at.
+    pub advertise_address: IpAddr,
+    /// The port the `kubernetes` Service's endpoints point at.
+    pub advertise_port: u16,
+    /// Skiff's own version, reported next to the Kubernetes version.
+    pub skiff_version: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            service_cidr: Cidr::parse("10.43.0.0/16").unwrap_or(Cidr { base: Ipv4Addr::new(10, 43, 0, 0), prefix: 16 }),
+            node_port_range: (30000, 32767),
+            advertise_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            advertise_port: 6443,
+            skiff_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// How the server finds resources.
+pub(crate) struct Resources {
+    pub all: Vec<Resource>,
+    by_path: HashMap<(String, String, String), usize>,
+    /// For each storage, the resource whose version is stored.
+    storage_version: HashMap<String, usize>,
+}
+
+impl Resources {
+    fn new(all: Vec<Resource>) -> Self {
+        let mut by_path = HashMap::new();
+        let mut storage_version = HashMap::new();
+        for (i, r) in all.iter().enumerate() {
+            by_path.insert((r.info.group.to_string(), r.info.version.to_string(), r.info.plural.to_string()), i);
+            // The first resource listed for a storage is its storage version.
+            storage_version.entry(storage_name(&r.info)).or_insert(i);
+        }
+        Resources { all, by_path, storage_version }
+    }
+
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&Resource> {
+        self.by_path.get(&(group.to_string(), version.to_string(), plural.to_string())).map(|&i| &self.all[i])
+    }
+
+    /// The resource whose version is stored for `info`'s storage.
+    pub fn storage_resource(&self, info: &ResourceInfo) -> &Resource {
+        let i = self.storage_version.get(&storage_name(info)).copied().unwrap_or(0);
+        &self.all[i]
+    }
+
+    pub fn storages(&self) -> impl Iterator<Item = (&String, &Resource)> {
+        self.storage_version.iter().map(|(s, &i)| (s, &self.all[i]))
+    }
+}
+
+/// `core/pods`, `apps/deployments`: the storage of a resource, which names its key prefix.
+pub(crate) fn storage_name(info: &ResourceInfo) -> String {
+    let s = info.storage.trim_start_matches('/');
+    if info.storage.starts_with('/') { format!("core/{s}") } else { s.to_string() }
+}
+
+/// The API server: resources, store, caches, and the request pipeline.
+pub struct ApiServer {
+    pub(crate) config: Config,
+    pub(crate) resources: Resources,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) cache: Arc<WatchCache>,
+    pub(crate) authn: Authenticator,
+    pub(crate) authz: Box<dyn Authorizer>,
+    pub(crate) metrics: Metrics,
+    pub(crate) openapi: openapi::OpenApi,
+    pub(crate) allocator: allocator::Allocators,
+    pub(crate) started: Instant,
+    pub(crate) shutdown: CancellationToken,
+    ready: std::sync::atomic::AtomicBool,
+}
+
+impl ApiServer {
+    /// Build the server over `store`: fill the watch cache, create the default namespaces and
+    /// the `kubernetes` Service, and start background loops (namespace lifecycle). Runs until
+    /// `shutdown` is cancelled.
+    pub async fn start(
+        config: Config,
+        store: Arc<dyn Store>,
+        authn: Authenticator,
+        authz: Box<dyn Authorizer>,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<ApiServer>, ApiError> {
+        let resources = Resources::new(skiff_api::resources::builtin());
+        let mut field_fns: HashMap<String, watch_cache::FieldFn> = HashMap::new();
+        for (storage, r) in resources.storages() {
+            let (group, kind) = (r.info.group, r.info.kind);
+            field_fns.insert(
+                storage.clone(),
+                Arc::new(move |v: &serde_json::Value| skiff_api::selector::field_attributes(group, kind, v)),
+            );
+        }
+        let cache = WatchCache::start(store.clone(), field_fns, shutdown.clone()).await?;
+        let allocator = allocator::Allocators::new(&config);
+        let server = Arc::new(ApiServer {
+            config,
+            resources,
+            store,
+            cache,
+            authn,
+            authz,
+            metrics: Metrics::new(),
+            openapi: openapi::OpenApi::default(),
+            allocator,
+            started: Instant::now(),
+            shutdown: shutdown.clone(),
+            ready: std::sync::atomic::AtomicBool::new(false),
+        });
+        bootstrap::run(&server).await?;
+        namespace_lifecycle::spawn(server.clone());
+        allocator::spawn_repair(server.clone());
+        server.ready.store(true, std::sync::atomic::Ordering::Release);
+        Ok(server)
+    }
+
+    /// Serve one request (the whole pipeline, without a socket: component tests call this).
+    pub async fn handle(self: &Arc<Self>, req: Request<Body>) -> Response<Body> {
+        handlers::handle(self, req).await
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The metrics registry (for tests and embedding).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}

@@ -1,0 +1,62 @@
+//! Serving `/openapi/v3`: the root lists each group-version with a content hash, and each
+//! document is generated once (on first request, off the async threads) and cached as bytes.
+//! kubectl fetches these for client-side validation (`--validate=strict`) and `explain`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::json;
+
+use crate::ApiServer;
+use crate::status::{ApiError, ApiResult};
+
+#[derive(Default)]
+pub struct OpenApi {
+    docs: Mutex<HashMap<String, Bytes>>,
+}
+
+/// A stable hash for a document: documents are a pure function of the binary, so the
+/// versions and the group-version identify them.
+fn doc_hash(server: &ApiServer, gv: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("{}|{}|{gv}", crate::KUBERNETES_VERSION, server.config.skiff_version).as_bytes());
+    hex::encode_upper(d)
+}
+
+pub fn root(server: &ApiServer) -> Response<Body> {
+    let mut paths = serde_json::Map::new();
+    for gv in skiff_api::openapi::group_versions(&server.resources.all) {
+        let url = format!("/openapi/v3/{gv}?hash={}", doc_hash(server, &gv));
+        paths.insert(gv, json!({"serverRelativeURL": url}));
+    }
+    crate::body::json(StatusCode::OK, &json!({"paths": paths}))
+}
+
+pub async fn document(server: &Arc<ApiServer>, gv: &str, hash: Option<&str>) -> ApiResult<Response<Body>> {
+    let cached = server.openapi.docs.lock().unwrap_or_else(|e| e.into_inner()).get(gv).cloned();
+    let bytes = match cached {
+        Some(b) => b,
+        None => {
+            let s = server.clone();
+            let key = gv.to_string();
+            let doc = tokio::task::spawn_blocking(move || skiff_api::openapi::document(&s.resources.all, &key))
+                .await
+                .map_err(ApiError::internal)?
+                .ok_or_else(|| ApiError::not_found("", "openapi", gv))?;
+            let b = Bytes::from(doc);
+            server.openapi.docs.lock().unwrap_or_else(|e| e.into_inner()).insert(gv.to_string(), b.clone());
+            b
+        }
+    };
+    let etag = doc_hash(server, gv);
+    let mut r = crate::body::json_bytes(StatusCode::OK, bytes);
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    let cache = if hash == Some(etag.as_str()) { "public, immutable" } else { "no-cache, private" };
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    Ok(r)
+}

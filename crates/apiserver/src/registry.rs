@@ -1,0 +1,1016 @@
+//! The generic REST store (upstream's `registry/generic/registry/store.go`): one implementation
+//! of get, list, create, update, patch and delete for every resource. Per-resource behaviour
+//! comes from the resource's strategy (`skiff-api`) and a few registry hooks here (Service IP
+//! and NodePort allocation, namespace lifecycle, pod graceful deletion).
+//!
+//! Object metadata is owned here: uid, creationTimestamp, generation, resourceVersion (the
+//! store's mod revision, never stored in the value), deletionTimestamp and finalizers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use skiff_api::strategy::{Operation, StrategyError};
+use skiff_api::{Resource, ResourceInfo};
+use skiff_store::{KeyValue, RangeOptions};
+
+use crate::conversion;
+use crate::status::{ApiError, ApiResult};
+use crate::watch_cache::{CachedObject, REGISTRY_PREFIX, inject_resource_version};
+use crate::{ApiServer, allocator, storage_name};
+
+/// How unknown or duplicate fields in a request are treated (`fieldValidation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldValidation {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+impl FieldValidation {
+    pub fn parse(v: Option<&str>) -> ApiResult<Self> {
+        match v {
+            None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation parameter unsupported: {other:?}; supported values: Ignore, Warn, Strict"
+            ))),
+        }
+    }
+}
+
+/// Options shared by writes.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_validation: FieldValidation,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { dry_run: false, field_validation: FieldValidation::Strict }
+    }
+}
+
+/// A successful write.
+#[derive(Debug)]
+pub struct WriteResult {
+    /// The object as the client should see it (request version, resourceVersion set).
+    pub object: Bytes,
+    pub created: bool,
+    pub warnings: Vec<String>,
+}
+
+/// The resource a request addresses and where.
+pub struct Ctx<'a> {
+    pub server: &'a Arc<ApiServer>,
+    pub res: &'a Resource,
+    pub namespace: Option<&'a str>,
+}
+
+impl Ctx<'_> {
+    pub fn info(&self) -> &ResourceInfo {
+        &self.res.info
+    }
+
+    fn storage(&self) -> &Resource {
+        self.server.resources.storage_resource(&self.res.info)
+    }
+
+    pub fn storage_name(&self) -> String {
+        storage_name(&self.res.info)
+    }
+
+    pub fn key(&self, name: &str) -> String {
+        key_for(&self.res.info, self.namespace, name)
+    }
+
+    /// Key prefix of the collection (all namespaces when `namespace` is None).
+    pub fn prefix(&self) -> String {
+        prefix_for(&self.res.info, self.namespace)
+    }
+}
+
+pub fn key_for(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
+    match (info.namespaced, namespace) {
+        (true, Some(ns)) => format!("{REGISTRY_PREFIX}{}/{ns}/{name}", storage_name(info)),
+        _ => format!("{REGISTRY_PREFIX}{}/{name}", storage_name(info)),
+    }
+}
+
+pub fn prefix_for(info: &ResourceInfo, namespace: Option<&str>) -> String {
+    match (info.namespaced, namespace) {
+        (true, Some(ns)) => format!("{REGISTRY_PREFIX}{}/{ns}/", storage_name(info)),
+        _ => format!("{REGISTRY_PREFIX}{}/", storage_name(info)),
+    }
+}
+
+/// `2026-01-02T03:04:05Z`: Kubernetes timestamps have second precision.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"].as_object_mut().expect("metadata was just made an object")
+}
+
+fn meta_str<'v>(obj: &'v Value, field: &str) -> Option<&'v str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+/// Parse a cached/stored object's bytes.
+fn parse(bytes: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("stored object does not decode: {e}")))
+}
+
+/// Canonical bytes to store: no resourceVersion, `apiVersion`, `kind`, `metadata` first.
+fn encode_for_store(obj: &Value) -> ApiResult<Bytes> {
+    let mut out = Map::new();
+    let src = obj.as_object().ok_or_else(|| ApiError::internal("object is not a JSON object"))?;
+    for k in ["apiVersion", "kind", "metadata"] {
+        if let Some(v) = src.get(k) {
+            out.insert(k.to_string(), v.clone());
+        }
+    }
+    if let Some(Value::Object(m)) = out.get_mut("metadata") {
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+    }
+    for (k, v) in src {
+        if !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    let bytes = serde_json::to_vec(&Value::Object(out)).map_err(ApiError::internal)?;
+    if bytes.len() > crate::body::MAX_OBJECT_SIZE {
+        return Err(ApiError::too_large(crate::body::MAX_OBJECT_SIZE));
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// The object as a client of `target` sees it.
+fn present(server: &ApiServer, target: &ResourceInfo, stored_with_rv: Bytes) -> Bytes {
+    let storage = server.resources.storage_resource(target);
+    if storage.info.version == target.version && storage.info.group == target.group {
+        return stored_with_rv;
+    }
+    match serde_json::from_slice::<Value>(&stored_with_rv) {
+        Ok(v) => Bytes::from(serde_json::to_vec(&conversion::convert(v, target)).unwrap_or_default()),
+        Err(_) => stored_with_rv,
+    }
+}
+
+/// Present a cached object.
+pub fn present_cached(server: &ApiServer, target: &ResourceInfo, obj: &CachedObject) -> Bytes {
+    present(server, target, obj.bytes.clone())
+}
+
+fn check_type_meta(info: &ResourceInfo, obj: &mut Value, expected_kind: &str) -> ApiResult<()> {
+    let want_api = info.api_version();
+    match obj.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            obj["apiVersion"] = Value::String(want_api.clone());
+        }
+        Some(v) if v == want_api => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({want_api})"
+            )));
+        }
+    }
+    match obj.get("kind").and_then(Value::as_str) {
+        None | Some("") => obj["kind"] = Value::String(expected_kind.to_string()),
+        Some(k) if k == expected_kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({expected_kind})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reconcile `metadata.namespace` of a body with the request's namespace.
+fn check_namespace(ctx: &Ctx<'_>, obj: &mut Value) -> ApiResult<()> {
+    let body_ns = meta_str(obj, "namespace").unwrap_or("").to_string();
+    if ctx.info().namespaced {
+        let ns = ctx.namespace.ok_or_else(|| ApiError::bad_request("the namespace must be given in the URL"))?;
+        if !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        meta_mut(obj).insert("namespace".into(), Value::String(ns.to_string()));
+    } else if !body_ns.is_empty() {
+        // Upstream silently clears the namespace of cluster-scoped objects.
+        meta_mut(obj).remove("namespace");
+    }
+    Ok(())
+}
+
+const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn generate_name(prefix: &str) -> String {
+    use rand::Rng;
+    let prefix: String = prefix.chars().take(58).collect();
+    let mut rng = rand::rng();
+    let suffix: String = (0..5).map(|_| NAME_CHARS[rng.random_range(0..NAME_CHARS.len())] as char).collect();
+    format!("{prefix}{suffix}")
+}
+
+/// Errors from a strategy, as API errors for this object.
+fn strategy_error(info: &ResourceInfo, name: &str, e: StrategyError) -> ApiError {
+    match e {
+        StrategyError::Invalid(errs) => ApiError::invalid(info, name, &errs),
+        StrategyError::Decode(msg) => ApiError::bad_request(format!(
+            "{} in version {:?} cannot be handled as a {}: {msg}",
+            info.kind, info.version, info.kind
+        )),
+    }
+}
+
+/// Apply `fieldValidation` to the unknown fields found while decoding.
+fn field_validation(info: &ResourceInfo, fv: FieldValidation, unknown: Vec<String>, warnings: &mut Vec<String>) -> ApiResult<()> {
+    if unknown.is_empty() || fv == FieldValidation::Ignore {
+        return Ok(());
+    }
+    let msgs: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+    if fv == FieldValidation::Strict {
+        return Err(ApiError::bad_request(format!(
+            "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
+            info.kind,
+            info.version,
+            info.kind,
+            msgs.join(", ")
+        )));
+    }
+    warnings.extend(msgs);
+    Ok(())
+}
+
+/// Run the strategy for the storage version of `ctx`'s resource.
+fn admit(
+    ctx: &Ctx<'_>,
+    obj: Value,
+    op: Operation<'_>,
+    opts: &WriteOptions,
+    warnings: &mut Vec<String>,
+) -> ApiResult<Value> {
+    let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+    let mut unknown = Vec::new();
+    let admitted = ctx
+        .storage()
+        .strategy
+        .admit(obj, op, &mut unknown)
+        .map_err(|e| strategy_error(ctx.info(), &name, e))?;
+    field_validation(ctx.info(), opts.field_validation, unknown, warnings)?;
+    warnings.extend(admitted.warnings);
+    Ok(admitted.object)
+}
+
+async fn namespace_state(server: &Arc<ApiServer>, ns: &str) -> ApiResult<Option<Value>> {
+    let nsres = server
+        .resources
+        .find("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+    let key = key_for(&nsres.info, None, ns);
+    match server.store.get(&key).await? {
+        Some(kv) => Ok(Some(parse(&kv.value)?)),
+        None => Ok(None),
+    }
+}
+
+/// Create an object (POST). `obj` is the decoded body in the request's version.
+pub async fn create(ctx: &Ctx<'_>, mut obj: Value, opts: &WriteOptions) -> ApiResult<WriteResult> {
+    check_type_meta(ctx.info(), &mut obj, ctx.info().kind)?;
+    check_namespace(ctx, &mut obj)?;
+    if let Some(ns) = ctx.namespace.filter(|_| ctx.info().namespaced) {
+        match namespace_state(ctx.server, ns).await? {
+            None => return Err(ApiError::not_found("", "namespaces", ns)),
+            Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => {
+                let name = meta_str(&obj, "name").unwrap_or_default();
+                return Err(ApiError::forbidden(format!(
+                    "{} {name:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    ctx.info().qualified_resource()
+                ))
+                .with_forbidden_details(ctx.info(), name));
+            }
+            Some(_) => {}
+        }
+    }
+    let generate = meta_str(&obj, "generateName").filter(|g| !g.is_empty()).map(String::from);
+    let explicit_name = meta_str(&obj, "name").filter(|n| !n.is_empty()).map(String::from);
+    {
+        let m = meta_mut(&mut obj);
+        m.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+        m.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
+        for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"] {
+            m.remove(k);
+        }
+        if ctx.info().tracks_generation {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
+    }
+    if ctx.storage().info.group != ctx.info().group || ctx.storage().info.version != ctx.info().version {
+        obj = conversion::convert(obj, &ctx.storage().info);
+    }
+    // A generated name that collides is retried, as upstream does since 1.30.
+    let attempts = if explicit_name.is_none() && generate.is_some() { 8 } else { 1 };
+    let mut last_err = None;
+    for _ in 0..attempts {
+        let mut candidate = obj.clone();
+        if explicit_name.is_none()
+            && let Some(g) = &generate
+        {
+            meta_mut(&mut candidate).insert("name".into(), Value::String(generate_name(g)));
+        }
+        match create_once(ctx, candidate, opts).await {
+            Err(e) if e.reason == "AlreadyExists" && explicit_name.is_none() => last_err = Some(e),
+            other => return other,
+        }
+    }
+    Err(last_err.unwrap_or_else(|| ApiError::internal("name generation failed")))
+}
+
+async fn create_once(ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions) -> ApiResult<WriteResult> {
+    let mut warnings = Vec::new();
+    let mut obj = admit(ctx, obj, Operation::Create, opts, &mut warnings)?;
+    let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+    let key = ctx.key(&name);
+    let allocation = allocator::before_create(ctx, &mut obj, opts.dry_run).await?;
+    let bytes = match encode_for_store(&obj) {
+        Ok(b) => b,
+        Err(e) => {
+            allocation.release(ctx.server).await;
+            return Err(e);
+        }
+    };
+    if opts.dry_run {
+        if ctx.server.store.get(&key).await?.is_some() {
+            return Err(ApiError::already_exists(ctx.info(), &name));
+        }
+        let shown = inject_resource_version(&bytes, 0);
+        let shown = strip_rv(shown);
+        return Ok(WriteResult { object: present(ctx.server, ctx.info(), shown), created: true, warnings });
+    }
+    let start = std::time::Instant::now();
+    let res = ctx.server.store.create(&key, bytes.clone()).await;
+    ctx.server.metrics.observe_store("create", start.elapsed().as_secs_f64());
+    match res {
+        Ok(rev) => {
+            allocation.commit(ctx.server, &obj).await;
+            Ok(WriteResult {
+                object: present(ctx.server, ctx.info(), inject_resource_version(&bytes, rev)),
+                created: true,
+                warnings,
+            })
+        }
+        Err(skiff_store::Error::AlreadyExists(_)) => {
+            allocation.release(ctx.server).await;
+            Err(ApiError::already_exists(ctx.info(), &name))
+        }
+        Err(e) => {
+            allocation.release(ctx.server).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// Dry-run objects have no resourceVersion yet.
+fn strip_rv(bytes: Bytes) -> Bytes {
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(mut v) => {
+            if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+            }
+            Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        }
+        Err(_) => bytes,
+    }
+}
+
+/// What a mutation produces from the current object.
+pub type Mutation<'m> = dyn Fn(Value) -> ApiResult<Value> + Send + Sync + 'm;
+
+/// Which part of an object an update may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateTarget {
+    /// The main resource: `status` is carried over from the stored object.
+    Main,
+    /// The `status` subresource: only `status` changes.
+    Status,
+    /// `namespaces/<n>/finalize`: only `spec.finalizers` changes.
+    Finalize,
+}
+
+impl UpdateTarget {
+    pub fn for_subresource(info: &ResourceInfo, sub: Option<&str>) -> ApiResult<UpdateTarget> {
+        match sub {
+            None => Ok(UpdateTarget::Main),
+            Some("status") if info.subresource("status").is_some() => Ok(UpdateTarget::Status),
+            Some("finalize") if info.plural == "namespaces" => Ok(UpdateTarget::Finalize),
+            Some(_) => Err(ApiError::method_not_allowed()),
+        }
+    }
+}
+
+fn rv_of(obj: &Value) -> Option<i64> {
+    meta_str(obj, "resourceVersion").filter(|s| !s.is_empty()).and_then(|s| s.parse().ok())
+}
+
+/// Everything but metadata and status: what bumps `generation` when it changes.
+fn spec_view(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    v
+}
+
+/// Read-modify-write with compare-and-swap (upstream's `GuaranteedUpdate`): `mutate` sees the
+/// current object (request version, resourceVersion set) and returns the desired one. A
+/// resourceVersion in the result is a precondition (409 when stale); without one the update
+/// is retried on conflicts.
+pub async fn guaranteed_update(
+    ctx: &Ctx<'_>,
+    name: &str,
+    target: UpdateTarget,
+    opts: &WriteOptions,
+    mutate: &Mutation<'_>,
+) -> ApiResult<WriteResult> {
+    let key = ctx.key(name);
+    for _attempt in 0..16 {
+        let current = ctx.server.store.get(&key).await?.ok_or_else(|| ApiError::not_found_info(ctx.info(), name))?;
+        let shown = present(ctx.server, ctx.info(), inject_resource_version(&current.value, current.mod_revision));
+        let mut desired = mutate(parse(&shown)?)?;
+        let precondition = rv_of(&desired);
+        if let Some(rv) = precondition
+            && rv != current.mod_revision
+        {
+            return Err(ApiError::modified(ctx.info(), name));
+        }
+        match update_once(ctx, name, &current, &mut desired, target, opts).await {
+            Err(UpdateError::Conflict) if precondition.is_none() => continue,
+            Err(UpdateError::Conflict) => return Err(ApiError::modified(ctx.info(), name)),
+            Err(UpdateError::Api(e)) => return Err(e),
+            Ok(r) => return Ok(r),
+        }
+    }
+    Err(ApiError::conflict(ctx.info(), name, "too many concurrent updates; please try again"))
+}
+
+enum UpdateError {
+    Conflict,
+    Api(ApiError),
+}
+
+impl From<ApiError> for UpdateError {
+    fn from(e: ApiError) -> Self {
+        UpdateError::Api(e)
+    }
+}
+
+impl From<skiff_store::Error> for UpdateError {
+    fn from(e: skiff_store::Error) -> Self {
+        match e {
+            skiff_store::Error::Conflict { .. } | skiff_store::Error::NotFound(_) => UpdateError::Conflict,
+            other => UpdateError::Api(other.into()),
+        }
+    }
+}
+
+async fn update_once(
+    ctx: &Ctx<'_>,
+    name: &str,
+    current: &KeyValue,
+    desired: &mut Value,
+    target: UpdateTarget,
+    opts: &WriteOptions,
+) -> Result<WriteResult, UpdateError> {
+    check_type_meta(ctx.info(), desired, ctx.info().kind)?;
+    check_namespace(ctx, desired)?;
+    if let Some(n) = meta_str(desired, "name")
+        && !n.is_empty()
+        && n != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({name})"
+        ))
+        .into());
+    }
+    meta_mut(desired).insert("name".into(), Value::String(name.to_string()));
+    if ctx.storage().info.group != ctx.info().group || ctx.storage().info.version != ctx.info().version {
+        *desired = conversion::convert(std::mem::take(desired), &ctx.storage().info);
+    }
+    let old = parse(&current.value)?;
+    let mut new = match target {
+        UpdateTarget::Main => {
+            let mut new = desired.clone();
+            if ctx.info().subresource("status").is_some() {
+                match old.get("status") {
+                    Some(s) => new["status"] = s.clone(),
+                    None => {
+                        if let Some(m) = new.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+            }
+            new
+        }
+        UpdateTarget::Status => {
+            let mut new = old.clone();
+            match desired.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            new
+        }
+        UpdateTarget::Finalize => {
+            let mut new = old.clone();
+            let fins = desired.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+            new["spec"]["finalizers"] = fins;
+            new
+        }
+    };
+    // System metadata is the server's, whatever the client sent.
+    {
+        let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+        let m = meta_mut(&mut new);
+        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            match old_meta.get(k) {
+                Some(v) => m.insert(k.to_string(), v.clone()),
+                None => m.remove(k),
+            };
+        }
+        m.remove("resourceVersion");
+        m.remove("managedFields");
+        if old_meta.contains_key("deletionTimestamp") {
+            let old_f: Vec<&Value> = old_meta.get("finalizers").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+            if let Some(Value::Array(new_f)) = m.get("finalizers")
+                && new_f.iter().any(|f| !old_f.contains(&f))
+            {
+                return Err(ApiError::invalid(
+                    ctx.info(),
+                    name,
+                    &[skiff_api::FieldError::forbidden(
+                        &skiff_api::Path::new("metadata").child("finalizers"),
+                        "no new finalizers can be added if the object is being deleted",
+                    )],
+                )
+                .into());
+            }
+        }
+    }
+    let op = match target {
+        UpdateTarget::Status => Operation::UpdateStatus { old: &old },
+        _ => Operation::Update { old: &old },
+    };
+    let mut warnings = Vec::new();
+    let mut new = admit(ctx, new, op, opts, &mut warnings)?;
+    if ctx.info().tracks_generation && spec_view(&new) != spec_view(&old) {
+        let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+        meta_mut(&mut new).insert("generation".into(), json!(g + 1));
+    }
+    let allocation = allocator::before_update(ctx, &old, &mut new, opts.dry_run).await?;
+    let bytes = encode_for_store(&new)?;
+    let unchanged = bytes.as_ref() == current.value.as_ref();
+    // An object being deleted whose last finalizer is gone is deleted now.
+    let finalized = new.pointer("/metadata/deletionTimestamp").is_some()
+        && new.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty())
+        && !(ctx.info().plural == "namespaces"
+            && new.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty()));
+    if opts.dry_run || (unchanged && !finalized) {
+        allocation.release(ctx.server).await;
+        let rev = current.mod_revision;
+        let body = if unchanged { current.value.clone() } else { bytes };
+        return Ok(WriteResult {
+            object: present(ctx.server, ctx.info(), inject_resource_version(&body, rev)),
+            created: false,
+            warnings,
+        });
+    }
+    if finalized {
+        let (rev, _) = ctx.server.store.delete(&ctx.key(name), Some(current.mod_revision)).await?;
+        allocator::after_delete(ctx, &new).await;
+        return Ok(WriteResult {
+            object: present(ctx.server, ctx.info(), inject_resource_version(&bytes, rev)),
+            created: false,
+            warnings,
+        });
+    }
+    let start = std::time::Instant::now();
+    let res = ctx.server.store.update(&ctx.key(name), bytes.clone(), current.mod_revision).await;
+    ctx.server.metrics.observe_store("update", start.elapsed().as_secs_f64());
+    match res {
+        Ok(rev) => {
+            allocation.commit(ctx.server, &new).await;
+            allocator::after_update(ctx, &old, &new).await;
+            Ok(WriteResult {
+                object: present(ctx.server, ctx.info(), inject_resource_version(&bytes, rev)),
+                created: false,
+                warnings,
+            })
+        }
+        Err(e) => {
+            allocation.release(ctx.server).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// `DeleteOptions` as far as the registry uses them.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOptions {
+    pub grace_period_seconds: Option<i64>,
+    /// `Orphan`, `Background` or `Foreground`.
+    pub propagation_policy: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    /// Merge the JSON body (a `DeleteOptions` object) with query parameters.
+    pub fn from_parts(body: Option<&Value>, query: &crate::request::Query) -> ApiResult<DeleteOptions> {
+        let mut o = DeleteOptions { dry_run: query.dry_run()?, ..Default::default() };
+        o.grace_period_seconds = query.int("gracePeriodSeconds")?;
+        o.propagation_policy = query.nonempty("propagationPolicy").map(String::from);
+        if query.bool("orphanDependents")? {
+            o.propagation_policy.get_or_insert_with(|| "Orphan".into());
+        }
+        if let Some(b) = body {
+            if let Some(g) = b.get("gracePeriodSeconds").and_then(Value::as_i64) {
+                o.grace_period_seconds = Some(g);
+            }
+            if let Some(p) = b.get("propagationPolicy").and_then(Value::as_str) {
+                o.propagation_policy = Some(p.to_string());
+            }
+            if b.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
+                o.propagation_policy.get_or_insert_with(|| "Orphan".into());
+            }
+            if let Some(dr) = b.get("dryRun").and_then(Value::as_array)
+                && dr.iter().any(|v| v == "All")
+            {
+                o.dry_run = true;
+            }
+            o.precondition_uid = b.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from);
+            o.precondition_rv = b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(String::from);
+        }
+        if let Some(p) = &o.propagation_policy
+            && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::invalid_kind(
+                "meta.k8s.io",
+                "DeleteOptions",
+                "",
+                &[skiff_api::FieldError::not_supported(
+                    &skiff_api::Path::new("propagationPolicy"),
+                    p.as_str(),
+                    &["Foreground", "Background", "Orphan", "nil"],
+                )],
+            ));
+        }
+        if let Some(g) = o.grace_period_seconds
+            && g < 0
+        {
+            o.grace_period_seconds = Some(0);
+        }
+        Ok(o)
+    }
+}
+
+/// The outcome of a delete: the object, and whether it is gone (200) or pending (finalizers
+/// or graceful termination; still 200 upstream, with the object showing deletionTimestamp).
+pub struct DeleteResult {
+    pub object: Bytes,
+    pub gone: bool,
+}
+
+/// Delete an object (upstream's `BeforeDelete` + graceful deletion + finalizers).
+pub async fn delete(ctx: &Ctx<'_>, name: &str, opts: &DeleteOptions) -> ApiResult<DeleteResult> {
+    let key = ctx.key(name);
+    for _attempt in 0..16 {
+        let current = ctx.server.store.get(&key).await?.ok_or_else(|| ApiError::not_found_info(ctx.info(), name))?;
+        let mut obj = parse(&current.value)?;
+        if let Some(uid) = &opts.precondition_uid {
+            let actual = meta_str(&obj, "uid").unwrap_or_default();
+            if uid != actual {
+                return Err(ApiError::conflict(
+                    ctx.info(),
+                    name,
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                ));
+            }
+        }
+        if let Some(rv) = &opts.precondition_rv
+            && rv != &current.mod_revision.to_string()
+        {
+            return Err(ApiError::conflict(
+                ctx.info(),
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    current.mod_revision
+                ),
+            ));
+        }
+        // Decide what deletion means for this object.
+        let mut finalizers: Vec<Value> =
+            obj.pointer("/metadata/finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let add_finalizer = |f: &str, fins: &mut Vec<Value>| {
+            if !fins.iter().any(|x| x == f) {
+                fins.push(Value::String(f.to_string()));
+            }
+        };
+        let already_deleting = obj.pointer("/metadata/deletionTimestamp").is_some();
+        match opts.propagation_policy.as_deref() {
+            Some("Foreground") if !already_deleting => add_finalizer("foregroundDeletion", &mut finalizers),
+            Some("Orphan") if !already_deleting => add_finalizer("orphan", &mut finalizers),
+            _ => {}
+        }
+        let grace = graceful_period(ctx.info(), &obj, opts.grace_period_seconds);
+        let namespace_pending = ctx.info().plural == "namespaces";
+        let must_wait = !finalizers.is_empty() || grace > 0 || namespace_pending;
+        if !must_wait {
+            if opts.dry_run {
+                return Ok(DeleteResult {
+                    object: present(ctx.server, ctx.info(), inject_resource_version(&current.value, current.mod_revision)),
+                    gone: true,
+                });
+            }
+            match ctx.server.store.delete(&key, Some(current.mod_revision)).await {
+                Ok((rev, _)) => {
+                    allocator::after_delete(ctx, &obj).await;
+                    return Ok(DeleteResult {
+                        object: present(ctx.server, ctx.info(), inject_resource_version(&current.value, rev)),
+                        gone: true,
+                    });
+                }
+                Err(skiff_store::Error::Conflict { .. }) => continue,
+                Err(skiff_store::Error::NotFound(_)) => return Err(ApiError::not_found_info(ctx.info(), name)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Pending deletion: mark the object and let finalizers / the kubelet finish.
+        {
+            let m = meta_mut(&mut obj);
+            if !already_deleting {
+                let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
+                m.insert("deletionTimestamp".into(), Value::String(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+                m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            } else if let Some(old) = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64)
+                && grace < old
+            {
+                // A shorter grace period may be requested later (kubectl delete --grace-period=0).
+                let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
+                m.insert("deletionTimestamp".into(), Value::String(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+                m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            }
+            if !finalizers.is_empty() {
+                m.insert("finalizers".into(), Value::Array(finalizers));
+            }
+        }
+        if namespace_pending {
+            obj["status"]["phase"] = Value::String("Terminating".into());
+        }
+        let bytes = encode_for_store(&obj)?;
+        if opts.dry_run || bytes == current.value {
+            return Ok(DeleteResult {
+                object: present(ctx.server, ctx.info(), inject_resource_version(&bytes, current.mod_revision)),
+                gone: false,
+            });
+        }
+        match ctx.server.store.update(&key, bytes.clone(), current.mod_revision).await {
+            Ok(rev) => {
+                return Ok(DeleteResult {
+                    object: present(ctx.server, ctx.info(), inject_resource_version(&bytes, rev)),
+                    gone: false,
+                });
+            }
+            Err(skiff_store::Error::Conflict { .. }) => continue,
+            Err(skiff_store::Error::NotFound(_)) => return Err(ApiError::not_found_info(ctx.info(), name)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(ctx.info(), name, "too many concurrent updates; please try again"))
+}
+
+/// The grace period for deleting `obj`: only pods terminate gracefully, and only once a node
+/// runs them (an unscheduled pod has nothing to stop).
+fn graceful_period(info: &ResourceInfo, obj: &Value, requested: Option<i64>) -> i64 {
+    if info.group != "" || info.plural != "pods" {
+        return 0;
+    }
+    let scheduled = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let finished = matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+    if !scheduled || finished {
+        return 0;
+    }
+    requested.unwrap_or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30))
+}
+
+/// Read an object at or after `min_rev` (0: whatever the cache has).
+pub async fn get(ctx: &Ctx<'_>, name: &str, rv: Option<&str>) -> ApiResult<Bytes> {
+    let key = ctx.key(name);
+    let storage = ctx.storage_name();
+    match rv {
+        Some("0") => {}
+        Some(v) if !v.is_empty() => {
+            let want: i64 = v
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?;
+            if !ctx.server.cache.wait_for(want, Duration::from_secs(3)).await {
+                return Err(ApiError::timeout(format!(
+                    "Too large resource version: {want}, current: {}",
+                    ctx.server.cache.revision()
+                )));
+            }
+        }
+        _ => {
+            ctx.server.cache.sync().await?;
+        }
+    }
+    let obj = ctx.server.cache.get(&storage, &key).ok_or_else(|| ApiError::not_found_info(ctx.info(), name))?;
+    Ok(present_cached(ctx.server, ctx.info(), &obj))
+}
+
+/// List options after parsing.
+#[derive(Default)]
+pub struct ListOptions {
+    pub label: skiff_api::selector::LabelSelector,
+    pub field: skiff_api::selector::FieldSelector,
+    pub limit: usize,
+    pub continue_token: Option<String>,
+    pub resource_version: Option<String>,
+    pub resource_version_match: Option<String>,
+}
+
+/// A page of a list.
+pub struct ListPage {
+    pub items: Vec<Bytes>,
+    pub revision: i64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+fn encode_continue(rev: i64, key: &str) -> String {
+    use base64::Engine;
+    let v = json!({"v": "meta.k8s.io/v1", "rv": rev, "start": key});
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+fn decode_continue(token: &str) -> ApiResult<(i64, String)> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request("continue key is not valid: the token is malformed");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token))
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let rev = v.get("rv").and_then(Value::as_i64).ok_or_else(bad)?;
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?.to_string();
+    Ok((rev, start))
+}
+
+/// List objects, from the cache unless an exact old revision or a continuation is asked for.
+pub async fn list(ctx: &Ctx<'_>, opts: &ListOptions) -> ApiResult<ListPage> {
+    for f in opts.field.fields() {
+        if !skiff_api::selector::supports_field(ctx.info().group, ctx.info().kind, f) {
+            return Err(ApiError::bad_request(format!("field label not supported: {f}")));
+        }
+    }
+    let prefix = ctx.prefix();
+    let storage = ctx.storage_name();
+    let filter = |o: &CachedObject| opts.label.matches(&o.labels) && opts.field.matches(&o.fields);
+    if let Some(token) = &opts.continue_token {
+        let (rev, start) = decode_continue(token)?;
+        return list_from_store(ctx, &prefix, rev, Some(start), opts).await;
+    }
+    let exact = opts.resource_version_match.as_deref() == Some("Exact");
+    match (opts.resource_version.as_deref(), opts.resource_version_match.as_deref()) {
+        (_, Some(m)) if m != "Exact" && m != "NotOlderThan" => {
+            return Err(ApiError::bad_request(format!(
+                "resourceVersionMatch: Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\""
+            )));
+        }
+        (None | Some(""), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        (None | Some(""), None) => {
+            ctx.server.cache.sync().await?;
+        }
+        (Some("0"), _) if !exact => {}
+        (Some(v), _) => {
+            let want: i64 = v.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?;
+            if exact && want != ctx.server.cache.revision() {
+                return list_from_store(ctx, &prefix, want, None, opts).await;
+            }
+            if !ctx.server.cache.wait_for(want, Duration::from_secs(3)).await {
+                return Err(ApiError::timeout(format!(
+                    "Too large resource version: {want}, current: {}",
+                    ctx.server.cache.revision()
+                )));
+            }
+        }
+    }
+    let (objs, rev, more) = ctx.server.cache.list(&storage, &prefix, None, opts.limit, &filter);
+    let continue_token = if more { objs.last().map(|o| encode_continue(rev, &o.key)) } else { None };
+    let remaining = if more {
+        let (all, _, _) = ctx.server.cache.list(&storage, &prefix, objs.last().map(|o| o.key.as_str()), 0, &filter);
+        Some(all.len() as i64)
+    } else {
+        None
+    };
+    let items = objs.iter().map(|o| present_cached(ctx.server, ctx.info(), o)).collect();
+    Ok(ListPage { items, revision: rev, continue_token, remaining })
+}
+
+/// A list at an old revision, read from the store (cache miss).
+async fn list_from_store(
+    ctx: &Ctx<'_>,
+    prefix: &str,
+    rev: i64,
+    start_after: Option<String>,
+    opts: &ListOptions,
+) -> ApiResult<ListPage> {
+    let mut items = Vec::new();
+    let mut last_key = start_after;
+    let group = ctx.server.resources.storage_resource(ctx.info()).info.group;
+    let kind = ctx.server.resources.storage_resource(ctx.info()).info.kind;
+    let mut more = false;
+    loop {
+        let page = ctx
+            .server
+            .store
+            .range(prefix, RangeOptions { revision: rev, limit: 500, start_after: last_key.clone() })
+            .await
+            .map_err(|e| match e {
+                skiff_store::Error::Compacted { .. } if opts.continue_token.is_some() => ApiError::expired(
+                    "The provided continue parameter is too old to display a consistent list result. You can start \
+                     a new list without the continue parameter, or use the continue token in this response to \
+                     retrieve the remainder of the results. Continuing with the provided token results in an \
+                     inconsistent list - objects that were created, modified, or deleted between the time the first \
+                     chunk was returned and now may show up in the list.",
+                ),
+                other => other.into(),
+            })?;
+        for kv in &page.kvs {
+            last_key = Some(kv.key.clone());
+            let with_rv = inject_resource_version(&kv.value, kv.mod_revision);
+            let v: Value = parse(&with_rv)?;
+            let labels = skiff_api::selector::labels_of(&v);
+            let fields = skiff_api::selector::field_attributes(group, kind, &v);
+            if opts.label.matches(&labels) && opts.field.matches(&fields) {
+                if opts.limit > 0 && items.len() == opts.limit {
+                    more = true;
+                    break;
+                }
+                items.push(present(ctx.server, ctx.info(), with_rv));
+            }
+        }
+        if more || !page.more {
+            break;
+        }
+    }
+    // The token continues after the last returned item.
+    let continue_token = if more { last_key_of(&items).map(|k| encode_continue(rev, &ctx.key_of_item(&k))) } else { None };
+    Ok(ListPage { items, revision: rev, continue_token, remaining: None })
+}
+
+fn last_key_of(items: &[Bytes]) -> Option<(Option<String>, String)> {
+    let last = items.last()?;
+    let v: Value = serde_json::from_slice(last).ok()?;
+    Some((meta_str(&v, "namespace").map(String::from), meta_str(&v, "name")?.to_string()))
+}
+
+impl Ctx<'_> {
+    fn key_of_item(&self, item: &(Option<String>, String)) -> String {
+        key_for(&self.res.info, item.0.as_deref(), &item.1)
+    }
+}
+
+trait ForbiddenDetails {
+    fn with_forbidden_details(self, info: &ResourceInfo, name: &str) -> Self;
+}
+
+impl ForbiddenDetails for ApiError {
+    fn with_forbidden_details(mut self, info: &ResourceInfo, name: &str) -> Self {
+        self.details = Some(json!({"name": name, "group": info.group, "kind": info.plural}));
+        self
+    }
+}

@@ -1,0 +1,513 @@
+//! The watch cache: every resource's current objects and recent changes, in memory, so lists,
+//! gets and watches are served without touching the store (see `docs/data-path.md`,
+//! "watch cache event").
+//!
+//! One store watch over the whole `/registry/` prefix feeds every per-resource cache in revision
+//! order. After applying an event the cache publishes the global revision it has reached (the
+//! watermark); a consistent read waits until the watermark reaches the store's current revision,
+//! which gives read-your-writes without reading the store. The store is read only to fill the
+//! cache at start-up (and after a reset) and, by the registry, for reads at old revisions.
+//!
+//! Stored values never contain `metadata.resourceVersion`; the cache injects each object's
+//! mod revision once, when the event arrives, so responses are served as ready-made bytes.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::Value;
+use skiff_store::{EventType, Revision, Store};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+/// The prefix under which all Kubernetes objects are stored.
+pub const REGISTRY_PREFIX: &str = "/registry/";
+
+/// An object as the cache holds it.
+#[derive(Debug)]
+pub struct CachedObject {
+    pub key: String,
+    pub namespace: String,
+    pub name: String,
+    /// The JSON of the object with `metadata.resourceVersion` set.
+    pub bytes: Bytes,
+    pub labels: BTreeMap<String, String>,
+    /// Field-selector attributes.
+    pub fields: Vec<(&'static str, String)>,
+    pub mod_revision: Revision,
+    pub create_revision: Revision,
+}
+
+impl CachedObject {
+    /// Parse the object (for callers that need to look inside).
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
+}
+
+/// The type of a watch event as the API reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Added => "ADDED",
+            EventKind::Modified => "MODIFIED",
+            EventKind::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to one resource.
+#[derive(Debug)]
+pub struct CacheEvent {
+    pub kind: EventKind,
+    /// The new object (for deletes: the last state, with the deletion revision).
+    pub object: Arc<CachedObject>,
+    /// The previous state (updates and deletes), for selector transitions.
+    pub prev: Option<Arc<CachedObject>>,
+    pub revision: Revision,
+    /// Encoded watch lines, built on first use and shared by all watchers.
+    lines: [OnceLock<Bytes>; 3],
+}
+
+impl CacheEvent {
+    fn new(kind: EventKind, object: Arc<CachedObject>, prev: Option<Arc<CachedObject>>, revision: Revision) -> Self {
+        CacheEvent { kind, object, prev, revision, lines: Default::default() }
+    }
+
+    /// `{"type":"<kind>","object":<json>}\n`, encoded once per kind.
+    pub fn line(&self, kind: EventKind) -> Bytes {
+        let slot = &self.lines[kind as usize];
+        slot.get_or_init(|| encode_event_line(kind.as_str(), &self.object.bytes)).clone()
+    }
+}
+
+/// Encode one watch-stream line.
+pub fn encode_event_line(kind: &str, object: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(object.len() + 32);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"object\":");
+    out.extend_from_slice(object);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
+/// How many recent events each resource keeps for watches that resume from a revision.
+const EVENT_RING: usize = 2048;
+/// Per-resource broadcast capacity; a watcher that lags further catches up from the ring.
+const BROADCAST: usize = 4096;
+
+struct ResourceCache {
+    /// Objects by store key.
+    objects: BTreeMap<String, Arc<CachedObject>>,
+    /// Recent events, oldest first.
+    ring: VecDeque<Arc<CacheEvent>>,
+    /// Every event with a revision greater than this is in `ring`.
+    ring_after: Revision,
+    tx: broadcast::Sender<Arc<CacheEvent>>,
+    /// Bumped when the cache is refilled from scratch; watchers of an older epoch must relist.
+    epoch: u64,
+}
+
+impl ResourceCache {
+    fn new(after: Revision) -> Self {
+        ResourceCache {
+            objects: BTreeMap::new(),
+            ring: VecDeque::new(),
+            ring_after: after,
+            tx: broadcast::channel(BROADCAST).0,
+            epoch: 0,
+        }
+    }
+
+    fn push(&mut self, ev: Arc<CacheEvent>) {
+        if self.ring.len() >= EVENT_RING
+            && let Some(old) = self.ring.pop_front()
+        {
+            self.ring_after = old.revision;
+        }
+        self.ring.push_back(ev.clone());
+        let _ = self.tx.send(ev);
+    }
+}
+
+/// Why a watch cannot start from the requested revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchStartError {
+    /// The revision is older than the retained history: 410 Expired.
+    TooOld { requested: Revision, oldest: Revision },
+}
+
+/// Where a watch starts.
+#[derive(Debug, Clone, Copy)]
+pub enum WatchFrom {
+    /// Send the current objects as ADDED events first (resourceVersion "" or "0").
+    Now { initial_events: bool },
+    /// Send every change after this revision.
+    After(Revision),
+}
+
+/// A registered watch: the initial events (already filtered by namespace), then `rx`.
+pub struct Subscription {
+    pub initial: Vec<Arc<CacheEvent>>,
+    pub rx: broadcast::Receiver<Arc<CacheEvent>>,
+    /// The revision the initial events reflect.
+    pub start_revision: Revision,
+    storage: String,
+    epoch: u64,
+}
+
+/// What [`Subscription::catch_up`] found.
+pub enum CatchUp {
+    Events(Vec<Arc<CacheEvent>>),
+    /// The history is gone (ring overflowed or the cache was refilled): the client must relist.
+    Expired,
+}
+
+impl Subscription {
+    /// After the receiver lagged: the events after `after` still in the ring.
+    pub fn catch_up(&self, cache: &WatchCache, after: Revision) -> CatchUp {
+        let Some(rc) = cache.resource(&self.storage) else { return CatchUp::Expired };
+        let rc = rc.read().unwrap_or_else(|e| e.into_inner());
+        if rc.epoch != self.epoch || after < rc.ring_after {
+            return CatchUp::Expired;
+        }
+        CatchUp::Events(rc.ring.iter().filter(|e| e.revision > after).cloned().collect())
+    }
+
+    pub fn storage(&self) -> &str {
+        &self.storage
+    }
+}
+
+/// Builds the field attributes of an object for a storage (set by the API server from the
+/// resource table).
+pub type FieldFn = Arc<dyn Fn(&Value) -> Vec<(&'static str, String)> + Send + Sync>;
+
+/// All resource caches and the watermark.
+pub struct WatchCache {
+    store: Arc<dyn Store>,
+    caches: HashMap<String, RwLock<ResourceCache>>,
+    field_fns: HashMap<String, FieldFn>,
+    watermark_tx: watch::Sender<Revision>,
+    watermark_rx: watch::Receiver<Revision>,
+}
+
+/// The storage name of a key: `/registry/apps/deployments/ns/x` → `apps/deployments`.
+pub fn storage_of(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(REGISTRY_PREFIX)?;
+    let mut it = rest.splitn(3, '/');
+    let g = it.next()?;
+    let r = it.next()?;
+    Some(&rest[..g.len() + 1 + r.len()])
+}
+
+/// Set `metadata.resourceVersion` in stored JSON bytes. Stored objects are written by the
+/// registry as `{"apiVersion":…,"kind":…,"metadata":{…` without a resourceVersion, so the
+/// version is spliced in after the first `"metadata":{`; anything else is re-encoded.
+pub fn inject_resource_version(stored: &[u8], rv: Revision) -> Bytes {
+    const NEEDLE: &[u8] = b"\"metadata\":{";
+    if let Some(pos) = stored.windows(NEEDLE.len()).position(|w| w == NEEDLE) {
+        // The needle must be a top-level key: only two short string fields may precede it.
+        let prefix = &stored[..pos];
+        if prefix.starts_with(b"{\"apiVersion\":") && prefix.iter().filter(|&&c| c == b'{').count() == 1 {
+            let at = pos + NEEDLE.len();
+            let rv = rv.to_string();
+            let mut out = Vec::with_capacity(stored.len() + rv.len() + 24);
+            out.extend_from_slice(&stored[..at]);
+            out.extend_from_slice(b"\"resourceVersion\":\"");
+            out.extend_from_slice(rv.as_bytes());
+            out.push(b'"');
+            if stored.get(at) != Some(&b'}') {
+                out.push(b',');
+            }
+            out.extend_from_slice(&stored[at..]);
+            return Bytes::from(out);
+        }
+    }
+    match serde_json::from_slice::<Value>(stored) {
+        Ok(mut v) => {
+            if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.insert("resourceVersion".into(), Value::String(rv.to_string()));
+            }
+            Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        }
+        Err(_) => Bytes::copy_from_slice(stored),
+    }
+}
+
+impl WatchCache {
+    /// Fill caches for `storages` from the store and start following it. `field_fns` gives each
+    /// storage's field-selector attributes.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        field_fns: HashMap<String, FieldFn>,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<WatchCache>, skiff_store::Error> {
+        let (watermark_tx, watermark_rx) = watch::channel(0);
+        let caches = field_fns.keys().map(|s| (s.clone(), RwLock::new(ResourceCache::new(0)))).collect();
+        let cache = Arc::new(WatchCache { store, caches, field_fns, watermark_tx, watermark_rx });
+        let rev = cache.fill().await?;
+        let stream = cache.store.watch(REGISTRY_PREFIX, rev).await?;
+        let c = cache.clone();
+        tokio::spawn(async move { c.follow(stream, shutdown).await });
+        Ok(cache)
+    }
+
+    /// (Re)load every object from the store; returns the revision read at.
+    async fn fill(&self) -> Result<Revision, skiff_store::Error> {
+        let res = self.store.range(REGISTRY_PREFIX, Default::default()).await?;
+        let mut per: HashMap<&str, BTreeMap<String, Arc<CachedObject>>> = HashMap::new();
+        for kv in res.kvs {
+            let Some(storage) = storage_of(&kv.key) else { continue };
+            let Some((storage, f)) = self.field_fns.get_key_value(storage) else { continue };
+            let obj = self.cached(&kv.key, &kv.value, kv.mod_revision, kv.create_revision, f);
+            per.entry(storage.as_str()).or_default().insert(kv.key, Arc::new(obj));
+        }
+        for (storage, lock) in &self.caches {
+            let mut rc = lock.write().unwrap_or_else(|e| e.into_inner());
+            rc.objects = per.remove(storage.as_str()).unwrap_or_default();
+            rc.ring.clear();
+            rc.ring_after = res.revision;
+            rc.epoch += 1;
+        }
+        self.watermark_tx.send_replace(res.revision);
+        Ok(res.revision)
+    }
+
+    fn cached(&self, key: &str, stored: &[u8], rev: Revision, create_rev: Revision, f: &FieldFn) -> CachedObject {
+        let bytes = inject_resource_version(stored, rev);
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let meta = value.get("metadata");
+        let s = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str).unwrap_or_default().to_string();
+        CachedObject {
+            key: key.to_string(),
+            namespace: s("namespace"),
+            name: s("name"),
+            labels: skiff_api::selector::labels_of(&value),
+            fields: f(&value),
+            bytes,
+            mod_revision: rev,
+            create_revision: create_rev,
+        }
+    }
+
+    async fn follow(self: Arc<Self>, mut stream: skiff_store::WatchStream, shutdown: CancellationToken) {
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                n = stream.next() => n,
+            };
+            match next {
+                Some(Ok(ev)) => self.apply(ev),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "store watch failed; refilling the watch cache");
+                    stream = match self.restart().await {
+                        Some(s) => s,
+                        None => return,
+                    };
+                }
+                None => {
+                    tracing::warn!("store watch ended; refilling the watch cache");
+                    stream = match self.restart().await {
+                        Some(s) => s,
+                        None => return,
+                    };
+                }
+            }
+        }
+    }
+
+    async fn restart(&self) -> Option<skiff_store::WatchStream> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.fill().await {
+                Ok(rev) => match self.store.watch(REGISTRY_PREFIX, rev).await {
+                    Ok(s) => return Some(s),
+                    Err(skiff_store::Error::Closed) => return None,
+                    Err(e) => tracing::warn!(error = %e, "re-watching the store"),
+                },
+                Err(skiff_store::Error::Closed) => return None,
+                Err(e) => tracing::warn!(error = %e, "refilling the watch cache"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn apply(&self, ev: skiff_store::Event) {
+        let rev = ev.revision();
+        if let Some(storage) = storage_of(&ev.kv.key)
+            && let (Some(lock), Some(f)) = (self.caches.get(storage), self.field_fns.get(storage))
+        {
+            let obj = Arc::new(self.cached(&ev.kv.key, &ev.kv.value, rev, ev.kv.create_revision, f));
+            let mut rc = lock.write().unwrap_or_else(|e| e.into_inner());
+            let cache_event = match ev.kind {
+                EventType::Put => {
+                    let prev = rc.objects.insert(ev.kv.key.clone(), obj.clone());
+                    let kind = if prev.is_some() { EventKind::Modified } else { EventKind::Added };
+                    CacheEvent::new(kind, obj, prev, rev)
+                }
+                EventType::Delete => {
+                    let prev = rc.objects.remove(&ev.kv.key);
+                    CacheEvent::new(EventKind::Deleted, obj, prev, rev)
+                }
+            };
+            rc.push(Arc::new(cache_event));
+        }
+        self.watermark_tx.send_replace(rev);
+    }
+
+    fn resource(&self, storage: &str) -> Option<&RwLock<ResourceCache>> {
+        self.caches.get(storage)
+    }
+
+    /// The revision the cache has reached.
+    pub fn revision(&self) -> Revision {
+        *self.watermark_rx.borrow()
+    }
+
+    /// Wait until the cache has seen every change up to `rev`; false on timeout.
+    pub async fn wait_for(&self, rev: Revision, timeout: Duration) -> bool {
+        let mut rx = self.watermark_rx.clone();
+        if *rx.borrow() >= rev {
+            return true;
+        }
+        tokio::time::timeout(timeout, rx.wait_for(|w| *w >= rev)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Wait until the cache reflects every write acknowledged so far (a consistent read).
+    pub async fn sync(&self) -> Result<Revision, skiff_store::Error> {
+        let current = self.store.current_revision().await?;
+        if self.wait_for(current, Duration::from_secs(10)).await {
+            Ok(self.revision().max(current))
+        } else {
+            Err(skiff_store::Error::Backend(format!(
+                "the watch cache did not reach revision {current} in time (at {})",
+                self.revision()
+            )))
+        }
+    }
+
+    pub fn get(&self, storage: &str, key: &str) -> Option<Arc<CachedObject>> {
+        let rc = self.resource(storage)?.read().unwrap_or_else(|e| e.into_inner());
+        rc.objects.get(key).cloned()
+    }
+
+    /// Objects under `prefix` (a storage prefix, optionally with a namespace) after
+    /// `start_after`, passing `filter`, at most `limit` (0 = all). Returns the objects, the
+    /// revision they reflect, and whether more matched.
+    pub fn list(
+        &self,
+        storage: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        filter: &dyn Fn(&CachedObject) -> bool,
+    ) -> (Vec<Arc<CachedObject>>, Revision, bool) {
+        let Some(lock) = self.resource(storage) else { return (Vec::new(), self.revision(), false) };
+        let rc = lock.read().unwrap_or_else(|e| e.into_inner());
+        let rev = self.revision();
+        let start = match start_after {
+            Some(k) => std::ops::Bound::Excluded(k.to_string()),
+            None => std::ops::Bound::Included(prefix.to_string()),
+        };
+        let mut out = Vec::new();
+        let mut more = false;
+        for (k, o) in rc.objects.range((start, std::ops::Bound::Unbounded)) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if !filter(o) {
+                continue;
+            }
+            if limit > 0 && out.len() == limit {
+                more = true;
+                break;
+            }
+            out.push(o.clone());
+        }
+        (out, rev, more)
+    }
+
+    /// Number of objects a storage holds (for metrics and tests).
+    pub fn len(&self, storage: &str) -> usize {
+        self.resource(storage).map_or(0, |l| l.read().unwrap_or_else(|e| e.into_inner()).objects.len())
+    }
+
+    /// Register a watcher. Initial events are limited to keys under `prefix`.
+    pub fn subscribe(&self, storage: &str, prefix: &str, from: WatchFrom) -> Result<Subscription, WatchStartError> {
+        let Some(lock) = self.resource(storage) else {
+            return Err(WatchStartError::TooOld { requested: 0, oldest: 0 });
+        };
+        let rc = lock.read().unwrap_or_else(|e| e.into_inner());
+        let rx = rc.tx.subscribe();
+        let rev = self.revision();
+        let initial = match from {
+            WatchFrom::Now { initial_events: true } => rc
+                .objects
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(_, o)| Arc::new(CacheEvent::new(EventKind::Added, o.clone(), None, o.mod_revision)))
+                .collect(),
+            WatchFrom::Now { initial_events: false } => Vec::new(),
+            WatchFrom::After(after) => {
+                if after < rc.ring_after {
+                    return Err(WatchStartError::TooOld { requested: after, oldest: rc.ring_after });
+                }
+                rc.ring.iter().filter(|e| e.revision > after && e.object.key.starts_with(prefix)).cloned().collect()
+            }
+        };
+        // Events in the ring are also queued in `rx` if they arrived after subscription; the
+        // watcher skips anything at or below the last revision it sent.
+        Ok(Subscription { initial, rx, start_revision: rev, storage: storage.to_string(), epoch: rc.epoch })
+    }
+
+    /// Whether the subscription's cache was refilled since it started (its history is gone).
+    pub fn is_stale(&self, sub: &Subscription) -> bool {
+        self.resource(&sub.storage).is_none_or(|l| l.read().unwrap_or_else(|e| e.into_inner()).epoch != sub.epoch)
+    }
+
+    /// The oldest revision a watch may resume from for a storage.
+    pub fn oldest_resumable(&self, storage: &str) -> Revision {
+        self.resource(storage).map_or(0, |l| l.read().unwrap_or_else(|e| e.into_inner()).ring_after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injects_resource_version() {
+        let stored = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"metadata":{}}}"#;
+        let out = inject_resource_version(stored, 42);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["metadata"]["resourceVersion"], "42");
+        assert_eq!(v["metadata"]["name"], "a");
+        assert_eq!(v["data"]["metadata"], serde_json::json!({}));
+        let empty = br#"{"apiVersion":"v1","kind":"X","metadata":{}}"#;
+        let v: Value = serde_json::from_slice(&inject_resource_version(empty, 7)).unwrap();
+        assert_eq!(v["metadata"]["resourceVersion"], "7");
+        // Unusual key order falls back to re-encoding.
+        let odd = br#"{"metadata":{"name":"b"},"apiVersion":"v1"}"#;
+        let v: Value = serde_json::from_slice(&inject_resource_version(odd, 9)).unwrap();
+        assert_eq!(v["metadata"]["resourceVersion"], "9");
+    }
+
+    #[test]
+    fn storage_names() {
+        assert_eq!(storage_of("/registry/apps/deployments/ns/x"), Some("apps/deployments"));
+        assert_eq!(storage_of("/registry/core/namespaces/x"), Some("core/namespaces"));
+        assert_eq!(storage_of("/other/x"), None);
+    }
+}

@@ -1,0 +1,39 @@
+//! `skiff`: a Kubernetes-compatible cluster in one binary. Each subcommand lives in its own
+//! module; `main` only parses the command line and runs one.
+
+mod datadir;
+mod kubeconfig;
+mod reset;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "skiff", version, about = "A Kubernetes-compatible cluster in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a cluster: API server, store and (later) controllers and a node agent.
+    Server(Box<server::ServerArgs>),
+    /// Remove everything skiff created on this host for a data dir.
+    Reset(reset::ResetArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server(args) => server::run(*args),
+        Command::Reset(args) => reset::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skiff: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! `skiff reset`: remove everything skiff created on this host for a data dir — today the data
+//! dir itself and skiff's entries in the kubeconfig it merged into. Safe to run twice; refuses
+//! while a server still runs on the data dir.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::{datadir, kubeconfig};
+
+#[derive(Args, Debug)]
+pub struct ResetArgs {
+    /// The data dir to remove.
+    #[arg(long, default_value = "/var/lib/skiff", env = "SKIFF_DATA_DIR")]
+    pub data_dir: PathBuf,
+}
+
+pub fn run(args: ResetArgs) -> Result<()> {
+    let dir = &args.data_dir;
+    if !dir.exists() {
+        println!("nothing to reset: {} does not exist", dir.display());
+        return Ok(());
+    }
+    if dir.parent().is_none() || dir == &PathBuf::from("/") {
+        bail!("refusing to remove {}", dir.display());
+    }
+    let lock_path = dir.join("server.lock");
+    if let Ok(f) = fs::OpenOptions::new().write(true).open(&lock_path)
+        && nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+    {
+        bail!("a skiff server is still running on {}; stop it first", dir.display());
+    }
+    if let Some(kc) = datadir::merged_kubeconfig(dir)
+        && let Some(cfg) = kubeconfig::read(&kc)?
+    {
+        kubeconfig::write(&kc, &kubeconfig::unmerge(cfg))?;
+        println!("removed the skiff context from {}", kc.display());
+    }
+    fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    println!("removed {}", dir.display());
+    Ok(())
+}

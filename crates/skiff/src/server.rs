@@ -1,0 +1,347 @@
+//! `skiff server`: parse and validate the configuration, prepare the data dir (lock, PKI,
+//! token, store), start the API server, write kubeconfigs, and run until SIGINT/SIGTERM.
+//! Flags follow k3s's where k3s has one.
+
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use skiff_apiserver::pki::Pki;
+use skiff_apiserver::{ApiServer, Authenticator, Cidr, Config, MastersAuthorizer};
+use tokio_util::sync::CancellationToken;
+
+use crate::kubeconfig;
+
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Where all state lives (database, certificates, kubeconfig).
+    #[arg(long, default_value = "/var/lib/skiff", env = "SKIFF_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// HTTPS port of the API server.
+    #[arg(long, default_value_t = 6443)]
+    pub https_listen_port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// Address advertised to cluster members (the `kubernetes` Service's endpoint); defaults
+    /// to the first non-loopback IPv4 address, else 127.0.0.1.
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
+    /// Write the admin kubeconfig to this file instead of merging it into ~/.kube/config.
+    #[arg(long, short = 'o')]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// Run only the control plane, no node agent on this machine.
+    #[arg(long)]
+    pub disable_agent: bool,
+    /// Extra names or IPs for the serving certificate (repeatable).
+    #[arg(long = "tls-san", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+    /// Pod network range (one /24 per node).
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// Service ClusterIP range; its first address is the `kubernetes` Service.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    /// NodePort range.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
+    /// The cluster secret: a bearer token with admin rights, and (later) what agents join with.
+    /// Generated and kept in <data-dir>/token when not given.
+    #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the cluster secret (k3s's --token-file).
+    #[arg(long, env = "SKIFF_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Static bearer tokens, upstream's CSV format: token,user,uid[,"group1,group2"].
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// Log filter (tracing's env-filter syntax), e.g. info or skiff_apiserver=debug.
+    #[arg(long, default_value = "info", env = "SKIFF_LOG")]
+    pub log_level: String,
+}
+
+/// The validated configuration.
+struct Validated {
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    api: Config,
+    kubeconfig_server: String,
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16)> {
+    let (a, b) = s.split_once('-').with_context(|| format!("--service-node-port-range {s:?}: want LOW-HIGH"))?;
+    let (a, b): (u16, u16) = (
+        a.trim().parse().with_context(|| format!("--service-node-port-range {s:?}: bad port {a:?}"))?,
+        b.trim().parse().with_context(|| format!("--service-node-port-range {s:?}: bad port {b:?}"))?,
+    );
+    if a == 0 || a > b {
+        bail!("--service-node-port-range {s:?}: LOW must be between 1 and HIGH");
+    }
+    Ok((a, b))
+}
+
+/// Non-loopback IPv4 addresses of this host.
+fn host_ips() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
+                let ip = sin.ip();
+                if !ip.is_loopback() && !out.contains(&IpAddr::V4(ip)) {
+                    out.push(IpAddr::V4(ip));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
+}
+
+fn validate(args: &ServerArgs) -> Result<Validated> {
+    let service_cidr = Cidr::parse(&args.service_cidr).map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
+    Cidr::parse(&args.cluster_cidr).map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
+    let node_port_range = parse_port_range(&args.service_node_port_range)?;
+    if args.https_listen_port == 0 {
+        bail!("--https-listen-port must not be 0");
+    }
+    let advertise = args
+        .advertise_address
+        .or_else(|| (!args.bind_address.is_unspecified()).then_some(args.bind_address))
+        .or_else(|| host_ips().into_iter().next())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let kube_host = if args.bind_address.is_unspecified() || args.bind_address.is_loopback() {
+        "127.0.0.1".to_string()
+    } else {
+        args.bind_address.to_string()
+    };
+    Ok(Validated {
+        data_dir: args.data_dir.clone(),
+        listen: SocketAddr::new(args.bind_address, args.https_listen_port),
+        api: Config {
+            service_cidr,
+            node_port_range,
+            advertise_address: advertise,
+            advertise_port: args.https_listen_port,
+            skiff_version: env!("CARGO_PKG_VERSION").to_string(),
+        },
+        kubeconfig_server: format!("https://{kube_host}:{}", args.https_listen_port),
+    })
+}
+
+/// Holds the data dir's lock for the server's lifetime: two servers on one data dir would
+/// corrupt each other.
+fn lock_data_dir(dir: &Path) -> Result<nix::fcntl::Flock<fs::File>> {
+    let path = dir.join("server.lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        anyhow::anyhow!("another skiff server is using {} ({e}); stop it first", dir.display())
+    })
+}
+
+/// The cluster secret: from --token, --token-file, or generated once into <data-dir>/token.
+fn cluster_token(args: &ServerArgs, data_dir: &Path) -> Result<String> {
+    if let Some(t) = &args.token {
+        return Ok(t.clone());
+    }
+    if let Some(p) = &args.token_file {
+        let t = fs::read_to_string(p).with_context(|| format!("reading --token-file {}", p.display()))?;
+        let t = t.trim().to_string();
+        if t.is_empty() {
+            bail!("--token-file {} is empty", p.display());
+        }
+        return Ok(t);
+    }
+    let path = data_dir.join("token");
+    match fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        _ => {
+            use rand::Rng;
+            const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+            let mut rng = rand::rng();
+            let t: String = (0..32).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect();
+            write_private(&path, &t)?;
+            Ok(t)
+        }
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+fn serving_sans(args: &ServerArgs, v: &Validated) -> Vec<String> {
+    let mut sans: Vec<String> = vec![
+        "127.0.0.1".into(),
+        "localhost".into(),
+        hostname(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        "kubernetes.default.svc.cluster.local".into(),
+        v.api.service_cidr.nth(0).to_string(),
+        v.api.advertise_address.to_string(),
+    ];
+    sans.extend(host_ips().iter().map(IpAddr::to_string));
+    if !args.bind_address.is_unspecified() {
+        sans.push(args.bind_address.to_string());
+    }
+    sans.extend(args.tls_san.iter().filter(|s| !s.is_empty()).cloned());
+    let mut seen = std::collections::HashSet::new();
+    sans.retain(|s| seen.insert(s.clone()));
+    sans
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub fn run(args: ServerArgs) -> Result<()> {
+    let v = validate(&args)?;
+    init_logging(&args.log_level);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(serve(args, v))
+}
+
+async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
+    fs::create_dir_all(&v.data_dir).with_context(|| format!("creating data dir {}", v.data_dir.display()))?;
+    let _lock = lock_data_dir(&v.data_dir)?;
+    let sans = serving_sans(&args, &v);
+    let pki = Pki::load_or_create(&v.data_dir.join("tls"), &sans).context("preparing certificates")?;
+    let token = cluster_token(&args, &v.data_dir)?;
+    let mut authn = Authenticator::new();
+    authn.add_token(&token, "skiff:cluster-token", &["system:masters"]);
+    if let Some(p) = &args.token_auth_file {
+        authn.load_token_file(p)?;
+    }
+    let store = crate::datadir::open_store(&v.data_dir).await?;
+    // Bind before starting anything that would need to be torn down if the port is taken.
+    let listener = tokio::net::TcpListener::bind(v.listen)
+        .await
+        .with_context(|| format!("listening on {}", v.listen))?;
+    let shutdown = CancellationToken::new();
+    let server = ApiServer::start(v.api.clone(), store, authn, Box::new(MastersAuthorizer), shutdown.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the API server: {e}"))?;
+    let tls = skiff_apiserver::tls_config(&pki).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+    let serving = tokio::spawn(skiff_apiserver::serve(server.clone(), listener, tls, shutdown.clone()));
+
+    let creds = kubeconfig::Credentials {
+        server: &v.kubeconfig_server,
+        ca_pem: &pki.ca_cert_pem,
+        cert_pem: &pki.admin_cert_pem,
+        key_pem: &pki.admin_key_pem,
+    };
+    let own = v.data_dir.join("kubeconfig.yaml");
+    kubeconfig::write(&own, &kubeconfig::standalone(&creds))?;
+    let target = match &args.write_kubeconfig {
+        Some(p) => {
+            kubeconfig::write(p, &kubeconfig::standalone(&creds))?;
+            p.clone()
+        }
+        None => match kubeconfig::user_kubeconfig_path() {
+            Some(p) => {
+                let existing = kubeconfig::read(&p)?.unwrap_or(serde_json::Value::Null);
+                kubeconfig::write(&p, &kubeconfig::merge(existing, &creds))?;
+                crate::datadir::remember_merge(&v.data_dir, &p)?;
+                p
+            }
+            None => own.clone(),
+        },
+    };
+    if !args.disable_agent {
+        tracing::info!("the node agent is not part of this build yet; running the control plane only");
+    }
+    tracing::info!(listen = %v.listen, "API server ready");
+    println!("skiff is running: {}", v.kubeconfig_server);
+    println!("kubeconfig: {} (context \"skiff\")", target.display());
+    println!("try: KUBECONFIG={} kubectl get namespaces", target.display());
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    let _ = serving.await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: ServerArgs,
+    }
+
+    fn args(extra: &[&str]) -> ServerArgs {
+        let mut v = vec!["skiff"];
+        v.extend_from_slice(extra);
+        T::parse_from(v).a
+    }
+
+    #[test]
+    fn defaults_and_validation() {
+        let a = args(&[]);
+        assert_eq!(a.data_dir, PathBuf::from("/var/lib/skiff"));
+        assert_eq!(a.https_listen_port, 6443);
+        let v = validate(&a).unwrap();
+        assert_eq!(v.api.node_port_range, (30000, 32767));
+        assert_eq!(v.kubeconfig_server, "https://127.0.0.1:6443");
+        assert!(validate(&args(&["--service-cidr", "10.43.0.0"])).unwrap_err().to_string().contains("--service-cidr"));
+        assert!(validate(&args(&["--service-node-port-range", "9-1"])).is_err());
+        let a = args(&["--tls-san", "a.example,b.example", "--tls-san", "10.1.2.3"]);
+        assert_eq!(a.tls_san, ["a.example", "b.example", "10.1.2.3"]);
+        let v = validate(&a).unwrap();
+        let sans = serving_sans(&a, &v);
+        assert!(sans.contains(&"a.example".to_string()) && sans.contains(&"10.43.0.1".to_string()));
+    }
+
+    #[test]
+    fn token_is_generated_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = args(&[]);
+        let t1 = cluster_token(&a, dir.path()).unwrap();
+        let t2 = cluster_token(&a, dir.path()).unwrap();
+        assert_eq!(t1, t2);
+        assert_eq!(t1.len(), 32);
+        let a = args(&["--token", "given"]);
+        assert_eq!(cluster_token(&a, dir.path()).unwrap(), "given");
+    }
+}
