@@ -57,6 +57,18 @@ impl Column {
         Column { name, type_, format: "", description, priority: 0 }
     }
 
+    /// The column as a `TableColumnDefinition` for the `Table`'s `columnDefinitions` (every
+    /// field present, as upstream serializes it).
+    pub fn definition(&self) -> Value {
+        serde_json::json!({
+            "name": self.name,
+            "type": self.type_,
+            "format": self.format,
+            "description": self.description,
+            "priority": self.priority,
+        })
+    }
+
     /// A column kubectl shows only with `-o wide`.
     const fn wide(name: &'static str, type_: &'static str, description: &'static str) -> Self {
         Column { name, type_, format: "", description, priority: 1 }

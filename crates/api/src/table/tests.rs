@@ -223,6 +223,9 @@ fn every_printer_has_a_name_column_and_matching_cells() {
         assert!(cols.iter().all(|c| ["string", "integer", "number", "boolean", "date"].contains(&c.type_)));
         assert!(cols.iter().all(|c| c.priority == 0 || c.priority == 1));
         assert_eq!(row(group, kind, &empty).len(), cols.len(), "{kind}");
+        // Wrongly typed fields print as unset rather than failing.
+        let garbled = json!({"metadata": "x", "spec": 5, "status": [], "subsets": "y", "data": 1, "roleRef": null});
+        assert_eq!(row(group, kind, &garbled).len(), cols.len(), "{kind}");
     }
     // Upstream's one mismatch: an age cell without an Age column.
     assert_eq!(columns("networking.k8s.io", "IPAddress").len(), 2);
@@ -1353,6 +1356,17 @@ fn admission_registration_rows() {
         &json!({"metadata": meta("b"), "spec": {"policyName": "p"}}),
     );
     assert_eq!(cells, strs(&["b", "p", "<unset>", "5m"]));
+}
+
+#[test]
+fn column_definitions_serialize_every_field() {
+    assert_eq!(
+        columns("", "Pod")[5].definition(),
+        json!({
+            "name": "IP", "type": "string", "format": "", "description": columns("", "Pod")[5].description, "priority": 1
+        })
+    );
+    assert_eq!(DEFAULT_COLUMNS[0].definition()["format"], json!("name"));
 }
 
 #[test]
