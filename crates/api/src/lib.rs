@@ -2,7 +2,8 @@
 //!
 //! - [`resources`]: the table of built-in resources (names, scope, verbs, subresources);
 //! - [`strategy`]: per-kind defaulting and validation behind the [`ObjectStrategy`] seam;
-//! - [`field`] and [`validation`]: upstream-shaped field errors and generic checks.
+//! - [`field`] and [`validation`]: upstream-shaped field errors and generic checks;
+//! - [`table`]: the `kubectl get` columns and cells (server-side `Table` printing).
 //!
 //! See `docs/data-path.md` for where each piece runs in a request.
 
