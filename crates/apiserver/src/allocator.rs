@@ -64,27 +64,27 @@ impl std::fmt::Display for Cidr {
 }
 
 /// Allocator configuration.
-pub struct Allocators {
+pub(crate) struct Allocators {
     pub cidr: Cidr,
     pub ports: (u16, u16),
 }
 
 impl Allocators {
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         Allocators { cidr: config.service_cidr, ports: config.node_port_range }
     }
 }
 
 /// What a Service write claimed, to commit or release.
 #[derive(Default)]
-pub struct Allocation {
+pub(crate) struct Allocation {
     ips: Vec<String>,
     ports: Vec<u16>,
 }
 
 impl Allocation {
     /// The write failed or was a dry run: give everything back.
-    pub async fn release(self, server: &Arc<ApiServer>) {
+    pub(crate) async fn release(self, server: &Arc<ApiServer>) {
         for ip in &self.ips {
             release_ip(server, ip).await;
         }
@@ -94,7 +94,7 @@ impl Allocation {
     }
 
     /// The write succeeded; nothing to do (claims are already durable).
-    pub async fn commit(self, _server: &Arc<ApiServer>, _obj: &Value) {}
+    pub(crate) async fn commit(self, _server: &Arc<ApiServer>, _obj: &Value) {}
 }
 
 fn is_service(ctx: &Ctx<'_>) -> bool {
@@ -349,7 +349,7 @@ fn cluster_ips_of(obj: &Value) -> Vec<String> {
 }
 
 /// Before a Service is created: allocate its ClusterIP and NodePorts.
-pub async fn before_create(ctx: &Ctx<'_>, obj: &mut Value, dry_run: bool) -> ApiResult<Allocation> {
+pub(crate) async fn before_create(ctx: &Ctx<'_>, obj: &mut Value, dry_run: bool) -> ApiResult<Allocation> {
     let mut alloc = Allocation::default();
     if !is_service(ctx) {
         return Ok(alloc);
@@ -374,7 +374,7 @@ pub async fn before_create(ctx: &Ctx<'_>, obj: &mut Value, dry_run: bool) -> Api
 }
 
 /// Before a Service is updated: allocate what the new spec needs that the old did not have.
-pub async fn before_update(ctx: &Ctx<'_>, old: &Value, new: &mut Value, dry_run: bool) -> ApiResult<Allocation> {
+pub(crate) async fn before_update(ctx: &Ctx<'_>, old: &Value, new: &mut Value, dry_run: bool) -> ApiResult<Allocation> {
     let mut alloc = Allocation::default();
     if !is_service(ctx) {
         return Ok(alloc);
@@ -419,7 +419,7 @@ pub async fn before_update(ctx: &Ctx<'_>, old: &Value, new: &mut Value, dry_run:
 }
 
 /// After a Service update: release what the new spec no longer uses.
-pub async fn after_update(ctx: &Ctx<'_>, old: &Value, new: &Value) {
+pub(crate) async fn after_update(ctx: &Ctx<'_>, old: &Value, new: &Value) {
     if !is_service(ctx) {
         return;
     }
@@ -438,7 +438,7 @@ pub async fn after_update(ctx: &Ctx<'_>, old: &Value, new: &Value) {
 }
 
 /// After a Service is deleted: release its IP and ports.
-pub async fn after_delete(ctx: &Ctx<'_>, obj: &Value) {
+pub(crate) async fn after_delete(ctx: &Ctx<'_>, obj: &Value) {
     if !is_service(ctx) {
         return;
     }
@@ -452,7 +452,7 @@ pub async fn after_delete(ctx: &Ctx<'_>, obj: &Value) {
 
 /// Periodically release IPs and ports whose Service is gone (a crash between claiming and
 /// writing the Service), as upstream's repair controllers do.
-pub fn spawn_repair(server: Arc<ApiServer>) {
+pub(crate) fn spawn_repair(server: Arc<ApiServer>) {
     tokio::spawn(async move {
         loop {
             if let Err(e) = repair(&server, Duration::from_secs(60)).await {
@@ -468,7 +468,7 @@ pub fn spawn_repair(server: Arc<ApiServer>) {
 
 /// One repair pass; claims younger than `min_age` are left alone (their Service may be being
 /// written right now).
-pub async fn repair(server: &Arc<ApiServer>, min_age: Duration) -> ApiResult<()> {
+pub(crate) async fn repair(server: &Arc<ApiServer>, min_age: Duration) -> ApiResult<()> {
     let Some(svc) = server.resources.find("", "v1", "services") else { return Ok(()) };
     let Some(ipres) = server.resources.find("networking.k8s.io", "v1", "ipaddresses") else { return Ok(()) };
     server.cache.sync().await?;

@@ -10,12 +10,12 @@ use serde_json::Value;
 use crate::status::{ApiError, ApiResult};
 
 /// Request bodies larger than this are refused with 413 (upstream's limit).
-pub const MAX_REQUEST_BODY: usize = 3 * 1024 * 1024;
+pub(crate) const MAX_REQUEST_BODY: usize = 3 * 1024 * 1024;
 /// Objects larger than this are not stored (etcd's default request limit is 1.5 MiB).
-pub const MAX_OBJECT_SIZE: usize = 1536 * 1024;
+pub(crate) const MAX_OBJECT_SIZE: usize = 1536 * 1024;
 
 /// Read the whole body, refusing more than [`MAX_REQUEST_BODY`] bytes.
-pub async fn read_body(body: Body, headers: &HeaderMap) -> ApiResult<Bytes> {
+pub(crate) async fn read_body(body: Body, headers: &HeaderMap) -> ApiResult<Bytes> {
     if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
         && len > MAX_REQUEST_BODY
     {
@@ -32,7 +32,7 @@ pub async fn read_body(body: Body, headers: &HeaderMap) -> ApiResult<Bytes> {
 }
 
 /// The media type of a request, without parameters.
-pub fn media_type(headers: &HeaderMap) -> String {
+pub(crate) fn media_type(headers: &HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -41,14 +41,14 @@ pub fn media_type(headers: &HeaderMap) -> String {
 }
 
 /// Parse YAML the way Kubernetes does (YAML 1.1 booleans, legacy octal `0644` → 420).
-pub fn parse_yaml(bytes: &[u8]) -> Result<Value, String> {
+pub(crate) fn parse_yaml(bytes: &[u8]) -> Result<Value, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
     let opts = serde_saphyr::options! { legacy_octal_numbers: true };
     serde_saphyr::from_str_with_options::<Value>(text, opts).map_err(|e| e.to_string())
 }
 
 /// Decode an object body (create/update) by content type.
-pub fn decode_object(bytes: &[u8], headers: &HeaderMap) -> ApiResult<Value> {
+pub(crate) fn decode_object(bytes: &[u8], headers: &HeaderMap) -> ApiResult<Value> {
     let mt = media_type(headers);
     let v = match mt.as_str() {
         "application/json" | "" | "*/*" => serde_json::from_slice::<Value>(bytes)
@@ -66,7 +66,7 @@ pub fn decode_object(bytes: &[u8], headers: &HeaderMap) -> ApiResult<Value> {
 
 /// What the client asked to get back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Accept {
+pub(crate) enum Accept {
     Json,
     Yaml,
     /// `application/json;as=Table;g=meta.k8s.io;v=v1` (or v1beta1).
@@ -76,7 +76,7 @@ pub enum Accept {
 }
 
 /// Pick the first acceptable media type in the `Accept` header.
-pub fn negotiate(headers: &HeaderMap) -> ApiResult<Accept> {
+pub(crate) fn negotiate(headers: &HeaderMap) -> ApiResult<Accept> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return Ok(Accept::Json) };
     let mut saw_any = false;
     for part in accept.split(',') {
@@ -120,7 +120,7 @@ pub fn negotiate(headers: &HeaderMap) -> ApiResult<Accept> {
 }
 
 /// A JSON response from bytes.
-pub fn json_bytes(status: StatusCode, bytes: Bytes) -> Response<Body> {
+pub(crate) fn json_bytes(status: StatusCode, bytes: Bytes) -> Response<Body> {
     let mut r = Response::new(Body::from(bytes));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -128,12 +128,12 @@ pub fn json_bytes(status: StatusCode, bytes: Bytes) -> Response<Body> {
 }
 
 /// A JSON response.
-pub fn json(status: StatusCode, v: &Value) -> Response<Body> {
+pub(crate) fn json(status: StatusCode, v: &Value) -> Response<Body> {
     json_bytes(status, Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
 }
 
 /// Respond with object bytes in the negotiated encoding (JSON or YAML).
-pub fn object_response(status: StatusCode, bytes: Bytes, accept: Accept) -> Response<Body> {
+pub(crate) fn object_response(status: StatusCode, bytes: Bytes, accept: Accept) -> Response<Body> {
     if accept == Accept::Yaml
         && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
         && let Ok(y) = serde_saphyr::to_string(&v)
@@ -147,7 +147,7 @@ pub fn object_response(status: StatusCode, bytes: Bytes, accept: Accept) -> Resp
 }
 
 /// The error response for an [`ApiError`].
-pub fn error_response(e: &ApiError) -> Response<Body> {
+pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
     json(e.code, &e.to_status())
 }
 

@@ -52,7 +52,7 @@ async fn reconcile(ctx: &Ctx<'_>, name: &str, desired: Value) -> ApiResult<()> {
     }
 }
 
-pub async fn run(server: &Arc<ApiServer>) -> ApiResult<()> {
+pub(crate) async fn run(server: &Arc<ApiServer>) -> ApiResult<()> {
     let ns_ctx = ctx(server, "", "namespaces", None)?;
     for ns in NAMESPACES {
         ensure(&ns_ctx, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})).await?;

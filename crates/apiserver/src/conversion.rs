@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use skiff_api::ResourceInfo;
 
 /// Convert `obj` to `target`'s version (a no-op for pairs that need none).
-pub fn convert(obj: Value, target: &ResourceInfo) -> Value {
+pub(crate) fn convert(obj: Value, target: &ResourceInfo) -> Value {
     let from = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
     let to = target.api_version();
     if from == to {

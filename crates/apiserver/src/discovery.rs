@@ -30,10 +30,10 @@ const GROUP_ORDER: &[&str] = &[
 ];
 
 /// The media type of aggregated discovery responses.
-pub const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub(crate) const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Whether the client accepts aggregated discovery (v2 only; v2beta1 was removed in 1.33).
-pub fn wants_aggregated(accept: Option<&str>) -> bool {
+pub(crate) fn wants_aggregated(accept: Option<&str>) -> bool {
     let Some(accept) = accept else { return false };
     accept.split(',').any(|part| {
         let p: Vec<String> = part.split(';').map(|s| s.trim().replace(' ', "")).collect();
@@ -69,7 +69,7 @@ fn gv(group: &str, version: &str) -> String {
     if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
 }
 
-pub fn api_versions(server: &ApiServer) -> Value {
+pub(crate) fn api_versions(server: &ApiServer) -> Value {
     json!({
         "kind": "APIVersions",
         "versions": ["v1"],
@@ -85,12 +85,12 @@ fn group_json(group: &str, versions: &[String]) -> Value {
     json!({"name": group, "versions": vs, "preferredVersion": vs[0].clone()})
 }
 
-pub fn api_group_list(server: &ApiServer) -> Value {
+pub(crate) fn api_group_list(server: &ApiServer) -> Value {
     let groups: Vec<Value> = groups(server).iter().map(|(g, vs)| group_json(g, vs)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-pub fn api_group(server: &ApiServer, group: &str) -> Option<Value> {
+pub(crate) fn api_group(server: &ApiServer, group: &str) -> Option<Value> {
     let (g, vs) = groups(server).into_iter().find(|(g, _)| g == group)?;
     let mut v = group_json(&g, &vs);
     v["kind"] = json!("APIGroup");
@@ -111,7 +111,7 @@ fn storage_version_hash(r: &Resource) -> String {
     base64::engine::general_purpose::STANDARD.encode(&digest[..8])
 }
 
-pub fn api_resource_list(server: &ApiServer, group: &str, version: &str) -> Option<Value> {
+pub(crate) fn api_resource_list(server: &ApiServer, group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
     for r in resources_in(server, group, version) {
         let i = &r.info;
@@ -189,7 +189,7 @@ fn aggregated_version(server: &ApiServer, group: &str, version: &str) -> Value {
 }
 
 /// Aggregated discovery for `/api` (core) or `/apis` (all groups).
-pub fn aggregated(server: &ApiServer, core: bool) -> Value {
+pub(crate) fn aggregated(server: &ApiServer, core: bool) -> Value {
     let items: Vec<Value> = if core {
         vec![json!({"metadata": {"creationTimestamp": null}, "versions": [aggregated_version(server, "", "v1")]})]
     } else {

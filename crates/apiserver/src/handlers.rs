@@ -20,7 +20,7 @@ use crate::table::{IncludeObject, TableOptions};
 use crate::{ApiServer, KUBERNETES_VERSION, discovery, openapi, watch};
 
 /// Serve one request.
-pub async fn handle(server: &Arc<ApiServer>, req: Request<Body>) -> Response<Body> {
+pub(crate) async fn handle(server: &Arc<ApiServer>, req: Request<Body>) -> Response<Body> {
     let start = Instant::now();
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());

@@ -93,17 +93,17 @@ impl Resources {
         Resources { all, by_path, storage_version }
     }
 
-    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&Resource> {
+    pub(crate) fn find(&self, group: &str, version: &str, plural: &str) -> Option<&Resource> {
         self.by_path.get(&(group.to_string(), version.to_string(), plural.to_string())).map(|&i| &self.all[i])
     }
 
     /// The resource whose version is stored for `info`'s storage.
-    pub fn storage_resource(&self, info: &ResourceInfo) -> &Resource {
+    pub(crate) fn storage_resource(&self, info: &ResourceInfo) -> &Resource {
         let i = self.storage_version.get(&storage_name(info)).copied().unwrap_or(0);
         &self.all[i]
     }
 
-    pub fn storages(&self) -> impl Iterator<Item = (&String, &Resource)> {
+    pub(crate) fn storages(&self) -> impl Iterator<Item = (&String, &Resource)> {
         self.storage_version.iter().map(|(s, &i)| (s, &self.all[i]))
     }
 }

@@ -16,7 +16,7 @@ use crate::registry::{self, Ctx, DeleteOptions, UpdateTarget, WriteOptions, pref
 use crate::status::ApiResult;
 use crate::watch_cache::WatchFrom;
 
-pub fn spawn(server: Arc<ApiServer>) {
+pub(crate) fn spawn(server: Arc<ApiServer>) {
     tokio::spawn(async move {
         let Some(nsres) = server.resources.find("", "v1", "namespaces") else { return };
         let storage = crate::storage_name(&nsres.info);

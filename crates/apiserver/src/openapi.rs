@@ -14,7 +14,7 @@ use crate::ApiServer;
 use crate::status::{ApiError, ApiResult};
 
 #[derive(Default)]
-pub struct OpenApi {
+pub(crate) struct OpenApi {
     docs: Mutex<HashMap<String, Bytes>>,
 }
 
@@ -26,7 +26,7 @@ fn doc_hash(server: &ApiServer, gv: &str) -> String {
     hex::encode_upper(d)
 }
 
-pub fn root(server: &ApiServer) -> Response<Body> {
+pub(crate) fn root(server: &ApiServer) -> Response<Body> {
     let mut paths = serde_json::Map::new();
     for gv in skiff_api::openapi::group_versions(&server.resources.all) {
         let url = format!("/openapi/v3/{gv}?hash={}", doc_hash(server, &gv));
@@ -35,7 +35,7 @@ pub fn root(server: &ApiServer) -> Response<Body> {
     crate::body::json(StatusCode::OK, &json!({"paths": paths}))
 }
 
-pub async fn document(server: &Arc<ApiServer>, gv: &str, hash: Option<&str>) -> ApiResult<Response<Body>> {
+pub(crate) async fn document(server: &Arc<ApiServer>, gv: &str, hash: Option<&str>) -> ApiResult<Response<Body>> {
     let cached = server.openapi.docs.lock().unwrap_or_else(|e| e.into_inner()).get(gv).cloned();
     let bytes = match cached {
         Some(b) => b,

@@ -22,14 +22,14 @@ use crate::{ApiServer, allocator, storage_name};
 
 /// How unknown or duplicate fields in a request are treated (`fieldValidation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FieldValidation {
+pub(crate) enum FieldValidation {
     Ignore,
     Warn,
     Strict,
 }
 
 impl FieldValidation {
-    pub fn parse(v: Option<&str>) -> ApiResult<Self> {
+    pub(crate) fn parse(v: Option<&str>) -> ApiResult<Self> {
         match v {
             None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
             Some("Strict") => Ok(FieldValidation::Strict),
@@ -43,7 +43,7 @@ impl FieldValidation {
 
 /// Options shared by writes.
 #[derive(Clone, Debug)]
-pub struct WriteOptions {
+pub(crate) struct WriteOptions {
     pub dry_run: bool,
     pub field_validation: FieldValidation,
 }
@@ -56,7 +56,7 @@ impl Default for WriteOptions {
 
 /// A successful write.
 #[derive(Debug)]
-pub struct WriteResult {
+pub(crate) struct WriteResult {
     /// The object as the client should see it (request version, resourceVersion set).
     pub object: Bytes,
     pub created: bool,
@@ -64,14 +64,14 @@ pub struct WriteResult {
 }
 
 /// The resource a request addresses and where.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub server: &'a Arc<ApiServer>,
     pub res: &'a Resource,
     pub namespace: Option<&'a str>,
 }
 
 impl Ctx<'_> {
-    pub fn info(&self) -> &ResourceInfo {
+    pub(crate) fn info(&self) -> &ResourceInfo {
         &self.res.info
     }
 
@@ -79,28 +79,28 @@ impl Ctx<'_> {
         self.server.resources.storage_resource(&self.res.info)
     }
 
-    pub fn storage_name(&self) -> String {
+    pub(crate) fn storage_name(&self) -> String {
         storage_name(&self.res.info)
     }
 
-    pub fn key(&self, name: &str) -> String {
+    pub(crate) fn key(&self, name: &str) -> String {
         key_for(&self.res.info, self.namespace, name)
     }
 
     /// Key prefix of the collection (all namespaces when `namespace` is None).
-    pub fn prefix(&self) -> String {
+    pub(crate) fn prefix(&self) -> String {
         prefix_for(&self.res.info, self.namespace)
     }
 }
 
-pub fn key_for(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
+pub(crate) fn key_for(info: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
     match (info.namespaced, namespace) {
         (true, Some(ns)) => format!("{REGISTRY_PREFIX}{}/{ns}/{name}", storage_name(info)),
         _ => format!("{REGISTRY_PREFIX}{}/{name}", storage_name(info)),
     }
 }
 
-pub fn prefix_for(info: &ResourceInfo, namespace: Option<&str>) -> String {
+pub(crate) fn prefix_for(info: &ResourceInfo, namespace: Option<&str>) -> String {
     match (info.namespaced, namespace) {
         (true, Some(ns)) => format!("{REGISTRY_PREFIX}{}/{ns}/", storage_name(info)),
         _ => format!("{REGISTRY_PREFIX}{}/", storage_name(info)),
@@ -108,7 +108,7 @@ pub fn prefix_for(info: &ResourceInfo, namespace: Option<&str>) -> String {
 }
 
 /// `2026-01-02T03:04:05Z`: Kubernetes timestamps have second precision.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
@@ -166,7 +166,7 @@ fn present(server: &ApiServer, target: &ResourceInfo, stored_with_rv: Bytes) -> 
 }
 
 /// Present a cached object.
-pub fn present_cached(server: &ApiServer, target: &ResourceInfo, obj: &CachedObject) -> Bytes {
+pub(crate) fn present_cached(server: &ApiServer, target: &ResourceInfo, obj: &CachedObject) -> Bytes {
     present(server, target, obj.bytes.clone())
 }
 
@@ -286,7 +286,7 @@ async fn namespace_state(server: &Arc<ApiServer>, ns: &str) -> ApiResult<Option<
 }
 
 /// Create an object (POST). `obj` is the decoded body in the request's version.
-pub async fn create(ctx: &Ctx<'_>, mut obj: Value, opts: &WriteOptions) -> ApiResult<WriteResult> {
+pub(crate) async fn create(ctx: &Ctx<'_>, mut obj: Value, opts: &WriteOptions) -> ApiResult<WriteResult> {
     check_type_meta(ctx.info(), &mut obj, ctx.info().kind)?;
     check_namespace(ctx, &mut obj)?;
     if let Some(ns) = ctx.namespace.filter(|_| ctx.info().namespaced) {
@@ -397,11 +397,11 @@ fn strip_rv(bytes: Bytes) -> Bytes {
 }
 
 /// What a mutation produces from the current object.
-pub type Mutation<'m> = dyn Fn(Value) -> ApiResult<Value> + Send + Sync + 'm;
+pub(crate) type Mutation<'m> = dyn Fn(Value) -> ApiResult<Value> + Send + Sync + 'm;
 
 /// Which part of an object an update may change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UpdateTarget {
+pub(crate) enum UpdateTarget {
     /// The main resource: `status` is carried over from the stored object.
     Main,
     /// The `status` subresource: only `status` changes.
@@ -411,7 +411,7 @@ pub enum UpdateTarget {
 }
 
 impl UpdateTarget {
-    pub fn for_subresource(info: &ResourceInfo, sub: Option<&str>) -> ApiResult<UpdateTarget> {
+    pub(crate) fn for_subresource(info: &ResourceInfo, sub: Option<&str>) -> ApiResult<UpdateTarget> {
         match sub {
             None => Ok(UpdateTarget::Main),
             Some("status") if info.subresource("status").is_some() => Ok(UpdateTarget::Status),
@@ -439,7 +439,7 @@ fn spec_view(obj: &Value) -> Value {
 /// current object (request version, resourceVersion set) and returns the desired one. A
 /// resourceVersion in the result is a precondition (409 when stale); without one the update
 /// is retried on conflicts.
-pub async fn guaranteed_update(
+pub(crate) async fn guaranteed_update(
     ctx: &Ctx<'_>,
     name: &str,
     target: UpdateTarget,
@@ -633,7 +633,7 @@ async fn update_once(
 
 /// `DeleteOptions` as far as the registry uses them.
 #[derive(Clone, Debug, Default)]
-pub struct DeleteOptions {
+pub(crate) struct DeleteOptions {
     pub grace_period_seconds: Option<i64>,
     /// `Orphan`, `Background` or `Foreground`.
     pub propagation_policy: Option<String>,
@@ -644,7 +644,7 @@ pub struct DeleteOptions {
 
 impl DeleteOptions {
     /// Merge the JSON body (a `DeleteOptions` object) with query parameters.
-    pub fn from_parts(body: Option<&Value>, query: &crate::request::Query) -> ApiResult<DeleteOptions> {
+    pub(crate) fn from_parts(body: Option<&Value>, query: &crate::request::Query) -> ApiResult<DeleteOptions> {
         let mut o = DeleteOptions { dry_run: query.dry_run()?, ..Default::default() };
         o.grace_period_seconds = query.int("gracePeriodSeconds")?;
         o.propagation_policy = query.nonempty("propagationPolicy").map(String::from);
@@ -694,13 +694,13 @@ impl DeleteOptions {
 
 /// The outcome of a delete: the object, and whether it is gone (200) or pending (finalizers
 /// or graceful termination; still 200 upstream, with the object showing deletionTimestamp).
-pub struct DeleteResult {
+pub(crate) struct DeleteResult {
     pub object: Bytes,
     pub gone: bool,
 }
 
 /// Delete an object (upstream's `BeforeDelete` + graceful deletion + finalizers).
-pub async fn delete(ctx: &Ctx<'_>, name: &str, opts: &DeleteOptions) -> ApiResult<DeleteResult> {
+pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str, opts: &DeleteOptions) -> ApiResult<DeleteResult> {
     let key = ctx.key(name);
     for _attempt in 0..16 {
         let current = ctx.server.store.get(&key).await?.ok_or_else(|| ApiError::not_found_info(ctx.info(), name))?;
@@ -823,7 +823,7 @@ fn graceful_period(info: &ResourceInfo, obj: &Value, requested: Option<i64>) -> 
 }
 
 /// Read an object at or after `min_rev` (0: whatever the cache has).
-pub async fn get(ctx: &Ctx<'_>, name: &str, rv: Option<&str>) -> ApiResult<Bytes> {
+pub(crate) async fn get(ctx: &Ctx<'_>, name: &str, rv: Option<&str>) -> ApiResult<Bytes> {
     let key = ctx.key(name);
     let storage = ctx.storage_name();
     match rv {
@@ -849,7 +849,7 @@ pub async fn get(ctx: &Ctx<'_>, name: &str, rv: Option<&str>) -> ApiResult<Bytes
 
 /// List options after parsing.
 #[derive(Default)]
-pub struct ListOptions {
+pub(crate) struct ListOptions {
     pub label: skiff_api::selector::LabelSelector,
     pub field: skiff_api::selector::FieldSelector,
     pub limit: usize,
@@ -859,7 +859,7 @@ pub struct ListOptions {
 }
 
 /// A page of a list.
-pub struct ListPage {
+pub(crate) struct ListPage {
     pub items: Vec<Bytes>,
     pub revision: i64,
     pub continue_token: Option<String>,
@@ -886,7 +886,7 @@ fn decode_continue(token: &str) -> ApiResult<(i64, String)> {
 }
 
 /// List objects, from the cache unless an exact old revision or a continuation is asked for.
-pub async fn list(ctx: &Ctx<'_>, opts: &ListOptions) -> ApiResult<ListPage> {
+pub(crate) async fn list(ctx: &Ctx<'_>, opts: &ListOptions) -> ApiResult<ListPage> {
     for f in opts.field.fields() {
         if !skiff_api::selector::supports_field(ctx.info().group, ctx.info().kind, f) {
             return Err(ApiError::bad_request(format!("field label not supported: {f}")));

@@ -9,7 +9,7 @@ use crate::status::{ApiError, ApiResult};
 
 /// The non-resource endpoints.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NonResource {
+pub(crate) enum NonResource {
     Version,
     Healthz,
     Livez,
@@ -33,7 +33,7 @@ pub enum NonResource {
 
 /// A request for a resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResourceRequest {
+pub(crate) struct ResourceRequest {
     pub group: String,
     pub version: String,
     pub resource: String,
@@ -45,14 +45,14 @@ pub struct ResourceRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     NonResource(NonResource),
     Resource(ResourceRequest),
     NotFound,
 }
 
 /// Classify a request by method and path.
-pub fn classify(method: &Method, path: &str, watch_param: bool) -> Target {
+pub(crate) fn classify(method: &Method, path: &str, watch_param: bool) -> Target {
     let trimmed = path.trim_end_matches('/');
     let parts: Vec<&str> = trimmed.split('/').filter(|s| !s.is_empty()).collect();
     match parts.as_slice() {
@@ -113,10 +113,10 @@ pub fn classify(method: &Method, path: &str, watch_param: bool) -> Target {
 
 /// Parsed query string (percent-decoded).
 #[derive(Clone, Debug, Default)]
-pub struct Query(HashMap<String, String>);
+pub(crate) struct Query(HashMap<String, String>);
 
 impl Query {
-    pub fn parse(q: Option<&str>) -> Query {
+    pub(crate) fn parse(q: Option<&str>) -> Query {
         let mut map = HashMap::new();
         if let Some(q) = q {
             for pair in q.split('&').filter(|p| !p.is_empty()) {
@@ -127,16 +127,16 @@ impl Query {
         Query(map)
     }
 
-    pub fn get(&self, k: &str) -> Option<&str> {
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str)
     }
 
     /// A non-empty value.
-    pub fn nonempty(&self, k: &str) -> Option<&str> {
+    pub(crate) fn nonempty(&self, k: &str) -> Option<&str> {
         self.get(k).filter(|v| !v.is_empty())
     }
 
-    pub fn bool(&self, k: &str) -> ApiResult<bool> {
+    pub(crate) fn bool(&self, k: &str) -> ApiResult<bool> {
         match self.get(k) {
             None | Some("") | Some("false") | Some("0") | Some("False") => Ok(false),
             Some("true") | Some("1") | Some("True") => Ok(true),
@@ -144,7 +144,7 @@ impl Query {
         }
     }
 
-    pub fn int(&self, k: &str) -> ApiResult<Option<i64>> {
+    pub(crate) fn int(&self, k: &str) -> ApiResult<Option<i64>> {
         match self.nonempty(k) {
             None => Ok(None),
             Some(v) => v
@@ -155,7 +155,7 @@ impl Query {
     }
 
     /// `dryRun=All` (the only value upstream accepts).
-    pub fn dry_run(&self) -> ApiResult<bool> {
+    pub(crate) fn dry_run(&self) -> ApiResult<bool> {
         let vals: Vec<&str> = self.0.get("dryRun").map(|v| v.split(',').collect()).unwrap_or_default();
         for v in &vals {
             if *v != "All" && !v.is_empty() {

@@ -19,7 +19,7 @@ pub struct ApiError {
     pub details: Option<Value>,
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
@@ -193,6 +193,6 @@ impl From<skiff_store::Error> for ApiError {
 }
 
 /// A successful `Status` (what upstream returns for some deletes).
-pub fn success_status(details: Value) -> Value {
+pub(crate) fn success_status(details: Value) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }

@@ -10,14 +10,14 @@ use crate::status::{ApiError, ApiResult};
 
 /// `includeObject`: what each row carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IncludeObject {
+pub(crate) enum IncludeObject {
     None,
     Metadata,
     Object,
 }
 
 impl IncludeObject {
-    pub fn parse(v: Option<&str>) -> ApiResult<Self> {
+    pub(crate) fn parse(v: Option<&str>) -> ApiResult<Self> {
         match v {
             None | Some("") | Some("Metadata") => Ok(IncludeObject::Metadata),
             Some("Object") => Ok(IncludeObject::Object),
@@ -31,7 +31,7 @@ impl IncludeObject {
 
 /// Table rendering options.
 #[derive(Clone, Copy, Debug)]
-pub struct TableOptions {
+pub(crate) struct TableOptions {
     pub include: IncludeObject,
     pub v1beta1: bool,
     /// Omit `columnDefinitions` (watch events after the first).
@@ -39,18 +39,7 @@ pub struct TableOptions {
 }
 
 fn column_definitions(info: &ResourceInfo) -> Vec<Value> {
-    skiff_api::table::columns(info.group, info.kind)
-        .iter()
-        .map(|c| {
-            json!({
-                "name": c.name,
-                "type": c.type_,
-                "format": c.format,
-                "description": c.description,
-                "priority": c.priority,
-            })
-        })
-        .collect()
+    skiff_api::table::columns(info.group, info.kind).iter().map(|c| c.definition()).collect()
 }
 
 fn row(info: &ResourceInfo, obj: &Value, opts: &TableOptions, now: jiff::Timestamp) -> Value {
@@ -66,6 +55,9 @@ fn row(info: &ResourceInfo, obj: &Value, opts: &TableOptions, now: jiff::Timesta
         }),
     };
     let mut r = json!({"cells": cells});
+    if let Some(c) = skiff_api::table::row_conditions(info.group, info.kind, obj) {
+        r["conditions"] = c;
+    }
     if !object.is_null() {
         r["object"] = object;
     }
@@ -73,7 +65,7 @@ fn row(info: &ResourceInfo, obj: &Value, opts: &TableOptions, now: jiff::Timesta
 }
 
 /// A table of `objects` (already in the request's version).
-pub fn render(
+pub(crate) fn render(
     info: &ResourceInfo,
     objects: &[Bytes],
     list_meta: Value,
@@ -85,21 +77,17 @@ pub fn render(
         let v: Value = serde_json::from_slice(b).map_err(|e| ApiError::internal(format!("cached object: {e}")))?;
         rows.push(row(info, &v, opts, now));
     }
-    let mut t = json!({
+    Ok(json!({
         "kind": "Table",
         "apiVersion": if opts.v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
         "metadata": list_meta,
         "columnDefinitions": if opts.no_headers { Value::Null } else { Value::Array(column_definitions(info)) },
         "rows": rows,
-    });
-    if opts.no_headers {
-        t["columnDefinitions"] = Value::Null;
-    }
-    Ok(t)
+    }))
 }
 
 /// `PartialObjectMetadata` of one object, or a `PartialObjectMetadataList`.
-pub fn partial_metadata(obj: &[u8]) -> Value {
+pub(crate) fn partial_metadata(obj: &[u8]) -> Value {
     let v: Value = serde_json::from_slice(obj).unwrap_or(Value::Null);
     json!({
         "kind": "PartialObjectMetadata",

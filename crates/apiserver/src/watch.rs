@@ -22,7 +22,7 @@ use crate::table::TableOptions;
 use crate::watch_cache::{CacheEvent, CachedObject, CatchUp, EventKind, Subscription, WatchFrom, WatchStartError, encode_event_line};
 
 /// Parsed watch parameters.
-pub struct WatchParams {
+pub(crate) struct WatchParams {
     pub label: LabelSelector,
     pub field: FieldSelector,
     pub resource_version: Option<String>,
@@ -55,7 +55,7 @@ fn with_rv(bytes: &[u8], rv: i64) -> Bytes {
 }
 
 /// Start a watch.
-pub async fn watch(ctx: &Ctx<'_>, params: WatchParams) -> ApiResult<Response<Body>> {
+pub(crate) async fn watch(ctx: &Ctx<'_>, params: WatchParams) -> ApiResult<Response<Body>> {
     for f in params.field.fields() {
         if !skiff_api::selector::supports_field(ctx.info().group, ctx.info().kind, f) {
             return Err(ApiError::bad_request(format!("field label not supported: {f}")));

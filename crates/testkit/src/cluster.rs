@@ -1,0 +1,253 @@
+//! A real `skiff server` process for end-to-end tests.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The kubectl every test uses: the 1.32 binary (the machine's `kubectl` is a dispatcher that
+/// would pick a version from the server's).
+pub fn kubectl_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("SKIFF_TEST_KUBECTL") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
+}
+
+/// The `skiff` binary under test: `$SKIFF_BIN`, or the one cargo built next to the test binary.
+pub fn skiff_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("SKIFF_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test-binary> → target/<profile>/skiff
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    profile_dir.join("skiff")
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// What a kubectl run produced.
+#[derive(Debug)]
+pub struct KubectlOutput {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl KubectlOutput {
+    /// Panics with both streams unless kubectl succeeded.
+    #[track_caller]
+    pub fn ok(self) -> String {
+        assert_eq!(self.status, 0, "kubectl failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self.stdout
+    }
+
+    /// Panics unless kubectl failed; returns stderr.
+    #[track_caller]
+    pub fn fails(self) -> String {
+        assert_ne!(self.status, 0, "kubectl unexpectedly succeeded\nstdout:\n{}", self.stdout);
+        self.stderr
+    }
+}
+
+/// A running `skiff server`, stopped and cleaned up on drop.
+pub struct Cluster {
+    child: Option<Child>,
+    pub data_dir: tempfile::TempDir,
+    pub port: u16,
+    pub kubeconfig: PathBuf,
+    log: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl Cluster {
+    /// Start a server with `--disable-agent` on a free port.
+    pub fn start() -> Result<Cluster> {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Result<Cluster> {
+        let bin = skiff_binary();
+        if !bin.exists() {
+            bail!("{} not found: build it first (cargo build -p skiff) or set SKIFF_BIN", bin.display());
+        }
+        let data_dir = tempfile::Builder::new().prefix("skiff-test-").tempdir().context("creating a data dir")?;
+        let kubeconfig = data_dir.path().join("admin.kubeconfig");
+        let log = data_dir.path().join("server.log");
+        let mut c = Cluster {
+            child: None,
+            port: 0,
+            kubeconfig,
+            log,
+            data_dir,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        c.spawn()?;
+        Ok(c)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        // A port can be taken between finding and binding it; retry a few times.
+        let mut last = None;
+        for _ in 0..5 {
+            let port = if self.port == 0 { free_port()? } else { self.port };
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+            let child = Command::new(skiff_binary())
+                .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+                .arg("--data-dir")
+                .arg(self.data_dir.path())
+                .arg("--https-listen-port")
+                .arg(port.to_string())
+                .arg("--write-kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(&self.extra_args)
+                .env("SKIFF_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("starting skiff server")?;
+            self.child = Some(child);
+            self.port = port;
+            match self.wait_ready(Duration::from_secs(30)) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.kill();
+                    last = Some(e);
+                    if !self.log_text().contains("Address already in use") {
+                        break;
+                    }
+                    self.port = 0;
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("server did not start")))
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("skiff server exited with {status}\n{}", self.log_text());
+            }
+            if self.kubeconfig.exists() {
+                let out = self.kubectl(&["get", "--raw", "/readyz"]);
+                if out.status == 0 && out.stdout.trim() == "ok" {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("skiff server not ready after {timeout:?}\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Run kubectl 1.32 against this cluster.
+    pub fn kubectl(&self, args: &[&str]) -> KubectlOutput {
+        self.kubectl_stdin(args, None)
+    }
+
+    /// Run kubectl with `stdin` as its standard input.
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+        use std::io::Write;
+        let mut cmd = Command::new(kubectl_binary());
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECTL_EXTERNAL_DIFF", "diff -u")
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return KubectlOutput { status: -1, stdout: String::new(), stderr: format!("cannot run kubectl: {e}") },
+        };
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            let _ = pipe.write_all(input.as_bytes());
+        }
+        match child.wait_with_output() {
+            Ok(o) => KubectlOutput {
+                status: o.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            },
+            Err(e) => KubectlOutput { status: -1, stdout: String::new(), stderr: e.to_string() },
+        }
+    }
+
+    /// Start a kubectl that keeps running (e.g. `get -w`); the caller kills it.
+    pub fn kubectl_spawn(&self, args: &[&str]) -> Result<Child> {
+        Command::new(kubectl_binary())
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting kubectl")
+    }
+
+    /// Stop the server with SIGTERM and wait for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGKILL the server (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Start the server again on the same data dir and port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
+    /// Start again after a crash (`kill`).
+    pub fn start_again(&mut self) -> Result<()> {
+        self.spawn()
+    }
+
+    /// `https://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,1 @@
+//! kubectl e2e (filled in next).
