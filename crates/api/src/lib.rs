@@ -2,15 +2,20 @@
 //!
 //! - [`resources`]: the table of built-in resources (names, scope, verbs, subresources);
 //! - [`strategy`]: per-kind defaulting and validation behind the [`ObjectStrategy`] seam;
-//! - [`field`] and [`validation`]: upstream-shaped field errors and generic checks.
+//! - [`field`] and [`validation`]: upstream-shaped field errors and generic checks;
+//! - [`schema`] and [`patch`]: the OpenAPI metadata cursor and the PATCH content types.
 //!
 //! See `docs/data-path.md` for where each piece runs in a request.
 
 pub mod field;
+pub mod patch;
 pub mod resources;
+pub mod schema;
 pub mod strategy;
 pub mod validation;
 
 pub use field::{ErrorList, FieldError, Path};
+pub use patch::PatchError;
 pub use resources::{Resource, ResourceInfo, SubresourceInfo};
+pub use schema::Schema;
 pub use strategy::{Admitted, KindStrategy, NameRule, ObjectStrategy, Operation, StrategyError};
