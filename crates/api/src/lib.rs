@@ -3,7 +3,9 @@
 //! - [`resources`]: the table of built-in resources (names, scope, verbs, subresources);
 //! - [`strategy`]: per-kind defaulting and validation behind the [`ObjectStrategy`] seam;
 //! - [`field`] and [`validation`]: upstream-shaped field errors and generic checks;
-//! - [`table`]: the `kubectl get` columns and cells (server-side `Table` printing).
+//! - [`table`]: the `kubectl get` columns and cells (server-side `Table` printing);
+//! - [`schema`] and [`patch`]: the OpenAPI metadata cursor and the PATCH content types;
+//! - [`selector`]: label and field selectors.
 //!
 //! See `docs/data-path.md` for where each piece runs in a request.
 
@@ -11,11 +13,14 @@ pub mod field;
 pub mod openapi;
 pub mod patch;
 pub mod resources;
+pub mod schema;
 pub mod selector;
 pub mod strategy;
 pub mod table;
 pub mod validation;
 
 pub use field::{ErrorList, FieldError, Path};
+pub use patch::PatchError;
 pub use resources::{Resource, ResourceInfo, SubresourceInfo};
+pub use schema::Schema;
 pub use strategy::{Admitted, KindStrategy, NameRule, ObjectStrategy, Operation, StrategyError};
