@@ -43,309 +43,59 @@ pub(super) enum Merge {
 ///
 /// Not tagged upstream, so absent here on purpose: `CertificateSigningRequestStatus.conditions`,
 /// `CronJobStatus.active`, and most `conditions` lists added after 1.20 (they use list-type map only).
+#[rustfmt::skip]
 pub(super) static PATCH: &[(&str, &str, &str, Option<&str>)] = &[
-    (
-        "io.k8s.api.admissionregistration.v1.MutatingWebhook",
-        "matchConditions",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration",
-        "webhooks",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicySpec",
-        "matchConditions",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicySpec",
-        "variables",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.admissionregistration.v1.ValidatingWebhook",
-        "matchConditions",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration",
-        "webhooks",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.apps.v1.DaemonSetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.apps.v1.DeploymentSpec",
-        "strategy",
-        "retainKeys",
-        None,
-    ),
-    (
-        "io.k8s.api.apps.v1.DeploymentStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.apps.v1.ReplicaSetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.apps.v1.StatefulSetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.batch.v1.JobStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.ComponentStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
+    ("io.k8s.api.admissionregistration.v1.MutatingWebhook", "matchConditions", "merge", Some("name")),
+    ("io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration", "webhooks", "merge", Some("name")),
+    ("io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicySpec", "matchConditions", "merge", Some("name")),
+    ("io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicySpec", "variables", "merge", Some("name")),
+    ("io.k8s.api.admissionregistration.v1.ValidatingWebhook", "matchConditions", "merge", Some("name")),
+    ("io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration", "webhooks", "merge", Some("name")),
+    ("io.k8s.api.apps.v1.DaemonSetStatus", "conditions", "merge", Some("type")),
+    ("io.k8s.api.apps.v1.DeploymentSpec", "strategy", "retainKeys", None),
+    ("io.k8s.api.apps.v1.DeploymentStatus", "conditions", "merge", Some("type")),
+    ("io.k8s.api.apps.v1.ReplicaSetStatus", "conditions", "merge", Some("type")),
+    ("io.k8s.api.apps.v1.StatefulSetStatus", "conditions", "merge", Some("type")),
+    ("io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus", "conditions", "merge", Some("type")),
+    ("io.k8s.api.batch.v1.JobStatus", "conditions", "merge", Some("type")),
     ("io.k8s.api.core.v1.Container", "env", "merge", Some("name")),
-    (
-        "io.k8s.api.core.v1.Container",
-        "ports",
-        "merge",
-        Some("containerPort"),
-    ),
-    (
-        "io.k8s.api.core.v1.Container",
-        "volumeDevices",
-        "merge",
-        Some("devicePath"),
-    ),
-    (
-        "io.k8s.api.core.v1.Container",
-        "volumeMounts",
-        "merge",
-        Some("mountPath"),
-    ),
-    (
-        "io.k8s.api.core.v1.ContainerStatus",
-        "allocatedResourcesStatus",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.ContainerStatus",
-        "volumeMounts",
-        "merge",
-        Some("mountPath"),
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "env",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "ports",
-        "merge",
-        Some("containerPort"),
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "volumeDevices",
-        "merge",
-        Some("devicePath"),
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "volumeMounts",
-        "merge",
-        Some("mountPath"),
-    ),
-    (
-        "io.k8s.api.core.v1.NamespaceStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
+    ("io.k8s.api.core.v1.Container", "ports", "merge", Some("containerPort")),
+    ("io.k8s.api.core.v1.Container", "volumeDevices", "merge", Some("devicePath")),
+    ("io.k8s.api.core.v1.Container", "volumeMounts", "merge", Some("mountPath")),
+    ("io.k8s.api.core.v1.ContainerStatus", "allocatedResourcesStatus", "merge", Some("name")),
+    ("io.k8s.api.core.v1.ContainerStatus", "volumeMounts", "merge", Some("mountPath")),
+    ("io.k8s.api.core.v1.EphemeralContainer", "env", "merge", Some("name")),
+    ("io.k8s.api.core.v1.EphemeralContainer", "ports", "merge", Some("containerPort")),
+    ("io.k8s.api.core.v1.EphemeralContainer", "volumeDevices", "merge", Some("devicePath")),
+    ("io.k8s.api.core.v1.EphemeralContainer", "volumeMounts", "merge", Some("mountPath")),
+    ("io.k8s.api.core.v1.NamespaceStatus", "conditions", "merge", Some("type")),
     ("io.k8s.api.core.v1.NodeSpec", "podCIDRs", "merge", None),
-    (
-        "io.k8s.api.core.v1.NodeStatus",
-        "addresses",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.NodeStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.PersistentVolumeClaimStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "containers",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "ephemeralContainers",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "hostAliases",
-        "merge",
-        Some("ip"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "imagePullSecrets",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "initContainers",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "resourceClaims",
-        "merge,retainKeys",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "schedulingGates",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "topologySpreadConstraints",
-        "merge",
-        Some("topologyKey"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "volumes",
-        "merge,retainKeys",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodStatus",
-        "hostIPs",
-        "merge",
-        Some("ip"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodStatus",
-        "podIPs",
-        "merge",
-        Some("ip"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodStatus",
-        "resourceClaimStatuses",
-        "merge,retainKeys",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.ReplicationControllerStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceAccount",
-        "secrets",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceSpec",
-        "ports",
-        "merge",
-        Some("port"),
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.networking.v1.ServiceCIDRStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.policy.v1.PodDisruptionBudgetSpec",
-        "selector",
-        "replace",
-        None,
-    ),
-    (
-        "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.storage.v1.CSINodeSpec",
-        "drivers",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-        "finalizers",
-        "merge",
-        None,
-    ),
-    (
-        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-        "ownerReferences",
-        "merge",
-        Some("uid"),
-    ),
+    ("io.k8s.api.core.v1.NodeStatus", "addresses", "merge", Some("type")),
+    ("io.k8s.api.core.v1.NodeStatus", "conditions", "merge", Some("type")),
+    ("io.k8s.api.core.v1.PersistentVolumeClaimStatus", "conditions", "merge", Some("type")),
+    ("io.k8s.api.core.v1.PodSpec", "containers", "merge", Some("name")),
+    ("io.k8s.api.core.v1.PodSpec", "ephemeralContainers", "merge", Some("name")),
+    ("io.k8s.api.core.v1.PodSpec", "hostAliases", "merge", Some("ip")),
+    ("io.k8s.api.core.v1.PodSpec", "imagePullSecrets", "merge", Some("name")),
+    ("io.k8s.api.core.v1.PodSpec", "initContainers", "merge", Some("name")),
+    ("io.k8s.api.core.v1.PodSpec", "resourceClaims", "merge,retainKeys", Some("name")),
+    ("io.k8s.api.core.v1.PodSpec", "schedulingGates", "merge", Some("name")),
+    ("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints", "merge", Some("topologyKey")),
+    ("io.k8s.api.core.v1.PodSpec", "volumes", "merge,retainKeys", Some("name")),
+    ("io.k8s.api.core.v1.PodStatus", "conditions", "merge", Some("type")),
+    ("io.k8s.api.core.v1.PodStatus", "hostIPs", "merge", Some("ip")),
+    ("io.k8s.api.core.v1.PodStatus", "podIPs", "merge", Some("ip")),
+    ("io.k8s.api.core.v1.PodStatus", "resourceClaimStatuses", "merge,retainKeys", Some("name")),
+    ("io.k8s.api.core.v1.ReplicationControllerStatus", "conditions", "merge", Some("type")),
+    ("io.k8s.api.core.v1.ServiceAccount", "secrets", "merge", Some("name")),
+    ("io.k8s.api.core.v1.ServiceSpec", "ports", "merge", Some("port")),
+    ("io.k8s.api.core.v1.ServiceStatus", "conditions", "merge", Some("type")),
+    ("io.k8s.api.networking.v1.ServiceCIDRStatus", "conditions", "merge", Some("type")),
+    ("io.k8s.api.policy.v1.PodDisruptionBudgetSpec", "selector", "replace", None),
+    ("io.k8s.api.policy.v1.PodDisruptionBudgetStatus", "conditions", "merge", Some("type")),
+    ("io.k8s.api.storage.v1.CSINodeSpec", "drivers", "merge", Some("name")),
+    ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers", "merge", None),
+    ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "ownerReferences", "merge", Some("uid")),
 ];
 
 /// The explicit list type upstream gives lists that also have `patchStrategy: merge`.
@@ -354,103 +104,32 @@ pub(super) static PATCH: &[(&str, &str, &str, Option<&str>)] = &[
 /// *every* merge-patched list, whatever upstream's `+listType` says, so [`LIST_TYPES`] carries no
 /// information for them. Upstream leaves most of them without a list type (server-side apply then
 /// falls back to the merge key, see `kube-openapi/pkg/schemaconv`); these are the exceptions.
-static PATCH_LIST_TYPES: &[(&str, &str, Merge)] = &[
-    (
-        "io.k8s.api.admissionregistration.v1.MutatingWebhook",
-        "matchConditions",
-        Merge::ListMap(&["name"]),
-    ),
-    (
-        "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicySpec",
-        "matchConditions",
-        Merge::ListMap(&["name"]),
-    ),
-    (
-        "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicySpec",
-        "variables",
-        Merge::ListMap(&["name"]),
-    ),
-    (
-        "io.k8s.api.admissionregistration.v1.ValidatingWebhook",
-        "matchConditions",
-        Merge::ListMap(&["name"]),
-    ),
-    (
-        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus",
-        "conditions",
-        Merge::ListMap(&["type"]),
-    ),
-    (
-        "io.k8s.api.batch.v1.JobStatus",
-        "conditions",
-        Merge::ListAtomic,
-    ),
-    (
-        "io.k8s.api.core.v1.Container",
-        "ports",
-        Merge::ListMap(&["containerPort", "protocol"]),
-    ),
-    (
-        "io.k8s.api.core.v1.ContainerStatus",
-        "allocatedResourcesStatus",
-        Merge::ListMap(&["name"]),
-    ),
-    (
-        "io.k8s.api.core.v1.ContainerStatus",
-        "volumeMounts",
-        Merge::ListAtomic,
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "ports",
-        Merge::ListMap(&["containerPort", "protocol"]),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "resourceClaims",
-        Merge::ListMap(&["name"]),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "schedulingGates",
-        Merge::ListMap(&["name"]),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "topologySpreadConstraints",
-        Merge::ListMap(&["topologyKey", "whenUnsatisfiable"]),
-    ),
+#[rustfmt::skip]
+pub(super) static PATCH_LIST_TYPES: &[(&str, &str, Merge)] = &[
+    ("io.k8s.api.admissionregistration.v1.MutatingWebhook", "matchConditions", Merge::ListMap(&["name"])),
+    ("io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicySpec", "matchConditions", Merge::ListMap(&["name"])),
+    ("io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicySpec", "variables", Merge::ListMap(&["name"])),
+    ("io.k8s.api.admissionregistration.v1.ValidatingWebhook", "matchConditions", Merge::ListMap(&["name"])),
+    ("io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus", "conditions", Merge::ListMap(&["type"])),
+    ("io.k8s.api.batch.v1.JobStatus", "conditions", Merge::ListAtomic),
+    ("io.k8s.api.core.v1.Container", "ports", Merge::ListMap(&["containerPort", "protocol"])),
+    ("io.k8s.api.core.v1.ContainerStatus", "allocatedResourcesStatus", Merge::ListMap(&["name"])),
+    ("io.k8s.api.core.v1.ContainerStatus", "volumeMounts", Merge::ListAtomic),
+    ("io.k8s.api.core.v1.EphemeralContainer", "ports", Merge::ListMap(&["containerPort", "protocol"])),
+    ("io.k8s.api.core.v1.PodSpec", "resourceClaims", Merge::ListMap(&["name"])),
+    ("io.k8s.api.core.v1.PodSpec", "schedulingGates", Merge::ListMap(&["name"])),
+    ("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints", Merge::ListMap(&["topologyKey", "whenUnsatisfiable"])),
     ("io.k8s.api.core.v1.PodStatus", "hostIPs", Merge::ListAtomic),
-    (
-        "io.k8s.api.core.v1.PodStatus",
-        "resourceClaimStatuses",
-        Merge::ListMap(&["name"]),
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceSpec",
-        "ports",
-        Merge::ListMap(&["port", "protocol"]),
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceStatus",
-        "conditions",
-        Merge::ListMap(&["type"]),
-    ),
-    (
-        "io.k8s.api.networking.v1.ServiceCIDRStatus",
-        "conditions",
-        Merge::ListMap(&["type"]),
-    ),
-    (
-        "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",
-        "conditions",
-        Merge::ListMap(&["type"]),
-    ),
+    ("io.k8s.api.core.v1.PodStatus", "resourceClaimStatuses", Merge::ListMap(&["name"])),
+    ("io.k8s.api.core.v1.ServiceSpec", "ports", Merge::ListMap(&["port", "protocol"])),
+    ("io.k8s.api.core.v1.ServiceStatus", "conditions", Merge::ListMap(&["type"])),
+    ("io.k8s.api.networking.v1.ServiceCIDRStatus", "conditions", Merge::ListMap(&["type"])),
+    ("io.k8s.api.policy.v1.PodDisruptionBudgetStatus", "conditions", Merge::ListMap(&["type"])),
 ];
 
 /// Lists where k8s-openapi's merge strategy is its own invention rather than upstream's list type
 /// (a fix-up keyed by `metadata.name`); upstream marks them atomic.
-static LIST_TYPE_OVERRIDES: &[(&str, &str, Merge)] = &[(
+pub(super) static LIST_TYPE_OVERRIDES: &[(&str, &str, Merge)] = &[(
     "io.k8s.api.apps.v1.StatefulSetSpec",
     "volumeClaimTemplates",
     Merge::ListAtomic,
@@ -458,7 +137,7 @@ static LIST_TYPE_OVERRIDES: &[(&str, &str, Merge)] = &[(
 
 /// Structs upstream marks `+structType=atomic` (schema-level `x-kubernetes-map-type: atomic`):
 /// references and selectors that only make sense as a whole.
-static ATOMIC_STRUCTS: &[&str] = &[
+pub(super) static ATOMIC_STRUCTS: &[&str] = &[
     "io.k8s.api.admissionregistration.v1.MatchResources",
     "io.k8s.api.admissionregistration.v1.NamedRuleWithOperations",
     "io.k8s.api.admissionregistration.v1.ParamKind",
@@ -482,7 +161,7 @@ static ATOMIC_STRUCTS: &[&str] = &[
 ];
 
 /// Struct-valued properties with their own `+structType` (`x-kubernetes-map-type` on the property).
-static STRUCT_PROPERTY_TYPES: &[(&str, &str, &str)] = &[(
+pub(super) static STRUCT_PROPERTY_TYPES: &[(&str, &str, &str)] = &[(
     "io.k8s.api.core.v1.PersistentVolumeSpec",
     "claimRef",
     "granular",
@@ -490,13 +169,13 @@ static STRUCT_PROPERTY_TYPES: &[(&str, &str, &str)] = &[(
 
 /// Discriminated unions (`x-kubernetes-unions`): (schema, discriminator, [(field, value)]).
 /// (schema, discriminator, [(field, discriminator value)]).
-type Union = (
+pub(super) type Union = (
     &'static str,
     &'static str,
     &'static [(&'static str, &'static str)],
 );
 
-static UNIONS: &[Union] = &[
+pub(super) static UNIONS: &[Union] = &[
     (
         "io.k8s.api.core.v1.AppArmorProfile",
         "type",

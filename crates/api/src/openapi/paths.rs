@@ -450,7 +450,14 @@ fn op_body(
 
 /// Upstream hoists the parameters every operation of a path shares to the path; the rest stay on
 /// the operations (sorted by name both places).
-fn path_item(ops: Vec<Op>) -> Value {
+fn path_item(mut ops: Vec<Op>) -> Value {
+    // Upstream's method order within a path item.
+    let rank = |m: &str| {
+        ["get", "put", "post", "delete", "patch"]
+            .iter()
+            .position(|x| *x == m)
+    };
+    ops.sort_by_key(|op| rank(op.method));
     let shared: Vec<Value> = match ops.first() {
         Some(first) => first
             .params

@@ -695,3 +695,57 @@ fn documents_are_generated_quickly_and_compactly() {
     let v1 = document(&all, "api/v1").map_or(0, |d| d.len());
     assert!(v1 > 500_000, "api/v1 suspiciously small: {v1}");
 }
+
+/// Every hand-written table entry names a schema (and property) that exists: a typo or an
+/// upstream rename would otherwise be skipped silently.
+#[test]
+fn hand_tables_name_existing_schemas_and_properties() {
+    use super::ext;
+    let defs = definitions();
+    let has_prop = |s: &str, p: &str| {
+        defs.get(s)
+            .is_some_and(|d| d["properties"].get(p).is_some())
+    };
+    for (s, p, ..) in ext::PATCH {
+        assert!(has_prop(s, p), "PATCH: {s}.{p}");
+    }
+    for (s, p, _) in ext::PATCH_LIST_TYPES.iter().chain(ext::LIST_TYPE_OVERRIDES) {
+        assert!(has_prop(s, p), "list types: {s}.{p}");
+        assert!(
+            ext::PATCH.iter().any(|(ps, pp, ..)| ps == s && pp == p)
+                || ext::LIST_TYPE_OVERRIDES
+                    .iter()
+                    .any(|(os, op, _)| os == s && op == p),
+            "{s}.{p}: explicit list type without a patch tag"
+        );
+    }
+    for s in ext::ATOMIC_STRUCTS {
+        assert_eq!(
+            defs.get(*s).map(|d| &d["x-kubernetes-map-type"]),
+            Some(&Value::from("atomic")),
+            "{s}"
+        );
+    }
+    for (s, p, _) in ext::STRUCT_PROPERTY_TYPES {
+        assert!(has_prop(s, p), "struct property: {s}.{p}");
+    }
+    for (s, discriminator, fields) in ext::UNIONS {
+        assert!(has_prop(s, discriminator), "union: {s}.{discriminator}");
+        for (f, _) in *fields {
+            assert!(has_prop(s, f), "union: {s}.{f}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "writes the documents to $OPENAPI_DUMP_DIR for inspection by hand"]
+fn dump_documents() {
+    let Ok(dir) = std::env::var("OPENAPI_DUMP_DIR") else {
+        return;
+    };
+    let all = builtin();
+    for gv in group_versions(&all) {
+        let bytes = document(&all, &gv).unwrap_or_default();
+        std::fs::write(format!("{dir}/{}.json", gv.replace('/', "__")), bytes).expect("write");
+    }
+}
