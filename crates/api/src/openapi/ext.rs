@@ -38,8 +38,10 @@ pub(super) enum Merge {
 /// Upstream 1.33's `patchStrategy` / `patchMergeKey` struct tags, as (schema, property, strategy,
 /// merge key), for the groups in `resources.rs` and the meta types they embed. Taken from the
 /// `k8s.io/api` v0.33 struct tags (inline structs flattened, e.g. `EphemeralContainerCommon` into
-/// `EphemeralContainer`); the 1.27 reference documents agree on every field they share except
-/// `LabelSelectorRequirement.key`, whose meaningless tag upstream dropped.
+/// `EphemeralContainer`; `ComponentStatus`, not served, left out); `scripts/go-patch-tags.py`
+/// prints them from a kubectl 1.33 binary for re-checking. The 1.27 reference documents agree on
+/// every field they share except `LabelSelectorRequirement.key`, whose meaningless tag upstream
+/// dropped.
 ///
 /// Not tagged upstream, so absent here on purpose: `CertificateSigningRequestStatus.conditions`,
 /// `CronJobStatus.active`, and most `conditions` lists added after 1.20 (they use list-type map only).
