@@ -5,6 +5,7 @@
 //! - [`field`] and [`validation`]: upstream-shaped field errors and generic checks;
 //! - [`table`]: the `kubectl get` columns and cells (server-side `Table` printing);
 //! - [`schema`] and [`patch`]: the OpenAPI metadata cursor and the PATCH content types;
+//! - [`openapi`]: the OpenAPI v3 documents kubectl validates and explains against;
 //! - [`selector`]: label and field selectors.
 //!
 //! See `docs/data-path.md` for where each piece runs in a request.

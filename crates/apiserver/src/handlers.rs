@@ -310,7 +310,7 @@ async fn resource(
                 return patch_scale(&ctx, name, kind, patch, &opts).await;
             }
             let target = UpdateTarget::for_subresource(info, sub)?;
-            let storage_kind = (info.group, info.kind);
+            let storage_kind = (info.group, info.version, info.kind);
             let r = registry::guaranteed_update(&ctx, name, target, &opts, &move |cur| {
                 apply_patch(kind, &cur, &patch, storage_kind)
             })
@@ -543,7 +543,7 @@ fn patch_kind(headers: &HeaderMap, info: &skiff_api::ResourceInfo) -> ApiResult<
     }
 }
 
-fn apply_patch(kind: PatchKind, cur: &Value, patch: &Value, (group, k): (&str, &str)) -> ApiResult<Value> {
+fn apply_patch(kind: PatchKind, cur: &Value, patch: &Value, (group, version, k): (&str, &str, &str)) -> ApiResult<Value> {
     let result = match kind {
         PatchKind::Json => skiff_api::patch::json_patch(cur, patch),
         PatchKind::Merge => {
@@ -552,11 +552,15 @@ fn apply_patch(kind: PatchKind, cur: &Value, patch: &Value, (group, k): (&str, &
             }
             skiff_api::patch::merge_patch(cur, patch)
         }
-        PatchKind::Strategic => strategic(cur, patch, group, k),
+        PatchKind::Strategic => strategic(cur, patch, group, version, k),
         PatchKind::Apply => return Err(ApiError::bad_request("server-side apply is not supported yet")),
     };
-    let mut out = result.map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", e.to_string())
+    // Upstream answers most strategic-merge failures with a bare 500; a malformed patch is the
+    // client's fault, so it is a 422 here (400 and 413 where upstream uses them).
+    let mut out = result.map_err(|e| match e.status_code() {
+        400 => ApiError::bad_request(e.to_string()),
+        413 => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", e.to_string()),
+        _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", e.to_string()),
     })?;
     // A patch may not change identity.
     if !out.is_object() {
@@ -571,10 +575,20 @@ fn apply_patch(kind: PatchKind, cur: &Value, patch: &Value, (group, k): (&str, &
     Ok(out)
 }
 
-fn strategic(cur: &Value, patch: &Value, group: &str, kind: &str) -> Result<Value, skiff_api::patch::PatchError> {
-    let _ = (group, kind);
-    // Interim: without schema metadata a strategic merge patch degrades to a merge patch.
-    skiff_api::patch::merge_patch(cur, patch)
+/// The OpenAPI component name of a built-in kind (`io.k8s.api.apps.v1.Deployment`).
+fn schema_name(group: &str, version: &str, kind: &str) -> String {
+    let pkg = match group {
+        "" => "core",
+        g => g.split('.').next().unwrap_or(g),
+    };
+    format!("io.k8s.api.{pkg}.{version}.{kind}")
+}
+
+fn strategic(cur: &Value, patch: &Value, group: &str, version: &str, kind: &str) -> Result<Value, skiff_api::patch::PatchError> {
+    let defs = skiff_api::openapi::definitions();
+    let schema = skiff_api::Schema::root(defs, &schema_name(group, version, kind))
+        .unwrap_or_else(|| skiff_api::Schema::new(defs, &Value::Null));
+    skiff_api::patch::strategic_merge_patch(cur, patch, schema)
 }
 
 /// `pods/<name>/binding`: assign a node, once.
@@ -735,7 +749,7 @@ async fn patch_scale(ctx: &Ctx<'_>, name: &str, kind: PatchKind, patch: Value, o
     let name_s = name.to_string();
     let r = registry::guaranteed_update(ctx, name, UpdateTarget::Main, opts, &|mut cur| {
         let scale = scale_view(&cur);
-        let patched = apply_patch(kind, &scale, &patch, ("autoscaling", "Scale"))?;
+        let patched = apply_patch(kind, &scale, &patch, ("autoscaling", "v1", "Scale"))?;
         let replicas = match patched.pointer("/spec/replicas").and_then(Value::as_i64) {
             Some(n) if n >= 0 => n,
             Some(n) => {
