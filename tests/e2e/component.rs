@@ -215,6 +215,8 @@ async fn watch_from_too_old_revision_is_a_410_event() {
         let r = api.request(Method::POST, "/api/v1/namespaces/old/configmaps", Some(cm(&format!("c{i}"), json!({})))).await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
+    // A consistent list makes sure the cache has applied every write.
+    api.request(Method::GET, "/api/v1/namespaces/old/configmaps?limit=1", None).await;
     let (status, mut rx) = api.watch("/api/v1/namespaces/old/configmaps?watch=true&resourceVersion=1").await;
     assert_eq!(status, StatusCode::OK, "the stream opens; the error is an event");
     let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();

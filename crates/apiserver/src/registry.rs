@@ -742,7 +742,9 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str, opts: &DeleteOptions) -> A
             _ => {}
         }
         let grace = graceful_period(ctx.info(), &obj, opts.grace_period_seconds);
-        let namespace_pending = ctx.info().plural == "namespaces";
+        // A namespace waits for its `kubernetes` finalizer: the namespace lifecycle loop empties it.
+        let namespace_pending = ctx.info().plural == "namespaces"
+            && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
         let must_wait = !finalizers.is_empty() || grace > 0 || namespace_pending;
         if !must_wait {
             if opts.dry_run {
