@@ -93,6 +93,14 @@ conformance_case!(compaction);
 conformance_case!(compaction_of_slow_watcher);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn model_check() {
+    let harness = Sqlite::new();
+    for seed in 1..=4 {
+        conformance::model_check(harness.fresh().await, seed).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn watch_slow_watcher() {
     let harness = Sqlite::new();
     conformance::watch_slow_watcher(harness.fresh().await, 2000).await;
