@@ -9,6 +9,7 @@
 //! The database runs in WAL mode with `synchronous = FULL`: a write is acknowledged only after
 //! the commit holding it is fsynced.
 
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -34,6 +35,9 @@ use writer::{Request, Writer};
 
 /// The database file's name inside [`SqliteOptions::dir`].
 pub const DB_FILE_NAME: &str = "state.db";
+
+/// The lock file beside the database; held while a store has it open.
+const LOCK_FILE_NAME: &str = "state.lock";
 
 /// Options for [`SqliteStore`].
 #[derive(Clone, Debug)]
@@ -188,6 +192,7 @@ impl SqliteStore {
     pub fn open(opts: SqliteOptions) -> Result<SqliteStore> {
         std::fs::create_dir_all(&opts.dir)
             .map_err(|e| Error::Backend(format!("creating {}: {e}", opts.dir.display())))?;
+        let lock = lock_dir(&opts.dir)?;
         let path = opts.dir.join(DB_FILE_NAME);
         let conn = schema::open_writer(&path)?;
         let db = |e: rusqlite::Error| Error::Backend(format!("reading {}: {e}", path.display()));
@@ -216,7 +221,11 @@ impl SqliteStore {
         );
         let thread = std::thread::Builder::new()
             .name("skiff-store-writer".into())
-            .spawn(move || writer.run(queue))
+            .spawn(move || {
+                writer.run(queue);
+                // Only now, with the database closed, may another store open it.
+                drop(lock);
+            })
             .map_err(|e| Error::Backend(format!("starting the store writer thread: {e}")))?;
         tracing::info!(path = %path.display(), revision = current, compacted, "opened sqlite store");
         Ok(SqliteStore {
@@ -264,6 +273,30 @@ impl SqliteStore {
         answer
             .await
             .map_err(|_| Error::Backend("the store writer stopped without answering".into()))?
+    }
+}
+
+/// Takes the directory's lock file, so that a second store (in this or another process) cannot
+/// open the same database: its writer would hand out revisions this one's watchers never see.
+/// The OS releases the lock when the process dies, so a crash never leaves it stale.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Backend(format!("opening {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::Backend(format!(
+            "{} is in use by another store (lock {} is held)",
+            dir.display(),
+            path.display()
+        ))),
+        Err(TryLockError::Error(e)) => {
+            Err(Error::Backend(format!("locking {}: {e}", path.display())))
+        }
     }
 }
 

@@ -281,6 +281,25 @@ async fn close_answers_in_flight_writes() {
     }
 }
 
+/// One database, one store: a second open fails while the first is open, and succeeds once it
+/// is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_is_opened_by_one_store_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = SqliteStore::open(SqliteOptions::new(dir.path())).expect("open");
+    first.create("k", Bytes::new()).await.expect("create");
+    match SqliteStore::open(SqliteOptions::new(dir.path())) {
+        Err(Error::Backend(message)) => assert!(message.contains("in use"), "{message}"),
+        other => panic!("second open: {other:?}"),
+    }
+    first.close().await;
+    let second = SqliteStore::open(SqliteOptions::new(dir.path())).expect("open after close");
+    assert!(second.get("k").await.expect("get").is_some());
+    drop(second);
+    // Dropping the last handle releases it too.
+    SqliteStore::open(SqliteOptions::new(dir.path())).expect("open after drop");
+}
+
 /// Errors opening a store are reported, not panics.
 #[test]
 fn open_errors_are_backend_errors() {
