@@ -17,7 +17,7 @@ mod memory;
 mod sqlite;
 
 pub use memory::MemoryStore;
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{DB_FILE_NAME, SqliteOptions, SqliteStore};
 
 /// A global revision. Revisions start at 1; 0 means "none" / "latest" where documented.
 pub type Revision = i64;
@@ -92,13 +92,23 @@ pub enum Error {
     NotFound(String),
     /// The key's mod revision is not the one the caller expected; `current` is what is stored.
     #[error("conflict on key {key:?}: expected mod revision {expected}")]
-    Conflict { key: String, expected: Revision, current: Option<Box<KeyValue>> },
+    Conflict {
+        key: String,
+        expected: Revision,
+        current: Option<Box<KeyValue>>,
+    },
     /// The requested revision is older than the compacted revision.
     #[error("required revision {requested} has been compacted (compacted revision {compacted})")]
-    Compacted { requested: Revision, compacted: Revision },
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
     /// The requested revision is newer than the store's current revision.
     #[error("required revision {requested} is a future revision (current revision {current})")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
     /// The backend failed (I/O, corruption, lost connection).
     #[error("storage backend error: {0}")]
     Backend(String),
@@ -129,17 +139,21 @@ pub trait Store: Send + Sync + 'static {
     async fn update(&self, key: &str, value: Bytes, expected: Revision) -> Result<Revision>;
 
     /// Delete `key`, if `expected` is given only when its mod revision is `expected`.
-    /// Returns the deletion revision and the deleted value.
+    /// Returns the deletion revision and the deleted value as it was stored (its
+    /// `mod_revision` is the key's last change before the delete, like etcd's `prev_kv`).
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)>;
 
     /// Every change to keys under `prefix` with a revision strictly greater than `after`, in
     /// revision order, then live changes as they commit. Fails with [`Error::Compacted`] when
-    /// that history is gone, i.e. when `after + 1 < compacted_revision()`.
+    /// that history is gone, i.e. when `after + 1 < compacted_revision()`. `after` may be the
+    /// current revision (only new changes) or beyond it (changes after `after` only).
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
 
     /// Forget history before `revision` (etcd's `compact(revision)`): every value superseded
     /// before `revision` and every key deleted before it is dropped; the latest value of every
     /// live key is kept. Range reads at revisions below it then fail with [`Error::Compacted`].
+    /// Like etcd, fails with [`Error::Compacted`] when `revision <= compacted_revision()` and
+    /// with [`Error::FutureRevision`] when it is above the current revision.
     async fn compact(&self, revision: Revision) -> Result<()>;
 
     /// The current (latest committed) revision.

@@ -155,8 +155,8 @@ impl Store for MemoryStore {
         st.revision += 1;
         let rev = st.revision;
         let kv = KeyValue { mod_revision: rev, ..cur.clone() };
-        self.commit(&mut st, Event { kind: EventType::Delete, kv: kv.clone(), prev: Some(cur) });
-        Ok((rev, kv))
+        self.commit(&mut st, Event { kind: EventType::Delete, kv, prev: Some(cur.clone()) });
+        Ok((rev, cur))
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
@@ -197,7 +197,7 @@ impl Store for MemoryStore {
     async fn compact(&self, revision: Revision) -> Result<()> {
         let mut st = self.lock();
         if revision <= st.compacted {
-            return Ok(());
+            return Err(Error::Compacted { requested: revision, compacted: st.compacted });
         }
         if revision > st.revision {
             return Err(Error::FutureRevision { requested: revision, current: st.revision });
@@ -217,5 +217,34 @@ impl Store for MemoryStore {
 
     async fn compacted_revision(&self) -> Result<Revision> {
         Ok(self.lock().compacted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::MemoryStore;
+    use crate::conformance::{self, Harness};
+
+    struct Memory;
+
+    impl Harness for Memory {
+        type Store = MemoryStore;
+
+        async fn fresh(&self) -> Arc<MemoryStore> {
+            Arc::new(MemoryStore::new())
+        }
+
+        /// Memory has no durability: "reopening" keeps the same state, as a restart of a
+        /// process that kept its memory would.
+        async fn reopen(&self, store: Arc<MemoryStore>) -> Arc<MemoryStore> {
+            store
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_store_passes_the_conformance_suite() {
+        conformance::run_all(&Memory).await;
     }
 }

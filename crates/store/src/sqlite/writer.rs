@@ -1,0 +1,432 @@
+//! The writer thread of the SQLite backend: the only connection that writes, and so the only
+//! place revisions are assigned.
+//!
+//! Group commit: the thread blocks for one request, then drains every request already queued
+//! (up to `max_batch`) and runs them all in one transaction, each with its own revision and its
+//! own precondition check, commits once (one fsync), and only then answers the callers and
+//! publishes the committed events to watchers. A precondition failure is an ordinary answer for
+//! that one request; a database error rolls the batch back and retries its requests one per
+//! transaction, so one bad request cannot fail its neighbours.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use tokio::sync::{broadcast, oneshot};
+
+use super::Shared;
+use crate::{Error, Event, EventType, KeyValue, Result, Revision};
+
+/// One write, with the channel its answer goes back on.
+pub(super) enum Request {
+    Create {
+        key: String,
+        value: Bytes,
+        reply: oneshot::Sender<Result<Revision>>,
+    },
+    Update {
+        key: String,
+        value: Bytes,
+        expected: Revision,
+        reply: oneshot::Sender<Result<Revision>>,
+    },
+    Delete {
+        key: String,
+        expected: Option<Revision>,
+        reply: oneshot::Sender<Result<(Revision, KeyValue)>>,
+    },
+    Compact {
+        revision: Revision,
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// The successful result of one request, held until its transaction commits.
+enum Done {
+    Written(Revision),
+    Deleted(Revision, KeyValue),
+    Compacted,
+}
+
+/// State owned by the writer thread.
+pub(super) struct Writer {
+    conn: Connection,
+    /// The newest revision handed out; the next write gets `current + 1`.
+    current: Revision,
+    /// History below this revision is gone.
+    compacted: Revision,
+    /// Where committed revisions are published for readers of the atomics.
+    shared: Arc<Shared>,
+    /// Committed events, in revision order, for watchers.
+    events: broadcast::Sender<Arc<Event>>,
+    /// Most requests per transaction; bounds the latency one batch adds to its last request.
+    max_batch: usize,
+}
+
+impl Writer {
+    pub(super) fn new(
+        conn: Connection,
+        current: Revision,
+        compacted: Revision,
+        shared: Arc<Shared>,
+        events: broadcast::Sender<Arc<Event>>,
+        max_batch: usize,
+    ) -> Self {
+        Writer {
+            conn,
+            current,
+            compacted,
+            shared,
+            events,
+            max_batch: max_batch.max(1),
+        }
+    }
+
+    /// Serves requests until every sender is gone, answering everything already queued.
+    pub(super) fn run(mut self, requests: mpsc::Receiver<Request>) {
+        while let Ok(first) = requests.recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch {
+                match requests.try_recv() {
+                    Ok(req) => batch.push(req),
+                    Err(_) => break,
+                }
+            }
+            self.run_batch(batch);
+        }
+        tracing::debug!(revision = self.current, "store writer stopped");
+    }
+
+    fn run_batch(&mut self, batch: Vec<Request>) {
+        let (current, compacted) = (self.current, self.compacted);
+        match self.try_batch(&batch) {
+            Ok((results, events)) => {
+                tracing::trace!(
+                    requests = batch.len(),
+                    revision = self.current,
+                    "store batch committed"
+                );
+                self.shared.current.store(self.current, Ordering::Release);
+                self.shared
+                    .compacted
+                    .store(self.compacted, Ordering::Release);
+                for event in events {
+                    // An error only means nobody is watching.
+                    let _ = self.events.send(Arc::new(event));
+                }
+                for (req, result) in batch.into_iter().zip(results) {
+                    answer(req, result);
+                }
+            }
+            Err(e) => {
+                // Nothing was committed: forget the revisions the batch used.
+                self.current = current;
+                self.compacted = compacted;
+                if batch.len() == 1 {
+                    tracing::error!(error = %e, "store write failed");
+                    for req in batch {
+                        answer(req, Err(Error::Backend(e.to_string())));
+                    }
+                } else {
+                    tracing::warn!(error = %e, requests = batch.len(), "store batch failed, retrying one by one");
+                    for req in batch {
+                        self.run_batch(vec![req]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a batch in one transaction. `Err` means a database failure: nothing committed.
+    fn try_batch(
+        &mut self,
+        batch: &[Request],
+    ) -> rusqlite::Result<(Vec<Result<Done>>, Vec<Event>)> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut results = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
+        let mut state = Revisions {
+            current: self.current,
+            compacted: self.compacted,
+        };
+        for req in batch {
+            results.push(apply(&tx, &mut state, req, &mut events)?);
+        }
+        if events.is_empty() && state.compacted == self.compacted {
+            // Only failed preconditions: nothing to make durable.
+            tx.rollback()?;
+        } else {
+            tx.commit()?;
+        }
+        self.current = state.current;
+        self.compacted = state.compacted;
+        Ok((results, events))
+    }
+}
+
+/// The revision counters as a transaction advances them (committed only with it).
+struct Revisions {
+    current: Revision,
+    compacted: Revision,
+}
+
+/// The latest row of a live key, as the writer needs it.
+struct Latest {
+    mod_revision: Revision,
+    create_revision: Revision,
+    value: Bytes,
+}
+
+impl Latest {
+    fn into_kv(self, key: &str) -> KeyValue {
+        KeyValue {
+            key: key.to_owned(),
+            value: self.value,
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+        }
+    }
+}
+
+/// Applies one request inside the batch's transaction. The outer `Err` is a database failure
+/// (abort the batch); the inner one is this request's own answer (e.g. a failed precondition).
+fn apply(
+    tx: &Transaction<'_>,
+    state: &mut Revisions,
+    req: &Request,
+    events: &mut Vec<Event>,
+) -> rusqlite::Result<Result<Done>> {
+    match req {
+        Request::Create { key, value, .. } => {
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM latest WHERE name = ?1")?
+                .exists([key.as_bytes()])?;
+            if exists {
+                return Ok(Err(Error::AlreadyExists(key.clone())));
+            }
+            let revision = state.current + 1;
+            insert(tx, revision, key, false, revision, 0, value)?;
+            set_latest(tx, key, revision)?;
+            state.current = revision;
+            let kv = KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+                create_revision: revision,
+                mod_revision: revision,
+            };
+            events.push(Event {
+                kind: EventType::Put,
+                kv,
+                prev: None,
+            });
+            Ok(Ok(Done::Written(revision)))
+        }
+        Request::Update {
+            key,
+            value,
+            expected,
+            ..
+        } => {
+            let Some(old) = latest(tx, key)? else {
+                return Ok(Err(Error::NotFound(key.clone())));
+            };
+            if old.mod_revision != *expected {
+                return Ok(Err(conflict(key, *expected, old)));
+            }
+            let revision = state.current + 1;
+            insert(
+                tx,
+                revision,
+                key,
+                false,
+                old.create_revision,
+                old.mod_revision,
+                value,
+            )?;
+            set_latest(tx, key, revision)?;
+            state.current = revision;
+            let kv = KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+                create_revision: old.create_revision,
+                mod_revision: revision,
+            };
+            events.push(Event {
+                kind: EventType::Put,
+                kv,
+                prev: Some(old.into_kv(key)),
+            });
+            Ok(Ok(Done::Written(revision)))
+        }
+        Request::Delete { key, expected, .. } => {
+            let Some(old) = latest(tx, key)? else {
+                return Ok(Err(Error::NotFound(key.clone())));
+            };
+            if let Some(expected) = expected
+                && old.mod_revision != *expected
+            {
+                return Ok(Err(conflict(key, *expected, old)));
+            }
+            let revision = state.current + 1;
+            insert(
+                tx,
+                revision,
+                key,
+                true,
+                old.create_revision,
+                old.mod_revision,
+                &old.value,
+            )?;
+            tx.prepare_cached("DELETE FROM latest WHERE name = ?1")?
+                .execute([key.as_bytes()])?;
+            state.current = revision;
+            let prev = old.into_kv(key);
+            let kv = KeyValue {
+                mod_revision: revision,
+                ..prev.clone()
+            };
+            events.push(Event {
+                kind: EventType::Delete,
+                kv,
+                prev: Some(prev.clone()),
+            });
+            Ok(Ok(Done::Deleted(revision, prev)))
+        }
+        Request::Compact { revision, .. } => {
+            let revision = *revision;
+            if revision <= state.compacted {
+                return Ok(Err(Error::Compacted {
+                    requested: revision,
+                    compacted: state.compacted,
+                }));
+            }
+            if revision > state.current {
+                return Ok(Err(Error::FutureRevision {
+                    requested: revision,
+                    current: state.current,
+                }));
+            }
+            compact(tx, state.compacted, revision)?;
+            state.compacted = revision;
+            Ok(Ok(Done::Compacted))
+        }
+    }
+}
+
+/// Drops the history that compaction to `to` makes unreachable, given that everything the
+/// compaction to `from` made unreachable is already gone.
+///
+/// A row below `to` goes when it is a tombstone or when its successor is also below `to`.
+/// Reads at `to` or later still find every key's newest row at or below their revision (a
+/// dropped row was superseded before `to`, a dropped tombstone means "absent" just as no row
+/// does), and a watch from `to - 1` still finds every event and each event's predecessor (the
+/// predecessor of a row at or above `to` has a successor at or above `to`, so it stays).
+/// Only rows whose successor lies in `[from, to)` can newly qualify, so compaction costs the
+/// history written since the last one, not the whole database.
+fn compact(tx: &Transaction<'_>, from: Revision, to: Revision) -> rusqlite::Result<()> {
+    let superseded = tx.execute(
+        "DELETE FROM log WHERE id IN \
+         (SELECT prev_revision FROM log WHERE id >= ?1 AND id < ?2 AND prev_revision > 0)",
+        [from, to],
+    )?;
+    let tombstones = tx.execute(
+        "DELETE FROM log WHERE id >= ?1 AND id < ?2 AND deleted = 1",
+        [from, to],
+    )?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('compacted', ?1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [to],
+    )?;
+    tracing::debug!(revision = to, superseded, tombstones, "store compacted");
+    Ok(())
+}
+
+fn latest(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<Option<Latest>> {
+    tx.prepare_cached(
+        "SELECT l.id, l.create_revision, l.value FROM latest k JOIN log l ON l.id = k.id \
+         WHERE k.name = ?1",
+    )?
+    .query_row([key.as_bytes()], |row| {
+        Ok(Latest {
+            mod_revision: row.get(0)?,
+            create_revision: row.get(1)?,
+            value: Bytes::from(row.get::<_, Vec<u8>>(2)?),
+        })
+    })
+    .optional()
+}
+
+fn insert(
+    tx: &Transaction<'_>,
+    revision: Revision,
+    key: &str,
+    deleted: bool,
+    create_revision: Revision,
+    prev_revision: Revision,
+    value: &[u8],
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO log (id, name, deleted, create_revision, prev_revision, value) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(rusqlite::params![
+        revision,
+        key.as_bytes(),
+        deleted,
+        create_revision,
+        prev_revision,
+        value
+    ])?;
+    Ok(())
+}
+
+fn set_latest(tx: &Transaction<'_>, key: &str, revision: Revision) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO latest (name, id) VALUES (?1, ?2) \
+         ON CONFLICT (name) DO UPDATE SET id = excluded.id",
+    )?
+    .execute(rusqlite::params![key.as_bytes(), revision])?;
+    Ok(())
+}
+
+fn conflict(key: &str, expected: Revision, current: Latest) -> Error {
+    Error::Conflict {
+        key: key.to_owned(),
+        expected,
+        current: Some(Box::new(current.into_kv(key))),
+    }
+}
+
+/// Sends a request's answer. A caller that stopped waiting is not an error.
+fn answer(req: Request, result: Result<Done>) {
+    match req {
+        Request::Create { reply, .. } | Request::Update { reply, .. } => {
+            let _ = reply.send(result.and_then(|done| match done {
+                Done::Written(revision) => Ok(revision),
+                _ => Err(mismatch()),
+            }));
+        }
+        Request::Delete { reply, .. } => {
+            let _ = reply.send(result.and_then(|done| match done {
+                Done::Deleted(revision, kv) => Ok((revision, kv)),
+                _ => Err(mismatch()),
+            }));
+        }
+        Request::Compact { reply, .. } => {
+            let _ = reply.send(result.and_then(|done| match done {
+                Done::Compacted => Ok(()),
+                _ => Err(mismatch()),
+            }));
+        }
+    }
+}
+
+/// `apply` answers each request kind with its own `Done` variant; this is unreachable.
+fn mismatch() -> Error {
+    Error::Backend("internal error: store writer answered a request with the wrong kind".into())
+}
