@@ -103,8 +103,8 @@ impl Store for MemoryStore {
         let mut kvs = Vec::new();
         let mut more = false;
         let start = match &opts.start_after {
-            Some(k) => std::ops::Bound::Excluded(k.clone()),
-            None => std::ops::Bound::Included(prefix.to_string()),
+            Some(k) if k.as_str() >= prefix => std::ops::Bound::Excluded(k.clone()),
+            _ => std::ops::Bound::Included(prefix.to_string()),
         };
         for (k, kv) in source.range((start, std::ops::Bound::Unbounded)) {
             if !k.starts_with(prefix) {
@@ -202,11 +202,14 @@ impl Store for MemoryStore {
         if revision > st.revision {
             return Err(Error::FutureRevision { requested: revision, current: st.revision });
         }
-        // Keep events at or after `revision`, and the event that produced each key's latest
-        // value (so the log can still reconstruct the state at `revision`).
-        let keep_latest: std::collections::HashSet<(String, Revision)> =
-            st.latest.values().map(|kv| (kv.key.clone(), kv.mod_revision)).collect();
-        st.log.retain(|e| e.revision() >= revision || keep_latest.contains(&(e.kv.key.clone(), e.revision())));
+        // Keep events at or after `revision`, and for each key live at `revision` the event
+        // that produced its value then (so reads at `revision` still work).
+        let live_then: std::collections::HashSet<(String, Revision)> =
+            at_revision(&st, "", revision).into_values().map(|kv| (kv.key, kv.mod_revision)).collect();
+        st.log.retain(|e| {
+            e.revision() >= revision
+                || (e.kind == EventType::Put && live_then.contains(&(e.kv.key.clone(), e.revision())))
+        });
         st.compacted = revision;
         Ok(())
     }
