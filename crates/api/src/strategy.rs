@@ -16,8 +16,9 @@ use serde_json::Value;
 use crate::field::{ErrorList, Path};
 use crate::validation;
 
-mod core;
 mod admissionregistration;
+mod common;
+mod core;
 mod apps;
 mod autoscaling;
 mod batch;
