@@ -32,6 +32,8 @@ mod policy;
 mod rbac;
 mod scheduling;
 mod storage;
+#[cfg(test)]
+mod test_util;
 
 /// How names of a kind are validated (upstream's `ValidateObjectMeta` name functions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use crate::validation;
 
 mod quantity;
 
-pub(crate) use quantity::{QUANTITY_FORMAT_MSG, Qty};
+pub(crate) use quantity::Qty;
 
 /// A bad value that is already formatted (Go `%#v` renderings of structs, maps, lists).
 pub(crate) struct Raw(pub(crate) String);

@@ -213,7 +213,7 @@ pub(crate) fn validate_replicated_template(
         let p = path.child("spec").child("activeDeadlineSeconds");
         errs.push(match deadline {
             DeadlineRule::Forbidden(msg) => FieldError::forbidden(&p, msg),
-            DeadlineRule::Invalid => FieldError::invalid(&p, d, "must not be specified"),
+            DeadlineRule::Invalid(msg) => FieldError::invalid(&p, d, msg),
         });
     }
     errs
@@ -223,7 +223,7 @@ pub(crate) fn validate_replicated_template(
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum DeadlineRule {
     Forbidden(&'static str),
-    Invalid,
+    Invalid(&'static str),
 }
 
 /// `ValidatePodSpec`.
