@@ -21,6 +21,9 @@ use crate::strategy::core::cluster::replica_status;
 use crate::strategy::core::pod_spec::{self, DeadlineRule};
 use crate::validation;
 
+#[cfg(test)]
+mod tests;
+
 /// Selector and template checks shared by Deployments and ReplicaSets
 /// (`ValidatePodTemplateSpecForReplicaSet` and the selector rules around it).
 fn selector_and_template(

@@ -17,6 +17,9 @@ use crate::validation;
 
 mod cron;
 
+#[cfg(test)]
+mod tests;
+
 const CONTROLLER_UID: &str = "batch.kubernetes.io/controller-uid";
 const LEGACY_CONTROLLER_UID: &str = "controller-uid";
 const JOB_NAME: &str = "batch.kubernetes.io/job-name";
