@@ -33,6 +33,8 @@ mod rbac;
 mod scheduling;
 mod storage;
 #[cfg(test)]
+mod group_tests;
+#[cfg(test)]
 mod test_util;
 
 /// How names of a kind are validated (upstream's `ValidateObjectMeta` name functions).

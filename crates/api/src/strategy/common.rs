@@ -191,11 +191,6 @@ pub(crate) fn enum_value(value: Option<&str>, supported: &[&str], required: bool
     }
 }
 
-/// Upstream's `ValidateImmutableField` for values printed by `repr`.
-pub(crate) fn immutable<T: PartialEq>(new: &T, old: &T, path: &Path, repr: impl FnOnce(&T) -> String) -> ErrorList {
-    if new == old { Vec::new() } else { vec![FieldError::invalid(path, Raw(repr(new)), validation::IMMUTABLE_MSG)] }
-}
-
 /// `IntOrString` holding an int or a percentage; upstream's `ValidatePositiveIntOrPercent`.
 pub(crate) fn validate_int_or_percent(v: &IntOrString, path: &Path) -> ErrorList {
     match v {

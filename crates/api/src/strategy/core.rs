@@ -7,7 +7,7 @@ mod pod;
 pub(crate) mod pod_spec;
 mod service;
 pub(crate) mod storage;
-mod volumes;
+pub(crate) mod volumes;
 
 #[cfg(test)]
 mod tests;
