@@ -264,7 +264,6 @@ pub fn validate_object_meta(object: &Value, rule: NameRule, path: &Path) -> Erro
     errs
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Value checks used by the per-kind strategies. Each returns upstream's messages
 // (`k8s.io/apimachinery/pkg/util/validation`), empty when the value is fine.

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::admissionregistration::v1::{
     MatchResources, MutatingWebhookConfiguration, RuleWithOperations, ValidatingAdmissionPolicy,
-    ValidatingAdmissionPolicyBinding, ValidatingAdmissionPolicyStatus, ValidatingWebhookConfiguration, WebhookClientConfig,
+    ValidatingAdmissionPolicyBinding, ValidatingAdmissionPolicyStatus, ValidatingWebhookConfiguration,
+    WebhookClientConfig,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -59,7 +60,12 @@ fn validate_webhook(w: &WebhookView<'_>, names: &mut BTreeSet<String>, path: &Pa
             errs.push(FieldError::required(&rp.child("operations"), ""));
         }
         for (j, op) in r.operations.iter().flatten().enumerate() {
-            errs.extend(enum_value(Some(op), &["*", "CONNECT", "CREATE", "DELETE", "UPDATE"], true, &rp.child("operations").index(j)));
+            errs.extend(enum_value(
+                Some(op),
+                &["*", "CONNECT", "CREATE", "DELETE", "UPDATE"],
+                true,
+                &rp.child("operations").index(j),
+            ));
         }
         if empty(&r.api_versions) {
             errs.push(FieldError::required(&rp.child("apiVersions"), ""));
@@ -80,7 +86,11 @@ fn validate_webhook(w: &WebhookView<'_>, names: &mut BTreeSet<String>, path: &Pa
     if let Some(t) = w.timeout
         && !(1..=30).contains(&t)
     {
-        errs.push(FieldError::invalid(&path.child("timeoutSeconds"), t, "the timeout value must be between 1 and 30 seconds"));
+        errs.push(FieldError::invalid(
+            &path.child("timeoutSeconds"),
+            t,
+            "the timeout value must be between 1 and 30 seconds",
+        ));
     }
     let vp = path.child("admissionReviewVersions");
     if w.review_versions.is_empty() {
@@ -193,7 +203,12 @@ impl KindStrategy for MutatingWebhookConfiguration {
                 object_selector: w.object_selector.as_ref(),
             };
             errs.extend(validate_webhook(&view, &mut names, &path));
-            errs.extend(enum_value(w.reinvocation_policy.as_deref(), &["IfNeeded", "Never"], false, &path.child("reinvocationPolicy")));
+            errs.extend(enum_value(
+                w.reinvocation_policy.as_deref(),
+                &["IfNeeded", "Never"],
+                false,
+                &path.child("reinvocationPolicy"),
+            ));
         }
         errs
     }
@@ -226,8 +241,13 @@ impl KindStrategy for ValidatingAdmissionPolicy {
         let p = Path::new("spec");
         let mut errs = ErrorList::new();
         let empty = |v: usize| v == 0;
-        if empty(spec.validations.as_ref().map_or(0, Vec::len)) && empty(spec.audit_annotations.as_ref().map_or(0, Vec::len)) {
-            errs.push(FieldError::required(&p.child("validations"), "validations or auditAnnotations must contain at least one item"));
+        if empty(spec.validations.as_ref().map_or(0, Vec::len))
+            && empty(spec.audit_annotations.as_ref().map_or(0, Vec::len))
+        {
+            errs.push(FieldError::required(
+                &p.child("validations"),
+                "validations or auditAnnotations must contain at least one item",
+            ));
         }
         match &spec.match_constraints {
             None => errs.push(FieldError::required(&p.child("matchConstraints"), "")),
@@ -238,7 +258,10 @@ impl KindStrategy for ValidatingAdmissionPolicy {
         }
         for (i, v) in spec.validations.iter().flatten().enumerate() {
             if v.expression.trim().is_empty() {
-                errs.push(FieldError::required(&p.child("validations").index(i).child("expression"), "expression is not specified"));
+                errs.push(FieldError::required(
+                    &p.child("validations").index(i).child("expression"),
+                    "expression is not specified",
+                ));
             }
         }
         errs.extend(enum_value(spec.failure_policy.as_deref(), &["Fail", "Ignore"], false, &p.child("failurePolicy")));
@@ -262,7 +285,10 @@ impl KindStrategy for ValidatingAdmissionPolicyBinding {
         }
         let actions = spec.validation_actions.clone().unwrap_or_default();
         if actions.is_empty() {
-            errs.push(FieldError::required(&p.child("validationActions"), "at least one validation action is required"));
+            errs.push(FieldError::required(
+                &p.child("validationActions"),
+                "at least one validation action is required",
+            ));
         }
         let mut seen = BTreeSet::new();
         for (i, a) in actions.iter().enumerate() {

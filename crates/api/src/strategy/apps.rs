@@ -4,8 +4,8 @@
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, DaemonSetSpec, DaemonSetStatus, DaemonSetUpdateStrategy, Deployment, DeploymentSpec,
     DeploymentStatus, DeploymentStrategy, ReplicaSet, ReplicaSetSpec, ReplicaSetStatus, RollingUpdateDaemonSet,
-    RollingUpdateDeployment, RollingUpdateStatefulSetStrategy, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
-    StatefulSetSpec, StatefulSetStatus, StatefulSetUpdateStrategy,
+    RollingUpdateDeployment, RollingUpdateStatefulSetStrategy, StatefulSet,
+    StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetStatus, StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -59,7 +59,11 @@ fn selector_immutable(new: &LabelSelector, old: &LabelSelector) -> ErrorList {
     if new == old {
         Vec::new()
     } else {
-        vec![FieldError::invalid(&Path::new("spec").child("selector"), Raw(go_selector(new)), validation::IMMUTABLE_MSG)]
+        vec![FieldError::invalid(
+            &Path::new("spec").child("selector"),
+            Raw(go_selector(new)),
+            validation::IMMUTABLE_MSG,
+        )]
     }
 }
 
@@ -143,7 +147,9 @@ fn validate_deployment_spec(spec: &DeploymentSpec) -> ErrorList {
             }
         }
         "RollingUpdate" => match &strategy.rolling_update {
-            None => errs.push(FieldError::required(&sp.child("rollingUpdate"), "this should be defaulted and never be nil")),
+            None => {
+                errs.push(FieldError::required(&sp.child("rollingUpdate"), "this should be defaulted and never be nil"))
+            }
             Some(ru) => {
                 let rp = sp.child("rollingUpdate");
                 let zero = IntOrString::Int(0);
@@ -168,7 +174,11 @@ fn validate_deployment_spec(spec: &DeploymentSpec) -> ErrorList {
     if let Some(pd) = spec.progress_deadline_seconds {
         errs.extend(validation::nonnegative(i64::from(pd), &p.child("progressDeadlineSeconds")));
         if pd <= spec.min_ready_seconds.unwrap_or(0) {
-            errs.push(FieldError::invalid(&p.child("progressDeadlineSeconds"), pd, "must be greater than minReadySeconds"));
+            errs.push(FieldError::invalid(
+                &p.child("progressDeadlineSeconds"),
+                pd,
+                "must be greater than minReadySeconds",
+            ));
         }
     }
     errs
@@ -294,7 +304,9 @@ impl KindStrategy for DaemonSet {
                     }
                 }
             },
-            other => errs.push(FieldError::not_supported(&up, Raw(format!("{other:?}")), &["RollingUpdate", "OnDelete"])),
+            other => {
+                errs.push(FieldError::not_supported(&up, Raw(format!("{other:?}")), &["RollingUpdate", "OnDelete"]))
+            }
         }
         errs.extend(nonneg_opt(spec.revision_history_limit, &p.child("revisionHistoryLimit")));
         errs
@@ -349,8 +361,9 @@ impl KindStrategy for StatefulSet {
         {
             default_to(&mut ru.partition, 0);
         }
-        let policy =
-            spec.persistent_volume_claim_retention_policy.get_or_insert_with(StatefulSetPersistentVolumeClaimRetentionPolicy::default);
+        let policy = spec
+            .persistent_volume_claim_retention_policy
+            .get_or_insert_with(StatefulSetPersistentVolumeClaimRetentionPolicy::default);
         default_str(&mut policy.when_deleted, "Retain");
         default_str(&mut policy.when_scaled, "Retain");
         default_to(&mut spec.replicas, 1);
@@ -368,7 +381,11 @@ impl KindStrategy for StatefulSet {
         match spec.pod_management_policy.as_deref().unwrap_or_default() {
             "" => errs.push(FieldError::required(&p.child("podManagementPolicy"), "")),
             "OrderedReady" | "Parallel" => {}
-            other => errs.push(FieldError::invalid(&p.child("podManagementPolicy"), other, "must be 'OrderedReady' or 'Parallel'")),
+            other => errs.push(FieldError::invalid(
+                &p.child("podManagementPolicy"),
+                other,
+                "must be 'OrderedReady' or 'Parallel'",
+            )),
         }
         let up = p.child("updateStrategy");
         let us = spec.update_strategy.clone().unwrap_or_default();
@@ -400,7 +417,12 @@ impl KindStrategy for StatefulSet {
         if let Some(pol) = &spec.persistent_volume_claim_retention_policy {
             let pp = p.child("persistentVolumeClaimRetentionPolicy");
             for (v, f) in [(&pol.when_deleted, "whenDeleted"), (&pol.when_scaled, "whenScaled")] {
-                errs.extend(crate::strategy::common::enum_value(v.as_deref(), &["Retain", "Delete"], false, &pp.child(f)));
+                errs.extend(crate::strategy::common::enum_value(
+                    v.as_deref(),
+                    &["Retain", "Delete"],
+                    false,
+                    &pp.child(f),
+                ));
             }
         }
         if let Some(o) = &spec.ordinals {
@@ -458,7 +480,11 @@ impl KindStrategy for StatefulSet {
             _ => false,
         };
         if decremented {
-            errs.push(FieldError::invalid(&p.child("collisionCount"), s.collision_count.unwrap_or(0), "cannot be decremented"));
+            errs.push(FieldError::invalid(
+                &p.child("collisionCount"),
+                s.collision_count.unwrap_or(0),
+                "cannot be decremented",
+            ));
         }
         errs
     }
@@ -480,7 +506,11 @@ impl KindStrategy for ControllerRevision {
 
     fn validate_update(&self, old: &Self) -> ErrorList {
         if self.data != old.data {
-            return vec![FieldError::invalid(&Path::new("data"), Raw("runtime.RawExtension{...}".into()), validation::IMMUTABLE_MSG)];
+            return vec![FieldError::invalid(
+                &Path::new("data"),
+                Raw("runtime.RawExtension{...}".into()),
+                validation::IMMUTABLE_MSG,
+            )];
         }
         Vec::new()
     }

@@ -42,7 +42,11 @@ fn replicas(min: Option<i32>, max: i32, path: &Path) -> ErrorList {
     if let Some(m) = min
         && max < m
     {
-        errs.push(FieldError::invalid(&path.child("maxReplicas"), max, "must be greater than or equal to `minReplicas`"));
+        errs.push(FieldError::invalid(
+            &path.child("maxReplicas"),
+            max,
+            "must be greater than or equal to `minReplicas`",
+        ));
     }
     errs
 }
@@ -69,10 +73,19 @@ fn validate_rules(r: &v2::HPAScalingRules, path: &Path) -> ErrorList {
     if let Some(w) = r.stabilization_window_seconds
         && !(0..=3600).contains(&w)
     {
-        let msg = if w < 0 { "must be greater than or equal to zero".to_string() } else { "must be less than or equal to 3600".to_string() };
+        let msg = if w < 0 {
+            "must be greater than or equal to zero".to_string()
+        } else {
+            "must be less than or equal to 3600".to_string()
+        };
         errs.push(FieldError::invalid(&path.child("stabilizationWindowSeconds"), w, msg));
     }
-    errs.extend(enum_value(r.select_policy.as_deref(), &["Disabled", "Max", "Min"], false, &path.child("selectPolicy")));
+    errs.extend(enum_value(
+        r.select_policy.as_deref(),
+        &["Disabled", "Max", "Min"],
+        false,
+        &path.child("selectPolicy"),
+    ));
     let policies = r.policies.as_deref().unwrap_or_default();
     if policies.is_empty() && r.select_policy.as_deref() != Some("Disabled") {
         errs.push(FieldError::required(&path.child("policies"), "must specify at least one Policy"));
@@ -86,7 +99,11 @@ fn validate_rules(r: &v2::HPAScalingRules, path: &Path) -> ErrorList {
         if p.period_seconds <= 0 {
             errs.push(FieldError::invalid(&pp.child("periodSeconds"), p.period_seconds, "must be greater than zero"));
         } else if p.period_seconds > 1800 {
-            errs.push(FieldError::invalid(&pp.child("periodSeconds"), p.period_seconds, "must be less than or equal to 1800"));
+            errs.push(FieldError::invalid(
+                &pp.child("periodSeconds"),
+                p.period_seconds,
+                "must be less than or equal to 1800",
+            ));
         }
     }
     errs
@@ -123,7 +140,8 @@ impl KindStrategy for v2::HorizontalPodAutoscaler {
     fn validate(&self) -> ErrorList {
         let spec = self.spec.clone().unwrap_or_default();
         let p = Path::new("spec");
-        let mut errs = scale_target_ref(&spec.scale_target_ref.kind, &spec.scale_target_ref.name, &p.child("scaleTargetRef"));
+        let mut errs =
+            scale_target_ref(&spec.scale_target_ref.kind, &spec.scale_target_ref.name, &p.child("scaleTargetRef"));
         errs.extend(replicas(spec.min_replicas, spec.max_replicas, &p));
         for (i, m) in spec.metrics.iter().flatten().enumerate() {
             let mp = p.child("metrics").index(i);
@@ -139,7 +157,10 @@ impl KindStrategy for v2::HorizontalPodAutoscaler {
                 t if set.iter().any(|(n, _)| *n == t) => {
                     if !set.iter().any(|(n, s)| *n == t && *s) {
                         let field = format!("{}{}", t[..1].to_lowercase(), &t[1..]);
-                        errs.push(FieldError::required(&mp.child(&field), "must populate information for the given metric source"));
+                        errs.push(FieldError::required(
+                            &mp.child(&field),
+                            "must populate information for the given metric source",
+                        ));
                     }
                 }
                 t => errs.push(FieldError::not_supported(
@@ -154,11 +175,20 @@ impl KindStrategy for v2::HorizontalPodAutoscaler {
                     errs.push(FieldError::required(&rp.child("name"), "must specify a resource name"));
                 }
                 let t = &r.target;
-                errs.extend(enum_value(Some(&t.type_), &["AverageValue", "Utilization", "Value"], true, &rp.child("target").child("type")));
+                errs.extend(enum_value(
+                    Some(&t.type_),
+                    &["AverageValue", "Utilization", "Value"],
+                    true,
+                    &rp.child("target").child("type"),
+                ));
                 if let Some(u) = t.average_utilization
                     && u <= 0
                 {
-                    errs.push(FieldError::invalid(&rp.child("target").child("averageUtilization"), u, "must be greater than 0"));
+                    errs.push(FieldError::invalid(
+                        &rp.child("target").child("averageUtilization"),
+                        u,
+                        "must be greater than 0",
+                    ));
                 }
             }
         }
@@ -187,7 +217,8 @@ impl KindStrategy for v1::HorizontalPodAutoscaler {
     fn validate(&self) -> ErrorList {
         let spec = self.spec.clone().unwrap_or_default();
         let p = Path::new("spec");
-        let mut errs = scale_target_ref(&spec.scale_target_ref.kind, &spec.scale_target_ref.name, &p.child("scaleTargetRef"));
+        let mut errs =
+            scale_target_ref(&spec.scale_target_ref.kind, &spec.scale_target_ref.name, &p.child("scaleTargetRef"));
         errs.extend(replicas(spec.min_replicas, spec.max_replicas, &p));
         if let Some(t) = spec.target_cpu_utilization_percentage
             && t < 1

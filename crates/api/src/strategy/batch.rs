@@ -33,7 +33,8 @@ fn generate_selector(meta: &ObjectMeta, spec: &mut JobSpec) {
     let (Some(uid), name) = (meta.uid.clone().filter(|u| !u.is_empty()), meta.name.clone().unwrap_or_default()) else {
         return;
     };
-    let labels = spec.template.metadata.get_or_insert_with(ObjectMeta::default).labels.get_or_insert_with(BTreeMap::new);
+    let labels =
+        spec.template.metadata.get_or_insert_with(ObjectMeta::default).labels.get_or_insert_with(BTreeMap::new);
     for key in [LEGACY_JOB_NAME, JOB_NAME] {
         labels.entry(key.to_string()).or_insert_with(|| name.clone());
     }
@@ -110,7 +111,9 @@ impl KindStrategy for Job {
             let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
             for (key, want) in [(CONTROLLER_UID, &uid), (JOB_NAME, &name)] {
                 match labels.get(key) {
-                    None => errs.push(FieldError::required(&tmeta.child("labels").key(key), format!("must be '{want}'"))),
+                    None => {
+                        errs.push(FieldError::required(&tmeta.child("labels").key(key), format!("must be '{want}'")))
+                    }
                     Some(v) if v != want => errs.push(FieldError::invalid(
                         &tmeta.child("labels").key(key),
                         Raw(crate::strategy::common::go_map(Some(&labels))),
@@ -126,7 +129,11 @@ impl KindStrategy for Job {
                 && validate_label_selector(sel, &Path::root()).is_empty()
                 && !selector_matches(sel, Some(&expected))
             {
-                errs.push(FieldError::invalid(&Path::new("spec").child("selector"), Raw(go_selector(sel)), "`selector` not auto-generated"));
+                errs.push(FieldError::invalid(
+                    &Path::new("spec").child("selector"),
+                    Raw(go_selector(sel)),
+                    "`selector` not auto-generated",
+                ));
             }
         }
         errs.extend(validate_job_spec(&spec, &Path::new("spec")));
@@ -174,7 +181,11 @@ impl KindStrategy for Job {
             ));
         }
         if new.pod_failure_policy != old_spec.pod_failure_policy {
-            errs.push(FieldError::invalid(&p.child("podFailurePolicy"), Raw("batch.PodFailurePolicy{...}".into()), validation::IMMUTABLE_MSG));
+            errs.push(FieldError::invalid(
+                &p.child("podFailurePolicy"),
+                Raw("batch.PodFailurePolicy{...}".into()),
+                validation::IMMUTABLE_MSG,
+            ));
         }
         // A suspended job that never started may change where its pods run.
         let mut new_t = new.template.clone();
@@ -184,7 +195,11 @@ impl KindStrategy for Job {
             mask_scheduling_directives(&mut new_t, &old_t);
         }
         if new_t != old_t {
-            errs.push(FieldError::invalid(&p.child("template"), Raw("core.PodTemplateSpec{...}".into()), validation::IMMUTABLE_MSG));
+            errs.push(FieldError::invalid(
+                &p.child("template"),
+                Raw("core.PodTemplateSpec{...}".into()),
+                validation::IMMUTABLE_MSG,
+            ));
         }
         errs
     }
@@ -244,22 +259,33 @@ fn validate_job_spec(spec: &JobSpec, path: &Path) -> ErrorList {
     if mode == "Indexed" {
         match spec.completions {
             None => errs.push(FieldError::required(&path.child("completions"), "when completion mode is Indexed")),
-            Some(c) if c > MAX_INDEXED_COMPLETIONS && spec.backoff_limit_per_index.is_none() => errs.push(FieldError::invalid(
-                &path.child("completions"),
-                c,
-                format!("must be less than or equal to {MAX_INDEXED_COMPLETIONS} when completion mode is Indexed"),
-            )),
+            Some(c) if c > MAX_INDEXED_COMPLETIONS && spec.backoff_limit_per_index.is_none() => {
+                errs.push(FieldError::invalid(
+                    &path.child("completions"),
+                    c,
+                    format!("must be less than or equal to {MAX_INDEXED_COMPLETIONS} when completion mode is Indexed"),
+                ))
+            }
             _ => {}
         }
     }
     if let Some(p) = &spec.pod_replacement_policy {
-        errs.extend(enum_value(Some(p), &["Failed", "TerminatingOrFailed"], false, &path.child("podReplacementPolicy")));
+        errs.extend(enum_value(
+            Some(p),
+            &["Failed", "TerminatingOrFailed"],
+            false,
+            &path.child("podReplacementPolicy"),
+        ));
     }
     let tp = path.child("template");
     errs.extend(pod_spec::validate_pod_template_spec(&spec.template, &tp));
     let restart = spec.template.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or_default();
     if restart != "OnFailure" && restart != "Never" {
-        errs.push(FieldError::not_supported(&tp.child("spec").child("restartPolicy"), restart, &["OnFailure", "Never"]));
+        errs.push(FieldError::not_supported(
+            &tp.child("spec").child("restartPolicy"),
+            restart,
+            &["OnFailure", "Never"],
+        ));
     }
     errs
 }
@@ -286,7 +312,11 @@ impl KindStrategy for CronJob {
         if let Some(name) = self.metadata.name.as_deref()
             && name.len() > 52
         {
-            errs.push(FieldError::invalid(&Path::new("metadata").child("name"), name, "must be no more than 52 characters"));
+            errs.push(FieldError::invalid(
+                &Path::new("metadata").child("name"),
+                name,
+                "must be no more than 52 characters",
+            ));
         }
         let spec = self.spec.clone().unwrap_or_default();
         let p = Path::new("spec");
@@ -342,7 +372,11 @@ impl KindStrategy for CronJob {
         }
         errs.extend(validate_job_spec(&js, &jp.child("spec")));
         if let Some(sel) = &js.selector {
-            errs.push(FieldError::invalid(&jp.child("spec").child("selector"), Raw(go_selector(sel)), "`selector` will be auto-generated"));
+            errs.push(FieldError::invalid(
+                &jp.child("spec").child("selector"),
+                Raw(go_selector(sel)),
+                "`selector` will be auto-generated",
+            ));
         }
         if js.manual_selector == Some(true) {
             errs.push(FieldError::not_supported(&jp.child("spec").child("manualSelector"), true, &["nil", "false"]));

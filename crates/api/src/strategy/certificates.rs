@@ -45,7 +45,11 @@ impl KindStrategy for CertificateSigningRequest {
         let p = Path::new("spec");
         let req = String::from_utf8_lossy(&self.spec.request.0).into_owned();
         if !req.contains("-----BEGIN CERTIFICATE REQUEST-----") {
-            errs.push(FieldError::invalid(&p.child("request"), Raw("[]byte{...}".into()), "PEM block type must be CERTIFICATE REQUEST"));
+            errs.push(FieldError::invalid(
+                &p.child("request"),
+                Raw("[]byte{...}".into()),
+                "PEM block type must be CERTIFICATE REQUEST",
+            ));
         }
         let signer = &self.spec.signer_name;
         if signer.is_empty() {
@@ -70,14 +74,22 @@ impl KindStrategy for CertificateSigningRequest {
         if let Some(e) = self.spec.expiration_seconds
             && e < 600
         {
-            errs.push(FieldError::invalid(&p.child("expirationSeconds"), e, "may not specify a duration less than 600 seconds (10 minutes)"));
+            errs.push(FieldError::invalid(
+                &p.child("expirationSeconds"),
+                e,
+                "may not specify a duration less than 600 seconds (10 minutes)",
+            ));
         }
         errs
     }
 
     fn validate_update(&self, old: &Self) -> ErrorList {
         if self.spec != old.spec {
-            return vec![FieldError::invalid(&Path::new("spec"), Raw("certificates.CertificateSigningRequestSpec{...}".into()), validation::IMMUTABLE_MSG)];
+            return vec![FieldError::invalid(
+                &Path::new("spec"),
+                Raw("certificates.CertificateSigningRequestSpec{...}".into()),
+                validation::IMMUTABLE_MSG,
+            )];
         }
         Vec::new()
     }

@@ -137,8 +137,7 @@ fn validate_selector_requirement(req: &LabelSelectorRequirement, path: &Path) ->
 
 /// Whether the selector selects nothing-in-particular (no labels and no expressions).
 pub(crate) fn selector_is_empty(sel: &LabelSelector) -> bool {
-    sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-        && sel.match_expressions.as_ref().is_none_or(Vec::is_empty)
+    sel.match_labels.as_ref().is_none_or(BTreeMap::is_empty) && sel.match_expressions.as_ref().is_none_or(Vec::is_empty)
 }
 
 /// Whether `sel` selects an object with `labels` (upstream's `LabelSelectorAsSelector` +
@@ -195,10 +194,9 @@ pub(crate) fn enum_value(value: Option<&str>, supported: &[&str], required: bool
 pub(crate) fn validate_int_or_percent(v: &IntOrString, path: &Path) -> ErrorList {
     match v {
         IntOrString::Int(i) => validation::nonnegative(i64::from(*i), path),
-        IntOrString::String(s) => validation::percent(s)
-            .into_iter()
-            .map(|m| FieldError::invalid(path, Raw(go_int_or_string(v)), m))
-            .collect(),
+        IntOrString::String(s) => {
+            validation::percent(s).into_iter().map(|m| FieldError::invalid(path, Raw(go_int_or_string(v)), m)).collect()
+        }
     }
 }
 

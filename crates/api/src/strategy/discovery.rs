@@ -40,17 +40,12 @@ impl KindStrategy for EndpointSlice {
             }
             for (j, a) in e.addresses.iter().enumerate() {
                 let p = ap.index(j);
+                let family_ok = |v6: bool| validation::parse_ip(a).is_some_and(|ip| ip.is_ipv6() == v6);
                 match self.address_type.as_str() {
-                    "IPv4" => {
-                        if !validation::parse_ip(a).is_some_and(|ip| ip.is_ipv4()) {
-                            errs.push(FieldError::invalid(&p, a, "must be a valid IPv4 address"));
-                        }
+                    "IPv4" if !family_ok(false) => {
+                        errs.push(FieldError::invalid(&p, a, "must be a valid IPv4 address"))
                     }
-                    "IPv6" => {
-                        if !validation::parse_ip(a).is_some_and(|ip| ip.is_ipv6()) {
-                            errs.push(FieldError::invalid(&p, a, "must be a valid IPv6 address"));
-                        }
-                    }
+                    "IPv6" if !family_ok(true) => errs.push(FieldError::invalid(&p, a, "must be a valid IPv6 address")),
                     "FQDN" => errs.extend(validation::invalid_each(&p, a, validation::dns1123_subdomain(a))),
                     _ => {}
                 }

@@ -20,7 +20,11 @@ impl KindStrategy for Event {
         let regarding_ns = self.regarding.as_ref().and_then(|r| r.namespace.clone()).unwrap_or_default();
         let ns_ok = if regarding_ns.is_empty() { ns.is_empty() || ns == "default" } else { ns == regarding_ns };
         if !ns_ok {
-            errs.push(FieldError::invalid(&Path::new("involvedObject").child("namespace"), regarding_ns, "does not match event.namespace"));
+            errs.push(FieldError::invalid(
+                &Path::new("involvedObject").child("namespace"),
+                regarding_ns,
+                "does not match event.namespace",
+            ));
         }
         if self.event_time.is_none() {
             errs.push(FieldError::required(&Path::new("eventTime"), ""));
@@ -30,7 +34,11 @@ impl KindStrategy for Event {
             errs.push(FieldError::invalid(&Path::new("type"), "", format!("has invalid value: {ty}")));
         }
         let controller = self.reporting_controller.clone().unwrap_or_default();
-        errs.extend(validation::invalid_each(&Path::new("reportingController"), &controller, validation::qualified_name(&controller)));
+        errs.extend(validation::invalid_each(
+            &Path::new("reportingController"),
+            &controller,
+            validation::qualified_name(&controller),
+        ));
         for (value, field, limit) in [
             (self.reporting_instance.as_deref(), "reportingInstance", INSTANCE_LIMIT),
             (self.action.as_deref(), "action", ACTION_LIMIT),
@@ -45,7 +53,11 @@ impl KindStrategy for Event {
             }
         }
         if self.note.as_deref().is_some_and(|n| n.len() > NOTE_LIMIT) {
-            errs.push(FieldError::invalid(&Path::new("message"), "", format!("can have at most {NOTE_LIMIT} characters")));
+            errs.push(FieldError::invalid(
+                &Path::new("message"),
+                "",
+                format!("can have at most {NOTE_LIMIT} characters"),
+            ));
         }
         errs
     }

@@ -19,12 +19,21 @@ fn pod_disruption_budget() {
     let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "p", "namespace": "default"},
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}});
     let out = ok(create::<PodDisruptionBudget>(pdb));
-    assert_eq!(out["status"], json!({"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0}));
+    assert_eq!(
+        out["status"],
+        json!({"currentHealthy": 0, "desiredHealthy": 0, "disruptionsAllowed": 0, "expectedPods": 0})
+    );
     let bad = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "p", "namespace": "default"},
         "spec": {"minAvailable": "50%", "maxUnavailable": "120%"}});
     let errs = errors(create::<PodDisruptionBudget>(bad));
-    has(&errs, "spec: Invalid value: policy.PodDisruptionBudgetSpec{...}: minAvailable and maxUnavailable cannot be both set");
-    has(&errs, "spec.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"120%\"}: must not be greater than 100%");
+    has(
+        &errs,
+        "spec: Invalid value: policy.PodDisruptionBudgetSpec{...}: minAvailable and maxUnavailable cannot be both set",
+    );
+    has(
+        &errs,
+        "spec.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"120%\"}: must not be greater than 100%",
+    );
 }
 
 #[test]
@@ -54,11 +63,20 @@ fn storage_class_and_csi_driver() {
     let errs = errors(update::<StorageClass>(changed, &out));
     assert_eq!(
         errs,
-        ["parameters: Forbidden: updates to parameters are forbidden.", "reclaimPolicy: Forbidden: updates to reclaimPolicy are forbidden."]
+        [
+            "parameters: Forbidden: updates to parameters are forbidden.",
+            "reclaimPolicy: Forbidden: updates to reclaimPolicy are forbidden."
+        ]
     );
     let bad = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "x"}, "provisioner": "", "reclaimPolicy": "Recycle"});
     let errs = errors(create::<StorageClass>(bad));
-    assert_eq!(errs, ["provisioner: Required value", "reclaimPolicy: Unsupported value: \"Recycle\": supported values: \"Delete\", \"Retain\""]);
+    assert_eq!(
+        errs,
+        [
+            "provisioner: Required value",
+            "reclaimPolicy: Unsupported value: \"Recycle\": supported values: \"Delete\", \"Retain\""
+        ]
+    );
     let driver = json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver", "metadata": {"name": "hostpath.csi.k8s.io"}, "spec": {}});
     let out = ok(create::<CSIDriver>(driver));
     assert_eq!(out["spec"]["attachRequired"], true);
@@ -79,7 +97,10 @@ fn endpoint_slice() {
     has(&errs, "endpoints[0].addresses: Required value: must contain at least 1 address");
     let v4 = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "w", "namespace": "default"},
         "addressType": "IPv4", "endpoints": [{"addresses": ["fd00::1"]}]});
-    has(&errors(create::<EndpointSlice>(v4)), "endpoints[0].addresses[0]: Invalid value: \"fd00::1\": must be a valid IPv4 address");
+    has(
+        &errors(create::<EndpointSlice>(v4)),
+        "endpoints[0].addresses[0]: Invalid value: \"fd00::1\": must be a valid IPv4 address",
+    );
 }
 
 #[test]
@@ -101,8 +122,14 @@ fn csr_lease_runtimeclass() {
         "spec": {"request": "aGVsbG8=", "signerName": "kubernetes.io", "usages": ["client auth", "flying"], "expirationSeconds": 60}});
     let errs = errors(create::<CertificateSigningRequest>(csr));
     has(&errs, "spec.request: Invalid value: []byte{...}: PEM block type must be CERTIFICATE REQUEST");
-    has(&errs, "spec.signerName: Invalid value: \"kubernetes.io\": must be a fully qualified domain and path of the form 'example.com/signer-name'");
-    has(&errs, "spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 600 seconds (10 minutes)");
+    has(
+        &errs,
+        "spec.signerName: Invalid value: \"kubernetes.io\": must be a fully qualified domain and path of the form 'example.com/signer-name'",
+    );
+    has(
+        &errs,
+        "spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 600 seconds (10 minutes)",
+    );
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "n1", "namespace": "kube-node-lease"},
         "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 0}});
     assert_eq!(errors(create::<Lease>(lease)), ["spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"]);
@@ -131,7 +158,10 @@ fn webhook_configurations() {
     let bad = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration", "metadata": {"name": "m"},
         "webhooks": [{"name": "hook", "clientConfig": {}, "timeoutSeconds": 60}]});
     let errs = errors(create::<MutatingWebhookConfiguration>(bad));
-    has(&errs, "webhooks[0].name: Invalid value: \"hook\": should be a domain with at least three segments separated by dots");
+    has(
+        &errs,
+        "webhooks[0].name: Invalid value: \"hook\": should be a domain with at least three segments separated by dots",
+    );
     has(&errs, "webhooks[0].sideEffects: Required value: must specify one of None, NoneOnDryRun");
     has(&errs, "webhooks[0].admissionReviewVersions: Required value: must specify one of v1, v1beta1");
     has(&errs, "webhooks[0].clientConfig: Required value: exactly one of url or service is required");

@@ -88,7 +88,11 @@ fn validate_np_port(port: &NetworkPolicyPort, path: &Path) -> ErrorList {
             }
             if let Some(e) = end {
                 if e < *p {
-                    errs.push(FieldError::invalid(&path.child("endPort"), e, "must be greater than or equal to `port`"));
+                    errs.push(FieldError::invalid(
+                        &path.child("endPort"),
+                        e,
+                        "must be greater than or equal to `port`",
+                    ));
                 }
                 for m in validation::port_num(i64::from(e)) {
                     errs.push(FieldError::invalid(&path.child("endPort"), e, m));
@@ -97,12 +101,20 @@ fn validate_np_port(port: &NetworkPolicyPort, path: &Path) -> ErrorList {
         }
         (Some(IntOrString::String(s)), end) => {
             if end.is_some() {
-                errs.push(FieldError::invalid(&path.child("endPort"), end.unwrap_or(0), "may not be specified when `port` is non-numeric"));
+                errs.push(FieldError::invalid(
+                    &path.child("endPort"),
+                    end.unwrap_or(0),
+                    "may not be specified when `port` is non-numeric",
+                ));
             }
             errs.extend(validation::invalid_each(&path.child("port"), s, validation::port_name(s)));
         }
         (None, Some(e)) => {
-            errs.push(FieldError::invalid(&path.child("endPort"), e, "may not be specified when `port` is not specified"));
+            errs.push(FieldError::invalid(
+                &path.child("endPort"),
+                e,
+                "may not be specified when `port` is not specified",
+            ));
         }
         (None, None) => {}
     }
@@ -216,9 +228,11 @@ fn validate_backend(b: &IngressBackend, path: &Path) -> ErrorList {
             let number = s.port.as_ref().and_then(|p| p.number).unwrap_or(0);
             match (name.is_empty(), number == 0) {
                 (false, false) => errs.push(FieldError::invalid(path, "", "cannot set both port name & port number")),
-                (false, true) => {
-                    errs.extend(validation::invalid_each(&sp.child("port").child("name"), &name, validation::port_name(&name)))
-                }
+                (false, true) => errs.extend(validation::invalid_each(
+                    &sp.child("port").child("name"),
+                    &name,
+                    validation::port_name(&name),
+                )),
                 (true, false) => {
                     for m in validation::port_num(i64::from(number)) {
                         errs.push(FieldError::invalid(&sp.child("port").child("number"), number, m));
@@ -257,7 +271,11 @@ fn validate_path(p: &HTTPIngressPath, path: &Path) -> ErrorList {
                 errs.push(FieldError::invalid(&path.child("path"), value, "must be an absolute path"));
             }
         }
-        other => errs.push(FieldError::not_supported(&path.child("pathType"), other, &["Exact", "ImplementationSpecific", "Prefix"])),
+        other => errs.push(FieldError::not_supported(
+            &path.child("pathType"),
+            other,
+            &["Exact", "ImplementationSpecific", "Prefix"],
+        )),
     }
     errs.extend(validate_backend(&p.backend, &path.child("backend")));
     errs
@@ -274,7 +292,11 @@ impl KindStrategy for Ingress {
         let mut errs = ErrorList::new();
         let rules = spec.rules.as_deref().unwrap_or_default();
         if spec.default_backend.is_none() && rules.is_empty() {
-            errs.push(FieldError::invalid(&p, Raw("[]networking.IngressRule(nil)".into()), "either `defaultBackend` or `rules` must be specified"));
+            errs.push(FieldError::invalid(
+                &p,
+                Raw("[]networking.IngressRule(nil)".into()),
+                "either `defaultBackend` or `rules` must be specified",
+            ));
         }
         if let Some(b) = &spec.default_backend {
             errs.extend(validate_backend(b, &p.child("defaultBackend")));
@@ -322,7 +344,11 @@ impl KindStrategy for IngressClass {
     fn validate_update(&self, old: &Self) -> ErrorList {
         let c = |x: &Self| x.spec.as_ref().and_then(|s| s.controller.clone());
         if c(self) != c(old) {
-            return vec![FieldError::invalid(&Path::new("spec").child("controller"), c(self).unwrap_or_default(), validation::IMMUTABLE_MSG)];
+            return vec![FieldError::invalid(
+                &Path::new("spec").child("controller"),
+                c(self).unwrap_or_default(),
+                validation::IMMUTABLE_MSG,
+            )];
         }
         Vec::new()
     }
@@ -354,7 +380,11 @@ impl KindStrategy for ServiceCIDR {
         let (n, o) = (c(self), c(old));
         // A single-stack range may gain a second family; nothing else changes.
         if n != o && !(o.len() == 1 && n.len() == 2 && n[0] == o[0]) {
-            return vec![FieldError::invalid(&Path::new("spec").child("cidrs"), Raw(go_strings(Some(&n))), validation::IMMUTABLE_MSG)];
+            return vec![FieldError::invalid(
+                &Path::new("spec").child("cidrs"),
+                Raw(go_strings(Some(&n))),
+                validation::IMMUTABLE_MSG,
+            )];
         }
         Vec::new()
     }
@@ -366,7 +396,11 @@ impl KindStrategy for IPAddress {
         let name = self.metadata.name.clone().unwrap_or_default();
         if !name.is_empty() {
             match validation::parse_ip(&name) {
-                None => errs.push(FieldError::invalid(&Path::new("metadata").child("name"), &name, "must be a valid IP address")),
+                None => errs.push(FieldError::invalid(
+                    &Path::new("metadata").child("name"),
+                    &name,
+                    "must be a valid IP address",
+                )),
                 Some(ip) if ip.to_string() != name => errs.push(FieldError::invalid(
                     &Path::new("metadata").child("name"),
                     &name,
@@ -394,7 +428,11 @@ impl KindStrategy for IPAddress {
     fn validate_update(&self, old: &Self) -> ErrorList {
         let r = |x: &Self| x.spec.as_ref().map(|s| s.parent_ref.clone());
         if r(self) != r(old) {
-            return vec![FieldError::invalid(&Path::new("spec").child("parentRef"), Raw("networking.ParentReference{...}".into()), validation::IMMUTABLE_MSG)];
+            return vec![FieldError::invalid(
+                &Path::new("spec").child("parentRef"),
+                Raw("networking.ParentReference{...}".into()),
+                validation::IMMUTABLE_MSG,
+            )];
         }
         Vec::new()
     }

@@ -4,7 +4,9 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatu
 
 use crate::field::{ErrorList, FieldError, Path};
 use crate::strategy::KindStrategy;
-use crate::strategy::common::{Raw, enum_value, not_more_than_100_percent, validate_int_or_percent, validate_label_selector};
+use crate::strategy::common::{
+    Raw, enum_value, not_more_than_100_percent, validate_int_or_percent, validate_label_selector,
+};
 
 impl KindStrategy for PodDisruptionBudget {
     fn prepare_for_create(&mut self) {
@@ -17,7 +19,11 @@ impl KindStrategy for PodDisruptionBudget {
         let p = Path::new("spec");
         let mut errs = ErrorList::new();
         if spec.min_available.is_some() && spec.max_unavailable.is_some() {
-            errs.push(FieldError::invalid(&p, Raw("policy.PodDisruptionBudgetSpec{...}".into()), "minAvailable and maxUnavailable cannot be both set"));
+            errs.push(FieldError::invalid(
+                &p,
+                Raw("policy.PodDisruptionBudgetSpec{...}".into()),
+                "minAvailable and maxUnavailable cannot be both set",
+            ));
         }
         if let Some(v) = &spec.min_available {
             errs.extend(validate_int_or_percent(v, &p.child("minAvailable")));

@@ -23,7 +23,11 @@ fn validate_rule(rule: &PolicyRule, namespaced: bool, path: &Path) -> ErrorList 
     if !urls.is_empty() {
         let shown = || Raw(go_strings(Some(urls)));
         if namespaced {
-            errs.push(FieldError::invalid(&path.child("nonResourceURLs"), shown(), "namespaced rules cannot apply to non-resource URLs"));
+            errs.push(FieldError::invalid(
+                &path.child("nonResourceURLs"),
+                shown(),
+                "namespaced rules cannot apply to non-resource URLs",
+            ));
         }
         if !empty(&rule.api_groups) || !empty(&rule.resources) || !empty(&rule.resource_names) {
             errs.push(FieldError::invalid(
@@ -44,7 +48,12 @@ fn validate_rule(rule: &PolicyRule, namespaced: bool, path: &Path) -> ErrorList 
 }
 
 fn validate_rules(rules: Option<&Vec<PolicyRule>>, namespaced: bool) -> ErrorList {
-    rules.into_iter().flatten().enumerate().flat_map(|(i, r)| validate_rule(r, namespaced, &Path::new("rules").index(i))).collect()
+    rules
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .flat_map(|(i, r)| validate_rule(r, namespaced, &Path::new("rules").index(i)))
+        .collect()
 }
 
 /// `SetDefaults_Subject`: users and groups belong to the RBAC group.
@@ -90,7 +99,11 @@ fn validate_subjects(subjects: Option<&Vec<Subject>>, namespaced: bool) -> Error
         match s.kind.as_str() {
             "ServiceAccount" => {
                 if !s.name.is_empty() {
-                    errs.extend(validation::invalid_each(&p.child("name"), &s.name, validation::dns1123_subdomain(&s.name)));
+                    errs.extend(validation::invalid_each(
+                        &p.child("name"),
+                        &s.name,
+                        validation::dns1123_subdomain(&s.name),
+                    ));
                 }
                 if !group.is_empty() {
                     errs.push(FieldError::not_supported(&p.child("apiGroup"), &group, &[""]));
@@ -104,7 +117,9 @@ fn validate_subjects(subjects: Option<&Vec<Subject>>, namespaced: bool) -> Error
                     errs.push(FieldError::not_supported(&p.child("apiGroup"), &group, &[GROUP]));
                 }
             }
-            other => errs.push(FieldError::not_supported(&p.child("kind"), other, &["ServiceAccount", "User", "Group"])),
+            other => {
+                errs.push(FieldError::not_supported(&p.child("kind"), other, &["ServiceAccount", "User", "Group"]))
+            }
         }
     }
     errs
@@ -142,7 +157,10 @@ impl KindStrategy for ClusterRole {
             let selectors = agg.cluster_role_selectors.as_deref().unwrap_or_default();
             let p = Path::new("aggregationRule").child("clusterRoleSelectors");
             if selectors.is_empty() {
-                errs.push(FieldError::required(&p, "at least one clusterRoleSelector required if aggregationRule is non-nil"));
+                errs.push(FieldError::required(
+                    &p,
+                    "at least one clusterRoleSelector required if aggregationRule is non-nil",
+                ));
             }
             for (i, s) in selectors.iter().enumerate() {
                 errs.extend(crate::strategy::common::validate_label_selector(s, &p.index(i)));

@@ -30,7 +30,9 @@ impl KindStrategy for PriorityClass {
             let problem = match known_system_class(&name) {
                 None => Some(format!("priority class {name} is not a known system priority class")),
                 Some(v) if v != self.value => Some(format!("value of {name} PriorityClass must be {v}")),
-                Some(_) if self.global_default == Some(true) => Some(format!("globalDefault of {name} PriorityClass must be false")),
+                Some(_) if self.global_default == Some(true) => {
+                    Some(format!("globalDefault of {name} PriorityClass must be false"))
+                }
                 Some(_) => None,
             };
             if let Some(p) = problem {
@@ -45,7 +47,12 @@ impl KindStrategy for PriorityClass {
                 format!("maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}"),
             ));
         }
-        errs.extend(enum_value(self.preemption_policy.as_deref(), &["PreemptLowerPriority", "Never"], true, &Path::new("preemptionPolicy")));
+        errs.extend(enum_value(
+            self.preemption_policy.as_deref(),
+            &["PreemptLowerPriority", "Never"],
+            true,
+            &Path::new("preemptionPolicy"),
+        ));
         errs
     }
 

@@ -27,7 +27,11 @@ impl KindStrategy for StorageClass {
         if self.provisioner.is_empty() {
             errs.push(FieldError::required(&prov, ""));
         } else {
-            errs.extend(validation::invalid_each(&prov, &self.provisioner, validation::qualified_name(&self.provisioner.to_lowercase())));
+            errs.extend(validation::invalid_each(
+                &prov,
+                &self.provisioner,
+                validation::qualified_name(&self.provisioner.to_lowercase()),
+            ));
         }
         let params = self.parameters.clone().unwrap_or_default();
         if params.len() > MAX_PARAMETERS {
@@ -42,7 +46,12 @@ impl KindStrategy for StorageClass {
                 errs.push(FieldError::invalid(&Path::new("parameters"), k, "field can not be empty."));
             }
         }
-        errs.extend(enum_value(self.reclaim_policy.as_deref(), &["Delete", "Retain"], false, &Path::new("reclaimPolicy")));
+        errs.extend(enum_value(
+            self.reclaim_policy.as_deref(),
+            &["Delete", "Retain"],
+            false,
+            &Path::new("reclaimPolicy"),
+        ));
         errs.extend(enum_value(
             self.volume_binding_mode.as_deref(),
             &["Immediate", "WaitForFirstConsumer"],
@@ -99,7 +108,12 @@ impl KindStrategy for CSIDriver {
             &Path::new("spec").child("fsGroupPolicy"),
         ));
         for (i, m) in spec.volume_lifecycle_modes.iter().flatten().enumerate() {
-            errs.extend(enum_value(Some(m), &["Ephemeral", "Persistent"], true, &Path::new("spec").child("volumeLifecycleModes").index(i)));
+            errs.extend(enum_value(
+                Some(m),
+                &["Ephemeral", "Persistent"],
+                true,
+                &Path::new("spec").child("volumeLifecycleModes").index(i),
+            ));
         }
         errs
     }
@@ -108,7 +122,11 @@ impl KindStrategy for CSIDriver {
         let mut errs = ErrorList::new();
         let p = Path::new("spec");
         if self.spec.attach_required != old.spec.attach_required {
-            errs.push(FieldError::invalid(&p.child("attachRequired"), Raw(format!("{:?}", self.spec.attach_required.unwrap_or(true))), validation::IMMUTABLE_MSG));
+            errs.push(FieldError::invalid(
+                &p.child("attachRequired"),
+                Raw(format!("{:?}", self.spec.attach_required.unwrap_or(true))),
+                validation::IMMUTABLE_MSG,
+            ));
         }
         errs
     }
@@ -161,7 +179,11 @@ impl KindStrategy for VolumeAttachment {
         if self.spec.node_name.is_empty() {
             errs.push(FieldError::required(&p.child("nodeName"), ""));
         } else {
-            errs.extend(validation::invalid_each(&p.child("nodeName"), &self.spec.node_name, validation::dns1123_subdomain(&self.spec.node_name)));
+            errs.extend(validation::invalid_each(
+                &p.child("nodeName"),
+                &self.spec.node_name,
+                validation::dns1123_subdomain(&self.spec.node_name),
+            ));
         }
         let s = &self.spec.source;
         let n = usize::from(s.persistent_volume_name.is_some()) + usize::from(s.inline_volume_spec.is_some());
@@ -177,7 +199,11 @@ impl KindStrategy for VolumeAttachment {
 
     fn validate_update(&self, old: &Self) -> ErrorList {
         if self.spec != old.spec {
-            return vec![FieldError::invalid(&Path::new("spec"), Raw("storage.VolumeAttachmentSpec{...}".into()), validation::IMMUTABLE_MSG)];
+            return vec![FieldError::invalid(
+                &Path::new("spec"),
+                Raw("storage.VolumeAttachmentSpec{...}".into()),
+                validation::IMMUTABLE_MSG,
+            )];
         }
         Vec::new()
     }

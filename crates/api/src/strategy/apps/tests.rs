@@ -14,7 +14,10 @@ fn workload(kind: &str, spec: Value) -> Value {
 }
 
 fn deployment() -> Value {
-    workload("Deployment", json!({"selector": {"matchLabels": {"app": "web"}}, "template": template(json!({"app": "web"}))}))
+    workload(
+        "Deployment",
+        json!({"selector": {"matchLabels": {"app": "web"}}, "template": template(json!({"app": "web"}))}),
+    )
 }
 
 #[test]
@@ -22,7 +25,10 @@ fn deployment_defaults() {
     let out = ok(create::<Deployment>(deployment()));
     let spec = &out["spec"];
     assert_eq!(spec["replicas"], 1);
-    assert_eq!(spec["strategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
+    assert_eq!(
+        spec["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+    );
     assert_eq!(spec["revisionHistoryLimit"], 10);
     assert_eq!(spec["progressDeadlineSeconds"], 600);
     let pod = &spec["template"]["spec"];
@@ -41,11 +47,16 @@ fn deployment_defaults() {
 
 #[test]
 fn deployment_selector_must_match_template() {
-    let d = workload("Deployment", json!({"selector": {"matchLabels": {"app": "api"}}, "template": template(json!({"app": "web"}))}));
+    let d = workload(
+        "Deployment",
+        json!({"selector": {"matchLabels": {"app": "api"}}, "template": template(json!({"app": "web"}))}),
+    );
     let errs = errors(create::<Deployment>(d));
     assert_eq!(
         errs,
-        ["spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`"]
+        [
+            "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`"
+        ]
     );
     let d = workload("Deployment", json!({"template": template(json!({"app": "web"}))}));
     let errs = errors(create::<Deployment>(d));
@@ -73,15 +84,24 @@ fn deployment_validation() {
     );
     let errs = errors(create::<Deployment>(d));
     has(&errs, "spec.replicas: Invalid value: -1: must be greater than or equal to 0");
-    has(&errs, "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}: may not be 0 when `maxSurge` is 0");
+    has(
+        &errs,
+        "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}: may not be 0 when `maxSurge` is 0",
+    );
     has(&errs, "spec.progressDeadlineSeconds: Invalid value: 5: must be greater than minReadySeconds");
     has(&errs, "spec.template.spec.restartPolicy: Unsupported value: \"OnFailure\": supported values: \"Always\"");
-    has(&errs, "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported");
+    has(
+        &errs,
+        "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported",
+    );
     let d = workload(
         "Deployment",
         json!({"selector": {"matchLabels": {"app": "web"}}, "strategy": {"type": "Recreate", "rollingUpdate": {}}, "template": template(json!({"app": "web"}))}),
     );
-    has(&errors(create::<Deployment>(d)), "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'");
+    has(
+        &errors(create::<Deployment>(d)),
+        "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'",
+    );
     let d = workload(
         "Deployment",
         json!({"selector": {"matchLabels": {"app": "web"}}, "strategy": {"rollingUpdate": {"maxUnavailable": "150%"}}, "template": template(json!({"app": "web"}))}),
@@ -101,7 +121,9 @@ fn deployment_selector_is_immutable() {
     let errs = errors(update::<Deployment>(new, &old));
     assert_eq!(
         errs,
-        ["spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"web\", \"v\":\"2\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"]
+        [
+            "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"web\", \"v\":\"2\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"
+        ]
     );
     let mut scaled = old.clone();
     scaled["spec"]["replicas"] = json!(5);
@@ -109,32 +131,53 @@ fn deployment_selector_is_immutable() {
     ok(update::<Deployment>(scaled, &old));
     let mut st = old.clone();
     st["status"] = json!({"replicas": 1, "readyReplicas": 2});
-    has(&errors(update_status::<Deployment>(st, &old)), "status.readyReplicas: Invalid value: 2: cannot be greater than status.replicas");
+    has(
+        &errors(update_status::<Deployment>(st, &old)),
+        "status.readyReplicas: Invalid value: 2: cannot be greater than status.replicas",
+    );
 }
 
 #[test]
 fn replicaset() {
-    let rs = workload("ReplicaSet", json!({"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}, "template": template(json!({"app": "web"}))}));
+    let rs = workload(
+        "ReplicaSet",
+        json!({"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}, "template": template(json!({"app": "web"}))}),
+    );
     let out = ok(create::<ReplicaSet>(rs));
     assert_eq!(out["spec"]["replicas"], 1);
-    let bad = workload("ReplicaSet", json!({"selector": {"matchExpressions": [{"key": "app", "operator": "Near", "values": ["web"]}]}, "template": template(json!({"app": "web"}))}));
+    let bad = workload(
+        "ReplicaSet",
+        json!({"selector": {"matchExpressions": [{"key": "app", "operator": "Near", "values": ["web"]}]}, "template": template(json!({"app": "web"}))}),
+    );
     let errs = errors(create::<ReplicaSet>(bad));
     has(&errs, "spec.selector.matchExpressions[0].operator: Invalid value: \"Near\": not a valid selector operator");
 }
 
 #[test]
 fn daemonset() {
-    let ds = workload("DaemonSet", json!({"selector": {"matchLabels": {"app": "web"}}, "template": template(json!({"app": "web"}))}));
+    let ds = workload(
+        "DaemonSet",
+        json!({"selector": {"matchLabels": {"app": "web"}}, "template": template(json!({"app": "web"}))}),
+    );
     let out = ok(create::<DaemonSet>(ds));
-    assert_eq!(out["spec"]["updateStrategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}));
+    assert_eq!(
+        out["spec"]["updateStrategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+    );
     assert_eq!(out["spec"]["revisionHistoryLimit"], 10);
     let bad = workload(
         "DaemonSet",
         json!({"selector": {"matchLabels": {"app": "x"}}, "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1}}, "template": template(json!({"app": "web"}))}),
     );
     let errs = errors(create::<DaemonSet>(bad));
-    has(&errs, "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`");
-    has(&errs, "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: intstr.IntOrString{Type:0, IntVal:1, StrVal:\"\"}: may not be set when maxUnavailable is non-zero");
+    has(
+        &errs,
+        "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`",
+    );
+    has(
+        &errs,
+        "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: intstr.IntOrString{Type:0, IntVal:1, StrVal:\"\"}: may not be set when maxUnavailable is non-zero",
+    );
 }
 
 fn statefulset() -> Value {
@@ -179,16 +222,24 @@ fn statefulset_update_rules() {
     let errs = errors(update::<StatefulSet>(bad, &old));
     assert_eq!(
         errs,
-        ["spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"]
+        [
+            "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+        ]
     );
     let mut bad = statefulset();
     bad["spec"]["podManagementPolicy"] = json!("Random");
-    has(&errors(create::<StatefulSet>(bad)), "spec.podManagementPolicy: Invalid value: \"Random\": must be 'OrderedReady' or 'Parallel'");
+    has(
+        &errors(create::<StatefulSet>(bad)),
+        "spec.podManagementPolicy: Invalid value: \"Random\": must be 'OrderedReady' or 'Parallel'",
+    );
 }
 
 #[test]
 fn controller_revision() {
     let cr = json!({"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "r", "namespace": "default"}, "revision": -1});
     let errs = errors(create::<ControllerRevision>(cr));
-    assert_eq!(errs, ["data: Required value: data is mandatory", "revision: Invalid value: -1: must be greater than or equal to 0"]);
+    assert_eq!(
+        errs,
+        ["data: Required value: data is mandatory", "revision: Invalid value: -1: must be greater than or equal to 0"]
+    );
 }

@@ -12,7 +12,10 @@ fn hpa_v2_defaults() {
     let out = ok(create::<v2::HorizontalPodAutoscaler>(hpa));
     let spec = &out["spec"];
     assert_eq!(spec["minReplicas"], 1);
-    assert_eq!(spec["metrics"], json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]));
+    assert_eq!(
+        spec["metrics"],
+        json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}])
+    );
     assert_eq!(
         spec["behavior"],
         json!({
@@ -33,7 +36,13 @@ fn hpa_validation() {
     let v1hpa = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": "default"},
         "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 0}});
     let errs = errors(create::<v1::HorizontalPodAutoscaler>(v1hpa.clone()));
-    assert_eq!(errs, ["spec.maxReplicas: Invalid value: 0: must be greater than 0", "spec.maxReplicas: Invalid value: 0: must be greater than or equal to `minReplicas`"]);
+    assert_eq!(
+        errs,
+        [
+            "spec.maxReplicas: Invalid value: 0: must be greater than 0",
+            "spec.maxReplicas: Invalid value: 0: must be greater than or equal to `minReplicas`"
+        ]
+    );
     let mut good = v1hpa;
     good["spec"]["maxReplicas"] = json!(3);
     assert_eq!(ok(create::<v1::HorizontalPodAutoscaler>(good))["spec"]["minReplicas"], 1);

@@ -1,6 +1,9 @@
 //! Cron schedules as upstream checks them (`robfig/cron/v3` `ParseStandard`): five fields or a
 //! `@descriptor`; errors carry that library's wording, which users see in `kubectl` output.
 
+/// A field's minimum, maximum and optional names (with the value of the first name).
+type FieldBounds<'a> = (u32, u32, Option<(&'a [&'a str], u32)>);
+
 /// Check a schedule; `Err` is the parser's message.
 pub(crate) fn parse_standard(spec: &str) -> Result<(), String> {
     let spec = spec.trim();
@@ -17,7 +20,11 @@ pub(crate) fn parse_standard(spec: &str) -> Result<(), String> {
             "yearly" | "annually" | "monthly" | "weekly" | "daily" | "midnight" | "hourly" => Ok(()),
             d if d.starts_with("every ") => {
                 let dur = d["every ".len()..].trim();
-                if parse_go_duration(dur) { Ok(()) } else { Err(format!("failed to parse duration @{d}: time: invalid duration {dur:?}")) }
+                if parse_go_duration(dur) {
+                    Ok(())
+                } else {
+                    Err(format!("failed to parse duration @{d}: time: invalid duration {dur:?}"))
+                }
             }
             _ => Err(format!("unrecognized descriptor: @{desc}")),
         };
@@ -28,7 +35,7 @@ pub(crate) fn parse_standard(spec: &str) -> Result<(), String> {
     }
     const MONTHS: &[&str] = &["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
     const DOWS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-    let bounds: [(u32, u32, Option<(&[&str], u32)>); 5] =
+    let bounds: [FieldBounds<'_>; 5] =
         [(0, 59, None), (0, 23, None), (1, 31, None), (1, 12, Some((MONTHS, 1))), (0, 6, Some((DOWS, 0)))];
     for (field, (min, max, names)) in fields.iter().zip(bounds) {
         for expr in field.split(',') {
@@ -100,7 +107,8 @@ fn parse_go_duration(s: &str) -> bool {
             return false;
         }
         rest = &rest[num_len..];
-        let unit = ["ns", "us", "µs", "ms", "s", "m", "h"].iter().filter(|u| rest.starts_with(**u)).max_by_key(|u| u.len());
+        let unit =
+            ["ns", "us", "µs", "ms", "s", "m", "h"].iter().filter(|u| rest.starts_with(**u)).max_by_key(|u| u.len());
         match unit {
             Some(u) => rest = &rest[u.len()..],
             None => return false,

@@ -43,7 +43,10 @@ fn job_defaults_and_generated_selector() {
 fn job_validation() {
     // The pod spec default is Always, which a Job may not use.
     let errs = errors(create::<Job>(job(json!({"containers": [{"name": "pi", "image": "perl"}]}))));
-    assert_eq!(errs, ["spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""]);
+    assert_eq!(
+        errs,
+        ["spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""]
+    );
     let mut j = job(never("perl"));
     j["spec"]["parallelism"] = json!(-1);
     j["spec"]["completionMode"] = json!("Indexed");
@@ -57,7 +60,9 @@ fn job_validation() {
     let errs = errors(create::<Job>(manual));
     assert_eq!(
         errs,
-        ["spec.template.metadata.labels: Invalid value: map[string]string(nil): `selector` does not match template `labels`"]
+        [
+            "spec.template.metadata.labels: Invalid value: map[string]string(nil): `selector` does not match template `labels`"
+        ]
     );
 }
 
@@ -93,18 +98,27 @@ fn cronjob_defaults() {
 #[test]
 fn cronjob_validation() {
     let errs = errors(create::<CronJob>(cronjob("every minute")));
-    assert_eq!(errs, ["spec.schedule: Invalid value: \"every minute\": expected exactly 5 fields, found 2: [every minute]"]);
+    assert_eq!(
+        errs,
+        ["spec.schedule: Invalid value: \"every minute\": expected exactly 5 fields, found 2: [every minute]"]
+    );
     let mut c = cronjob("0 * * * *");
     c["spec"]["concurrencyPolicy"] = json!("Sometimes");
     c["spec"]["jobTemplate"]["spec"]["selector"] = json!({"matchLabels": {"a": "b"}});
     c["metadata"]["name"] = json!("a".repeat(53));
     let errs = errors(create::<CronJob>(c));
-    has(&errs, "spec.concurrencyPolicy: Unsupported value: \"Sometimes\": supported values: \"Allow\", \"Forbid\", \"Replace\"");
+    has(
+        &errs,
+        "spec.concurrencyPolicy: Unsupported value: \"Sometimes\": supported values: \"Allow\", \"Forbid\", \"Replace\"",
+    );
     has(
         &errs,
         "spec.jobTemplate.spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"a\":\"b\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: `selector` will be auto-generated",
     );
     has(&errs, &format!("metadata.name: Invalid value: \"{}\": must be no more than 52 characters", "a".repeat(53)));
     let errs = errors(create::<CronJob>(cronjob("TZ=UTC 0 * * * *")));
-    has(&errs, "spec.schedule: Invalid value: \"TZ=UTC 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead");
+    has(
+        &errs,
+        "spec.schedule: Invalid value: \"TZ=UTC 0 * * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+    );
 }

@@ -172,7 +172,8 @@ impl Qty {
             return self.m.signum().cmp(&other.m.signum());
         }
         let emin = self.e.min(other.e);
-        let scale = |q: &Qty| -> Option<i128> { 10i128.checked_pow((q.e - emin) as u32).and_then(|p| q.m.checked_mul(p)) };
+        let scale =
+            |q: &Qty| -> Option<i128> { 10i128.checked_pow((q.e - emin) as u32).and_then(|p| q.m.checked_mul(p)) };
         match (scale(self), scale(other)) {
             (Some(a), Some(b)) => a.cmp(&b),
             // One side overflowed: it is the one with the larger magnitude.

@@ -137,7 +137,10 @@ fn validate_taints(taints: &[k8s_openapi::api::core::v1::Taint], path: &Path) ->
         if !keys.insert(t.key.as_str()) {
             let mut e = FieldError::duplicate(
                 &p,
-                Raw(format!("core.Taint{{Key:{:?}, Value:{:?}, Effect:{:?}, TimeAdded:<nil>}}", t.key, value, t.effect)),
+                Raw(format!(
+                    "core.Taint{{Key:{:?}, Value:{:?}, Effect:{:?}, TimeAdded:<nil>}}",
+                    t.key, value, t.effect
+                )),
             );
             e.detail = "taints must be unique by key and effect pair".to_string();
             errs.push(e);
@@ -212,7 +215,11 @@ impl KindStrategy for Event {
         if ok {
             Vec::new()
         } else {
-            vec![FieldError::invalid(&Path::new("involvedObject").child("namespace"), involved, "does not match event.namespace")]
+            vec![FieldError::invalid(
+                &Path::new("involvedObject").child("namespace"),
+                involved,
+                "does not match event.namespace",
+            )]
         }
     }
 }
@@ -220,7 +227,13 @@ impl KindStrategy for Event {
 impl KindStrategy for LimitRange {
     fn default(&mut self) {
         for item in self.spec.iter_mut().flat_map(|s| s.limits.iter_mut()) {
-            for m in [&mut item.default, &mut item.default_request, &mut item.max, &mut item.min, &mut item.max_limit_request_ratio] {
+            for m in [
+                &mut item.default,
+                &mut item.default_request,
+                &mut item.max,
+                &mut item.min,
+                &mut item.max_limit_request_ratio,
+            ] {
                 for q in m.iter_mut().flat_map(|m| m.values_mut()) {
                     canonical_quantity(q);
                 }
@@ -259,10 +272,15 @@ impl KindStrategy for LimitRange {
                     errs.push(FieldError::forbidden(&p.child("default"), "may not be specified when `type` is 'Pod'"));
                 }
                 if item.default_request.as_ref().is_some_and(|d| !d.is_empty()) {
-                    errs.push(FieldError::forbidden(&p.child("defaultRequest"), "may not be specified when `type` is 'Pod'"));
+                    errs.push(FieldError::forbidden(
+                        &p.child("defaultRequest"),
+                        "may not be specified when `type` is 'Pod'",
+                    ));
                 }
             }
-            let get = |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, field: &str, errs: &mut ErrorList| {
+            let get = |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+                       field: &str,
+                       errs: &mut ErrorList| {
                 let mut out = BTreeMap::new();
                 for (k, q) in m.iter().flatten() {
                     if let Some(v) = parse_quantity(&q.0, &p.child(field).key(k), errs) {
@@ -276,7 +294,8 @@ impl KindStrategy for LimitRange {
             let def = get(&item.default, "default", &mut errs);
             let def_req = get(&item.default_request, "defaultRequest", &mut errs);
             let ratio = get(&item.max_limit_request_ratio, "maxLimitRequestRatio", &mut errs);
-            let keys: BTreeSet<&String> = min.keys().chain(max.keys()).chain(def.keys()).chain(def_req.keys()).chain(ratio.keys()).collect();
+            let keys: BTreeSet<&String> =
+                min.keys().chain(max.keys()).chain(def.keys()).chain(def_req.keys()).chain(ratio.keys()).collect();
             for k in keys {
                 let (mi, ma, d, dr) = (min.get(k), max.get(k), def.get(k), def_req.get(k));
                 let check = |cond: bool, field: &str, v: &Qty, msg: String, errs: &mut ErrorList| {
@@ -288,13 +307,31 @@ impl KindStrategy for LimitRange {
                     check(a > b, "min", a, format!("min value {a} is greater than max value {b}"), &mut errs);
                 }
                 if let (Some(r), Some(a)) = (dr, mi) {
-                    check(a > r, "defaultRequest", r, format!("min value {a} is greater than default request value {r}"), &mut errs);
+                    check(
+                        a > r,
+                        "defaultRequest",
+                        r,
+                        format!("min value {a} is greater than default request value {r}"),
+                        &mut errs,
+                    );
                 }
                 if let (Some(r), Some(b)) = (dr, ma) {
-                    check(r > b, "defaultRequest", r, format!("default request value {r} is greater than max value {b}"), &mut errs);
+                    check(
+                        r > b,
+                        "defaultRequest",
+                        r,
+                        format!("default request value {r} is greater than max value {b}"),
+                        &mut errs,
+                    );
                 }
                 if let (Some(r), Some(dd)) = (dr, d) {
-                    check(r > dd, "defaultRequest", r, format!("default request value {r} is greater than default limit value {dd}"), &mut errs);
+                    check(
+                        r > dd,
+                        "defaultRequest",
+                        r,
+                        format!("default request value {r} is greater than default limit value {dd}"),
+                        &mut errs,
+                    );
                 }
                 if let (Some(dd), Some(a)) = (d, mi) {
                     check(a > dd, "default", a, format!("min value {a} is greater than default value {dd}"), &mut errs);
@@ -333,8 +370,14 @@ impl KindStrategy for ResourceQuota {
             errs.extend(pod_spec::quantity_value(k, q, &kp));
         }
         let scopes: Vec<&String> = self.spec.iter().flat_map(|s| s.scopes.iter().flatten()).collect();
-        const SCOPES: &[&str] =
-            &["Terminating", "NotTerminating", "BestEffort", "NotBestEffort", "PriorityClass", "CrossNamespacePodAffinity"];
+        const SCOPES: &[&str] = &[
+            "Terminating",
+            "NotTerminating",
+            "BestEffort",
+            "NotBestEffort",
+            "PriorityClass",
+            "CrossNamespacePodAffinity",
+        ];
         let shown = || Raw(crate::strategy::common::go_strings(self.spec.as_ref().and_then(|s| s.scopes.as_deref())));
         for s in &scopes {
             if !SCOPES.contains(&s.as_str()) {
@@ -349,7 +392,9 @@ impl KindStrategy for ResourceQuota {
     }
 
     fn validate_update(&self, old: &Self) -> ErrorList {
-        let scopes = |q: &ResourceQuota| -> BTreeSet<String> { q.spec.iter().flat_map(|s| s.scopes.iter().flatten()).cloned().collect() };
+        let scopes = |q: &ResourceQuota| -> BTreeSet<String> {
+            q.spec.iter().flat_map(|s| s.scopes.iter().flatten()).cloned().collect()
+        };
         if scopes(self) != scopes(old) {
             return vec![FieldError::invalid(
                 &Path::new("spec").child("scopes"),
@@ -401,7 +446,10 @@ impl KindStrategy for ReplicationController {
         let mut errs = ErrorList::new();
         let spec = self.spec.clone().unwrap_or_default();
         let p = Path::new("spec");
-        errs.extend(validation::nonnegative(i64::from(spec.min_ready_seconds.unwrap_or(0)), &p.child("minReadySeconds")));
+        errs.extend(validation::nonnegative(
+            i64::from(spec.min_ready_seconds.unwrap_or(0)),
+            &p.child("minReadySeconds"),
+        ));
         let selector = spec.selector.clone().unwrap_or_default();
         if selector.is_empty() {
             errs.push(FieldError::required(&p.child("selector"), ""));

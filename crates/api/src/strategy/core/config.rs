@@ -90,10 +90,11 @@ impl KindStrategy for Secret {
         let required = |key: &str, errs: &mut ErrorList| {
             if !data.contains_key(key) {
                 errs.push(FieldError::required(&data_path.key(key), ""));
-                false
-            } else {
-                true
             }
+        };
+        let docker = |key: &str, errs: &mut ErrorList| match data.get(key) {
+            None => errs.push(FieldError::required(&data_path.key(key), "")),
+            Some(v) => errs.extend(json_object(&v.0, &data_path.key(key))),
         };
         match self.type_.as_deref().unwrap_or_default() {
             "kubernetes.io/service-account-token" => {
@@ -105,26 +106,14 @@ impl KindStrategy for Secret {
                     ));
                 }
             }
-            "kubernetes.io/dockercfg" => {
-                if required(".dockercfg", &mut errs) {
-                    errs.extend(json_object(&data[".dockercfg"].0, &data_path.key(".dockercfg")));
-                }
+            "kubernetes.io/dockercfg" => docker(".dockercfg", &mut errs),
+            "kubernetes.io/dockerconfigjson" => docker(".dockerconfigjson", &mut errs),
+            "kubernetes.io/basic-auth" if !data.contains_key("username") && !data.contains_key("password") => {
+                errs.push(FieldError::required(&data_path.key("username"), ""));
+                errs.push(FieldError::required(&data_path.key("password"), ""));
             }
-            "kubernetes.io/dockerconfigjson" => {
-                if required(".dockerconfigjson", &mut errs) {
-                    errs.extend(json_object(&data[".dockerconfigjson"].0, &data_path.key(".dockerconfigjson")));
-                }
-            }
-            "kubernetes.io/basic-auth" => {
-                if !data.contains_key("username") && !data.contains_key("password") {
-                    errs.push(FieldError::required(&data_path.key("username"), ""));
-                    errs.push(FieldError::required(&data_path.key("password"), ""));
-                }
-            }
-            "kubernetes.io/ssh-auth" => {
-                if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) {
-                    errs.push(FieldError::required(&data_path.key("ssh-privatekey"), ""));
-                }
+            "kubernetes.io/ssh-auth" if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) => {
+                errs.push(FieldError::required(&data_path.key("ssh-privatekey"), ""));
             }
             "kubernetes.io/tls" => {
                 required("tls.crt", &mut errs);
@@ -138,7 +127,11 @@ impl KindStrategy for Secret {
     fn validate_update(&self, old: &Self) -> ErrorList {
         let mut errs = ErrorList::new();
         if self.type_ != old.type_ {
-            errs.push(FieldError::invalid(&Path::new("type"), self.type_.clone().unwrap_or_default(), validation::IMMUTABLE_MSG));
+            errs.push(FieldError::invalid(
+                &Path::new("type"),
+                self.type_.clone().unwrap_or_default(),
+                validation::IMMUTABLE_MSG,
+            ));
         }
         if old.immutable == Some(true) {
             if self.immutable != Some(true) {
@@ -187,7 +180,10 @@ impl KindStrategy for Namespace {
             status.phase = Some("Active".to_string());
         }
         if let Some(name) = self.metadata.name.clone().filter(|n| !n.is_empty()) {
-            self.metadata.labels.get_or_insert_with(BTreeMap::new).insert("kubernetes.io/metadata.name".to_string(), name);
+            self.metadata
+                .labels
+                .get_or_insert_with(BTreeMap::new)
+                .insert("kubernetes.io/metadata.name".to_string(), name);
         }
     }
 
@@ -197,7 +193,11 @@ impl KindStrategy for Namespace {
         for f in self.spec.iter().flat_map(|s| s.finalizers.iter().flatten()) {
             errs.extend(validation::invalid_each(&p, f, validation::qualified_name(f)));
             if !f.contains('/') && f != "kubernetes" {
-                errs.push(FieldError::invalid(&p, f, "name is neither a standard finalizer name nor is it fully qualified"));
+                errs.push(FieldError::invalid(
+                    &p,
+                    f,
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                ));
             }
         }
         errs
@@ -211,7 +211,11 @@ impl KindStrategy for Namespace {
                 return vec![FieldError::invalid(&p, phase, "may only be 'Active' if `deletionTimestamp` is empty")];
             }
         } else if phase != "Terminating" {
-            return vec![FieldError::invalid(&p, phase, "may only be 'Terminating' if `deletionTimestamp` is not empty")];
+            return vec![FieldError::invalid(
+                &p,
+                phase,
+                "may only be 'Terminating' if `deletionTimestamp` is not empty",
+            )];
         }
         Vec::new()
     }

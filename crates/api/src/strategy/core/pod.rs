@@ -50,7 +50,11 @@ impl KindStrategy for Pod {
             spec.preemption_policy = Some("PreemptLowerPriority".to_string());
         }
         add_default_tolerations(spec);
-        let mut status = PodStatus { phase: Some("Pending".to_string()), qos_class: Some(qos_class(spec).to_string()), ..Default::default() };
+        let mut status = PodStatus {
+            phase: Some("Pending".to_string()),
+            qos_class: Some(qos_class(spec).to_string()),
+            ..Default::default()
+        };
         if spec.scheduling_gates.as_ref().is_some_and(|g| !g.is_empty()) {
             status.conditions = Some(vec![PodCondition {
                 type_: "PodScheduled".to_string(),
@@ -146,7 +150,11 @@ fn validate_pod_annotations(ann: &BTreeMap<String, String>, spec: &PodSpec) -> E
     if let Some(v) = ann.get("controller.kubernetes.io/pod-deletion-cost")
         && v.parse::<i32>().is_err()
     {
-        errs.push(FieldError::invalid(&path.key("controller.kubernetes.io/pod-deletion-cost"), v, "must be a 32bit integer"));
+        errs.push(FieldError::invalid(
+            &path.key("controller.kubernetes.io/pod-deletion-cost"),
+            v,
+            "must be a 32bit integer",
+        ));
     }
     errs
 }
@@ -247,7 +255,11 @@ fn validate_pod_spec_update(new: &PodSpec, old: &PodSpec, new_pod: &Pod, old_pod
                 errs.push(FieldError::required(&p.index(i).child("image"), ""));
             }
             if image.trim() != image {
-                errs.push(FieldError::invalid(&p.index(i).child("image"), image, "must not have leading or trailing whitespace"));
+                errs.push(FieldError::invalid(
+                    &p.index(i).child("image"),
+                    image,
+                    "must not have leading or trailing whitespace",
+                ));
             }
         }
     }
@@ -261,9 +273,11 @@ fn validate_pod_spec_update(new: &PodSpec, old: &PodSpec, new_pod: &Pod, old_pod
             errs.push(FieldError::invalid(&ads, n, "must be less than or equal to previous value"));
             return errs;
         }
-        (None, Some(_)) => {
-            errs.push(FieldError::invalid(&ads, Raw("null".into()), "must not update from a positive integer to nil value"))
-        }
+        (None, Some(_)) => errs.push(FieldError::invalid(
+            &ads,
+            Raw("null".into()),
+            "must not update from a positive integer to nil value",
+        )),
         _ => {}
     }
     // Only additions to tolerations (tolerationSeconds of existing ones may change).
@@ -305,7 +319,8 @@ fn validate_pod_spec_update(new: &PodSpec, old: &PodSpec, new_pod: &Pod, old_pod
     munged.active_deadline_seconds = old.active_deadline_seconds;
     munged.scheduling_gates.clone_from(&old.scheduling_gates);
     munged.tolerations.clone_from(&old.tolerations);
-    if old.termination_grace_period_seconds.is_some_and(|g| g < 0) && munged.termination_grace_period_seconds == Some(1) {
+    if old.termination_grace_period_seconds.is_some_and(|g| g < 0) && munged.termination_grace_period_seconds == Some(1)
+    {
         munged.termination_grace_period_seconds = old.termination_grace_period_seconds;
     }
     // Gated pods may gain node selector entries (no changes or removals).
@@ -333,7 +348,8 @@ fn validate_pod_spec_update(new: &PodSpec, old: &PodSpec, new_pod: &Pod, old_pod
 
 /// A short description of what changed between two pod specs (upstream prints a `cmp.Diff`).
 fn spec_diff(old: &PodSpec, new: &PodSpec) -> String {
-    let (Ok(serde_json::Value::Object(o)), Ok(serde_json::Value::Object(n))) = (serde_json::to_value(old), serde_json::to_value(new))
+    let (Ok(serde_json::Value::Object(o)), Ok(serde_json::Value::Object(n))) =
+        (serde_json::to_value(old), serde_json::to_value(new))
     else {
         return String::new();
     };
@@ -418,7 +434,10 @@ fn state_transitions(
         }
         for n in new {
             if n.name == o.name && n.state.as_ref().and_then(|s| s.terminated.as_ref()).is_none() {
-                errs.push(FieldError::forbidden(&path.index(i).child("state"), "may not be transitioned to non-terminated state"));
+                errs.push(FieldError::forbidden(
+                    &path.index(i).child("state"),
+                    "may not be transitioned to non-terminated state",
+                ));
             }
         }
     }

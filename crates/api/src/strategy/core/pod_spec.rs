@@ -233,8 +233,12 @@ pub(crate) fn validate_pod_spec(spec: &PodSpec, path: &Path, ctx: SpecContext<'_
         errs.push(FieldError::required(&path.child("terminationGracePeriodSeconds"), ""));
     }
     let grace = spec.termination_grace_period_seconds;
-    let (vols, verrs) =
-        volumes::validate_volumes(spec.volumes.as_deref().unwrap_or_default(), ctx.pod_name, ctx.is_pod, &path.child("volumes"));
+    let (vols, verrs) = volumes::validate_volumes(
+        spec.volumes.as_deref().unwrap_or_default(),
+        ctx.pod_name,
+        ctx.is_pod,
+        &path.child("volumes"),
+    );
     errs.extend(verrs);
     let claim_names: BTreeSet<String> =
         spec.resource_claims.iter().flatten().map(|c| c.name.clone()).filter(|n| !n.is_empty()).collect();
@@ -350,7 +354,8 @@ pub(crate) fn validate_pod_spec(spec: &PodSpec, path: &Path, ctx: SpecContext<'_
         }
     }
     if ctx.is_pod {
-        for (list, name) in [(Some(&spec.containers), "containers"), (spec.init_containers.as_ref(), "initContainers")] {
+        for (list, name) in [(Some(&spec.containers), "containers"), (spec.init_containers.as_ref(), "initContainers")]
+        {
             for (i, c) in list.into_iter().flatten().enumerate() {
                 let image = c.image.as_deref().unwrap_or_default();
                 if image.trim() != image {
@@ -390,7 +395,12 @@ fn validate_containers(
             errs.extend(validate_lifecycle(l, grace, &p.child("lifecycle")));
         }
         errs.extend(validate_probe(c.liveness_probe.as_ref(), ProbeKind::Liveness, grace, &p.child("livenessProbe")));
-        errs.extend(validate_probe(c.readiness_probe.as_ref(), ProbeKind::Readiness, grace, &p.child("readinessProbe")));
+        errs.extend(validate_probe(
+            c.readiness_probe.as_ref(),
+            ProbeKind::Readiness,
+            grace,
+            &p.child("readinessProbe"),
+        ));
         errs.extend(validate_probe(c.startup_probe.as_ref(), ProbeKind::Startup, grace, &p.child("startupProbe")));
         if c.restart_policy.is_some() {
             errs.push(FieldError::forbidden(&p.child("restartPolicy"), "may not be set for non-init containers"));
@@ -432,8 +442,18 @@ fn validate_init_containers(
             if let Some(l) = &c.lifecycle {
                 errs.extend(validate_lifecycle(l, grace, &p.child("lifecycle")));
             }
-            errs.extend(validate_probe(c.liveness_probe.as_ref(), ProbeKind::Liveness, grace, &p.child("livenessProbe")));
-            errs.extend(validate_probe(c.readiness_probe.as_ref(), ProbeKind::Readiness, grace, &p.child("readinessProbe")));
+            errs.extend(validate_probe(
+                c.liveness_probe.as_ref(),
+                ProbeKind::Liveness,
+                grace,
+                &p.child("livenessProbe"),
+            ));
+            errs.extend(validate_probe(
+                c.readiness_probe.as_ref(),
+                ProbeKind::Readiness,
+                grace,
+                &p.child("readinessProbe"),
+            ));
             errs.extend(validate_probe(c.startup_probe.as_ref(), ProbeKind::Startup, grace, &p.child("startupProbe")));
         } else {
             let msg = "may not be set for init containers without restartPolicy=Always";
@@ -452,7 +472,13 @@ fn validate_init_containers(
     errs
 }
 
-fn validate_container_common(c: &Container, vols: &VolumeIndex, claims: &BTreeSet<String>, path: &Path, restart: &str) -> ErrorList {
+fn validate_container_common(
+    c: &Container,
+    vols: &VolumeIndex,
+    claims: &BTreeSet<String>,
+    path: &Path,
+    restart: &str,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     let name_path = path.child("name");
     if c.name.is_empty() {
@@ -513,7 +539,11 @@ fn validate_container_common(c: &Container, vols: &VolumeIndex, claims: &BTreeSe
         errs.extend(enum_value(Some(&rp.resource_name), &["cpu", "memory"], true, &p));
         errs.extend(enum_value(Some(&rp.restart_policy), &["NotRequired", "RestartContainer"], true, &p));
         if restart == "Never" && rp.restart_policy != "NotRequired" {
-            errs.push(FieldError::invalid(&p, &rp.restart_policy, "must be 'NotRequired' when `restartPolicy` is 'Never'"));
+            errs.push(FieldError::invalid(
+                &p,
+                &rp.restart_policy,
+                "must be 'NotRequired' when `restartPolicy` is 'Never'",
+            ));
         }
         let _ = i;
     }
@@ -573,10 +603,7 @@ fn host_port_conflicts(containers: &[Container], path: &Path) -> ErrorList {
                 port.host_ip.as_deref().unwrap_or_default()
             );
             if !seen.insert(key.clone()) {
-                errs.push(FieldError::duplicate(
-                    &path.index(ci).child("ports").index(pi).child("hostPort"),
-                    key,
-                ));
+                errs.push(FieldError::duplicate(&path.index(ci).child("ports").index(pi).child("hostPort"), key));
             }
         }
     }
@@ -647,7 +674,10 @@ pub(crate) fn object_field_selector(fs: &ObjectFieldSelector, allowed: &[&str], 
         errs.push(FieldError::invalid(
             &path.child("fieldPath"),
             &fs.field_path,
-            format!("error converting fieldPath: unsupported pod version: {}", fs.api_version.as_deref().unwrap_or_default()),
+            format!(
+                "error converting fieldPath: unsupported pod version: {}",
+                fs.api_version.as_deref().unwrap_or_default()
+            ),
         ));
         return errs;
     }
@@ -657,9 +687,11 @@ pub(crate) fn object_field_selector(fs: &ObjectFieldSelector, allowed: &[&str], 
         && let Some(sub) = rest.strip_suffix("']")
     {
         match base {
-            "metadata.annotations" => {
-                errs.extend(validation::invalid_each(path, &sub.to_lowercase(), validation::qualified_name(&sub.to_lowercase())))
-            }
+            "metadata.annotations" => errs.extend(validation::invalid_each(
+                path,
+                &sub.to_lowercase(),
+                validation::qualified_name(&sub.to_lowercase()),
+            )),
             "metadata.labels" => errs.extend(validation::invalid_each(path, sub, validation::qualified_name(sub))),
             other => errs.push(FieldError::invalid(path, other, "does not support subscript")),
         }
@@ -733,7 +765,11 @@ fn validate_env_from(list: &[EnvFromSource], path: &Path) -> ErrorList {
             if name.is_empty() {
                 errs.push(FieldError::required(&np, ""));
             } else {
-                errs.extend(validation::invalid_each(&np, name, validation::dns1123_subdomain(&mask_trailing_dash(name))));
+                errs.extend(validation::invalid_each(
+                    &np,
+                    name,
+                    validation::dns1123_subdomain(&mask_trailing_dash(name)),
+                ));
             }
         }
         if n == 0 {
@@ -777,7 +813,11 @@ fn validate_mounts(
             errs.push(FieldError::invalid(&p.child("name"), &m.name, "must not already exist in volumeDevices"));
         }
         if devices.values().any(|d| *d == m.mount_path) {
-            errs.push(FieldError::invalid(&p.child("mountPath"), &m.mount_path, "must not already exist as a path in volumeDevices"));
+            errs.push(FieldError::invalid(
+                &p.child("mountPath"),
+                &m.mount_path,
+                "must not already exist as a path in volumeDevices",
+            ));
         }
         let sub_path = m.sub_path.as_deref().unwrap_or_default();
         let sub_expr = m.sub_path_expr.as_deref().unwrap_or_default();
@@ -786,7 +826,11 @@ fn validate_mounts(
                 errs.push(FieldError::invalid(&p.child("subPath"), sub_path, "not allowed in image volume sources"));
             }
             if !sub_expr.is_empty() {
-                errs.push(FieldError::invalid(&p.child("subPathExpr"), sub_expr, "not allowed in image volume sources"));
+                errs.push(FieldError::invalid(
+                    &p.child("subPathExpr"),
+                    sub_expr,
+                    "not allowed in image volume sources",
+                ));
             }
         }
         // Upstream reports these at the list path (no index); kept for identical messages.
@@ -795,7 +839,11 @@ fn validate_mounts(
         }
         if !sub_expr.is_empty() {
             if !sub_path.is_empty() {
-                errs.push(FieldError::invalid(&p.child("subPathExpr"), sub_expr, "subPathExpr and subPath are mutually exclusive"));
+                errs.push(FieldError::invalid(
+                    &p.child("subPathExpr"),
+                    sub_expr,
+                    "subPathExpr and subPath are mutually exclusive",
+                ));
             }
             errs.extend(volumes::local_descending_path(sub_expr, &path.child("subPathExpr")));
         }
@@ -804,7 +852,10 @@ fn validate_mounts(
             errs.extend(enum_value(Some(mp), &["Bidirectional", "HostToContainer", "None"], false, &pp));
             let privileged = c.security_context.as_ref().and_then(|s| s.privileged) == Some(true);
             if mp == "Bidirectional" && !privileged {
-                errs.push(FieldError::forbidden(&pp, "Bidirectional mount propagation is available only to privileged containers"));
+                errs.push(FieldError::forbidden(
+                    &pp,
+                    "Bidirectional mount propagation is available only to privileged containers",
+                ));
             }
         }
         if let Some(rro) = &m.recursive_read_only {
@@ -816,7 +867,10 @@ fn validate_mounts(
                         errs.push(FieldError::forbidden(&rp, "may only be specified when readOnly is true"));
                     }
                     if m.mount_propagation.as_deref().is_some_and(|p| p != "None") {
-                        errs.push(FieldError::forbidden(&rp, "may only be specified when mountPropagation is None or not specified"));
+                        errs.push(FieldError::forbidden(
+                            &rp,
+                            "may only be specified when mountPropagation is None or not specified",
+                        ));
                     }
                 }
                 other => errs.push(FieldError::not_supported(&rp, other, &["Disabled", "Enabled", "IfPossible"])),
@@ -907,7 +961,11 @@ pub(crate) fn validate_resources(r: &ResourceRequirements, claims: &BTreeSet<Str
                 let lim = parse_quantity(&lq.0, &p, &mut scratch);
                 if let (Some(req), Some(lim)) = (req, lim) {
                     if req != lim && !overcommit_allowed(name) {
-                        errs.push(FieldError::invalid(&req_path, req.to_string(), format!("must be equal to {name} limit of {lim}")));
+                        errs.push(FieldError::invalid(
+                            &req_path,
+                            req.to_string(),
+                            format!("must be equal to {name} limit of {lim}"),
+                        ));
                     } else if req > lim {
                         errs.push(FieldError::invalid(
                             &req_path,
@@ -959,7 +1017,16 @@ pub(crate) fn quantity_value(name: &str, q: &Quantity, path: &Path) -> ErrorList
             errs.push(FieldError::invalid(path, v.to_string(), validation::NEGATIVE_MSG));
         }
         let integer_resource = !is_native_resource(name)
-            || matches!(name, "pods" | "services" | "secrets" | "configmaps" | "persistentvolumeclaims" | "replicationcontrollers" | "resourcequotas");
+            || matches!(
+                name,
+                "pods"
+                    | "services"
+                    | "secrets"
+                    | "configmaps"
+                    | "persistentvolumeclaims"
+                    | "replicationcontrollers"
+                    | "resourcequotas"
+            );
         if integer_resource && !v.is_integer() {
             errs.push(FieldError::invalid(path, v.to_string(), "must be an integer"));
         }
@@ -986,11 +1053,10 @@ fn validate_probe(probe: Option<&Probe>, kind: ProbeKind, grace: Option<i64>, pa
     errs.extend(handler_count(&handlers, path));
     // Only the first handler is validated further; the others are already reported.
     match handlers.iter().find(|(set, _)| *set).map(|(_, n)| *n) {
-        Some("exec") => {
-            if p.exec.as_ref().is_some_and(|e| e.command.as_ref().is_none_or(Vec::is_empty)) {
-                errs.push(FieldError::required(&path.child("exec").child("command"), ""));
-            }
+        Some("exec") if p.exec.as_ref().is_some_and(|e| e.command.as_ref().is_none_or(Vec::is_empty)) => {
+            errs.push(FieldError::required(&path.child("exec").child("command"), ""));
         }
+        Some("exec") => {}
         Some("httpGet") => {
             if let Some(h) = &p.http_get {
                 errs.extend(validate_http_get(h, &path.child("httpGet")));
@@ -1115,7 +1181,11 @@ fn validate_http_get(h: &HTTPGetAction, path: &Path) -> ErrorList {
         errs.push(FieldError::not_supported(&path.child("scheme"), scheme, &["HTTP", "HTTPS"]));
     }
     for header in h.http_headers.iter().flatten() {
-        errs.extend(validation::invalid_each(&path.child("httpHeaders"), &header.name, validation::http_header_name(&header.name)));
+        errs.extend(validation::invalid_each(
+            &path.child("httpHeaders"),
+            &header.name,
+            validation::http_header_name(&header.name),
+        ));
     }
     errs
 }
@@ -1123,7 +1193,9 @@ fn validate_http_get(h: &HTTPGetAction, path: &Path) -> ErrorList {
 /// `ValidatePortNumOrName`.
 pub(crate) fn port_num_or_name(port: &IntOrString, path: &Path) -> ErrorList {
     match port {
-        IntOrString::Int(i) => validation::port_num(i64::from(*i)).into_iter().map(|m| FieldError::invalid(path, *i, m)).collect(),
+        IntOrString::Int(i) => {
+            validation::port_num(i64::from(*i)).into_iter().map(|m| FieldError::invalid(path, *i, m)).collect()
+        }
         IntOrString::String(s) => validation::invalid_each(path, s, validation::port_name(s)),
     }
 }
@@ -1151,7 +1223,8 @@ fn validate_security_context(sc: &SecurityContext, path: &Path) -> ErrorList {
                 "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
             ));
         }
-        if sc.capabilities.as_ref().and_then(|c| c.add.as_ref()).is_some_and(|a| a.iter().any(|c| c == "CAP_SYS_ADMIN")) {
+        if sc.capabilities.as_ref().and_then(|c| c.add.as_ref()).is_some_and(|a| a.iter().any(|c| c == "CAP_SYS_ADMIN"))
+        {
             errs.push(FieldError::invalid(
                 path,
                 Raw("core.SecurityContext{...}".into()),
@@ -1167,11 +1240,18 @@ fn seccomp(sp: &k8s_openapi::api::core::v1::SeccompProfile, path: &Path) -> Erro
     match sp.type_.as_str() {
         "Localhost" | "RuntimeDefault" | "Unconfined" => {}
         "" => errs.push(FieldError::required(&path.child("type"), "type is required when seccompProfile is set")),
-        other => errs.push(FieldError::not_supported(&path.child("type"), other, &["Localhost", "RuntimeDefault", "Unconfined"])),
+        other => errs.push(FieldError::not_supported(
+            &path.child("type"),
+            other,
+            &["Localhost", "RuntimeDefault", "Unconfined"],
+        )),
     }
     if sp.type_ == "Localhost" {
         match &sp.localhost_profile {
-            None => errs.push(FieldError::required(&path.child("localhostProfile"), "must be set when seccomp type is Localhost")),
+            None => errs.push(FieldError::required(
+                &path.child("localhostProfile"),
+                "must be set when seccomp type is Localhost",
+            )),
             Some(p) => errs.extend(volumes::local_descending_path(p, &path.child("localhostProfile"))),
         }
     } else if sp.localhost_profile.is_some() {
@@ -1237,9 +1317,8 @@ fn validate_node_selector_requirement(
     let mut errs = ErrorList::new();
     let values = r.values.as_deref().unwrap_or_default();
     match r.operator.as_str() {
-        "In" | "NotIn" if values.is_empty() => {
-            errs.push(FieldError::required(&path.child("values"), "must be specified when `operator` is 'In' or 'NotIn'"))
-        }
+        "In" | "NotIn" if values.is_empty() => errs
+            .push(FieldError::required(&path.child("values"), "must be specified when `operator` is 'In' or 'NotIn'")),
         "Exists" | "DoesNotExist" if !values.is_empty() => errs.push(FieldError::forbidden(
             &path.child("values"),
             "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
@@ -1260,7 +1339,11 @@ fn validate_node_selector_requirement(
     errs
 }
 
-fn validate_node_selector_term(t: &k8s_openapi::api::core::v1::NodeSelectorTerm, check_values: bool, path: &Path) -> ErrorList {
+fn validate_node_selector_term(
+    t: &k8s_openapi::api::core::v1::NodeSelectorTerm,
+    check_values: bool,
+    path: &Path,
+) -> ErrorList {
     let mut errs = ErrorList::new();
     for (j, r) in t.match_expressions.iter().flatten().enumerate() {
         errs.extend(validate_node_selector_requirement(r, check_values, &path.child("matchExpressions").index(j)));
@@ -1296,7 +1379,11 @@ pub(crate) fn validate_node_selector(ns: &k8s_openapi::api::core::v1::NodeSelect
     if ns.node_selector_terms.is_empty() {
         return vec![FieldError::required(&tp, "must have at least one node selector term")];
     }
-    ns.node_selector_terms.iter().enumerate().flat_map(|(i, t)| validate_node_selector_term(t, true, &tp.index(i))).collect()
+    ns.node_selector_terms
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| validate_node_selector_term(t, true, &tp.index(i)))
+        .collect()
 }
 
 fn validate_pod_affinity_term(t: &k8s_openapi::api::core::v1::PodAffinityTerm, path: &Path) -> ErrorList {
@@ -1323,7 +1410,11 @@ fn validate_pod_affinity_term(t: &k8s_openapi::api::core::v1::PodAffinityTerm, p
     if t.topology_key.is_empty() {
         errs.push(FieldError::required(&path.child("topologyKey"), "can not be empty"));
     }
-    errs.extend(validation::invalid_each(&path.child("topologyKey"), &t.topology_key, validation::qualified_name(&t.topology_key)));
+    errs.extend(validation::invalid_each(
+        &path.child("topologyKey"),
+        &t.topology_key,
+        validation::qualified_name(&t.topology_key),
+    ));
     errs
 }
 
@@ -1345,13 +1436,19 @@ fn validate_affinity(a: &Affinity, path: &Path) -> ErrorList {
     let pod_affinities = [
         (
             a.pod_affinity.as_ref().map(|p| {
-                (&p.required_during_scheduling_ignored_during_execution, &p.preferred_during_scheduling_ignored_during_execution)
+                (
+                    &p.required_during_scheduling_ignored_during_execution,
+                    &p.preferred_during_scheduling_ignored_during_execution,
+                )
             }),
             "podAffinity",
         ),
         (
             a.pod_anti_affinity.as_ref().map(|p| {
-                (&p.required_during_scheduling_ignored_during_execution, &p.preferred_during_scheduling_ignored_during_execution)
+                (
+                    &p.required_during_scheduling_ignored_during_execution,
+                    &p.preferred_during_scheduling_ignored_during_execution,
+                )
             }),
             "podAntiAffinity",
         ),
@@ -1360,7 +1457,10 @@ fn validate_affinity(a: &Affinity, path: &Path) -> ErrorList {
         let Some((required, preferred)) = terms else { continue };
         let p = path.child(field);
         for (i, t) in required.iter().flatten().enumerate() {
-            errs.extend(validate_pod_affinity_term(t, &p.child("requiredDuringSchedulingIgnoredDuringExecution").index(i)));
+            errs.extend(validate_pod_affinity_term(
+                t,
+                &p.child("requiredDuringSchedulingIgnoredDuringExecution").index(i),
+            ));
         }
         for (i, w) in preferred.iter().flatten().enumerate() {
             let wp = p.child("preferredDuringSchedulingIgnoredDuringExecution").index(i);
@@ -1391,14 +1491,22 @@ fn validate_dns_config(spec: &PodSpec, path: &Path) -> ErrorList {
     let Some(cfg) = cfg else { return errs };
     let ns = cfg.nameservers.as_deref().unwrap_or_default();
     if ns.len() > 3 {
-        errs.push(FieldError::invalid(&path.child("nameservers"), Raw(go_strings(Some(ns))), "must not have more than 3 nameservers"));
+        errs.push(FieldError::invalid(
+            &path.child("nameservers"),
+            Raw(go_strings(Some(ns))),
+            "must not have more than 3 nameservers",
+        ));
     }
     for (i, n) in ns.iter().enumerate() {
         errs.extend(validation::invalid_each(&path.child("nameservers").index(i), n, validation::ip(n)));
     }
     let searches = cfg.searches.as_deref().unwrap_or_default();
     if searches.len() > 32 {
-        errs.push(FieldError::invalid(&path.child("searches"), Raw(go_strings(Some(searches))), "must not have more than 32 search paths"));
+        errs.push(FieldError::invalid(
+            &path.child("searches"),
+            Raw(go_strings(Some(searches))),
+            "must not have more than 32 search paths",
+        ));
     }
     if searches.join(" ").len() > 2048 {
         errs.push(FieldError::invalid(
@@ -1450,7 +1558,10 @@ fn validate_topology_spread(spec: &PodSpec, path: &Path) -> ErrorList {
                 &["DoNotSchedule", "ScheduleAnyway"],
             ));
         }
-        if list[i + 1..].iter().any(|o| o.topology_key == c.topology_key && o.when_unsatisfiable == c.when_unsatisfiable) {
+        if list[i + 1..]
+            .iter()
+            .any(|o| o.topology_key == c.topology_key && o.when_unsatisfiable == c.when_unsatisfiable)
+        {
             errs.push(FieldError::duplicate(
                 &p.child("{topologyKey, whenUnsatisfiable}"),
                 format!("{{{}, {}}}", c.topology_key, c.when_unsatisfiable),
@@ -1468,7 +1579,8 @@ fn validate_topology_spread(spec: &PodSpec, path: &Path) -> ErrorList {
                 ));
             }
         }
-        for (v, field) in [(&c.node_affinity_policy, "nodeAffinityPolicy"), (&c.node_taints_policy, "nodeTaintsPolicy")] {
+        for (v, field) in [(&c.node_affinity_policy, "nodeAffinityPolicy"), (&c.node_taints_policy, "nodeTaintsPolicy")]
+        {
             if let Some(v) = v {
                 errs.extend(enum_value(Some(v), &["Honor", "Ignore"], false, &p.child(field)));
             }
@@ -1500,7 +1612,11 @@ pub(crate) fn validate_tolerations(list: &[Toleration], path: &Path) -> ErrorLis
             ));
         }
         if t.toleration_seconds.is_some() && effect != "NoExecute" {
-            errs.push(FieldError::invalid(&p.child("effect"), effect, "effect must be 'NoExecute' when `tolerationSeconds` is set"));
+            errs.push(FieldError::invalid(
+                &p.child("effect"),
+                effect,
+                "effect must be 'NoExecute' when `tolerationSeconds` is set",
+            ));
         }
         match op {
             "Equal" | "" => {
@@ -1511,7 +1627,11 @@ pub(crate) fn validate_tolerations(list: &[Toleration], path: &Path) -> ErrorLis
             }
             "Exists" => {
                 if !value.is_empty() {
-                    errs.push(FieldError::invalid(&p.child("operator"), value, "value must be empty when `operator` is 'Exists'"));
+                    errs.push(FieldError::invalid(
+                        &p.child("operator"),
+                        value,
+                        "value must be empty when `operator` is 'Exists'",
+                    ));
                 }
             }
             other => errs.push(FieldError::not_supported(&p.child("operator"), other, &["Equal", "Exists"])),

@@ -81,7 +81,12 @@ impl KindStrategy for Service {
         let spec = self.spec.get_or_insert_with(ServiceSpec::default);
         default_str(&mut spec.session_affinity, "None");
         if spec.session_affinity.as_deref() == Some("ClientIP")
-            && spec.session_affinity_config.as_ref().and_then(|c| c.client_ip.as_ref()).and_then(|c| c.timeout_seconds).is_none()
+            && spec
+                .session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds)
+                .is_none()
         {
             spec.session_affinity_config =
                 Some(SessionAffinityConfig { client_ip: Some(ClientIPConfig { timeout_seconds: Some(10800) }) });
@@ -108,7 +113,12 @@ impl KindStrategy for Service {
         }
         if ty == "LoadBalancer" {
             default_to(&mut spec.allocate_load_balancer_node_ports, true);
-            for ing in self.status.iter_mut().flat_map(|s| s.load_balancer.iter_mut()).flat_map(|lb| lb.ingress.iter_mut().flatten()) {
+            for ing in self
+                .status
+                .iter_mut()
+                .flat_map(|s| s.load_balancer.iter_mut())
+                .flat_map(|lb| lb.ingress.iter_mut().flatten())
+            {
                 if ing.ip.as_deref().is_some_and(|ip| !ip.is_empty()) {
                     default_to(&mut ing.ip_mode, "VIP".to_string());
                 }
@@ -146,14 +156,20 @@ impl KindStrategy for Service {
         let mut errs = ErrorList::new();
         errs.extend(cluster_ips_update(old, new));
         errs.extend(ip_families_update(old, new));
-        if svc_type(old) == "LoadBalancer" && svc_type(new) == "LoadBalancer" && old.load_balancer_class != new.load_balancer_class {
+        if svc_type(old) == "LoadBalancer"
+            && svc_type(new) == "LoadBalancer"
+            && old.load_balancer_class != new.load_balancer_class
+        {
             errs.push(FieldError::invalid(
                 &Path::new("spec").child("loadBalancerClass"),
                 Raw(new.load_balancer_class.as_deref().map_or("null".into(), |c| format!("{c:?}"))),
                 "may not change once set",
             ));
         }
-        if needs_health_check(old) && needs_health_check(new) && old.health_check_node_port != new.health_check_node_port {
+        if needs_health_check(old)
+            && needs_health_check(new)
+            && old.health_check_node_port != new.health_check_node_port
+        {
             errs.push(FieldError::forbidden(&Path::new("spec").child("healthCheckNodePort"), "field is immutable"));
         }
         errs
@@ -177,8 +193,12 @@ impl KindStrategy for Service {
                 errs.extend(validation::invalid_each(&p.child("ip"), ip, validation::ip(ip)));
             }
             match (&ing.ip_mode, ip.is_empty()) {
-                (None, false) => errs.push(FieldError::required(&p.child("ipMode"), "must be specified when `ip` is set")),
-                (Some(_), true) => errs.push(FieldError::forbidden(&p.child("ipMode"), "may not be specified when `ip` is not set")),
+                (None, false) => {
+                    errs.push(FieldError::required(&p.child("ipMode"), "must be specified when `ip` is set"))
+                }
+                (Some(_), true) => {
+                    errs.push(FieldError::forbidden(&p.child("ipMode"), "may not be specified when `ip` is not set"))
+                }
                 (Some(m), false) if m != "VIP" && m != "Proxy" => {
                     errs.push(FieldError::not_supported(&p.child("ipMode"), m, &["Proxy", "VIP"]))
                 }
@@ -201,7 +221,8 @@ fn patch_allocated_values(new: &mut ServiceSpec, old: &ServiceSpec) {
         if new.cluster_ip.as_deref().is_none_or(str::is_empty) {
             new.cluster_ip.clone_from(&old.cluster_ip);
         }
-        if new.cluster_ips.as_ref().is_none_or(Vec::is_empty) && old.cluster_ips.as_ref().is_some_and(|v| !v.is_empty()) {
+        if new.cluster_ips.as_ref().is_none_or(Vec::is_empty) && old.cluster_ips.as_ref().is_some_and(|v| !v.is_empty())
+        {
             new.cluster_ips.clone_from(&old.cluster_ips);
         }
     }
@@ -232,10 +253,15 @@ fn patch_allocated_values(new: &mut ServiceSpec, old: &ServiceSpec) {
 
 /// Upstream's `normalizeClusterIPs` for updates.
 fn normalize_cluster_ips(new: &mut ServiceSpec, old: &ServiceSpec) {
-    let same_ips = |a: &ServiceSpec, b: &ServiceSpec| a.cluster_ips.as_deref().unwrap_or_default() == b.cluster_ips.as_deref().unwrap_or_default();
+    let same_ips = |a: &ServiceSpec, b: &ServiceSpec| {
+        a.cluster_ips.as_deref().unwrap_or_default() == b.cluster_ips.as_deref().unwrap_or_default()
+    };
     let old_ip = old.cluster_ip.clone().unwrap_or_default();
     let new_ip = new.cluster_ip.clone().unwrap_or_default();
-    if old.cluster_ips.as_ref().is_some_and(|v| !v.is_empty()) && new.cluster_ips.as_ref().is_none_or(Vec::is_empty) && old_ip == new_ip {
+    if old.cluster_ips.as_ref().is_some_and(|v| !v.is_empty())
+        && new.cluster_ips.as_ref().is_none_or(Vec::is_empty)
+        && old_ip == new_ip
+    {
         new.cluster_ips.clone_from(&old.cluster_ips);
     }
     if old_ip != new_ip {
@@ -326,14 +352,21 @@ fn validate_service(spec: &ServiceSpec) -> ErrorList {
                 errs.push(FieldError::forbidden(&sp.child("ipFamilies"), "may not be set for ExternalName services"));
             }
             if spec.ip_family_policy.is_some() {
-                errs.push(FieldError::forbidden(&sp.child("ipFamilyPolicy"), "may not be set for ExternalName services"));
+                errs.push(FieldError::forbidden(
+                    &sp.child("ipFamilyPolicy"),
+                    "may not be set for ExternalName services",
+                ));
             }
             let name = spec.external_name.as_deref().unwrap_or_default();
             let cname = name.strip_suffix('.').unwrap_or(name);
             if cname.is_empty() {
                 errs.push(FieldError::required(&sp.child("externalName"), ""));
             } else {
-                errs.extend(validation::invalid_each(&sp.child("externalName"), cname, validation::dns1123_subdomain(cname)));
+                errs.extend(validation::invalid_each(
+                    &sp.child("externalName"),
+                    cname,
+                    validation::dns1123_subdomain(cname),
+                ));
             }
         }
         _ => {}
@@ -352,7 +385,8 @@ fn validate_service(spec: &ServiceSpec) -> ErrorList {
         match spec.session_affinity_config.as_ref() {
             None => errs.push(FieldError::required(&cfg_path, "when session affinity type is ClientIP")),
             Some(c) => match c.client_ip.as_ref() {
-                None => errs.push(FieldError::required(&cfg_path.child("clientIP"), "when session affinity type is ClientIP")),
+                None => errs
+                    .push(FieldError::required(&cfg_path.child("clientIP"), "when session affinity type is ClientIP")),
                 Some(ip) => match ip.timeout_seconds {
                     None => errs.push(FieldError::required(
                         &cfg_path.child("clientIP").child("timeoutSeconds"),
@@ -435,7 +469,10 @@ fn validate_service(spec: &ServiceSpec) -> ErrorList {
         if ty == "LoadBalancer" {
             errs.extend(validation::invalid_each(&sp.child("loadBalancerClass"), c, validation::qualified_name(c)));
         } else {
-            errs.push(FieldError::forbidden(&sp.child("loadBalancerClass"), "may only be used when `type` is 'LoadBalancer'"));
+            errs.push(FieldError::forbidden(
+                &sp.child("loadBalancerClass"),
+                "may only be used when `type` is 'LoadBalancer'",
+            ));
         }
     }
     let etp = spec.external_traffic_policy.as_deref().unwrap_or_default();
@@ -528,7 +565,11 @@ pub(crate) fn non_special_ip(ip: &str, path: &Path) -> ErrorList {
         std::net::IpAddr::V6(a) => (a.segments()[0] & 0xff0f) == 0xff02,
     };
     if ll_multicast {
-        errs.push(FieldError::invalid(path, ip, "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"));
+        errs.push(FieldError::invalid(
+            path,
+            ip,
+            "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)",
+        ));
     }
     errs
 }

@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::{
 
 use crate::field::{ErrorList, FieldError, Path};
 use crate::strategy::KindStrategy;
-use crate::strategy::common::{Raw, canonical_quantity, default_str, enum_value, parse_quantity, validate_label_selector};
+use crate::strategy::common::{
+    Raw, canonical_quantity, default_str, enum_value, parse_quantity, validate_label_selector,
+};
 use crate::validation;
 
 const ACCESS_MODES: &[&str] = &["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"];
@@ -109,7 +111,8 @@ impl KindStrategy for PersistentVolumeClaim {
         }
         let bound = self.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
         if bound {
-            let old_storage = old_spec.resources.as_ref().and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).cloned();
+            let old_storage =
+                old_spec.resources.as_ref().and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).cloned();
             if let (Some(reqs), Some(o)) = (new_c.resources.as_mut().and_then(|r| r.requests.as_mut()), old_storage) {
                 reqs.insert("storage".to_string(), o);
             }
@@ -122,7 +125,11 @@ impl KindStrategy for PersistentVolumeClaim {
             ));
         }
         let size = |s: &PersistentVolumeClaimSpec| {
-            s.resources.as_ref().and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).and_then(|q| crate::strategy::common::Qty::parse(&q.0).ok())
+            s.resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("storage"))
+                .and_then(|q| crate::strategy::common::Qty::parse(&q.0).ok())
         };
         let status_cap = old
             .status
@@ -297,7 +304,8 @@ impl KindStrategy for PersistentVolume {
         }
         if let Some(na) = &spec.node_affinity {
             match &na.required {
-                Some(r) => errs.extend(super::pod_spec::validate_node_selector(r, &path.child("nodeAffinity").child("required"))),
+                Some(r) => errs
+                    .extend(super::pod_spec::validate_node_selector(r, &path.child("nodeAffinity").child("required"))),
                 None => errs.push(FieldError::required(
                     &path.child("nodeAffinity").child("required"),
                     "must specify required node constraints",
@@ -305,7 +313,11 @@ impl KindStrategy for PersistentVolume {
             }
         }
         if let Some(sc) = spec.storage_class_name.as_deref().filter(|s| !s.is_empty()) {
-            errs.extend(validation::invalid_each(&path.child("storageClassName"), sc, validation::dns1123_subdomain(sc)));
+            errs.extend(validation::invalid_each(
+                &path.child("storageClassName"),
+                sc,
+                validation::dns1123_subdomain(sc),
+            ));
         }
         errs.extend(enum_value(spec.volume_mode.as_deref(), VOLUME_MODES, false, &path.child("volumeMode")));
         errs

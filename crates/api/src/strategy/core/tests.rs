@@ -1,8 +1,8 @@
 //! core/v1 strategies driven through the whole admission pipeline.
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController,
-    Secret, Service,
+    ConfigMap, Endpoints, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+    ReplicationController, Secret, Service,
 };
 use serde_json::{Value, json};
 
@@ -85,7 +85,10 @@ fn pod_nested_defaults() {
     );
     assert_eq!(c["readinessProbe"]["periodSeconds"], 10);
     // Requests default to limits; quantities are canonical.
-    assert_eq!(c["resources"], json!({"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "500m", "memory": "128Mi"}}));
+    assert_eq!(
+        c["resources"],
+        json!({"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "500m", "memory": "128Mi"}})
+    );
     let v = &out["spec"]["volumes"];
     assert_eq!(v[0]["configMap"], json!({"name": "cfg", "defaultMode": 420}));
     assert_eq!(v[1]["emptyDir"], json!({}));
@@ -131,17 +134,29 @@ fn pod_enums_and_names() {
         "restartPolicy": "Sometimes",
         "containers": [{"name": "App_1", "image": "x", "imagePullPolicy": "Maybe", "ports": [{"containerPort": 70000, "name": "8080", "protocol": "tcp"}]}]
     }))));
-    has(&errs, "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"");
+    has(
+        &errs,
+        "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+    );
     has(
         &errs,
         "spec.containers[0].name: Invalid value: \"App_1\": a lowercase RFC 1123 label must consist of lower case alphanumeric \
          characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used \
          for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
     );
-    has(&errs, "spec.containers[0].imagePullPolicy: Unsupported value: \"Maybe\": supported values: \"Always\", \"IfNotPresent\", \"Never\"");
-    has(&errs, "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive");
+    has(
+        &errs,
+        "spec.containers[0].imagePullPolicy: Unsupported value: \"Maybe\": supported values: \"Always\", \"IfNotPresent\", \"Never\"",
+    );
+    has(
+        &errs,
+        "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+    );
     has(&errs, "spec.containers[0].ports[0].name: Invalid value: \"8080\": must contain at least one letter (a-z)");
-    has(&errs, "spec.containers[0].ports[0].protocol: Unsupported value: \"tcp\": supported values: \"SCTP\", \"TCP\", \"UDP\"");
+    has(
+        &errs,
+        "spec.containers[0].ports[0].protocol: Unsupported value: \"tcp\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+    );
 }
 
 #[test]
@@ -180,7 +195,10 @@ fn pod_resources_and_probes() {
         "livenessProbe": {"exec": {"command": ["true"]}, "successThreshold": 2},
         "readinessProbe": {}
     }))));
-    has(&errs, "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1");
+    has(
+        &errs,
+        "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1",
+    );
     has(
         &errs,
         "spec.containers[0].resources.requests[memory]: Invalid value: \"1Gx\": quantities must match the regular expression \
@@ -189,7 +207,10 @@ fn pod_resources_and_probes() {
     has(&errs, "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1");
     has(&errs, "spec.containers[0].readinessProbe: Required value: must specify a handler type");
     let errs = errors(create::<Pod>(one_container(json!({"resources": {"limits": {"cpux": "1"}}}))));
-    has(&errs, "spec.containers[0].resources.limits[cpux]: Invalid value: \"cpux\": must be a standard resource for containers");
+    has(
+        &errs,
+        "spec.containers[0].resources.limits[cpux]: Invalid value: \"cpux\": must be a standard resource for containers",
+    );
 }
 
 #[test]
@@ -204,7 +225,10 @@ fn pod_tolerations_and_affinity() {
         "spec.tolerations[0].operator: Invalid value: \"Equal\": operator must be Exists when `key` is empty, which means \
          \"match all values and all keys\"",
     );
-    has(&errs, "spec.tolerations[1].effect: Invalid value: \"NoSchedule\": effect must be 'NoExecute' when `tolerationSeconds` is set");
+    has(
+        &errs,
+        "spec.tolerations[1].effect: Invalid value: \"NoSchedule\": effect must be 'NoExecute' when `tolerationSeconds` is set",
+    );
     has(
         &errs,
         "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey: Required value: can not be empty",
@@ -264,10 +288,14 @@ fn pod_update_forbids_other_fields() {
 fn pod_status_update_rules() {
     let old = stored_pod();
     let mut new = old.clone();
-    new["status"] = json!({"phase": "Running", "qosClass": "Guaranteed", "podIPs": [{"ip": "10.42.0.5"}, {"ip": "nope"}]});
+    new["status"] =
+        json!({"phase": "Running", "qosClass": "Guaranteed", "podIPs": [{"ip": "10.42.0.5"}, {"ip": "nope"}]});
     let errs = errors(update_status::<Pod>(new, &old));
     has(&errs, "status.qosClass: Invalid value: \"Guaranteed\": field is immutable");
-    has(&errs, "status.podIPs[1]: Invalid value: \"nope\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)");
+    has(
+        &errs,
+        "status.podIPs[1]: Invalid value: \"nope\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+    );
 
     let mut new = old.clone();
     new["status"]["phase"] = json!("Running");
@@ -295,7 +323,8 @@ fn service_defaults() {
         })
     );
     assert_eq!(out["status"], json!({"loadBalancer": {}}));
-    let lb = ok(create::<Service>(svc(json!({"type": "LoadBalancer", "ports": [{"port": 443, "targetPort": "https"}]}))));
+    let lb =
+        ok(create::<Service>(svc(json!({"type": "LoadBalancer", "ports": [{"port": 443, "targetPort": "https"}]}))));
     assert_eq!(lb["spec"]["externalTrafficPolicy"], "Cluster");
     assert_eq!(lb["spec"]["allocateLoadBalancerNodePorts"], true);
     assert_eq!(lb["spec"]["ports"][0]["targetPort"], "https");
@@ -311,7 +340,10 @@ fn service_validation() {
     let errs = errors(create::<Service>(svc(json!({"type": "Magic", "ports": [{"port": 0}, {"port": 80}]}))));
     has(&errs, "spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive");
     has(&errs, "spec.ports[0].name: Required value");
-    has(&errs, "spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"");
+    has(
+        &errs,
+        "spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"",
+    );
     let errs = errors(create::<Service>(svc(json!({"ports": [{"port": 80, "nodePort": 30080}]}))));
     has(&errs, "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'");
     let errs = errors(create::<Service>(svc(json!({}))));
@@ -357,12 +389,16 @@ fn namespace_defaults_and_name_rule() {
     assert_eq!(out["spec"], json!({"finalizers": ["kubernetes"]}));
     assert_eq!(out["status"], json!({"phase": "Active"}));
     assert_eq!(out["metadata"]["labels"], json!({"kubernetes.io/metadata.name": "team-a"}));
-    let errs = errors(create::<Namespace>(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a.b"}})));
+    let errs =
+        errors(create::<Namespace>(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a.b"}})));
     assert!(errs[0].starts_with("metadata.name: Invalid value: \"a.b\": a lowercase RFC 1123 label"), "{errs:?}");
     let errs = errors(create::<Namespace>(
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}, "spec": {"finalizers": ["foo"]}}),
     ));
-    has(&errs, "spec.finalizers: Invalid value: \"foo\": name is neither a standard finalizer name nor is it fully qualified");
+    has(
+        &errs,
+        "spec.finalizers: Invalid value: \"foo\": name is neither a standard finalizer name nor is it fully qualified",
+    );
 }
 
 #[test]
@@ -382,8 +418,10 @@ fn secret_defaults_and_validation() {
         "data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or \
          '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
     );
-    let old = ok(create::<Secret>(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"},
-                                          "immutable": true, "data": {"a": "eA=="}})));
+    let old = ok(create::<Secret>(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"},
+                                          "immutable": true, "data": {"a": "eA=="}}),
+    ));
     let mut new = old.clone();
     new["data"]["a"] = json!("eQ==");
     new["type"] = json!("kubernetes.io/basic-auth");
@@ -406,7 +444,10 @@ fn configmap_rules() {
     let errs = errors(update::<ConfigMap>(new, &old));
     assert_eq!(
         errs,
-        ["immutable: Forbidden: field is immutable when `immutable` is set", "data: Forbidden: field is immutable when `immutable` is set"]
+        [
+            "immutable: Forbidden: field is immutable when `immutable` is set",
+            "data: Forbidden: field is immutable when `immutable` is set"
+        ]
     );
 }
 
@@ -429,7 +470,10 @@ fn pvc_and_pv() {
     new["spec"]["storageClassName"] = json!("fast");
     new["spec"]["accessModes"] = json!(["ReadWriteMany"]);
     let errs = errors(update::<PersistentVolumeClaim>(new, &out));
-    has(&errs, "spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims");
+    has(
+        &errs,
+        "spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
+    );
 
     let pv = json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv1"},
                     "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/data"}}});
@@ -437,8 +481,10 @@ fn pvc_and_pv() {
     assert_eq!(out["spec"]["persistentVolumeReclaimPolicy"], "Retain");
     assert_eq!(out["spec"]["volumeMode"], "Filesystem");
     assert_eq!(out["status"], json!({"phase": "Pending"}));
-    let errs = errors(create::<PersistentVolume>(json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv2"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}}})));
+    let errs = errors(create::<PersistentVolume>(
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv2"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}}}),
+    ));
     assert_eq!(errs, ["spec: Required value: must specify a volume type"]);
 }
 
@@ -454,7 +500,10 @@ fn replication_controller_defaults_from_template() {
         "spec": {"selector": {"app": "b"}, "template": {"metadata": {"labels": {"app": "a"}},
                  "spec": {"restartPolicy": "Never", "containers": [{"name": "a", "image": "x"}]}}}});
     let errs = errors(create::<ReplicationController>(bad));
-    has(&errs, "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"a\"}: `selector` does not match template `labels`");
+    has(
+        &errs,
+        "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"a\"}: `selector` does not match template `labels`",
+    );
     has(&errs, "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"");
 }
 
@@ -464,20 +513,34 @@ fn node_endpoints_limitrange() {
         "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}, {"key": "k", "effect": "NoSchedule"}, {"key": "j", "effect": "Sometimes"}]},
         "status": {"capacity": {"cpu": "4", "memory": "8Gi"}}});
     let errs = errors(create::<Node>(node.clone()));
-    has(&errs, "metadata.taints[1]: Duplicate value: core.Taint{Key:\"k\", Value:\"\", Effect:\"NoSchedule\", TimeAdded:<nil>}: taints must be unique by key and effect pair");
-    has(&errs, "metadata.taints[2].effect: Unsupported value: \"Sometimes\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"");
+    has(
+        &errs,
+        "metadata.taints[1]: Duplicate value: core.Taint{Key:\"k\", Value:\"\", Effect:\"NoSchedule\", TimeAdded:<nil>}: taints must be unique by key and effect pair",
+    );
+    has(
+        &errs,
+        "metadata.taints[2].effect: Unsupported value: \"Sometimes\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"",
+    );
     let mut good = node;
     good["spec"] = json!({"podCIDRs": ["10.42.0.0/24"]});
     let out = ok(create::<Node>(good.clone()));
     assert_eq!(out["status"]["allocatable"], json!({"cpu": "4", "memory": "8Gi"}));
     let mut moved = out.clone();
     moved["spec"]["podCIDRs"] = json!(["10.42.1.0/24"]);
-    has(&errors(update::<Node>(moved, &out)), "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid");
+    has(
+        &errors(update::<Node>(moved, &out)),
+        "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid",
+    );
 
     let ep = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web", "namespace": "default"},
         "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 80}]}]});
     let errs = errors(create::<Endpoints>(ep));
-    assert_eq!(errs, ["subsets[0].addresses[0].ip: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)"]);
+    assert_eq!(
+        errs,
+        [
+            "subsets[0].addresses[0].ip: Invalid value: \"127.0.0.1\": may not be in the loopback range (127.0.0.0/8, ::1/128)"
+        ]
+    );
     let ep = json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web", "namespace": "default"},
         "subsets": [{"addresses": [{"ip": "10.42.0.5"}], "ports": [{"port": 80}]}]});
     assert_eq!(ok(create::<Endpoints>(ep))["subsets"][0]["ports"][0]["protocol"], "TCP");

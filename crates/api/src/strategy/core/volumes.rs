@@ -150,7 +150,12 @@ pub(crate) struct VolumeKind {
 }
 
 /// Upstream's `ValidateVolumes`: returns the valid volumes by name, and the errors.
-pub(crate) fn validate_volumes(volumes: &[Volume], pod_name: Option<&str>, is_pod: bool, path: &Path) -> (VolumeIndex, ErrorList) {
+pub(crate) fn validate_volumes(
+    volumes: &[Volume],
+    pod_name: Option<&str>,
+    is_pod: bool,
+    path: &Path,
+) -> (VolumeIndex, ErrorList) {
     let mut errs = ErrorList::new();
     let mut index = VolumeIndex::new();
     let created_pvcs: BTreeSet<String> = match pod_name {
@@ -226,7 +231,16 @@ fn validate_source(v: &Volume, path: &Path, pod_name: Option<&str>, is_pod: bool
                     errs.extend(no_backsteps(&h.path, &p.child("path")));
                     errs.extend(enum_value(
                         h.type_.as_deref().filter(|t| !t.is_empty()),
-                        &["", "BlockDevice", "CharDevice", "Directory", "DirectoryOrCreate", "File", "FileOrCreate", "Socket"],
+                        &[
+                            "",
+                            "BlockDevice",
+                            "CharDevice",
+                            "Directory",
+                            "DirectoryOrCreate",
+                            "File",
+                            "FileOrCreate",
+                            "Socket",
+                        ],
                         false,
                         &p.child("type"),
                     ));
@@ -257,10 +271,8 @@ fn validate_source(v: &Volume, path: &Path, pod_name: Option<&str>, is_pod: bool
                 }
             }
         }
-        "persistentVolumeClaim" => {
-            if v.persistent_volume_claim.as_ref().is_some_and(|c| c.claim_name.is_empty()) {
-                errs.push(FieldError::required(&path.child("persistentVolumeClaim").child("claimName"), ""));
-            }
+        "persistentVolumeClaim" if v.persistent_volume_claim.as_ref().is_some_and(|c| c.claim_name.is_empty()) => {
+            errs.push(FieldError::required(&path.child("persistentVolumeClaim").child("claimName"), ""));
         }
         "nfs" => {
             if let Some(n) = &v.nfs {
@@ -303,13 +315,20 @@ fn validate_source(v: &Volume, path: &Path, pod_name: Option<&str>, is_pod: bool
                 match &e.volume_claim_template {
                     None => errs.push(FieldError::required(&p.child("volumeClaimTemplate"), "")),
                     Some(t) => {
-                        errs.extend(super::storage::validate_pvc_spec(&t.spec, &p.child("volumeClaimTemplate").child("spec")));
+                        errs.extend(super::storage::validate_pvc_spec(
+                            &t.spec,
+                            &p.child("volumeClaimTemplate").child("spec"),
+                        ));
                         if let Some(pod) = pod_name.filter(|p| !p.is_empty())
                             && !v.name.is_empty()
                         {
                             let pvc = format!("{pod}-{}", v.name);
                             for msg in validation::dns1123_subdomain(&pvc) {
-                                errs.push(FieldError::invalid(&path.child("name"), &v.name, format!("PVC name {pvc:?}: {msg}")));
+                                errs.push(FieldError::invalid(
+                                    &path.child("name"),
+                                    &v.name,
+                                    format!("PVC name {pvc:?}: {msg}"),
+                                ));
                             }
                         }
                     }
@@ -399,10 +418,16 @@ fn downward_file(f: &DownwardAPIVolumeFile, path: &Path) -> ErrorList {
         (Some(r), other) => {
             errs.extend(super::pod_spec::object_field_selector(r, VOLUME_FIELD_PATHS, &path.child("fieldRef")));
             if other.is_some() {
-                errs.push(FieldError::invalid(path, "resource", "fieldRef and resourceFieldRef can not be specified simultaneously"));
+                errs.push(FieldError::invalid(
+                    path,
+                    "resource",
+                    "fieldRef and resourceFieldRef can not be specified simultaneously",
+                ));
             }
         }
-        (None, Some(r)) => errs.extend(super::pod_spec::resource_field_selector(r, true, &path.child("resourceFieldRef"))),
+        (None, Some(r)) => {
+            errs.extend(super::pod_spec::resource_field_selector(r, true, &path.child("resourceFieldRef")))
+        }
         (None, None) => errs.push(FieldError::required(path, "one of fieldRef and resourceFieldRef is required")),
     }
     errs.extend(file_mode(f.mode, &path.child("mode")));
@@ -455,10 +480,18 @@ fn projection_sources(sources: &[VolumeProjection], path: &Path) -> ErrorList {
             let p = spath.child("serviceAccountToken");
             let exp = t.expiration_seconds.unwrap_or(3600);
             if exp < 600 {
-                errs.push(FieldError::invalid(&p.child("expirationSeconds"), exp, "may not specify a duration less than 10 minutes"));
+                errs.push(FieldError::invalid(
+                    &p.child("expirationSeconds"),
+                    exp,
+                    "may not specify a duration less than 10 minutes",
+                ));
             }
             if exp > 1 << 32 {
-                errs.push(FieldError::invalid(&p.child("expirationSeconds"), exp, "may not specify a duration larger than 2^32 seconds"));
+                errs.push(FieldError::invalid(
+                    &p.child("expirationSeconds"),
+                    exp,
+                    "may not specify a duration larger than 2^32 seconds",
+                ));
             }
             if t.path.is_empty() {
                 errs.push(FieldError::required(&path.child("path"), ""));

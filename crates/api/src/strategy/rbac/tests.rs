@@ -15,7 +15,10 @@ fn role_rules() {
     let errs = errors(create::<Role>(bad));
     has(&errs, "rules[0].verbs: Required value: verbs must contain at least one value");
     has(&errs, "rules[0].apiGroups: Required value: resource rules must supply at least one api group");
-    has(&errs, "rules[1].nonResourceURLs: Invalid value: []string{\"/healthz\"}: namespaced rules cannot apply to non-resource URLs");
+    has(
+        &errs,
+        "rules[1].nonResourceURLs: Invalid value: []string{\"/healthz\"}: namespaced rules cannot apply to non-resource URLs",
+    );
     has(&errs, "metadata.name: Invalid value: \"a/b\": may not contain '/'");
     let cr = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "health"},
         "rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]});
@@ -36,7 +39,9 @@ fn bindings() {
     let errs = errors(update::<RoleBinding>(changed, &out));
     assert_eq!(
         errs,
-        ["roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"Role\", Name:\"writer\"}: cannot change roleRef"]
+        [
+            "roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"Role\", Name:\"writer\"}: cannot change roleRef"
+        ]
     );
     let crb = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "crb"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "x"},
@@ -44,5 +49,8 @@ fn bindings() {
     let errs = errors(create::<ClusterRoleBinding>(crb));
     has(&errs, "roleRef.kind: Unsupported value: \"Role\": supported values: \"ClusterRole\"");
     has(&errs, "subjects[0].namespace: Required value");
-    has(&errs, "subjects[1].kind: Unsupported value: \"Robot\": supported values: \"ServiceAccount\", \"User\", \"Group\"");
+    has(
+        &errs,
+        "subjects[1].kind: Unsupported value: \"Robot\": supported values: \"ServiceAccount\", \"User\", \"Group\"",
+    );
 }
