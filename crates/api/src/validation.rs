@@ -185,8 +185,9 @@ pub fn validate_labels(labels: &serde_json::Map<String, Value>, path: &Path) -> 
             errs.push(FieldError::invalid(path, k.as_str(), msg));
         }
         let v = v.as_str().unwrap_or_default();
+        // Upstream reports bad values at the map's path, not at the key.
         for msg in label_value(v) {
-            errs.push(FieldError::invalid(&path.key(k), v, msg));
+            errs.push(FieldError::invalid(path, v, msg));
         }
     }
     errs

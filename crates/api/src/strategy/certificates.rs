@@ -5,8 +5,8 @@
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 use crate::field::{ErrorList, FieldError, Path};
-use crate::strategy::KindStrategy;
 use crate::strategy::common::Raw;
+use crate::strategy::{KindStrategy, NameRule};
 use crate::validation;
 
 const USAGES: &[&str] = &[
@@ -36,6 +36,11 @@ const USAGES: &[&str] = &[
 ];
 
 impl KindStrategy for CertificateSigningRequest {
+    /// Upstream does not restrict CSR names beyond their use in a URL path.
+    fn name_rule() -> NameRule {
+        NameRule::PathSegment
+    }
+
     fn prepare_for_create(&mut self) {
         self.status = None;
     }

@@ -97,11 +97,11 @@ pub(crate) fn validate_annotations(annotations: &BTreeMap<String, String>, path:
 /// Upstream's `ValidateLabelSelector` (metav1 validation).
 pub(crate) fn validate_label_selector(sel: &LabelSelector, path: &Path) -> ErrorList {
     let mut errs = ErrorList::new();
-    for (i, req) in sel.match_expressions.iter().flatten().enumerate() {
-        errs.extend(validate_selector_requirement(req, &path.child("matchExpressions").index(i)));
-    }
     if let Some(labels) = &sel.match_labels {
         errs.extend(validate_labels(labels, &path.child("matchLabels")));
+    }
+    for (i, req) in sel.match_expressions.iter().flatten().enumerate() {
+        errs.extend(validate_selector_requirement(req, &path.child("matchExpressions").index(i)));
     }
     errs
 }

@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::field::{ErrorList, FieldError, Path};
-use crate::strategy::KindStrategy;
 use crate::strategy::common::{Raw, default_str, default_to, enum_value, go_strings, validate_label_selector};
+use crate::strategy::{KindStrategy, NameRule};
 use crate::validation;
 
 #[cfg(test)]
@@ -391,6 +391,11 @@ impl KindStrategy for ServiceCIDR {
 }
 
 impl KindStrategy for IPAddress {
+    /// IPv6 names contain ':'; the name is checked as an address in `validate`.
+    fn name_rule() -> NameRule {
+        NameRule::PathSegment
+    }
+
     fn validate(&self) -> ErrorList {
         let mut errs = ErrorList::new();
         let name = self.metadata.name.clone().unwrap_or_default();

@@ -16,6 +16,17 @@ use crate::validation;
 
 impl KindStrategy for Node {
     fn default(&mut self) {
+        // v1 keeps the singular `podCIDR` in step with `podCIDRs`.
+        if let Some(spec) = &mut self.spec {
+            if let Some(c) = spec.pod_cidr.clone().filter(|c| !c.is_empty())
+                && spec.pod_cidrs.as_ref().is_none_or(Vec::is_empty)
+            {
+                spec.pod_cidrs = Some(vec![c]);
+            }
+            if let Some(first) = spec.pod_cidrs.as_ref().and_then(|v| v.first()) {
+                spec.pod_cidr = Some(first.clone());
+            }
+        }
         if let Some(status) = &mut self.status {
             for q in status.capacity.iter_mut().chain(status.allocatable.iter_mut()).flat_map(|m| m.values_mut()) {
                 canonical_quantity(q);

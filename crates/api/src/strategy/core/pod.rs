@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodSpec, PodStatus, Toleration};
+use k8s_openapi::api::core::v1::{Container, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus, Toleration};
 
 use super::pod_spec::{self, SpecContext};
 use crate::field::{ErrorList, FieldError, Path};
@@ -83,6 +83,9 @@ impl KindStrategy for Pod {
         if let Some(sa) = spec.service_account_name.clone().filter(|s| !s.is_empty()) {
             spec.service_account = Some(sa);
         }
+        if let Some(status) = &mut self.status {
+            sync_ips(status);
+        }
     }
 
     fn validate(&self) -> ErrorList {
@@ -132,6 +135,27 @@ impl KindStrategy for Pod {
 
     fn validate_status_update(&self, old: &Self) -> ErrorList {
         validate_status_update(self, old)
+    }
+}
+
+/// v1 has both `podIP` and `podIPs` (and `hostIP`/`hostIPs`); upstream's conversion keeps them
+/// in step, the singular field winning when both are set and differ.
+fn sync_ips(status: &mut PodStatus) {
+    if let Some(ip) = status.pod_ip.clone().filter(|ip| !ip.is_empty())
+        && status.pod_ips.as_ref().and_then(|v| v.first()).is_none_or(|first| first.ip != ip)
+    {
+        status.pod_ips = Some(vec![PodIP { ip }]);
+    }
+    if let Some(first) = status.pod_ips.as_ref().and_then(|v| v.first()) {
+        status.pod_ip = Some(first.ip.clone());
+    }
+    if let Some(ip) = status.host_ip.clone().filter(|ip| !ip.is_empty())
+        && status.host_ips.as_ref().and_then(|v| v.first()).is_none_or(|first| first.ip != ip)
+    {
+        status.host_ips = Some(vec![HostIP { ip }]);
+    }
+    if let Some(first) = status.host_ips.as_ref().and_then(|v| v.first()) {
+        status.host_ip = Some(first.ip.clone());
     }
 }
 

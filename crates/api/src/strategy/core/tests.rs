@@ -300,7 +300,24 @@ fn pod_status_update_rules() {
     let mut new = old.clone();
     new["status"]["phase"] = json!("Running");
     new["status"]["podIP"] = json!("10.42.0.5");
-    ok(update_status::<Pod>(new, &old));
+    new["status"]["hostIPs"] = json!([{"ip": "192.168.1.10"}]);
+    let out = ok(update_status::<Pod>(new, &old));
+    // The singular and plural IP fields are kept in step.
+    assert_eq!(out["status"]["podIPs"], json!([{"ip": "10.42.0.5"}]));
+    assert_eq!(out["status"]["hostIP"], "192.168.1.10");
+
+    let mut moved = old.clone();
+    moved["spec"]["nodeName"] = json!("n2");
+    has(&errors(update_status::<Pod>(moved, &old)), "status.nodeName: Forbidden: may not be changed directly");
+}
+
+#[test]
+fn metadata_label_values_are_reported_at_the_map() {
+    let mut p = pod(json!({"containers": [{"name": "a", "image": "x"}]}));
+    p["metadata"]["labels"] = json!({"app": "not ok"});
+    let errs = errors(create::<Pod>(p));
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("metadata.labels: Invalid value: \"not ok\": a valid label must be"), "{errs:?}");
 }
 
 fn svc(spec: Value) -> Value {
@@ -525,6 +542,7 @@ fn node_endpoints_limitrange() {
     good["spec"] = json!({"podCIDRs": ["10.42.0.0/24"]});
     let out = ok(create::<Node>(good.clone()));
     assert_eq!(out["status"]["allocatable"], json!({"cpu": "4", "memory": "8Gi"}));
+    assert_eq!(out["spec"]["podCIDR"], "10.42.0.0/24");
     let mut moved = out.clone();
     moved["spec"]["podCIDRs"] = json!(["10.42.1.0/24"]);
     has(
