@@ -167,3 +167,56 @@ fn webhook_configurations() {
     has(&errs, "webhooks[0].clientConfig: Required value: exactly one of url or service is required");
     has(&errs, "webhooks[0].timeoutSeconds: Invalid value: 60: the timeout value must be between 1 and 30 seconds");
 }
+
+/// Every built-in kind must answer malformed input with errors, never a panic.
+#[test]
+fn hostile_objects_never_panic() {
+    use crate::strategy::Operation;
+    let weird_values = [
+        json!(null),
+        json!({}),
+        json!({"metadata": {"name": "x", "namespace": "default", "uid": "u"}}),
+        json!({"metadata": {"name": "x"}, "spec": {}}),
+        json!({"metadata": {"name": "x"}, "spec": {"containers": [{}], "template": {}, "selector": {}}}),
+        json!({"metadata": {"name": "x"}, "spec": {
+            "replicas": -5, "ports": [{"port": -1, "targetPort": "", "nodePort": 99999}],
+            "containers": [{"name": "", "image": " x ", "ports": [{"containerPort": 0, "hostPort": -3}],
+                            "resources": {"limits": {"cpu": "1e400", "memory": "99999999999999999999999999999999999Ei"},
+                                          "requests": {"cpu": "-1", "memory": "0.000000000000000000000000000000000000000000000000001"}},
+                            "livenessProbe": {"exec": {}, "httpGet": {"port": "x"}, "periodSeconds": -1}}],
+            "volumes": [{"name": ""}, {"name": "a", "projected": {"sources": [{}]}}],
+            "template": {"metadata": {"labels": {"": ""}}, "spec": {"containers": []}},
+            "selector": {"matchExpressions": [{"key": "", "operator": ""}]},
+            "strategy": {"type": "", "rollingUpdate": {"maxSurge": "abc%", "maxUnavailable": "%"}},
+            "updateStrategy": {"type": "x"},
+            "schedule": "@every",
+            "jobTemplate": {},
+            "rules": [{}],
+            "ingress": [{"from": [{"ipBlock": {"cidr": "::/0", "except": ["::/129"]}}]}],
+            "clusterIPs": ["None", "None", "1.2.3"], "clusterIP": "None", "type": "LoadBalancer",
+            "capacity": {"storage": "x"}, "accessModes": [], "cidrs": ["x", "y", "z"],
+            "metrics": [{"type": "Resource"}], "behavior": {"scaleUp": {"policies": []}},
+            "minAvailable": "200%", "maxUnavailable": -1
+        }}),
+    ];
+    for res in crate::resources::builtin() {
+        for obj in &weird_values {
+            let mut obj = obj.clone();
+            if let Some(m) = obj.as_object_mut() {
+                m.insert("apiVersion".into(), json!(res.info.api_version()));
+                m.insert("kind".into(), json!(res.info.kind));
+            }
+            let created = res.strategy.admit(obj.clone(), Operation::Create, &mut Vec::new());
+            if let Ok(created) = created {
+                let _ = res.strategy.admit(
+                    created.object.clone(),
+                    Operation::Update { old: &created.object },
+                    &mut Vec::new(),
+                );
+                let _ = res.strategy.admit(obj.clone(), Operation::Update { old: &created.object }, &mut Vec::new());
+                let _ =
+                    res.strategy.admit(obj.clone(), Operation::UpdateStatus { old: &created.object }, &mut Vec::new());
+            }
+        }
+    }
+}
