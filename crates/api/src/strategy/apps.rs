@@ -19,6 +19,7 @@ use crate::strategy::common::{
 };
 use crate::strategy::core::cluster::replica_status;
 use crate::strategy::core::pod_spec::{self, DeadlineRule};
+use crate::strategy::core::warnings::template_warnings;
 use crate::validation;
 
 #[cfg(test)]
@@ -76,6 +77,10 @@ fn nonneg_opt(v: Option<i32>, path: &Path) -> ErrorList {
 // ------------------------------------------------------------------------------------------------
 
 impl KindStrategy for Deployment {
+    fn warnings(&self) -> Vec<String> {
+        template_warnings(self.spec.as_ref().map(|s| &s.template), &Path::new("spec").child("template"))
+    }
+
     fn prepare_for_create(&mut self) {
         self.status = Some(DeploymentStatus::default());
     }
@@ -189,6 +194,10 @@ fn validate_deployment_spec(spec: &DeploymentSpec) -> ErrorList {
 // ------------------------------------------------------------------------------------------------
 
 impl KindStrategy for ReplicaSet {
+    fn warnings(&self) -> Vec<String> {
+        template_warnings(self.spec.as_ref().and_then(|s| s.template.as_ref()), &Path::new("spec").child("template"))
+    }
+
     fn prepare_for_create(&mut self) {
         self.status = Some(ReplicaSetStatus::default());
     }
@@ -243,6 +252,10 @@ impl KindStrategy for ReplicaSet {
 // ------------------------------------------------------------------------------------------------
 
 impl KindStrategy for DaemonSet {
+    fn warnings(&self) -> Vec<String> {
+        template_warnings(self.spec.as_ref().map(|s| &s.template), &Path::new("spec").child("template"))
+    }
+
     fn prepare_for_create(&mut self) {
         self.status = Some(DaemonSetStatus::default());
     }
@@ -344,6 +357,10 @@ impl KindStrategy for DaemonSet {
 // ------------------------------------------------------------------------------------------------
 
 impl KindStrategy for StatefulSet {
+    fn warnings(&self) -> Vec<String> {
+        template_warnings(self.spec.as_ref().map(|s| &s.template), &Path::new("spec").child("template"))
+    }
+
     fn prepare_for_create(&mut self) {
         self.status = Some(StatefulSetStatus::default());
     }

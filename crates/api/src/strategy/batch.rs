@@ -13,6 +13,7 @@ use crate::strategy::common::{
     Raw, default_str, default_to, enum_value, go_selector, selector_matches, validate_label_selector,
 };
 use crate::strategy::core::pod_spec;
+use crate::strategy::core::warnings::template_warnings;
 use crate::validation;
 
 mod cron;
@@ -51,6 +52,10 @@ fn default_job_spec_common(spec: &mut JobSpec) {
 }
 
 impl KindStrategy for Job {
+    fn warnings(&self) -> Vec<String> {
+        template_warnings(self.spec.as_ref().map(|s| &s.template), &Path::new("spec").child("template"))
+    }
+
     fn prepare_for_create(&mut self) {
         self.status = Some(JobStatus::default());
         let spec = self.spec.get_or_insert_with(JobSpec::default);
@@ -291,6 +296,11 @@ fn validate_job_spec(spec: &JobSpec, path: &Path) -> ErrorList {
 }
 
 impl KindStrategy for CronJob {
+    fn warnings(&self) -> Vec<String> {
+        let t = self.spec.as_ref().and_then(|s| s.job_template.spec.as_ref()).map(|j| &j.template);
+        template_warnings(t, &Path::new("spec").child("jobTemplate").child("spec").child("template"))
+    }
+
     fn prepare_for_create(&mut self) {
         self.status = Some(CronJobStatus::default());
     }

@@ -8,6 +8,7 @@ pub(crate) mod pod_spec;
 mod service;
 pub(crate) mod storage;
 pub(crate) mod volumes;
+pub(crate) mod warnings;
 
 #[cfg(test)]
 mod tests;

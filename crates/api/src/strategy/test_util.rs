@@ -48,3 +48,11 @@ pub(crate) fn ok(r: Result<Value, Vec<String>>) -> Value {
 pub(crate) fn has(errs: &[String], want: &str) {
     assert!(errs.iter().any(|e| e == want), "missing error\n  {want}\nin\n  {}", errs.join("\n  "));
 }
+
+/// The warnings of an accepted create.
+pub(crate) fn create_warnings<K: KindStrategy>(obj: Value) -> Vec<String> {
+    match Typed::<K>::new().admit(obj, Operation::Create, &mut Vec::new()) {
+        Ok(a) => a.warnings,
+        Err(e) => panic!("expected success, got: {e}"),
+    }
+}

@@ -418,6 +418,10 @@ impl KindStrategy for ResourceQuota {
 }
 
 impl KindStrategy for PodTemplate {
+    fn warnings(&self) -> Vec<String> {
+        super::warnings::template_warnings(self.template.as_ref(), &Path::new("template"))
+    }
+
     fn default(&mut self) {
         if let Some(t) = &mut self.template {
             pod_spec::default_pod_template(t);
@@ -431,6 +435,13 @@ impl KindStrategy for PodTemplate {
 }
 
 impl KindStrategy for ReplicationController {
+    fn warnings(&self) -> Vec<String> {
+        super::warnings::template_warnings(
+            self.spec.as_ref().and_then(|s| s.template.as_ref()),
+            &Path::new("spec").child("template"),
+        )
+    }
+
     fn prepare_for_create(&mut self) {
         self.status = Some(ReplicationControllerStatus::default());
     }

@@ -136,6 +136,25 @@ impl KindStrategy for Pod {
     fn validate_status_update(&self, old: &Self) -> ErrorList {
         validate_status_update(self, old)
     }
+
+    fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(spec) = &self.spec {
+            out.extend(super::warnings::pod_spec_warnings(spec, &Path::new("spec")));
+        }
+        if self
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("seccomp.security.alpha.kubernetes.io/pod"))
+        {
+            out.push(
+                "metadata.annotations[seccomp.security.alpha.kubernetes.io/pod]: non-functional in v1.27+; use the \"seccompProfile\" field instead"
+                    .to_string(),
+            );
+        }
+        out
+    }
 }
 
 /// v1 has both `podIP` and `podIPs` (and `hostIP`/`hostIPs`); upstream's conversion keeps them

@@ -568,3 +568,30 @@ fn node_endpoints_limitrange() {
     let errs = errors(create::<LimitRange>(lr));
     has(&errs, "spec.limits[0].min[cpu]: Invalid value: \"2\": min value 2 is greater than max value 1");
 }
+
+#[test]
+fn pod_warnings() {
+    let p = pod(json!({
+        "nodeSelector": {"beta.kubernetes.io/os": "linux"},
+        "containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 80}, {"containerPort": 80}],
+                        "resources": {"requests": {"memory": "1.5"}}}]
+    }));
+    let w = crate::strategy::test_util::create_warnings::<Pod>(p);
+    assert_eq!(
+        w,
+        [
+            "spec.nodeSelector[beta.kubernetes.io/os]: deprecated since v1.14; use \"kubernetes.io/os\" instead",
+            "spec.containers[0].resources.requests[memory]: fractional byte value \"1500m\" is invalid, must be an integer",
+            "spec.containers[0].ports[1]: duplicate port definition with spec.containers[0].ports[0]",
+        ]
+    );
+    let d = json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t", "namespace": "default"},
+        "template": {"spec": {"terminationGracePeriodSeconds": -1, "containers": [{"name": "a", "image": "x"}]}}});
+    let w = crate::strategy::test_util::create_warnings::<k8s_openapi::api::core::v1::PodTemplate>(d);
+    assert_eq!(
+        w,
+        [
+            "template.spec.terminationGracePeriodSeconds: must be >= 0; negative values are invalid and will be treated as 1"
+        ]
+    );
+}
