@@ -16,8 +16,9 @@ use serde_json::Value;
 use crate::field::{ErrorList, Path};
 use crate::validation;
 
-mod core;
 mod admissionregistration;
+mod common;
+mod core;
 mod apps;
 mod autoscaling;
 mod batch;
@@ -31,6 +32,10 @@ mod policy;
 mod rbac;
 mod scheduling;
 mod storage;
+#[cfg(test)]
+mod group_tests;
+#[cfg(test)]
+mod test_util;
 
 /// How names of a kind are validated (upstream's `ValidateObjectMeta` name functions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

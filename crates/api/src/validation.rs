@@ -185,8 +185,9 @@ pub fn validate_labels(labels: &serde_json::Map<String, Value>, path: &Path) -> 
             errs.push(FieldError::invalid(path, k.as_str(), msg));
         }
         let v = v.as_str().unwrap_or_default();
+        // Upstream reports bad values at the map's path, not at the key.
         for msg in label_value(v) {
-            errs.push(FieldError::invalid(&path.key(k), v, msg));
+            errs.push(FieldError::invalid(path, v, msg));
         }
     }
     errs
@@ -264,6 +265,166 @@ pub fn validate_object_meta(object: &Value, rule: NameRule, path: &Path) -> Erro
     errs
 }
 
+// ---------------------------------------------------------------------------------------------
+// Value checks used by the per-kind strategies. Each returns upstream's messages
+// (`k8s.io/apimachinery/pkg/util/validation`), empty when the value is fine.
+// ---------------------------------------------------------------------------------------------
+
+/// Upstream's `IsNegativeErrorMsg`.
+pub const NEGATIVE_MSG: &str = "must be greater than or equal to 0";
+/// Upstream's `FieldImmutableErrorMsg`.
+pub const IMMUTABLE_MSG: &str = "field is immutable";
+
+/// Upstream's `InclusiveRangeError`.
+pub fn inclusive_range_msg(lo: i64, hi: i64) -> String {
+    format!("must be between {lo} and {hi}, inclusive")
+}
+
+/// `IsValidPortNum`: 1..=65535.
+pub fn port_num(port: i64) -> Vec<String> {
+    if (1..=65535).contains(&port) { Vec::new() } else { vec![inclusive_range_msg(1, 65535)] }
+}
+
+/// `IsValidPortName`: an IANA_SVC_NAME (at most 15 characters, a-z, 0-9 and '-', at least one
+/// letter, no "--", no leading or trailing '-').
+pub fn port_name(port: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if port.len() > 15 {
+        errs.push("must be no more than 15 characters".to_string());
+    }
+    if port.is_empty() || !port.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
+        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string());
+    }
+    if !port.bytes().any(|c| c.is_ascii_lowercase()) {
+        errs.push("must contain at least one letter (a-z)".to_string());
+    }
+    if port.contains("--") {
+        errs.push("must not contain consecutive hyphens".to_string());
+    }
+    if port.starts_with('-') || port.ends_with('-') {
+        errs.push("must not begin or end with a hyphen".to_string());
+    }
+    errs
+}
+
+/// `IsRelaxedEnvVarName` (the `RelaxedEnvironmentVariableValidation` gate is on by default in
+/// 1.33): printable ASCII except '='.
+pub fn env_var_name(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.is_empty() {
+        errs.push("environment variable name must be non-empty".to_string());
+    }
+    if value.chars().any(|c| !(' '..='~').contains(&c) || c == '=') {
+        errs.push(
+            "a valid environment variable name must consist only of printable ASCII characters other than '='"
+                .to_string(),
+        );
+    }
+    errs
+}
+
+/// `IsConfigMapKey`: keys of ConfigMap and Secret data.
+pub fn config_map_key(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > DNS1123_SUBDOMAIN_MAX {
+        errs.push(format!("must be no more than {DNS1123_SUBDOMAIN_MAX} characters"));
+    }
+    if value.is_empty() || !value.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.') {
+        errs.push(
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or \
+             'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+                .to_string(),
+        );
+    }
+    if value == "." {
+        errs.push("must not be '.'".to_string());
+    } else if value == ".." {
+        errs.push("must not be '..'".to_string());
+    } else if value.starts_with("..") {
+        errs.push("must not start with '..'".to_string());
+    }
+    errs
+}
+
+/// Parse an IP the way Go's `netutils.ParseIPSloppy` does (IPv4 octets may carry leading zeros).
+pub fn parse_ip(value: &str) -> Option<std::net::IpAddr> {
+    if value.contains(':') {
+        return value.parse::<std::net::Ipv6Addr>().ok().map(std::net::IpAddr::V6);
+    }
+    let parts: Vec<&str> = value.split('.').collect();
+    if parts.len() != 4 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    for (i, p) in parts.iter().enumerate() {
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        octets[i] = p.parse::<u8>().ok()?;
+    }
+    Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(octets)))
+}
+
+/// `IsValidIP`.
+pub fn ip(value: &str) -> Vec<String> {
+    match parse_ip(value) {
+        Some(_) => Vec::new(),
+        None => vec!["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".to_string()],
+    }
+}
+
+/// `IsValidCIDR`.
+pub fn cidr(value: &str) -> Vec<String> {
+    let ok = value.split_once('/').is_some_and(|(addr, bits)| match (parse_ip(addr), bits.parse::<u8>()) {
+        (Some(std::net::IpAddr::V4(_)), Ok(b)) => b <= 32 && !bits.starts_with('+'),
+        (Some(std::net::IpAddr::V6(_)), Ok(b)) => b <= 128 && !bits.starts_with('+'),
+        _ => false,
+    });
+    if ok { Vec::new() } else { vec!["must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)".to_string()] }
+}
+
+/// `IsValidPercent`: digits followed by '%'.
+pub fn percent(value: &str) -> Vec<String> {
+    let ok = value.strip_suffix('%').is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()));
+    if ok {
+        Vec::new()
+    } else {
+        vec![
+            "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex \
+             used for validation is '[0-9]+%')"
+                .to_string(),
+        ]
+    }
+}
+
+/// `IsHTTPHeaderName`.
+pub fn http_header_name(value: &str) -> Vec<String> {
+    if !value.is_empty() && value.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+        Vec::new()
+    } else {
+        vec![
+            "a valid HTTP header must consist of alphanumeric characters or '-' (e.g. 'X-Header-Name', regex used \
+             for validation is '[-A-Za-z0-9]+')"
+                .to_string(),
+        ]
+    }
+}
+
+/// `IsValidUserID` / `IsValidGroupID`: 0..=2147483647.
+pub fn user_or_group_id(id: i64) -> Vec<String> {
+    if (0..=i64::from(i32::MAX)).contains(&id) { Vec::new() } else { vec![inclusive_range_msg(0, i64::from(i32::MAX))] }
+}
+
+/// Field errors for `value` at `path` from one of the message-returning checks above.
+pub fn invalid_each(path: &Path, value: &str, msgs: Vec<String>) -> ErrorList {
+    msgs.into_iter().map(|m| FieldError::invalid(path, value, m)).collect()
+}
+
+/// `ValidateNonnegativeField`.
+pub fn nonnegative(value: i64, path: &Path) -> ErrorList {
+    if value < 0 { vec![FieldError::invalid(path, value, NEGATIVE_MSG)] } else { Vec::new() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +450,31 @@ mod tests {
         assert!(label_value("").is_empty());
         assert!(label_value("v1.2_3").is_empty());
         assert!(!label_value("has space").is_empty());
+    }
+
+    #[test]
+    fn value_checks() {
+        assert!(port_num(80).is_empty());
+        assert_eq!(port_num(0), ["must be between 1 and 65535, inclusive"]);
+        assert!(port_name("http-alt").is_empty());
+        assert!(!port_name("8080").is_empty());
+        assert!(!port_name("a--b").is_empty());
+        assert!(!port_name("abcdefghijklmnop").is_empty());
+        assert!(env_var_name("1FOO_bar.x").is_empty());
+        assert!(!env_var_name("A=B").is_empty());
+        assert!(config_map_key("game.properties").is_empty());
+        assert!(!config_map_key("a/b").is_empty());
+        assert!(!config_map_key("..a").is_empty());
+        assert!(ip("10.0.0.1").is_empty());
+        assert!(ip("010.0.0.1").is_empty());
+        assert!(ip("::1").is_empty());
+        assert!(!ip("10.0.0").is_empty());
+        assert!(cidr("10.0.0.0/8").is_empty());
+        assert!(!cidr("10.0.0.0/33").is_empty());
+        assert!(percent("25%").is_empty());
+        assert!(!percent("x%").is_empty());
+        assert!(!http_header_name("X Y").is_empty());
+        assert!(!user_or_group_id(-1).is_empty());
     }
 
     #[test]

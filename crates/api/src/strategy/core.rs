@@ -1,21 +1,14 @@
-//! Strategies for core/v1 kinds.
+//! Strategies for core/v1 kinds. The pod spec (shared with every workload's template) lives in
+//! [`pod_spec`] and [`volumes`]; each other file holds the kinds named in its doc comment.
 
-use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, PodTemplate, ReplicationController, ResourceQuota, Secret, Service, ServiceAccount};
+pub(crate) mod cluster;
+mod config;
+mod pod;
+pub(crate) mod pod_spec;
+mod service;
+pub(crate) mod storage;
+pub(crate) mod volumes;
+pub(crate) mod warnings;
 
-use crate::strategy::KindStrategy;
-
-impl KindStrategy for ConfigMap {}
-impl KindStrategy for Endpoints {}
-impl KindStrategy for Event {}
-impl KindStrategy for LimitRange {}
-impl KindStrategy for Namespace {}
-impl KindStrategy for Node {}
-impl KindStrategy for PersistentVolumeClaim {}
-impl KindStrategy for PersistentVolume {}
-impl KindStrategy for Pod {}
-impl KindStrategy for PodTemplate {}
-impl KindStrategy for ReplicationController {}
-impl KindStrategy for ResourceQuota {}
-impl KindStrategy for Secret {}
-impl KindStrategy for ServiceAccount {}
-impl KindStrategy for Service {}
+#[cfg(test)]
+mod tests;
