@@ -288,6 +288,11 @@ async fn bad_requests_never_500() {
     // An object over 1.5 MiB that fits in a request is refused too.
     let huge = json!({"metadata": {"name": "huge"}, "data": {"k": "x".repeat(1600 * 1024)}});
     let r = api.request(Method::POST, path, Some(huge)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.text().contains("Too long"), "{}", r.text());
+    // Kinds without their own size limit hit the store's object size limit.
+    let ev = json!({"metadata": {"name": "big"}, "involvedObject": {"kind": "Pod", "name": "p"}, "message": "x".repeat(1600 * 1024)});
+    let r = api.request(Method::POST, "/api/v1/namespaces/bad/events", Some(ev)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
     let r = api.request(Method::POST, path, Some(json!({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "q"}}))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -361,7 +366,7 @@ async fn services_get_cluster_ips_and_node_ports() {
         .request(
             Method::POST,
             "/api/v1/namespaces/svc/services",
-            Some(svc("np", json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}, {"port": 81, "name": "b"}]}))),
+            Some(svc("np", json!({"type": "NodePort", "ports": [{"port": 80, "name": "a", "nodePort": 30080}, {"port": 81, "name": "b"}]}))),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());

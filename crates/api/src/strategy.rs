@@ -100,6 +100,10 @@ pub enum Operation<'a> {
     Update { old: &'a Value },
     /// An update through the `status` subresource; `old` is the stored object.
     UpdateStatus { old: &'a Value },
+    /// A change the server makes through a narrow subresource (`pods/binding`,
+    /// `namespaces/finalize`): the registry has already restricted what changed, so only
+    /// defaults and whole-object validation run, not the main resource's update rules.
+    System { old: &'a Value },
 }
 
 /// Why an object was refused.
@@ -201,6 +205,10 @@ impl<K: KindStrategy> ObjectStrategy for Typed<K> {
                 let old: K = decode_stored(old)?;
                 obj.default();
                 errs.extend(obj.validate_status_update(&old));
+            }
+            Operation::System { old: _ } => {
+                obj.default();
+                errs.extend(obj.validate());
             }
         }
         let object = encode(&obj)?;

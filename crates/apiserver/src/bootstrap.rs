@@ -70,6 +70,12 @@ pub(crate) async fn run(server: &Arc<ApiServer>) -> ApiResult<()> {
         }),
     )
     .await?;
+    // Endpoints may not point at loopback (pods could not reach it); a host without any other
+    // address gets the Service without endpoints.
+    if server.config.advertise_address.is_loopback() {
+        tracing::warn!("advertise address is loopback: the kubernetes Service gets no endpoints");
+        return Ok(());
+    }
     let addr = server.config.advertise_address.to_string();
     let port = server.config.advertise_port;
     let ep_ctx = ctx(server, "", "endpoints", Some("default"))?;

@@ -611,16 +611,18 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
     let annotations = binding.pointer("/metadata/annotations").cloned();
     let info = ctx.info().clone();
     let pod_name = name.to_string();
-    registry::guaranteed_update(ctx, name, UpdateTarget::Main, opts, &move |mut pod| {
+    let now = registry::now_rfc3339();
+    // One write sets the node and the PodScheduled condition, as upstream's binding REST does.
+    registry::guaranteed_update(ctx, name, UpdateTarget::System, opts, &move |mut pod| {
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
-            return Err(ApiError::conflict(&info, &pod_name, &format!("pod {pod_name} is being deleted, cannot be assigned to a host")));
-        }
-        if let Some(existing) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
             return Err(ApiError::conflict(
                 &info,
                 &pod_name,
-                &format!("pod {pod_name} is already assigned to node {existing:?}"),
+                &format!("pod {pod_name} is being deleted, cannot be assigned to a host"),
             ));
+        }
+        if let Some(existing) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            return Err(ApiError::conflict(&info, &pod_name, &format!("pod {pod_name} is already assigned to node {existing:?}")));
         }
         pod["spec"]["nodeName"] = json!(node);
         if let Some(Value::Object(a)) = &annotations {
@@ -628,15 +630,6 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
                 pod["metadata"]["annotations"][k] = v.clone();
             }
         }
-        if let Some(m) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-        }
-        Ok(pod)
-    })
-    .await?;
-    // The PodScheduled condition is status, set through the status path.
-    let now = registry::now_rfc3339();
-    registry::guaranteed_update(ctx, name, UpdateTarget::Status, opts, &move |mut pod| {
         let conds = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
         let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
         conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));

@@ -408,6 +408,9 @@ pub(crate) enum UpdateTarget {
     Status,
     /// `namespaces/<n>/finalize`: only `spec.finalizers` changes.
     Finalize,
+    /// A server-side change through a narrow subresource (`pods/<n>/binding`): the mutation
+    /// decides what changes, spec and status alike.
+    System,
 }
 
 impl UpdateTarget {
@@ -544,6 +547,7 @@ async fn update_once(
             new["spec"]["finalizers"] = fins;
             new
         }
+        UpdateTarget::System => desired.clone(),
     };
     // System metadata is the server's, whatever the client sent.
     {
@@ -576,7 +580,8 @@ async fn update_once(
     }
     let op = match target {
         UpdateTarget::Status => Operation::UpdateStatus { old: &old },
-        _ => Operation::Update { old: &old },
+        UpdateTarget::Finalize | UpdateTarget::System => Operation::System { old: &old },
+        UpdateTarget::Main => Operation::Update { old: &old },
     };
     let mut warnings = Vec::new();
     let mut new = admit(ctx, new, op, opts, &mut warnings)?;

@@ -34,8 +34,12 @@ pub fn merged_kubeconfig(data_dir: &Path) -> Option<PathBuf> {
     read_state(data_dir).get("mergedKubeconfig").and_then(Value::as_str).map(PathBuf::from)
 }
 
-/// Open the store of a data dir.
+/// Open the store of a data dir (`<data-dir>/db/state.db`).
 pub async fn open_store(data_dir: &Path) -> Result<Arc<dyn Store>> {
-    let _ = data_dir;
-    Ok(Arc::new(skiff_store::MemoryStore::new()))
+    let dir = data_dir.join("db");
+    let store = tokio::task::spawn_blocking(move || skiff_store::SqliteStore::open(skiff_store::SqliteOptions::new(dir)))
+        .await
+        .context("opening the store")?
+        .with_context(|| format!("opening the store in {}", data_dir.join("db").display()))?;
+    Ok(Arc::new(store))
 }

@@ -163,9 +163,19 @@ impl Cluster {
 
     /// Run kubectl with `stdin` as its standard input.
     pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+        self.run_kubectl(args, stdin, &[])
+    }
+
+    /// Run kubectl with extra environment variables (e.g. `KUBE_EDITOR`).
+    pub fn kubectl_env(&self, args: &[&str], env: &[(&str, &str)]) -> KubectlOutput {
+        self.run_kubectl(args, None, env)
+    }
+
+    fn run_kubectl(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> KubectlOutput {
         use std::io::Write;
         let mut cmd = Command::new(kubectl_binary());
         cmd.args(args)
+            .envs(env.iter().copied())
             .env("KUBECONFIG", &self.kubeconfig)
             .env("KUBECTL_EXTERNAL_DIFF", "diff -u")
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
