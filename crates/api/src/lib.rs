@@ -10,6 +10,7 @@
 pub mod field;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selector;
 pub mod strategy;
