@@ -90,7 +90,8 @@ const TYPE_META: &str = "io.k8s.apimachinery.pkg.runtime.TypeMeta";
 pub fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
     let envelope = body.strip_prefix(MAGIC).ok_or(ProtobufError::MissingMagic)?;
     let unknown = Envelope::read(envelope)?;
-    let api_version = unknown.api_version.filter(|s| !s.is_empty()).ok_or(ProtobufError::MissingTypeMeta("apiVersion"))?;
+    let api_version =
+        unknown.api_version.filter(|s| !s.is_empty()).ok_or(ProtobufError::MissingTypeMeta("apiVersion"))?;
     let kind = unknown.kind.filter(|s| !s.is_empty()).ok_or(ProtobufError::MissingTypeMeta("kind"))?;
     let Some(message) = table::by_kind(&api_version, &kind) else {
         return Err(ProtobufError::UnknownKind { api_version, kind });
@@ -121,7 +122,9 @@ impl<'a> Envelope<'a> {
             match (tag, payload) {
                 (1, Payload::Bytes(type_meta)) => {
                     let mut inner = Reader::new(type_meta);
-                    while let Some((tag, payload)) = inner.next_field().map_err(|e| to_json::wire_error(e, TYPE_META))? {
+                    while let Some((tag, payload)) =
+                        inner.next_field().map_err(|e| to_json::wire_error(e, TYPE_META))?
+                    {
                         let text = || match payload {
                             Payload::Bytes(b) => Ok(String::from_utf8_lossy(b).into_owned()),
                             other => Err(ProtobufError::WireType {
@@ -140,7 +143,12 @@ impl<'a> Envelope<'a> {
                 }
                 (2, Payload::Bytes(raw)) => envelope.raw = raw,
                 (1 | 2, other) => {
-                    return Err(ProtobufError::WireType { tag, message: UNKNOWN, found: other.wire_type(), expected: 2 });
+                    return Err(ProtobufError::WireType {
+                        tag,
+                        message: UNKNOWN,
+                        found: other.wire_type(),
+                        expected: 2,
+                    });
                 }
                 // contentEncoding and contentType: upstream's decoder ignores them too.
                 _ => {}

@@ -131,8 +131,16 @@ pub(super) fn by_name(name: &str) -> Option<&'static Message> {
 
 /// Kinds of meta/v1 that upstream registers in every group version (`metav1.AddToGroupVersion`),
 /// plus `Status`, so `apps/v1 DeleteOptions` decodes as meta/v1's.
-const META_KINDS: &[&str] =
-    &["CreateOptions", "DeleteOptions", "GetOptions", "ListOptions", "PatchOptions", "Status", "UpdateOptions", "WatchEvent"];
+const META_KINDS: &[&str] = &[
+    "CreateOptions",
+    "DeleteOptions",
+    "GetOptions",
+    "ListOptions",
+    "PatchOptions",
+    "Status",
+    "UpdateOptions",
+    "WatchEvent",
+];
 
 /// The message of a top-level object from its envelope's `apiVersion` and `kind`.
 pub(super) fn by_kind(api_version: &str, kind: &str) -> Option<&'static Message> {

@@ -47,9 +47,11 @@ pub(super) fn message(msg: &'static Message, buf: &[u8], depth: usize) -> Result
             let fields = collect(msg, buf)?;
             let seconds = last_varint(msg, &fields, 1)?.unwrap_or(0) as i64;
             let nanos = last_varint(msg, &fields, 2)?.unwrap_or(0) as i32;
-            rfc3339(seconds, nanos, msg.shape == Shape::MicroTime)
-                .map(Value::String)
-                .ok_or(ProtobufError::Value { tag: 1, message: msg.name, reason: "time outside the years 0000-9999" })
+            rfc3339(seconds, nanos, msg.shape == Shape::MicroTime).map(Value::String).ok_or(ProtobufError::Value {
+                tag: 1,
+                message: msg.name,
+                reason: "time outside the years 0000-9999",
+            })
         }
         Shape::Duration => {
             let fields = collect(msg, buf)?;
@@ -69,7 +71,9 @@ pub(super) fn message(msg: &'static Message, buf: &[u8], depth: usize) -> Result
         Shape::Items => {
             let fields = collect(msg, buf)?;
             let items = all_bytes(msg, &fields, 1)?;
-            Ok(Value::Array(items.into_iter().map(|b| Value::String(String::from_utf8_lossy(b).into_owned())).collect()))
+            Ok(Value::Array(
+                items.into_iter().map(|b| Value::String(String::from_utf8_lossy(b).into_owned())).collect(),
+            ))
         }
         Shape::SchemaOrArray | Shape::SchemaOrBool | Shape::SchemaOrStringArray => schema_or(msg, buf, depth),
     }
@@ -267,7 +271,9 @@ fn unpack(
 fn expect_bytes<'a>(field: &Field, msg: &'static Message, payload: Payload<'a>) -> Result<&'a [u8], ProtobufError> {
     match payload {
         Payload::Bytes(b) => Ok(b),
-        other => Err(ProtobufError::WireType { tag: field.tag, message: msg.name, found: other.wire_type(), expected: 2 }),
+        other => {
+            Err(ProtobufError::WireType { tag: field.tag, message: msg.name, found: other.wire_type(), expected: 2 })
+        }
     }
 }
 
@@ -307,7 +313,9 @@ pub(super) fn wire_error(e: WireError, message: &'static str) -> ProtobufError {
 /// Errors inside a map entry are reported against the map field.
 fn entry_error(e: WireError, field: &Field, msg: &'static Message) -> ProtobufError {
     match e {
-        WireError::Truncated { .. } | WireError::BadKey => ProtobufError::Truncated { tag: field.tag, message: msg.name },
+        WireError::Truncated { .. } | WireError::BadKey => {
+            ProtobufError::Truncated { tag: field.tag, message: msg.name }
+        }
         WireError::WireType { wire_type, .. } => {
             ProtobufError::UnsupportedWireType { tag: field.tag, message: msg.name, wire_type }
         }
@@ -329,7 +337,9 @@ fn last_varint(msg: &'static Message, fields: &[(u32, Payload<'_>)], tag: u32) -
     match fields.iter().rev().find(|(t, _)| *t == tag) {
         None => Ok(None),
         Some((_, Payload::Varint(v))) => Ok(Some(*v)),
-        Some((_, other)) => Err(ProtobufError::WireType { tag, message: msg.name, found: other.wire_type(), expected: 0 }),
+        Some((_, other)) => {
+            Err(ProtobufError::WireType { tag, message: msg.name, found: other.wire_type(), expected: 0 })
+        }
     }
 }
 
@@ -356,7 +366,11 @@ fn last_bytes<'a>(
     Ok(all_bytes(msg, fields, tag)?.pop())
 }
 
-fn last_string(msg: &'static Message, fields: &[(u32, Payload<'_>)], tag: u32) -> Result<Option<String>, ProtobufError> {
+fn last_string(
+    msg: &'static Message,
+    fields: &[(u32, Payload<'_>)],
+    tag: u32,
+) -> Result<Option<String>, ProtobufError> {
     Ok(last_bytes(msg, fields, tag)?.map(|b| String::from_utf8_lossy(b).into_owned()))
 }
 
@@ -397,7 +411,9 @@ fn schema_or(msg: &'static Message, buf: &[u8], depth: usize) -> Result<Value, P
             if property.is_empty() {
                 return schema(all_bytes(msg, &fields, 1)?);
             }
-            Ok(Value::Array(property.into_iter().map(|b| Value::String(String::from_utf8_lossy(b).into_owned())).collect()))
+            Ok(Value::Array(
+                property.into_iter().map(|b| Value::String(String::from_utf8_lossy(b).into_owned())).collect(),
+            ))
         }
     }
 }
@@ -452,7 +468,7 @@ pub(super) fn go_duration(nanos: i64) -> String {
     if n < SECOND {
         let (unit, scale) = match n {
             ..1_000 => ("ns", 1),
-            ..1_000_000 => ("µs", 1_000),
+            1_000..1_000_000 => ("µs", 1_000),
             _ => ("ms", 1_000_000),
         };
         push_decimal(&mut out, n, scale);

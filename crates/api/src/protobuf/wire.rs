@@ -59,13 +59,17 @@ impl<'a> Reader<'a> {
         let truncated = WireError::Truncated { tag };
         let payload = match key & 7 {
             0 => Payload::Varint(self.varint().ok_or(truncated)?),
-            1 => Payload::Fixed64(u64::from_le_bytes(self.take(8).ok_or(truncated)?.try_into().map_err(|_| truncated)?)),
+            1 => {
+                Payload::Fixed64(u64::from_le_bytes(self.take(8).ok_or(truncated)?.try_into().map_err(|_| truncated)?))
+            }
             2 => {
                 let len = self.varint().ok_or(truncated)?;
                 let len = usize::try_from(len).map_err(|_| truncated)?;
                 Payload::Bytes(self.take(len).ok_or(truncated)?)
             }
-            5 => Payload::Fixed32(u32::from_le_bytes(self.take(4).ok_or(truncated)?.try_into().map_err(|_| truncated)?)),
+            5 => {
+                Payload::Fixed32(u32::from_le_bytes(self.take(4).ok_or(truncated)?.try_into().map_err(|_| truncated)?))
+            }
             // `key & 7` is below 8.
             wire_type => return Err(WireError::WireType { tag, wire_type: wire_type as u8 }),
         };
