@@ -291,7 +291,7 @@ async fn bad_requests_never_500() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
     assert!(r.text().contains("Too long"), "{}", r.text());
     // Kinds without their own size limit hit the store's object size limit.
-    let ev = json!({"metadata": {"name": "big"}, "involvedObject": {"kind": "Pod", "name": "p"}, "message": "x".repeat(1600 * 1024)});
+    let ev = json!({"metadata": {"name": "big"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "bad"}, "message": "x".repeat(1600 * 1024)});
     let r = api.request(Method::POST, "/api/v1/namespaces/bad/events", Some(ev)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
     let r = api.request(Method::POST, path, Some(json!({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "q"}}))).await;

@@ -56,6 +56,10 @@ pub(crate) fn decode_object(bytes: &[u8], headers: &HeaderMap) -> ApiResult<Valu
         "application/yaml" | "application/x-yaml" | "text/yaml" => {
             parse_yaml(bytes).map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))?
         }
+        // kubectl's typed commands (create namespace, create configmap, …) send protobuf and
+        // client-go does not fall back to JSON, so it is decoded into the JSON form here.
+        skiff_api::protobuf::MEDIA_TYPE => skiff_api::protobuf::decode(bytes)
+            .map_err(|e| ApiError::bad_request(format!("error decoding protobuf body: {e}")))?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if !v.is_object() {
@@ -190,6 +194,8 @@ mod tests {
         assert_eq!(decode_object(b"{bad", &h).unwrap_err().code, StatusCode::BAD_REQUEST);
         assert_eq!(decode_object(b"[1]", &h).unwrap_err().code, StatusCode::BAD_REQUEST);
         let h = headers(&[("content-type", "application/vnd.kubernetes.protobuf")]);
+        assert_eq!(decode_object(b"x", &h).unwrap_err().code, StatusCode::BAD_REQUEST, "garbage protobuf is a 400");
+        let h = headers(&[("content-type", "application/cbor")]);
         assert_eq!(decode_object(b"x", &h).unwrap_err().code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 }

@@ -23,6 +23,11 @@ fn ctx<'a>(server: &'a Arc<ApiServer>, group: &str, plural: &str, ns: Option<&'a
 }
 
 async fn ensure(ctx: &Ctx<'_>, obj: Value) -> ApiResult<()> {
+    // Look first: creating a Service that exists would fail on its ClusterIP before its name.
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    if ctx.server.store.get(&ctx.key(name)).await?.is_some() {
+        return Ok(());
+    }
     match registry::create(ctx, obj, &WriteOptions::default()).await {
         Ok(_) => Ok(()),
         Err(e) if e.reason == "AlreadyExists" => Ok(()),

@@ -128,7 +128,7 @@ impl ApiError {
             "UnsupportedMediaType",
             format!(
                 "the body of the request was in an unknown format - accepted media types include: application/json, \
-                 application/yaml (got {content_type:?})"
+                 application/yaml, application/vnd.kubernetes.protobuf (got {content_type:?})"
             ),
         )
     }
