@@ -14,7 +14,11 @@ fn cm(name: &str, labels: Value) -> Value {
 
 async fn create_ns(api: &InProcess, name: &str) {
     let r = api
-        .request(Method::POST, "/api/v1/namespaces", Some(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})))
+        .request(
+            Method::POST,
+            "/api/v1/namespaces",
+            Some(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
 }
@@ -136,7 +140,8 @@ async fn list_selectors_and_paging() {
     create_ns(&api, "demo").await;
     for i in 0..7 {
         let labels = if i % 2 == 0 { json!({"app": "web", "i": i.to_string()}) } else { json!({"app": "db"}) };
-        let r = api.request(Method::POST, "/api/v1/namespaces/demo/configmaps", Some(cm(&format!("cm{i}"), labels))).await;
+        let r =
+            api.request(Method::POST, "/api/v1/namespaces/demo/configmaps", Some(cm(&format!("cm{i}"), labels))).await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
     let names = |v: &Value| -> Vec<String> {
@@ -146,7 +151,10 @@ async fn list_selectors_and_paging() {
     assert_eq!(names(&r), ["cm0", "cm2", "cm4", "cm6"]);
     assert_eq!(r["kind"], "ConfigMapList");
     assert!(!r["metadata"]["resourceVersion"].as_str().unwrap().is_empty());
-    let r = api.request(Method::GET, "/api/v1/namespaces/demo/configmaps?labelSelector=app+notin+(web),app", None).await.json();
+    let r = api
+        .request(Method::GET, "/api/v1/namespaces/demo/configmaps?labelSelector=app+notin+(web),app", None)
+        .await
+        .json();
     assert_eq!(names(&r), ["cm1", "cm3", "cm5"]);
     let r = api.request(Method::GET, "/api/v1/configmaps?fieldSelector=metadata.name%3Dcm3", None).await.json();
     assert_eq!(names(&r), ["cm3"]);
@@ -212,7 +220,8 @@ async fn watch_from_too_old_revision_is_a_410_event() {
     create_ns(&api, "old").await;
     // Push enough events through one resource that revision 1 leaves the event ring.
     for i in 0..2100 {
-        let r = api.request(Method::POST, "/api/v1/namespaces/old/configmaps", Some(cm(&format!("c{i}"), json!({})))).await;
+        let r =
+            api.request(Method::POST, "/api/v1/namespaces/old/configmaps", Some(cm(&format!("c{i}"), json!({})))).await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
     // A consistent list makes sure the cache has applied every write.
@@ -258,10 +267,12 @@ async fn field_validation_modes() {
     let api = InProcess::start().await;
     create_ns(&api, "fv").await;
     let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {}, "bogus": 1});
-    let r = api.request(Method::POST, "/api/v1/namespaces/fv/configmaps?fieldValidation=Strict", Some(body.clone())).await;
+    let r =
+        api.request(Method::POST, "/api/v1/namespaces/fv/configmaps?fieldValidation=Strict", Some(body.clone())).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.json()["message"].as_str().unwrap().contains("unknown field \"bogus\""), "{}", r.text());
-    let r = api.request(Method::POST, "/api/v1/namespaces/fv/configmaps?fieldValidation=Warn", Some(body.clone())).await;
+    let r =
+        api.request(Method::POST, "/api/v1/namespaces/fv/configmaps?fieldValidation=Warn", Some(body.clone())).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let warning = r.headers.get("warning").unwrap().to_str().unwrap().to_string();
     assert!(warning.starts_with("299 - ") && warning.contains("unknown field"), "{warning}");
@@ -294,14 +305,25 @@ async fn bad_requests_never_500() {
     let ev = json!({"metadata": {"name": "big"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "bad"}, "message": "x".repeat(1600 * 1024)});
     let r = api.request(Method::POST, "/api/v1/namespaces/bad/events", Some(ev)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
-    let r = api.request(Method::POST, path, Some(json!({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "q"}}))).await;
+    let r = api
+        .request(
+            Method::POST,
+            path,
+            Some(json!({"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "q"}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = api.request(Method::POST, path, Some(json!({"metadata": {"name": "Bad_Name"}}))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let s = r.json();
     assert_eq!(s["reason"], "Invalid");
     assert_eq!(s["details"]["causes"][0]["field"], "metadata.name");
-    assert!(s["message"].as_str().unwrap().starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\""));
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\"")
+    );
     let r = api.request(Method::GET, "/api/v1/nothings", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = api.request(Method::POST, "/api/v1/namespaces/bad/configmaps/x/status", Some(json!({}))).await;
@@ -340,7 +362,11 @@ async fn services_get_cluster_ips_and_node_ports() {
     assert_eq!(kube["spec"]["clusterIP"], "10.43.0.1");
     let svc = |name: &str, spec: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec});
     let r = api
-        .request(Method::POST, "/api/v1/namespaces/svc/services", Some(svc("a", json!({"ports": [{"port": 80}], "selector": {"app": "a"}}))))
+        .request(
+            Method::POST,
+            "/api/v1/namespaces/svc/services",
+            Some(svc("a", json!({"ports": [{"port": 80}], "selector": {"app": "a"}}))),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let ip = r.json()["spec"]["clusterIP"].as_str().unwrap().to_string();
@@ -352,13 +378,21 @@ async fn services_get_cluster_ips_and_node_ports() {
     assert_eq!(r.json()["spec"]["parentRef"]["name"], "a");
     // Asking for a taken IP, or one outside the range, is a 422 naming the field.
     let r = api
-        .request(Method::POST, "/api/v1/namespaces/svc/services", Some(svc("b", json!({"clusterIP": ip, "ports": [{"port": 80}]}))))
+        .request(
+            Method::POST,
+            "/api/v1/namespaces/svc/services",
+            Some(svc("b", json!({"clusterIP": ip, "ports": [{"port": 80}]}))),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
     assert_eq!(r.json()["details"]["causes"][0]["field"], "spec.clusterIPs[0]");
     assert!(r.json()["message"].as_str().unwrap().contains("provided IP is already allocated"));
     let r = api
-        .request(Method::POST, "/api/v1/namespaces/svc/services", Some(svc("c", json!({"clusterIP": "10.99.0.5", "ports": [{"port": 80}]}))))
+        .request(
+            Method::POST,
+            "/api/v1/namespaces/svc/services",
+            Some(svc("c", json!({"clusterIP": "10.99.0.5", "ports": [{"port": 80}]}))),
+        )
         .await;
     assert!(r.json()["message"].as_str().unwrap().contains("provided IP is not in the valid range"), "{}", r.text());
     // NodePorts: allocated, explicit ones honoured, duplicates rejected.
@@ -375,7 +409,11 @@ async fn services_get_cluster_ips_and_node_ports() {
     let p2 = ports[1]["nodePort"].as_i64().unwrap();
     assert!((30000..=32767).contains(&p2));
     let r = api
-        .request(Method::POST, "/api/v1/namespaces/svc/services", Some(svc("np2", json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}))))
+        .request(
+            Method::POST,
+            "/api/v1/namespaces/svc/services",
+            Some(svc("np2", json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}))),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
     assert_eq!(r.json()["details"]["causes"][0]["field"], "spec.ports[0].nodePort");
@@ -383,7 +421,11 @@ async fn services_get_cluster_ips_and_node_ports() {
     let r = api.request(Method::DELETE, "/api/v1/namespaces/svc/services/np", None).await;
     assert_eq!(r.status, StatusCode::OK);
     let r = api
-        .request(Method::POST, "/api/v1/namespaces/svc/services", Some(svc("np3", json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}))))
+        .request(
+            Method::POST,
+            "/api/v1/namespaces/svc/services",
+            Some(svc("np3", json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}))),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     api.request(Method::DELETE, "/api/v1/namespaces/svc/services/a", None).await;
@@ -439,7 +481,13 @@ async fn scale_and_binding_subresources() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let p = api.request(Method::GET, "/api/v1/namespaces/s/pods/p", None).await.json();
     assert_eq!(p["spec"]["nodeName"], "node-1");
-    assert!(p["status"]["conditions"].as_array().unwrap().iter().any(|c| c["type"] == "PodScheduled" && c["status"] == "True"));
+    assert!(
+        p["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "PodScheduled" && c["status"] == "True")
+    );
     let r = api.request(Method::POST, "/api/v1/namespaces/s/pods/p/binding", Some(binding)).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
 }

@@ -47,18 +47,35 @@ fn version_discovery_and_explain() {
     let rows = table(&res);
     assert_eq!(rows[0], ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]);
     assert!(rows.contains(&vec!["pods".into(), "po".into(), "v1".into(), "true".into(), "Pod".into()]), "{res}");
-    assert!(rows.contains(&vec!["deployments".into(), "deploy".into(), "apps/v1".into(), "true".into(), "Deployment".into()]));
+    assert!(rows.contains(&vec![
+        "deployments".into(),
+        "deploy".into(),
+        "apps/v1".into(),
+        "true".into(),
+        "Deployment".into()
+    ]));
     assert!(rows.contains(&vec!["namespaces".into(), "ns".into(), "v1".into(), "false".into(), "Namespace".into()]));
 
     let versions = c.kubectl(&["api-versions"]).ok();
-    for gv in ["v1", "apps/v1", "batch/v1", "autoscaling/v2", "autoscaling/v1", "networking.k8s.io/v1", "rbac.authorization.k8s.io/v1"] {
+    for gv in [
+        "v1",
+        "apps/v1",
+        "batch/v1",
+        "autoscaling/v2",
+        "autoscaling/v1",
+        "networking.k8s.io/v1",
+        "rbac.authorization.k8s.io/v1",
+    ] {
         assert!(versions.lines().any(|l| l == gv), "{gv} missing from\n{versions}");
     }
 
     let explain = c.kubectl(&["explain", "pod.spec.containers"]).ok();
     assert!(explain.contains("KIND:       Pod"), "{explain}");
     assert!(explain.contains("FIELD: containers <[]Container>"), "{explain}");
-    assert!(explain.contains("image\t<string>") || explain.contains("image <string>") || explain.contains("image\t"), "{explain}");
+    assert!(
+        explain.contains("image\t<string>") || explain.contains("image <string>") || explain.contains("image\t"),
+        "{explain}"
+    );
 }
 
 #[test]
@@ -85,7 +102,10 @@ fn namespace_configmap_and_pod_lifecycle() {
     assert!(rows[1][4].ends_with('s'), "age like 2s: {out}");
 
     let wide = table(&c.kubectl(&["-n", "demo", "get", "pods", "-o", "wide"]).ok());
-    assert_eq!(wide[0], ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED", "NODE", "READINESS", "GATES"]);
+    assert_eq!(
+        wide[0],
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED", "NODE", "READINESS", "GATES"]
+    );
     assert_eq!(wide[1][5..], ["<none>", "<none>", "<none>", "<none>"]);
 
     let pod = json(&c.kubectl(&["-n", "demo", "get", "pod", "app", "-o", "json"]).ok());
@@ -102,7 +122,17 @@ fn namespace_configmap_and_pod_lifecycle() {
     assert_eq!(c.kubectl(&["-n", "demo", "get", "pods", "-o", "name"]).ok().trim(), "pod/app");
     let jp = c.kubectl(&["-n", "demo", "get", "pods", "-o", "jsonpath={.items[*].metadata.name}"]).ok();
     assert_eq!(jp, "app");
-    let cc = table(&c.kubectl(&["-n", "demo", "get", "pods", "-o", "custom-columns=NAME:.metadata.name,IMAGE:.spec.containers[0].image"]).ok());
+    let cc = table(
+        &c.kubectl(&[
+            "-n",
+            "demo",
+            "get",
+            "pods",
+            "-o",
+            "custom-columns=NAME:.metadata.name,IMAGE:.spec.containers[0].image",
+        ])
+        .ok(),
+    );
     assert_eq!(cc, [vec!["NAME", "IMAGE"], vec!["app", "busybox:1.36"]]);
 
     let out = c.kubectl(&["-n", "demo", "get", "cm,pods", "--show-labels", "-l", "app=web"]).ok();
@@ -143,7 +173,12 @@ fn namespace_configmap_and_pod_lifecycle() {
     assert_eq!(pod["metadata"]["annotations"]["note"], "x");
 
     // kubectl edit with a scripted editor.
-    let out = c.kubectl_env(&["-n", "demo", "edit", "cm", "app"], &[("KUBE_EDITOR", "sed -i s/a:\\ \\\"1\\\"/a:\\ \\\"2\\\"/")]).ok();
+    let out = c
+        .kubectl_env(
+            &["-n", "demo", "edit", "cm", "app"],
+            &[("KUBE_EDITOR", "sed -i s/a:\\ \\\"1\\\"/a:\\ \\\"2\\\"/")],
+        )
+        .ok();
     assert_eq!(out.trim(), "configmap/app edited");
     let cm = json(&c.kubectl(&["-n", "demo", "get", "cm", "app", "-o", "json"]).ok());
     assert_eq!(cm["data"]["a"], "2");
@@ -232,8 +267,23 @@ spec:
     assert_eq!(d["spec"]["replicas"], 5);
 
     c.kubectl(&["patch", "deploy", "web", "--type=merge", "-p", r#"{"metadata":{"labels":{"m":"1"}}}"#]).ok();
-    c.kubectl(&["patch", "deploy", "web", "--type=json", "-p", r#"[{"op":"add","path":"/metadata/labels/j","value":"2"}]"#]).ok();
-    c.kubectl(&["patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"busybox:1.37"}]}}}}"#]).ok();
+    c.kubectl(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/metadata/labels/j","value":"2"}]"#,
+    ])
+    .ok();
+    c.kubectl(&[
+        "patch",
+        "deploy",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"busybox:1.37"}]}}}}"#,
+    ])
+    .ok();
     let d = json(&c.kubectl(&["get", "deploy", "web", "-o", "json"]).ok());
     assert_eq!(d["metadata"]["labels"]["m"], "1");
     assert_eq!(d["metadata"]["labels"]["j"], "2");
@@ -242,7 +292,16 @@ spec:
     assert_eq!(containers[0]["image"], "busybox:1.37");
     assert_eq!(containers[0]["env"][0]["name"], "A");
 
-    let err = c.kubectl(&["patch", "deploy", "web", "--type=json", "-p", r#"[{"op":"test","path":"/spec/replicas","value":9}]"#]).fails();
+    let err = c
+        .kubectl(&[
+            "patch",
+            "deploy",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op":"test","path":"/spec/replicas","value":9}]"#,
+        ])
+        .fails();
     assert!(err.contains("testing value /spec/replicas failed"), "{err}");
 }
 
@@ -253,14 +312,13 @@ fn errors_print_like_upstream() {
     assert_eq!(err.trim(), "Error from server (NotFound): pods \"nope\" not found");
     let bad = POD.replace("    image: busybox:1.36\n", "");
     let err = c.kubectl_stdin(&["create", "-f", "-"], Some(&bad)).fails();
-    assert!(
-        err.contains("The Pod \"app\" is invalid: spec.containers[0].image: Required value"),
-        "{err}"
-    );
+    assert!(err.contains("The Pod \"app\" is invalid: spec.containers[0].image: Required value"), "{err}");
     let err = c.kubectl_stdin(&["create", "-f", "-"], Some(&POD.replace("name: app", "name: Bad_Name"))).fails();
     assert!(err.contains("metadata.name: Invalid value: \"Bad_Name\""), "{err}");
     // Strict client-side validation finds unknown fields through our OpenAPI.
-    let err = c.kubectl_stdin(&["create", "-f", "-"], Some(&POD.replace("    command:", "    bogus: 1\n    command:"))).fails();
+    let err = c
+        .kubectl_stdin(&["create", "-f", "-"], Some(&POD.replace("    command:", "    bogus: 1\n    command:")))
+        .fails();
     assert!(err.contains("unknown field \"spec.containers[0].bogus\""), "{err}");
     c.kubectl_stdin(&["create", "-f", "-"], Some(POD)).ok();
     let err = c.kubectl_stdin(&["create", "-f", "-"], Some(POD)).fails();

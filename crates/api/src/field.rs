@@ -24,11 +24,7 @@ impl Path {
 
     /// `self.name`
     pub fn child(&self, name: &str) -> Self {
-        if self.0.is_empty() {
-            Path(name.to_string())
-        } else {
-            Path(format!("{}.{name}", self.0))
-        }
+        if self.0.is_empty() { Path(name.to_string()) } else { Path(format!("{}.{name}", self.0)) }
     }
 
     /// `self[i]`

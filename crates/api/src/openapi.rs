@@ -35,20 +35,14 @@ use crate::resources::{Resource, ResourceInfo};
 
 /// The group-versions served, as "api/v1", "apis/apps/v1", …, in the order of `resources`.
 pub fn group_versions(resources: &[Resource]) -> Vec<String> {
-    paths::group_versions_of(resources)
-        .into_iter()
-        .map(|(g, v)| group_version_path(g, v))
-        .collect()
+    paths::group_versions_of(resources).into_iter().map(|(g, v)| group_version_path(g, v)).collect()
 }
 
 /// The document for one group-version (serialized JSON), or None if no resource is served there.
 pub fn document(resources: &[Resource], group_version_path: &str) -> Option<Vec<u8>> {
     let (group, version) = parse_group_version_path(group_version_path)?;
-    let served: Vec<&ResourceInfo> = resources
-        .iter()
-        .map(|r| &r.info)
-        .filter(|i| i.group == group && i.version == version)
-        .collect();
+    let served: Vec<&ResourceInfo> =
+        resources.iter().map(|r| &r.info).filter(|i| i.group == group && i.version == version).collect();
     if served.is_empty() {
         return None;
     }
@@ -83,20 +77,14 @@ fn catalog() -> &'static Catalog {
     CATALOG.get_or_init(|| {
         // DeleteOptions and WatchEvent list every served group-version, as upstream's do.
         let mut served: BTreeSet<(&'static str, &'static str)> =
-            paths::group_versions_of(&crate::resources::builtin())
-                .into_iter()
-                .collect();
+            paths::group_versions_of(&crate::resources::builtin()).into_iter().collect();
         served.insert(("", "v1"));
         schemas::build(&served)
     })
 }
 
 fn group_version_path(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        format!("api/{version}")
-    } else {
-        format!("apis/{group}/{version}")
-    }
+    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
 }
 
 /// "api/v1" → ("", "v1"); "apis/apps/v1" → ("apps", "v1"); anything else → None.
@@ -130,9 +118,7 @@ fn reachable_schemas(cat: &Catalog, paths: &Map<String, Value>) -> Map<String, V
             collect_refs(schema, &mut queue);
         }
     }
-    seen.into_iter()
-        .filter_map(|name| cat.defs.get(&name).map(|s| (name, s.clone())))
-        .collect()
+    seen.into_iter().filter_map(|name| cat.defs.get(&name).map(|s| (name, s.clone()))).collect()
 }
 
 fn collect_refs(v: &Value, out: &mut Vec<String>) {

@@ -195,10 +195,7 @@ pub fn json_patch(original: &Value, patch: &Value) -> Result<Value, PatchError> 
         }
     };
     if ops.len() > MAX_JSON_PATCH_OPERATIONS {
-        return Err(PatchError::TooManyOperations {
-            max: MAX_JSON_PATCH_OPERATIONS,
-            got: ops.len(),
-        });
+        return Err(PatchError::TooManyOperations { max: MAX_JSON_PATCH_OPERATIONS, got: ops.len() });
     }
     let mut parsed = Vec::with_capacity(ops.len());
     for (index, op) in ops.iter().enumerate() {
@@ -213,13 +210,8 @@ pub fn json_patch(original: &Value, patch: &Value) -> Result<Value, PatchError> 
         }
         // Checked before decoding so an unknown `op` gets upstream's message, not serde's.
         let kind = op.get("op").and_then(Value::as_str).unwrap_or("unknown");
-        if !matches!(
-            kind,
-            "add" | "remove" | "replace" | "move" | "copy" | "test"
-        ) {
-            return Err(PatchError::UnknownJsonPatchOperation {
-                op: kind.to_string(),
-            });
+        if !matches!(kind, "add" | "remove" | "replace" | "move" | "copy" | "test") {
+            return Err(PatchError::UnknownJsonPatchOperation { op: kind.to_string() });
         }
         let op: json_patch::PatchOperation = serde_json::from_value(op.clone())
             .map_err(|source| PatchError::InvalidJsonPatchOperation { index, source })?;
@@ -250,10 +242,7 @@ pub fn merge_patch(original: &Value, patch: &Value) -> Result<Value, PatchError>
 }
 
 /// Words a json-patch failure the way evanphx/json-patch (used by kube-apiserver) does.
-fn describe_json_patch_failure(
-    op: &json_patch::PatchOperation,
-    err: &json_patch::PatchError,
-) -> String {
+fn describe_json_patch_failure(op: &json_patch::PatchOperation, err: &json_patch::PatchError) -> String {
     use json_patch::{PatchErrorKind, PatchOperation};
     let path = &err.path;
     match (op, &err.kind) {
@@ -266,30 +255,27 @@ fn describe_json_patch_failure(
         (PatchOperation::Add(_), _) => {
             format!("add operation does not apply: doc is missing path: \"{path}\": missing value")
         }
-        (PatchOperation::Remove(_), _) => format!(
-            "remove operation does not apply: doc is missing path: \"{path}\": missing value"
-        ),
+        (PatchOperation::Remove(_), _) => {
+            format!("remove operation does not apply: doc is missing path: \"{path}\": missing value")
+        }
         (PatchOperation::Replace(_), _) => {
             format!("replace operation does not apply: doc is missing key: {path}: missing value")
         }
-        (PatchOperation::Move(m), PatchErrorKind::InvalidFromPointer) => format!(
-            "move operation does not apply: doc is missing from path: {}: missing value",
-            m.from
-        ),
-        (PatchOperation::Move(m), PatchErrorKind::CannotMoveInsideItself) => format!(
-            "invalid move operation: cannot move {} into its own child {path}",
-            m.from
-        ),
-        (PatchOperation::Move(_), _) => format!(
-            "move operation does not apply: doc is missing destination path: {path}: missing value"
-        ),
-        (PatchOperation::Copy(c), PatchErrorKind::InvalidFromPointer) => format!(
-            "copy operation does not apply: doc is missing from path: {}: missing value",
-            c.from
-        ),
-        (PatchOperation::Copy(_), _) => format!(
-            "copy operation does not apply: doc is missing destination path: {path}: missing value"
-        ),
+        (PatchOperation::Move(m), PatchErrorKind::InvalidFromPointer) => {
+            format!("move operation does not apply: doc is missing from path: {}: missing value", m.from)
+        }
+        (PatchOperation::Move(m), PatchErrorKind::CannotMoveInsideItself) => {
+            format!("invalid move operation: cannot move {} into its own child {path}", m.from)
+        }
+        (PatchOperation::Move(_), _) => {
+            format!("move operation does not apply: doc is missing destination path: {path}: missing value")
+        }
+        (PatchOperation::Copy(c), PatchErrorKind::InvalidFromPointer) => {
+            format!("copy operation does not apply: doc is missing from path: {}: missing value", c.from)
+        }
+        (PatchOperation::Copy(_), _) => {
+            format!("copy operation does not apply: doc is missing destination path: {path}: missing value")
+        }
     }
 }
 

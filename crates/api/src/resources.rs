@@ -222,9 +222,12 @@ pub fn builtin() -> Vec<Resource> {
         typed::<core::Endpoints>(opts("endpoints").short(&["ep"])),
         typed::<core::Event>(opts("event").short(&["ev"]).storage("/events")),
         typed::<core::LimitRange>(opts("limitrange").short(&["limits"])),
-        typed::<core::Namespace>(opts("namespace").short(&["ns"]).status().verbs(&[
-            "create", "delete", "get", "list", "patch", "update", "watch",
-        ])),
+        typed::<core::Namespace>(
+            opts("namespace")
+                .short(&["ns"])
+                .status()
+                .verbs(&["create", "delete", "get", "list", "patch", "update", "watch"]),
+        ),
         typed::<core::Node>(opts("node").short(&["no"]).status()),
         typed::<core::PersistentVolumeClaim>(opts("persistentvolumeclaim").short(&["pvc"]).status()),
         typed::<core::PersistentVolume>(opts("persistentvolume").short(&["pv"]).status()),
@@ -236,7 +239,9 @@ pub fn builtin() -> Vec<Resource> {
             &["create"],
         )])),
         typed::<core::PodTemplate>(opts("podtemplate")),
-        typed::<core::ReplicationController>(opts("replicationcontroller").short(&["rc"]).all().status().scale().generation()),
+        typed::<core::ReplicationController>(
+            opts("replicationcontroller").short(&["rc"]).all().status().scale().generation(),
+        ),
         typed::<core::ResourceQuota>(opts("resourcequota").short(&["quota"]).status()),
         typed::<core::Secret>(opts("secret")),
         typed::<core::ServiceAccount>(opts("serviceaccount").short(&["sa"])),

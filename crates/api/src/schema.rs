@@ -212,17 +212,12 @@ impl<'a> Schema<'a> {
     }
 
     fn extension_bool(&self, name: &str) -> bool {
-        self.extension(name)
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        self.extension(name).and_then(Value::as_bool).unwrap_or(false)
     }
 
     /// A cursor at a child node, sharing the component map.
     fn at(&self, node: &'a Value) -> Schema<'a> {
-        Schema {
-            defs: self.defs,
-            node,
-        }
+        Schema { defs: self.defs, node }
     }
 
     /// Follows references from the node: a direct `$ref` (schemars) or a single-element `allOf`
@@ -259,8 +254,7 @@ fn reference(node: &Value) -> Option<&str> {
             single.get("$ref")?.as_str()?
         }
     };
-    raw.strip_prefix(COMPONENTS_REF)
-        .or_else(|| raw.strip_prefix(DEFINITIONS_REF))
+    raw.strip_prefix(COMPONENTS_REF).or_else(|| raw.strip_prefix(DEFINITIONS_REF))
 }
 
 #[cfg(test)]

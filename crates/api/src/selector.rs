@@ -43,7 +43,13 @@ impl Requirement {
             Op::Gt | Op::Lt => {
                 let (Some(v), Some(bound)) = (v, self.values.first()) else { return false };
                 match (v.parse::<i64>(), bound.parse::<i64>()) {
-                    (Ok(v), Ok(b)) => if self.op == Op::Gt { v > b } else { v < b },
+                    (Ok(v), Ok(b)) => {
+                        if self.op == Op::Gt {
+                            v > b
+                        } else {
+                            v < b
+                        }
+                    }
                     _ => false,
                 }
             }
@@ -73,10 +79,7 @@ impl LabelSelector {
                 break;
             }
             if !p.eat(b",") {
-                return Err(SelectorError(format!(
-                    "unable to parse requirement: found '{}', expected: ','",
-                    p.rest()
-                )));
+                return Err(SelectorError(format!("unable to parse requirement: found '{}', expected: ','", p.rest())));
             }
         }
         Ok(LabelSelector { reqs })
@@ -87,7 +90,11 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(Value::Object(ml)) = sel.get("matchLabels") {
             for (k, v) in ml {
-                reqs.push(Requirement { key: k.clone(), op: Op::Eq, values: vec![v.as_str().unwrap_or_default().to_string()] });
+                reqs.push(Requirement {
+                    key: k.clone(),
+                    op: Op::Eq,
+                    values: vec![v.as_str().unwrap_or_default().to_string()],
+                });
             }
         }
         if let Some(Value::Array(exprs)) = sel.get("matchExpressions") {
@@ -175,7 +182,10 @@ impl Lexer<'_> {
         }
         let key = self.word();
         if key.is_empty() {
-            return Err(SelectorError(format!("unable to parse requirement: found '{}', expected: identifier", self.rest())));
+            return Err(SelectorError(format!(
+                "unable to parse requirement: found '{}', expected: identifier",
+                self.rest()
+            )));
         }
         check_key(&key)?;
         self.skip_ws();
@@ -203,7 +213,10 @@ impl Lexer<'_> {
         let values = match op {
             Op::In | Op::NotIn => {
                 if !self.eat(b"(") {
-                    return Err(SelectorError(format!("unable to parse requirement: found '{}', expected: '('", self.rest())));
+                    return Err(SelectorError(format!(
+                        "unable to parse requirement: found '{}', expected: '('",
+                        self.rest()
+                    )));
                 }
                 let mut vals = Vec::new();
                 loop {
@@ -226,7 +239,9 @@ impl Lexer<'_> {
             _ => {
                 let v = self.word();
                 if matches!(op, Op::Gt | Op::Lt) && v.parse::<i64>().is_err() {
-                    return Err(SelectorError(format!("unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer: {v}")));
+                    return Err(SelectorError(format!(
+                        "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer: {v}"
+                    )));
                 }
                 check_value(&v)?;
                 vec![v]
@@ -241,7 +256,10 @@ fn check_key(key: &str) -> Result<(), SelectorError> {
     if errs.is_empty() {
         Ok(())
     } else {
-        Err(SelectorError(format!("unable to parse requirement: values[0][{key}]: Invalid value: {key:?}: {}", errs.join("; "))))
+        Err(SelectorError(format!(
+            "unable to parse requirement: values[0][{key}]: Invalid value: {key:?}: {}",
+            errs.join("; ")
+        )))
     }
 }
 
@@ -310,10 +328,10 @@ fn split_unescaped_commas(s: &str) -> Vec<String> {
     let mut escaped = false;
     for c in s.chars() {
         if escaped {
-            out.last_mut().map(|l| {
+            if let Some(l) = out.last_mut() {
                 l.push('\\');
-                l.push(c)
-            });
+                l.push(c);
+            }
             escaped = false;
         } else if c == '\\' {
             escaped = true;
@@ -417,7 +435,9 @@ fn kind_fields(group: &str, kind: &str) -> &'static [(&'static str, &'static [&'
 
 /// Whether `field` can be used in a field selector for this kind.
 pub fn supports_field(group: &str, kind: &str, field: &str) -> bool {
-    field == "metadata.name" || field == "metadata.namespace" || kind_fields(group, kind).iter().any(|(f, _, _)| *f == field)
+    field == "metadata.name"
+        || field == "metadata.namespace"
+        || kind_fields(group, kind).iter().any(|(f, _, _)| *f == field)
 }
 
 /// All field-selector attributes of an object.

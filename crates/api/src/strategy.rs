@@ -17,23 +17,23 @@ use crate::field::{ErrorList, Path};
 use crate::validation;
 
 mod admissionregistration;
-mod common;
-mod core;
 mod apps;
 mod autoscaling;
 mod batch;
 mod certificates;
+mod common;
 mod coordination;
+mod core;
 mod discovery;
 mod events;
+#[cfg(test)]
+mod group_tests;
 mod networking;
 mod node;
 mod policy;
 mod rbac;
 mod scheduling;
 mod storage;
-#[cfg(test)]
-mod group_tests;
 #[cfg(test)]
 mod test_util;
 
@@ -97,13 +97,19 @@ pub trait KindStrategy: Serialize + DeserializeOwned + Send + Sync + 'static {
 pub enum Operation<'a> {
     Create,
     /// An update (or patch) of the main resource; `old` is the stored object.
-    Update { old: &'a Value },
+    Update {
+        old: &'a Value,
+    },
     /// An update through the `status` subresource; `old` is the stored object.
-    UpdateStatus { old: &'a Value },
+    UpdateStatus {
+        old: &'a Value,
+    },
     /// A change the server makes through a narrow subresource (`pods/binding`,
     /// `namespaces/finalize`): the registry has already restricted what changed, so only
     /// defaults and whole-object validation run, not the main resource's update rules.
-    System { old: &'a Value },
+    System {
+        old: &'a Value,
+    },
 }
 
 /// Why an object was refused.
@@ -130,7 +136,12 @@ pub trait ObjectStrategy: Send + Sync {
     /// Run the write pipeline on `object` (already carrying the metadata the registry set).
     /// Unknown fields are dropped; their paths (`spec.foo`, `spec.containers[0].bar`) are
     /// appended to `unknown_fields` for field validation (Strict → 422, Warn → warnings).
-    fn admit(&self, object: Value, op: Operation<'_>, unknown_fields: &mut Vec<String>) -> Result<Admitted, StrategyError>;
+    fn admit(
+        &self,
+        object: Value,
+        op: Operation<'_>,
+        unknown_fields: &mut Vec<String>,
+    ) -> Result<Admitted, StrategyError>;
 
     /// The `metadata.name` rule.
     fn name_rule(&self) -> NameRule;
@@ -185,7 +196,12 @@ fn decode_stored<K: DeserializeOwned>(v: &Value) -> Result<K, StrategyError> {
 }
 
 impl<K: KindStrategy> ObjectStrategy for Typed<K> {
-    fn admit(&self, object: Value, op: Operation<'_>, unknown_fields: &mut Vec<String>) -> Result<Admitted, StrategyError> {
+    fn admit(
+        &self,
+        object: Value,
+        op: Operation<'_>,
+        unknown_fields: &mut Vec<String>,
+    ) -> Result<Admitted, StrategyError> {
         let mut obj: K = decode_tracking(object, unknown_fields).map_err(StrategyError::Decode)?;
         let mut errs = ErrorList::new();
         match op {

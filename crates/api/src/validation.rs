@@ -247,7 +247,11 @@ pub fn validate_object_meta(object: &Value, rule: NameRule, path: &Path) -> Erro
         for (i, o) in owners.iter().enumerate() {
             for field in ["apiVersion", "kind", "name", "uid"] {
                 if o.get(field).and_then(Value::as_str).unwrap_or_default().is_empty() {
-                    errs.push(FieldError::invalid(&opath.index(i).child(field), "", format!("{field} must not be empty")));
+                    errs.push(FieldError::invalid(
+                        &opath.index(i).child(field),
+                        "",
+                        format!("{field} must not be empty"),
+                    ));
                 }
             }
             if o.get("controller").and_then(Value::as_bool) == Some(true) {
@@ -255,11 +259,7 @@ pub fn validate_object_meta(object: &Value, rule: NameRule, path: &Path) -> Erro
             }
         }
         if controllers > 1 {
-            errs.push(FieldError::invalid(
-                &opath,
-                "",
-                "Only one reference can have Controller set to true",
-            ));
+            errs.push(FieldError::invalid(&opath, "", "Only one reference can have Controller set to true"));
         }
     }
     errs

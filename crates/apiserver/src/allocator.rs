@@ -113,7 +113,9 @@ fn needs_cluster_ip(obj: &Value) -> bool {
 fn needs_node_ports(obj: &Value) -> bool {
     match obj.pointer("/spec/type").and_then(Value::as_str) {
         Some("NodePort") => true,
-        Some("LoadBalancer") => obj.pointer("/spec/allocateLoadBalancerNodePorts").and_then(Value::as_bool) != Some(false),
+        Some("LoadBalancer") => {
+            obj.pointer("/spec/allocateLoadBalancerNodePorts").and_then(Value::as_bool) != Some(false)
+        }
         _ => false,
     }
 }
@@ -202,13 +204,11 @@ async fn allocate_ip(ctx: &Ctx<'_>, obj: &mut Value, alloc: &mut Allocation, dry
                 break;
             }
         }
-        found.ok_or_else(|| {
-            invalid(obj, &field, "", format!("failed to allocate IP: range is full ({cidr})"))
-        })?
+        found.ok_or_else(|| invalid(obj, &field, "", format!("failed to allocate IP: range is full ({cidr})")))?
     } else {
-        let ip: Ipv4Addr = requested
-            .parse()
-            .map_err(|_| invalid(obj, &field, &requested, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into()))?;
+        let ip: Ipv4Addr = requested.parse().map_err(|_| {
+            invalid(obj, &field, &requested, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)".into())
+        })?;
         if !cidr.contains(ip) || ip == cidr.base || u32::from(ip) == u32::from(cidr.base) + cidr.size() + 1 {
             return Err(invalid(
                 obj,
@@ -239,10 +239,9 @@ async fn allocate_ip(ctx: &Ctx<'_>, obj: &mut Value, alloc: &mut Allocation, dry
 }
 
 fn ip_taken(ctx: &Ctx<'_>, ip: Ipv4Addr) -> bool {
-    ctx.server
-        .resources
-        .find("networking.k8s.io", "v1", "ipaddresses")
-        .is_some_and(|r| ctx.server.cache.get(&crate::storage_name(&r.info), &key_for(&r.info, None, &ip.to_string())).is_some())
+    ctx.server.resources.find("networking.k8s.io", "v1", "ipaddresses").is_some_and(|r| {
+        ctx.server.cache.get(&crate::storage_name(&r.info), &key_for(&r.info, None, &ip.to_string())).is_some()
+    })
 }
 
 async fn allocate_ports(
@@ -344,7 +343,9 @@ fn node_ports_of(obj: &Value) -> Vec<u16> {
 fn cluster_ips_of(obj: &Value) -> Vec<String> {
     obj.pointer("/spec/clusterIPs")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).filter(|s| s != "None" && !s.is_empty()).collect())
+        .map(|a| {
+            a.iter().filter_map(|v| v.as_str().map(String::from)).filter(|s| s != "None" && !s.is_empty()).collect()
+        })
         .unwrap_or_default()
 }
 
@@ -473,12 +474,24 @@ pub(crate) async fn repair(server: &Arc<ApiServer>, min_age: Duration) -> ApiRes
     let Some(ipres) = server.resources.find("networking.k8s.io", "v1", "ipaddresses") else { return Ok(()) };
     server.cache.sync().await?;
     let services: Vec<Value> = {
-        let (objs, _, _) = server.cache.list(&crate::storage_name(&svc.info), &registry::prefix_for(&svc.info, None), None, 0, &|_| true);
+        let (objs, _, _) = server.cache.list(
+            &crate::storage_name(&svc.info),
+            &registry::prefix_for(&svc.info, None),
+            None,
+            0,
+            &|_| true,
+        );
         objs.iter().map(|o| o.value()).collect()
     };
     let owner_of_ip = |ip: &str| services.iter().any(|s| cluster_ips_of(s).iter().any(|i| i == ip));
     let now = jiff::Timestamp::now();
-    let (ips, _, _) = server.cache.list(&crate::storage_name(&ipres.info), &registry::prefix_for(&ipres.info, None), None, 0, &|_| true);
+    let (ips, _, _) = server.cache.list(
+        &crate::storage_name(&ipres.info),
+        &registry::prefix_for(&ipres.info, None),
+        None,
+        0,
+        &|_| true,
+    );
     for o in ips {
         let v = o.value();
         if v.pointer("/spec/parentRef/resource").and_then(Value::as_str) != Some("services") {

@@ -217,7 +217,8 @@ mod tests {
         assert!(!MastersAuthorizer.allowed(&bob, &a));
         let admin = UserInfo::authenticated("admin".into(), String::new(), vec!["system:masters".into()]);
         assert!(MastersAuthorizer.allowed(&admin, &a));
-        let d = Attributes { verb: "get", group: "apps", resource: "deployments", name: Some("web"), namespace: None, ..a };
+        let d =
+            Attributes { verb: "get", group: "apps", resource: "deployments", name: Some("web"), namespace: None, ..a };
         assert_eq!(
             forbidden_message(&bob, &d),
             r#"deployments.apps "web" is forbidden: User "bob" cannot get resource "deployments" in API group "apps" at the cluster scope"#

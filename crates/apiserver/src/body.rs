@@ -74,7 +74,9 @@ pub(crate) enum Accept {
     Json,
     Yaml,
     /// `application/json;as=Table;g=meta.k8s.io;v=v1` (or v1beta1).
-    Table { v1beta1: bool },
+    Table {
+        v1beta1: bool,
+    },
     /// `application/json;as=PartialObjectMetadata[List]`.
     Metadata,
 }

@@ -38,17 +38,23 @@ async fn ensure(ctx: &Ctx<'_>, obj: Value) -> ApiResult<()> {
 /// Ensure an object exists with `desired`'s content (create or replace).
 async fn reconcile(ctx: &Ctx<'_>, name: &str, desired: Value) -> ApiResult<()> {
     let d = desired.clone();
-    match registry::guaranteed_update(ctx, name, registry::UpdateTarget::Main, &WriteOptions::default(), &move |mut cur| {
-        for (k, v) in d.as_object().into_iter().flatten() {
-            if k != "metadata" {
-                cur[k] = v.clone();
+    match registry::guaranteed_update(
+        ctx,
+        name,
+        registry::UpdateTarget::Main,
+        &WriteOptions::default(),
+        &move |mut cur| {
+            for (k, v) in d.as_object().into_iter().flatten() {
+                if k != "metadata" {
+                    cur[k] = v.clone();
+                }
             }
-        }
-        if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-        }
-        Ok(cur)
-    })
+            if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+            }
+            Ok(cur)
+        },
+    )
     .await
     {
         Ok(_) => Ok(()),

@@ -98,7 +98,11 @@ pub(crate) fn api_group(server: &ApiServer, group: &str) -> Option<Value> {
     Some(v)
 }
 
-fn resources_in<'a>(server: &'a ApiServer, group: &'a str, version: &'a str) -> impl Iterator<Item = &'a Resource> + 'a {
+fn resources_in<'a>(
+    server: &'a ApiServer,
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'a Resource> + 'a {
     server.resources.all.iter().filter(move |r| r.info.group == group && r.info.version == version)
 }
 
@@ -148,7 +152,9 @@ pub(crate) fn api_resource_list(server: &ApiServer, group: &str, version: &str) 
     if resources.is_empty() {
         return None;
     }
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv(group, version), "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv(group, version), "resources": resources}),
+    )
 }
 
 fn aggregated_version(server: &ApiServer, group: &str, version: &str) -> Value {

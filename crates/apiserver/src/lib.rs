@@ -27,7 +27,6 @@ pub mod watch_cache;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
 use http::{Request, Response};
@@ -125,7 +124,6 @@ pub struct ApiServer {
     pub(crate) metrics: Metrics,
     pub(crate) openapi: openapi::OpenApi,
     pub(crate) allocator: allocator::Allocators,
-    pub(crate) started: Instant,
     pub(crate) shutdown: CancellationToken,
     ready: std::sync::atomic::AtomicBool,
 }
@@ -162,7 +160,6 @@ impl ApiServer {
             metrics: Metrics::new(),
             openapi: openapi::OpenApi::default(),
             allocator,
-            started: Instant::now(),
             shutdown: shutdown.clone(),
             ready: std::sync::atomic::AtomicBool::new(false),
         });

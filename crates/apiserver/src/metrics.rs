@@ -60,9 +60,14 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let request_duration =
             Family::<LatencyLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
-        let store_duration = Family::<StoreLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        let store_duration =
+            Family::<StoreLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
         let watchers = Family::<WatchLabels, Gauge>::default();
-        registry.register("apiserver_request", "Counter of apiserver requests by verb, resource and code", requests.clone());
+        registry.register(
+            "apiserver_request",
+            "Counter of apiserver requests by verb, resource and code",
+            requests.clone(),
+        );
         registry.register(
             "apiserver_request_duration_seconds",
             "Response latency distribution in seconds by verb and resource",
@@ -73,7 +78,11 @@ impl Metrics {
             "Store request latency in seconds by operation",
             store_duration.clone(),
         );
-        registry.register("apiserver_registered_watchers", "Number of currently open watches by resource", watchers.clone());
+        registry.register(
+            "apiserver_registered_watchers",
+            "Number of currently open watches by resource",
+            watchers.clone(),
+        );
         Metrics { registry, requests, request_duration, store_duration, watchers }
     }
 
@@ -89,7 +98,11 @@ impl Metrics {
         // Watches are long-lived: their duration says nothing about latency.
         if verb != "WATCH" {
             self.request_duration
-                .get_or_create(&LatencyLabels { verb: verb.to_string(), group: group.to_string(), resource: resource.to_string() })
+                .get_or_create(&LatencyLabels {
+                    verb: verb.to_string(),
+                    group: group.to_string(),
+                    resource: resource.to_string(),
+                })
                 .observe(seconds);
         }
     }
@@ -121,7 +134,10 @@ mod tests {
         m.observe_store("create", 0.001);
         m.watch_gauge("", "pods").inc();
         let text = m.encode();
-        assert!(text.contains(r#"apiserver_request_total{verb="GET",group="",resource="pods",code="200"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"apiserver_request_total{verb="GET",group="",resource="pods",code="200"} 1"#),
+            "{text}"
+        );
         assert!(text.contains("apiserver_request_duration_seconds_bucket"));
         assert!(text.contains(r#"etcd_request_duration_seconds_count{operation="create"} 1"#));
         assert!(text.contains(r#"apiserver_registered_watchers{group="",resource="pods"} 1"#));

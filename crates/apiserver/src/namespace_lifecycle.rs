@@ -20,7 +20,9 @@ pub(crate) fn spawn(server: Arc<ApiServer>) {
     tokio::spawn(async move {
         let Some(nsres) = server.resources.find("", "v1", "namespaces") else { return };
         let storage = crate::storage_name(&nsres.info);
-        let Ok(mut sub) = server.cache.subscribe(&storage, "", WatchFrom::Now { initial_events: false }) else { return };
+        let Ok(mut sub) = server.cache.subscribe(&storage, "", WatchFrom::Now { initial_events: false }) else {
+            return;
+        };
         loop {
             let pending = match sweep(&server).await {
                 Ok(p) => p,

@@ -22,7 +22,8 @@ pub(crate) struct OpenApi {
 /// versions and the group-version identify them.
 fn doc_hash(server: &ApiServer, gv: &str) -> String {
     use sha2::Digest;
-    let d = sha2::Sha256::digest(format!("{}|{}|{gv}", crate::KUBERNETES_VERSION, server.config.skiff_version).as_bytes());
+    let d =
+        sha2::Sha256::digest(format!("{}|{}|{gv}", crate::KUBERNETES_VERSION, server.config.skiff_version).as_bytes());
     hex::encode_upper(d)
 }
 

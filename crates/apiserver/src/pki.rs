@@ -120,7 +120,8 @@ struct LeafFacts {
 }
 
 fn leaf_facts(pem: &str, path: &Path) -> Result<LeafFacts, PkiError> {
-    let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|_| PkiError::BadCertificate(path.into()))?;
+    let (_, der) =
+        x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|_| PkiError::BadCertificate(path.into()))?;
     let cert = der.parse_x509().map_err(|_| PkiError::BadCertificate(path.into()))?;
     let mut sans = BTreeSet::new();
     if let Ok(Some(ext)) = cert.subject_alternative_name() {

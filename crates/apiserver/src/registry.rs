@@ -235,7 +235,12 @@ fn strategy_error(info: &ResourceInfo, name: &str, e: StrategyError) -> ApiError
 }
 
 /// Apply `fieldValidation` to the unknown fields found while decoding.
-fn field_validation(info: &ResourceInfo, fv: FieldValidation, unknown: Vec<String>, warnings: &mut Vec<String>) -> ApiResult<()> {
+fn field_validation(
+    info: &ResourceInfo,
+    fv: FieldValidation,
+    unknown: Vec<String>,
+    warnings: &mut Vec<String>,
+) -> ApiResult<()> {
     if unknown.is_empty() || fv == FieldValidation::Ignore {
         return Ok(());
     }
@@ -263,11 +268,8 @@ fn admit(
 ) -> ApiResult<Value> {
     let name = meta_str(&obj, "name").unwrap_or_default().to_string();
     let mut unknown = Vec::new();
-    let admitted = ctx
-        .storage()
-        .strategy
-        .admit(obj, op, &mut unknown)
-        .map_err(|e| strategy_error(ctx.info(), &name, e))?;
+    let admitted =
+        ctx.storage().strategy.admit(obj, op, &mut unknown).map_err(|e| strategy_error(ctx.info(), &name, e))?;
     field_validation(ctx.info(), opts.field_validation, unknown, warnings)?;
     warnings.extend(admitted.warnings);
     Ok(admitted.object)
@@ -562,7 +564,8 @@ async fn update_once(
         m.remove("resourceVersion");
         m.remove("managedFields");
         if old_meta.contains_key("deletionTimestamp") {
-            let old_f: Vec<&Value> = old_meta.get("finalizers").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+            let old_f: Vec<&Value> =
+                old_meta.get("finalizers").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
             if let Some(Value::Array(new_f)) = m.get("finalizers")
                 && new_f.iter().any(|f| !old_f.contains(&f))
             {
@@ -754,7 +757,11 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str, opts: &DeleteOptions) -> A
         if !must_wait {
             if opts.dry_run {
                 return Ok(DeleteResult {
-                    object: present(ctx.server, ctx.info(), inject_resource_version(&current.value, current.mod_revision)),
+                    object: present(
+                        ctx.server,
+                        ctx.info(),
+                        inject_resource_version(&current.value, current.mod_revision),
+                    ),
                     gone: true,
                 });
             }
@@ -818,7 +825,7 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str, opts: &DeleteOptions) -> A
 /// The grace period for deleting `obj`: only pods terminate gracefully, and only once a node
 /// runs them (an unscheduled pod has nothing to stop).
 fn graceful_period(info: &ResourceInfo, obj: &Value, requested: Option<i64>) -> i64 {
-    if info.group != "" || info.plural != "pods" {
+    if !info.group.is_empty() || info.plural != "pods" {
         return 0;
     }
     let scheduled = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
@@ -826,7 +833,8 @@ fn graceful_period(info: &ResourceInfo, obj: &Value, requested: Option<i64>) -> 
     if !scheduled || finished {
         return 0;
     }
-    requested.unwrap_or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30))
+    requested
+        .unwrap_or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30))
 }
 
 /// Read an object at or after `min_rev` (0: whatever the cache has).
@@ -836,9 +844,7 @@ pub(crate) async fn get(ctx: &Ctx<'_>, name: &str, rv: Option<&str>) -> ApiResul
     match rv {
         Some("0") => {}
         Some(v) if !v.is_empty() => {
-            let want: i64 = v
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?;
+            let want: i64 = v.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?;
             if !ctx.server.cache.wait_for(want, Duration::from_secs(3)).await {
                 return Err(ApiError::timeout(format!(
                     "Too large resource version: {want}, current: {}",
@@ -914,9 +920,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>, opts: &ListOptions) -> ApiResult<ListPag
             )));
         }
         (None | Some(""), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "resourceVersionMatch is forbidden unless resourceVersion is provided",
-            ));
+            return Err(ApiError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"));
         }
         (None | Some(""), None) => {
             ctx.server.cache.sync().await?;
@@ -995,7 +999,8 @@ async fn list_from_store(
         }
     }
     // The token continues after the last returned item.
-    let continue_token = if more { last_key_of(&items).map(|k| encode_continue(rev, &ctx.key_of_item(&k))) } else { None };
+    let continue_token =
+        if more { last_key_of(&items).map(|k| encode_continue(rev, &ctx.key_of_item(&k))) } else { None };
     Ok(ListPage { items, revision: rev, continue_token, remaining: None })
 }
 

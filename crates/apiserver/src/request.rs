@@ -159,9 +159,7 @@ impl Query {
         let vals: Vec<&str> = self.0.get("dryRun").map(|v| v.split(',').collect()).unwrap_or_default();
         for v in &vals {
             if *v != "All" && !v.is_empty() {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid dryRun: {v:?}: supported values: \"All\""
-                )));
+                return Err(ApiError::bad_request(format!("Invalid dryRun: {v:?}: supported values: \"All\"")));
             }
         }
         Ok(vals.contains(&"All"))
@@ -217,9 +215,15 @@ mod tests {
         let r = res(Method::GET, "/api/v1/namespaces/demo/pods/app/status");
         assert_eq!((r.name.as_deref(), r.subresource.as_deref(), r.verb), (Some("app"), Some("status"), "get"));
         let r = res(Method::DELETE, "/api/v1/namespaces/demo");
-        assert_eq!((r.namespace, r.resource.as_str(), r.name.as_deref(), r.verb), (None, "namespaces", Some("demo"), "delete"));
+        assert_eq!(
+            (r.namespace, r.resource.as_str(), r.name.as_deref(), r.verb),
+            (None, "namespaces", Some("demo"), "delete")
+        );
         let r = res(Method::PUT, "/api/v1/namespaces/demo/finalize");
-        assert_eq!((r.resource.as_str(), r.name.as_deref(), r.subresource.as_deref()), ("namespaces", Some("demo"), Some("finalize")));
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_deref(), r.subresource.as_deref()),
+            ("namespaces", Some("demo"), Some("finalize"))
+        );
         let r = res(Method::GET, "/apis/apps/v1/deployments");
         assert_eq!((r.group.as_str(), r.namespace, r.verb), ("apps", None, "list"));
         let r = res(Method::GET, "/api/v1/watch/namespaces/demo/pods");

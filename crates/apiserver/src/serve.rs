@@ -47,7 +47,12 @@ pub fn tls_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, String> {
 }
 
 /// Accept connections on `listener` until `shutdown`, then give open requests a few seconds.
-pub async fn serve(server: Arc<ApiServer>, listener: TcpListener, tls: Arc<rustls::ServerConfig>, shutdown: CancellationToken) {
+pub async fn serve(
+    server: Arc<ApiServer>,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: CancellationToken,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());

@@ -183,9 +183,9 @@ impl From<skiff_store::Error> for ApiError {
             skiff_store::Error::Compacted { requested, compacted } => {
                 ApiError::expired(format!("too old resource version: {requested} ({compacted})"))
             }
-            skiff_store::Error::FutureRevision { requested, current } => ApiError::timeout(format!(
-                "Too large resource version: {requested}, current: {current}"
-            )),
+            skiff_store::Error::FutureRevision { requested, current } => {
+                ApiError::timeout(format!("Too large resource version: {requested}, current: {current}"))
+            }
             skiff_store::Error::Closed => ApiError::service_unavailable("the storage backend is shutting down"),
             other => ApiError::internal(other),
         }

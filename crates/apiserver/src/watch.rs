@@ -19,7 +19,9 @@ use crate::ApiServer;
 use crate::registry::Ctx;
 use crate::status::{ApiError, ApiResult};
 use crate::table::TableOptions;
-use crate::watch_cache::{CacheEvent, CachedObject, CatchUp, EventKind, Subscription, WatchFrom, WatchStartError, encode_event_line};
+use crate::watch_cache::{
+    CacheEvent, CachedObject, CatchUp, EventKind, Subscription, WatchFrom, WatchStartError, encode_event_line,
+};
 
 /// Parsed watch parameters.
 pub(crate) struct WatchParams {
@@ -339,7 +341,7 @@ impl Watcher {
             .ok()
             .and_then(|v| v.pointer("/metadata/resourceVersion").cloned())
             .unwrap_or(Value::Null);
-        match crate::table::render(&self.info, &[obj.clone()], json!({"resourceVersion": rv}), &topts) {
+        match crate::table::render(&self.info, std::slice::from_ref(&obj), json!({"resourceVersion": rv}), &topts) {
             Ok(t) => encode_event_line(kind.as_str(), &serde_json::to_vec(&t).unwrap_or_default()),
             Err(_) => encode_event_line(kind.as_str(), &obj),
         }

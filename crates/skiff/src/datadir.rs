@@ -22,7 +22,7 @@ fn read_state(data_dir: &Path) -> Value {
 }
 
 /// Record that skiff's entries were merged into `kubeconfig`.
-pub fn remember_merge(data_dir: &Path, kubeconfig: &Path) -> Result<()> {
+pub(crate) fn remember_merge(data_dir: &Path, kubeconfig: &Path) -> Result<()> {
     let mut st = read_state(data_dir);
     st["mergedKubeconfig"] = json!(kubeconfig.display().to_string());
     fs::write(state_path(data_dir), serde_json::to_vec_pretty(&st)?)
@@ -30,16 +30,17 @@ pub fn remember_merge(data_dir: &Path, kubeconfig: &Path) -> Result<()> {
 }
 
 /// The kubeconfig skiff merged into, if any.
-pub fn merged_kubeconfig(data_dir: &Path) -> Option<PathBuf> {
+pub(crate) fn merged_kubeconfig(data_dir: &Path) -> Option<PathBuf> {
     read_state(data_dir).get("mergedKubeconfig").and_then(Value::as_str).map(PathBuf::from)
 }
 
 /// Open the store of a data dir (`<data-dir>/db/state.db`).
-pub async fn open_store(data_dir: &Path) -> Result<Arc<dyn Store>> {
+pub(crate) async fn open_store(data_dir: &Path) -> Result<Arc<dyn Store>> {
     let dir = data_dir.join("db");
-    let store = tokio::task::spawn_blocking(move || skiff_store::SqliteStore::open(skiff_store::SqliteOptions::new(dir)))
-        .await
-        .context("opening the store")?
-        .with_context(|| format!("opening the store in {}", data_dir.join("db").display()))?;
+    let store =
+        tokio::task::spawn_blocking(move || skiff_store::SqliteStore::open(skiff_store::SqliteOptions::new(dir)))
+            .await
+            .context("opening the store")?
+            .with_context(|| format!("opening the store in {}", data_dir.join("db").display()))?;
     Ok(Arc::new(store))
 }

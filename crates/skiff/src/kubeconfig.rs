@@ -12,10 +12,10 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 /// The name of the cluster, context and user skiff writes.
-pub const NAME: &str = "skiff";
+pub(crate) const NAME: &str = "skiff";
 
 /// What goes into a kubeconfig.
-pub struct Credentials<'a> {
+pub(crate) struct Credentials<'a> {
     pub server: &'a str,
     pub ca_pem: &'a str,
     pub cert_pem: &'a str,
@@ -35,7 +35,7 @@ fn entries(c: &Credentials<'_>) -> (Value, Value, Value) {
 }
 
 /// A complete kubeconfig with only skiff's entries.
-pub fn standalone(c: &Credentials<'_>) -> Value {
+pub(crate) fn standalone(c: &Credentials<'_>) -> Value {
     let (cluster, context, user) = entries(c);
     json!({
         "apiVersion": "v1",
@@ -49,7 +49,7 @@ pub fn standalone(c: &Credentials<'_>) -> Value {
 }
 
 /// Replace (or add) skiff's entries in `existing` and make it the current context.
-pub fn merge(existing: Value, c: &Credentials<'_>) -> Value {
+pub(crate) fn merge(existing: Value, c: &Credentials<'_>) -> Value {
     let (cluster, context, user) = entries(c);
     let mut cfg = match existing {
         Value::Object(_) => existing,
@@ -66,7 +66,7 @@ pub fn merge(existing: Value, c: &Credentials<'_>) -> Value {
 }
 
 /// Remove skiff's entries from `existing` (used by `skiff reset`).
-pub fn unmerge(mut cfg: Value) -> Value {
+pub(crate) fn unmerge(mut cfg: Value) -> Value {
     for list in ["clusters", "contexts", "users"] {
         if let Some(Value::Array(items)) = cfg.get_mut(list) {
             items.retain(|e| e.get("name").and_then(Value::as_str) != Some(NAME));
@@ -78,7 +78,7 @@ pub fn unmerge(mut cfg: Value) -> Value {
     cfg
 }
 
-pub fn read(path: &Path) -> Result<Option<Value>> {
+pub(crate) fn read(path: &Path) -> Result<Option<Value>> {
     match fs::read_to_string(path) {
         Ok(s) if s.trim().is_empty() => Ok(None),
         Ok(s) => serde_saphyr::from_str::<Value>(&s)
@@ -90,7 +90,7 @@ pub fn read(path: &Path) -> Result<Option<Value>> {
 }
 
 /// Write a kubeconfig atomically with mode 0600 (it holds a private key).
-pub fn write(path: &Path, cfg: &Value) -> Result<()> {
+pub(crate) fn write(path: &Path, cfg: &Value) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -109,7 +109,7 @@ pub fn write(path: &Path, cfg: &Value) -> Result<()> {
 }
 
 /// The file a merge goes to: the first entry of `$KUBECONFIG`, else `~/.kube/config`.
-pub fn user_kubeconfig_path() -> Option<PathBuf> {
+pub(crate) fn user_kubeconfig_path() -> Option<PathBuf> {
     if let Ok(k) = std::env::var("KUBECONFIG")
         && let Some(first) = k.split(':').find(|p| !p.is_empty())
     {

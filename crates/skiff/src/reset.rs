@@ -11,13 +11,13 @@ use clap::Args;
 use crate::{datadir, kubeconfig};
 
 #[derive(Args, Debug)]
-pub struct ResetArgs {
+pub(crate) struct ResetArgs {
     /// The data dir to remove.
     #[arg(long, default_value = "/var/lib/skiff", env = "SKIFF_DATA_DIR")]
     pub data_dir: PathBuf,
 }
 
-pub fn run(args: ResetArgs) -> Result<()> {
+pub(crate) fn run(args: ResetArgs) -> Result<()> {
     let dir = &args.data_dir;
     if !dir.exists() {
         println!("nothing to reset: {} does not exist", dir.display());

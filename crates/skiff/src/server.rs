@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::kubeconfig;
 
 #[derive(Args, Debug, Clone)]
-pub struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// Where all state lives (database, certificates, kubeconfig).
     #[arg(long, default_value = "/var/lib/skiff", env = "SKIFF_DATA_DIR")]
     pub data_dir: PathBuf,
@@ -63,6 +63,7 @@ pub struct ServerArgs {
 }
 
 /// The validated configuration.
+#[derive(Debug)]
 struct Validated {
     data_dir: PathBuf,
     listen: SocketAddr,
@@ -143,9 +144,8 @@ fn lock_data_dir(dir: &Path) -> Result<nix::fcntl::Flock<fs::File>> {
         .write(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
-        anyhow::anyhow!("another skiff server is using {} ({e}); stop it first", dir.display())
-    })
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| anyhow::anyhow!("another skiff server is using {} ({e}); stop it first", dir.display()))
 }
 
 /// The cluster secret: from --token, --token-file, or generated once into <data-dir>/token.
@@ -212,11 +212,12 @@ fn serving_sans(args: &ServerArgs, v: &Validated) -> Vec<String> {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-pub fn run(args: ServerArgs) -> Result<()> {
+pub(crate) fn run(args: ServerArgs) -> Result<()> {
     let v = validate(&args)?;
     init_logging(&args.log_level);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
@@ -236,9 +237,8 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
     }
     let store = crate::datadir::open_store(&v.data_dir).await?;
     // Bind before starting anything that would need to be torn down if the port is taken.
-    let listener = tokio::net::TcpListener::bind(v.listen)
-        .await
-        .with_context(|| format!("listening on {}", v.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(v.listen).await.with_context(|| format!("listening on {}", v.listen))?;
     let shutdown = CancellationToken::new();
     let server = ApiServer::start(v.api.clone(), store, authn, Box::new(MastersAuthorizer), shutdown.clone())
         .await

@@ -16,9 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::{
-    Error, Event, EventType, KeyValue, RangeOptions, RangeResult, Revision, Store, WatchStream,
-};
+use crate::{Error, Event, EventType, KeyValue, RangeOptions, RangeResult, Revision, Store, WatchStream};
 
 /// How the suite gets stores from a backend.
 pub trait Harness: Send + Sync {
@@ -60,10 +58,7 @@ fn latest() -> RangeOptions {
 }
 
 fn at(revision: Revision) -> RangeOptions {
-    RangeOptions {
-        revision,
-        ..RangeOptions::default()
-    }
+    RangeOptions { revision, ..RangeOptions::default() }
 }
 
 async fn current<S: Store>(store: &S) -> Revision {
@@ -108,78 +103,32 @@ struct Recorder<S> {
 
 impl<S: Store> Recorder<S> {
     fn new(store: Arc<S>) -> Self {
-        Recorder {
-            store,
-            live: BTreeMap::new(),
-            events: Vec::new(),
-        }
+        Recorder { store, live: BTreeMap::new(), events: Vec::new() }
     }
 
     async fn create(&mut self, key: &str, value: &str) -> Revision {
         let revision = self.store.create(key, b(value)).await.expect("create");
-        let kv = KeyValue {
-            key: key.to_owned(),
-            value: b(value),
-            create_revision: revision,
-            mod_revision: revision,
-        };
-        self.events.push(Event {
-            kind: EventType::Put,
-            kv: kv.clone(),
-            prev: None,
-        });
+        let kv = KeyValue { key: key.to_owned(), value: b(value), create_revision: revision, mod_revision: revision };
+        self.events.push(Event { kind: EventType::Put, kv: kv.clone(), prev: None });
         self.live.insert(key.to_owned(), kv);
         revision
     }
 
     async fn update(&mut self, key: &str, value: &str) -> Revision {
-        let prev = self
-            .live
-            .get(key)
-            .cloned()
-            .expect("recorder: update of a key it never created");
-        let revision = self
-            .store
-            .update(key, b(value), prev.mod_revision)
-            .await
-            .expect("update");
-        let kv = KeyValue {
-            value: b(value),
-            mod_revision: revision,
-            ..prev.clone()
-        };
-        self.events.push(Event {
-            kind: EventType::Put,
-            kv: kv.clone(),
-            prev: Some(prev),
-        });
+        let prev = self.live.get(key).cloned().expect("recorder: update of a key it never created");
+        let revision = self.store.update(key, b(value), prev.mod_revision).await.expect("update");
+        let kv = KeyValue { value: b(value), mod_revision: revision, ..prev.clone() };
+        self.events.push(Event { kind: EventType::Put, kv: kv.clone(), prev: Some(prev) });
         self.live.insert(key.to_owned(), kv);
         revision
     }
 
     async fn delete(&mut self, key: &str) -> Revision {
-        let prev = self
-            .live
-            .remove(key)
-            .expect("recorder: delete of a key it never created");
-        let (revision, deleted) = self
-            .store
-            .delete(key, Some(prev.mod_revision))
-            .await
-            .expect("delete");
-        assert_eq!(
-            deleted, prev,
-            "delete returns the deleted value as it was stored"
-        );
-        let kv = KeyValue {
-            mod_revision: revision,
-            ..prev.clone()
-        };
-        self.events.push(Event {
-            kind: EventType::Delete,
-            kv,
-            prev: Some(prev),
-        });
+        let prev = self.live.remove(key).expect("recorder: delete of a key it never created");
+        let (revision, deleted) = self.store.delete(key, Some(prev.mod_revision)).await.expect("delete");
+        assert_eq!(deleted, prev, "delete returns the deleted value as it was stored");
+        let kv = KeyValue { mod_revision: revision, ..prev.clone() };
+        self.events.push(Event { kind: EventType::Delete, kv, prev: Some(prev) });
         revision
     }
 
@@ -221,51 +170,26 @@ pub async fn crud<S: Store>(store: Arc<S>) {
 
     let r1 = store.create(key, b("one")).await.expect("create");
     assert!(r1 > 0);
-    let kv1 = KeyValue {
-        key: key.into(),
-        value: b("one"),
-        create_revision: r1,
-        mod_revision: r1,
-    };
+    let kv1 = KeyValue { key: key.into(), value: b("one"), create_revision: r1, mod_revision: r1 };
     assert_eq!(store.get(key).await.expect("get"), Some(kv1.clone()));
     match store.create(key, b("again")).await {
         Err(Error::AlreadyExists(k)) => assert_eq!(k, key),
         other => panic!("create of an existing key: {other:?}"),
     }
-    assert_eq!(
-        store.get(key).await.expect("get"),
-        Some(kv1.clone()),
-        "failed create changed nothing"
-    );
+    assert_eq!(store.get(key).await.expect("get"), Some(kv1.clone()), "failed create changed nothing");
 
     // Compare-and-swap.
     match store.update(key, b("stale"), r1 + 1000).await {
-        Err(Error::Conflict {
-            key: k,
-            expected,
-            current,
-        }) => {
+        Err(Error::Conflict { key: k, expected, current }) => {
             assert_eq!((k.as_str(), expected), (key, r1 + 1000));
-            assert_eq!(
-                current.as_deref(),
-                Some(&kv1),
-                "conflict carries the stored value"
-            );
+            assert_eq!(current.as_deref(), Some(&kv1), "conflict carries the stored value");
         }
         other => panic!("update with a stale revision: {other:?}"),
     }
     let r2 = store.update(key, b("two"), r1).await.expect("update");
     assert!(r2 > r1);
-    let kv2 = KeyValue {
-        value: b("two"),
-        mod_revision: r2,
-        ..kv1.clone()
-    };
-    assert_eq!(
-        store.get(key).await.expect("get"),
-        Some(kv2.clone()),
-        "update keeps create_revision"
-    );
+    let kv2 = KeyValue { value: b("two"), mod_revision: r2, ..kv1.clone() };
+    assert_eq!(store.get(key).await.expect("get"), Some(kv2.clone()), "update keeps create_revision");
     match store.update(key, b("three"), r1).await {
         Err(Error::Conflict { current, .. }) => assert_eq!(current.as_deref(), Some(&kv2)),
         other => panic!("update with the previous revision: {other:?}"),
@@ -277,11 +201,7 @@ pub async fn crud<S: Store>(store: Arc<S>) {
 
     // Delete with and without precondition.
     match store.delete(key, Some(r1)).await {
-        Err(Error::Conflict {
-            key: k,
-            expected,
-            current,
-        }) => {
+        Err(Error::Conflict { key: k, expected, current }) => {
             assert_eq!((k.as_str(), expected), (key, r1));
             assert_eq!(current.as_deref(), Some(&kv2));
         }
@@ -291,18 +211,9 @@ pub async fn crud<S: Store>(store: Arc<S>) {
     assert!(r3 > r2);
     assert_eq!(deleted, kv2);
     assert_eq!(store.get(key).await.expect("get"), None);
-    assert!(matches!(
-        store.delete(key, None).await,
-        Err(Error::NotFound(_))
-    ));
-    assert!(matches!(
-        store.delete(key, Some(r2)).await,
-        Err(Error::NotFound(_))
-    ));
-    assert!(matches!(
-        store.update(key, b("x"), r2).await,
-        Err(Error::NotFound(_))
-    ));
+    assert!(matches!(store.delete(key, None).await, Err(Error::NotFound(_))));
+    assert!(matches!(store.delete(key, Some(r2)).await, Err(Error::NotFound(_))));
+    assert!(matches!(store.update(key, b("x"), r2).await, Err(Error::NotFound(_))));
 
     // A re-created key starts a new life: a new create revision.
     let r4 = store.create(key, b("four")).await.expect("re-create");
@@ -314,30 +225,13 @@ pub async fn crud<S: Store>(store: Arc<S>) {
     assert_eq!(deleted, kv4);
 
     // Empty values and unusual keys are ordinary data.
-    let r6 = store
-        .create("crud/empty", Bytes::new())
-        .await
-        .expect("create empty");
-    let empty = store
-        .get("crud/empty")
-        .await
-        .expect("get")
-        .expect("empty value stored");
+    let r6 = store.create("crud/empty", Bytes::new()).await.expect("create empty");
+    let empty = store.get("crud/empty").await.expect("get").expect("empty value stored");
     assert_eq!((empty.value.len(), empty.mod_revision), (0, r6));
     let odd = "crud/ünïcode key/with spaces/🚢";
-    store
-        .create(odd, b("odd"))
-        .await
-        .expect("create unicode key");
-    assert_eq!(
-        store.get(odd).await.expect("get").map(|kv| kv.value),
-        Some(b("odd"))
-    );
-    assert_eq!(
-        store.get("crud/ünïcode").await.expect("get"),
-        None,
-        "get is exact, not by prefix"
-    );
+    store.create(odd, b("odd")).await.expect("create unicode key");
+    assert_eq!(store.get(odd).await.expect("get").map(|kv| kv.value), Some(b("odd")));
+    assert_eq!(store.get("crud/ünïcode").await.expect("get"), None, "get is exact, not by prefix");
 }
 
 /// One global revision: every write gets a new, higher one; failed writes get none.
@@ -347,21 +241,12 @@ pub async fn revisions<S: Store>(store: Arc<S>) {
     seen.push(store.create("rev/a", b("1")).await.expect("create"));
     seen.push(store.create("rev/b", b("1")).await.expect("create"));
     let a = store.get("rev/a").await.expect("get").expect("rev/a");
-    seen.push(
-        store
-            .update("rev/a", b("2"), a.mod_revision)
-            .await
-            .expect("update"),
-    );
+    seen.push(store.update("rev/a", b("2"), a.mod_revision).await.expect("update"));
     seen.push(store.delete("rev/b", None).await.expect("delete").0);
     seen.push(store.create("rev/b", b("2")).await.expect("create"));
     assert_strictly_increasing(seen.iter().copied(), "successive writes");
     let last = *seen.last().expect("revisions");
-    assert_eq!(
-        current(&*store).await,
-        last,
-        "current_revision is the newest write"
-    );
+    assert_eq!(current(&*store).await, last, "current_revision is the newest write");
 
     // Failed writes leave the revision alone.
     assert!(store.create("rev/a", b("x")).await.is_err());
@@ -369,16 +254,9 @@ pub async fn revisions<S: Store>(store: Arc<S>) {
     assert!(store.update("rev/none", b("x"), last).await.is_err());
     assert!(store.delete("rev/none", None).await.is_err());
     assert!(store.delete("rev/a", Some(0)).await.is_err());
-    assert_eq!(
-        current(&*store).await,
-        last,
-        "failed writes do not consume revisions"
-    );
+    assert_eq!(current(&*store).await, last, "failed writes do not consume revisions");
     let listed = store.range("rev/", latest()).await.expect("range");
-    assert_eq!(
-        listed.revision, last,
-        "a latest read reports the current revision"
-    );
+    assert_eq!(listed.revision, last, "a latest read reports the current revision");
     assert!(store.create("rev/c", b("1")).await.expect("create") > last);
 }
 
@@ -396,21 +274,13 @@ pub async fn update_race<S: Store>(store: Arc<S>) {
             let mut conflicts = 0usize;
             let mut kv = store.get(key).await.expect("get").expect("counter");
             while revisions.len() < INCREMENTS {
-                let n: usize = std::str::from_utf8(&kv.value)
-                    .expect("utf-8")
-                    .parse()
-                    .expect("number");
-                match store
-                    .update(key, b(&(n + 1).to_string()), kv.mod_revision)
-                    .await
-                {
+                let n: usize = std::str::from_utf8(&kv.value).expect("utf-8").parse().expect("number");
+                match store.update(key, b(&(n + 1).to_string()), kv.mod_revision).await {
                     Ok(revision) => {
                         revisions.push(revision);
                         kv = store.get(key).await.expect("get").expect("counter");
                     }
-                    Err(Error::Conflict {
-                        current: Some(now), ..
-                    }) => {
+                    Err(Error::Conflict { current: Some(now), .. }) => {
                         conflicts += 1;
                         kv = *now;
                     }
@@ -429,16 +299,8 @@ pub async fn update_race<S: Store>(store: Arc<S>) {
         }
     }
     let kv = store.get(key).await.expect("get").expect("counter");
-    assert_eq!(
-        kv.value,
-        b(&(TASKS * INCREMENTS).to_string()),
-        "lost updates"
-    );
-    assert_eq!(
-        Some(&kv.mod_revision),
-        all.iter().max(),
-        "the last update is the stored one"
-    );
+    assert_eq!(kv.value, b(&(TASKS * INCREMENTS).to_string()), "lost updates");
+    assert_eq!(Some(&kv.mod_revision), all.iter().max(), "the last update is the stored one");
 }
 
 /// Many tasks create the same key at once: exactly one wins.
@@ -449,9 +311,7 @@ pub async fn create_race<S: Store>(store: Arc<S>) {
         for task in 0..32 {
             let store = Arc::clone(&store);
             let key = key.clone();
-            tasks.push(tokio::spawn(async move {
-                (task, store.create(&key, b(&task.to_string())).await)
-            }));
+            tasks.push(tokio::spawn(async move { (task, store.create(&key, b(&task.to_string())).await) }));
         }
         let mut winners = Vec::new();
         for task in tasks {
@@ -464,10 +324,7 @@ pub async fn create_race<S: Store>(store: Arc<S>) {
         assert_eq!(winners.len(), 1, "exactly one create wins: {winners:?}");
         let (task, revision) = winners[0];
         let kv = store.get(&key).await.expect("get").expect("created");
-        assert_eq!(
-            (kv.value, kv.mod_revision),
-            (b(&task.to_string()), revision)
-        );
+        assert_eq!((kv.value, kv.mod_revision), (b(&task.to_string()), revision));
     }
 }
 
@@ -477,17 +334,12 @@ fn keys(result: &RangeResult) -> Vec<&str> {
 
 /// Range reads at the latest revision: prefix matching, order, deletes, paging.
 pub async fn range_latest<S: Store>(store: Arc<S>) {
-    for key in [
-        "rl/a/2", "rl/a/1", "rl/a/é", "rl/a/z", "rl/a/3", "rl/ab", "rl/a", "rl/b/1",
-    ] {
+    for key in ["rl/a/2", "rl/a/1", "rl/a/é", "rl/a/z", "rl/a/3", "rl/ab", "rl/a", "rl/b/1"] {
         store.create(key, b(key)).await.expect("create");
     }
     store.delete("rl/a/3", None).await.expect("delete");
     let kv = store.get("rl/a/1").await.expect("get").expect("rl/a/1");
-    store
-        .update("rl/a/1", b("updated"), kv.mod_revision)
-        .await
-        .expect("update");
+    store.update("rl/a/1", b("updated"), kv.mod_revision).await.expect("update");
     let now = current(&*store).await;
 
     let all = store.range("rl/a/", latest()).await.expect("range");
@@ -495,29 +347,10 @@ pub async fn range_latest<S: Store>(store: Arc<S>) {
     assert_eq!(keys(&all), ["rl/a/1", "rl/a/2", "rl/a/z", "rl/a/é"]);
     assert_eq!((all.revision, all.more), (now, false));
     assert_eq!(all.kvs[0].value, b("updated"));
-    assert_eq!(
-        all.kvs[0],
-        store.get("rl/a/1").await.expect("get").expect("rl/a/1")
-    );
-    assert_eq!(
-        store
-            .range("rl/a/", at(now))
-            .await
-            .expect("range at current"),
-        all
-    );
-    assert_eq!(
-        keys(&store.range("rl/", latest()).await.expect("range")).len(),
-        7
-    );
-    assert!(
-        store
-            .range("rl/none/", latest())
-            .await
-            .expect("range")
-            .kvs
-            .is_empty()
-    );
+    assert_eq!(all.kvs[0], store.get("rl/a/1").await.expect("get").expect("rl/a/1"));
+    assert_eq!(store.range("rl/a/", at(now)).await.expect("range at current"), all);
+    assert_eq!(keys(&store.range("rl/", latest()).await.expect("range")).len(), 7);
+    assert!(store.range("rl/none/", latest()).await.expect("range").kvs.is_empty());
 
     // Paging.
     let page = |limit, start_after: Option<&str>| RangeOptions {
@@ -527,37 +360,15 @@ pub async fn range_latest<S: Store>(store: Arc<S>) {
     };
     let first = store.range("rl/a/", page(2, None)).await.expect("page 1");
     assert_eq!((keys(&first), first.more), (vec!["rl/a/1", "rl/a/2"], true));
-    let second = store
-        .range("rl/a/", page(2, Some("rl/a/2")))
-        .await
-        .expect("page 2");
-    assert_eq!(
-        (keys(&second), second.more),
-        (vec!["rl/a/z", "rl/a/é"], false)
-    );
-    let exact = store
-        .range("rl/a/", page(4, None))
-        .await
-        .expect("exact limit");
-    assert_eq!(
-        (exact.kvs.len(), exact.more),
-        (4, false),
-        "a limit equal to the count is not cut short"
-    );
-    let between = store
-        .range("rl/a/", page(0, Some("rl/a/11")))
-        .await
-        .expect("start between keys");
+    let second = store.range("rl/a/", page(2, Some("rl/a/2"))).await.expect("page 2");
+    assert_eq!((keys(&second), second.more), (vec!["rl/a/z", "rl/a/é"], false));
+    let exact = store.range("rl/a/", page(4, None)).await.expect("exact limit");
+    assert_eq!((exact.kvs.len(), exact.more), (4, false), "a limit equal to the count is not cut short");
+    let between = store.range("rl/a/", page(0, Some("rl/a/11"))).await.expect("start between keys");
     assert_eq!(keys(&between), ["rl/a/2", "rl/a/z", "rl/a/é"]);
-    let before = store
-        .range("rl/a/", page(1, Some("rl/")))
-        .await
-        .expect("start before prefix");
+    let before = store.range("rl/a/", page(1, Some("rl/"))).await.expect("start before prefix");
     assert_eq!((keys(&before), before.more), (vec!["rl/a/1"], true));
-    let beyond = store
-        .range("rl/a/", page(0, Some("rl/b")))
-        .await
-        .expect("start beyond prefix");
+    let beyond = store.range("rl/a/", page(0, Some("rl/b"))).await.expect("start beyond prefix");
     assert!(beyond.kvs.is_empty() && !beyond.more);
 }
 
@@ -584,43 +395,21 @@ pub async fn range_history<S: Store>(store: Arc<S>) {
             _ => rec.delete(key).await,
         };
         // Unrelated writes between the interesting ones must not disturb reads.
-        store
-            .create(&format!("rh-other/{i}"), b("x"))
-            .await
-            .expect("create other");
+        store.create(&format!("rh-other/{i}"), b("x")).await.expect("create other");
         snapshots.push((revision, rec.live.clone()));
     }
     for (revision, want) in &snapshots {
-        let got = store
-            .range("rh/", at(*revision))
-            .await
-            .expect("range at revision");
+        let got = store.range("rh/", at(*revision)).await.expect("range at revision");
         assert_eq!(got.revision, *revision);
-        assert_eq!(
-            got.kvs,
-            want.values().cloned().collect::<Vec<_>>(),
-            "range at {revision}"
-        );
+        assert_eq!(got.kvs, want.values().cloned().collect::<Vec<_>>(), "range at {revision}");
         // One revision later (an unrelated write) the state is the same.
-        let got = store
-            .range("rh/", at(revision + 1))
-            .await
-            .expect("range at revision");
-        assert_eq!(
-            got.kvs,
-            want.values().cloned().collect::<Vec<_>>(),
-            "range at {}",
-            revision + 1
-        );
+        let got = store.range("rh/", at(revision + 1)).await.expect("range at revision");
+        assert_eq!(got.kvs, want.values().cloned().collect::<Vec<_>>(), "range at {}", revision + 1);
         // Paging at an old revision.
         let mut paged = Vec::new();
         let mut start_after = None;
         loop {
-            let opts = RangeOptions {
-                revision: *revision,
-                limit: 1,
-                start_after,
-            };
+            let opts = RangeOptions { revision: *revision, limit: 1, start_after };
             let page = store.range("rh/", opts).await.expect("page at revision");
             assert_eq!(page.revision, *revision);
             paged.extend(page.kvs.iter().cloned());
@@ -629,11 +418,7 @@ pub async fn range_history<S: Store>(store: Arc<S>) {
             }
             start_after = page.kvs.last().map(|kv| kv.key.clone());
         }
-        assert_eq!(
-            paged,
-            want.values().cloned().collect::<Vec<_>>(),
-            "paged range at {revision}"
-        );
+        assert_eq!(paged, want.values().cloned().collect::<Vec<_>>(), "paged range at {revision}");
     }
     let now = current(&*store).await;
     match store.range("rh/", at(now + 1000)).await {
@@ -685,11 +470,7 @@ pub async fn watch_concurrent_writers<S: Store>(store: Arc<S>) {
     for (i, stream) in full.iter_mut().enumerate() {
         expect_events(stream, &expected, &format!("watcher {i}")).await;
     }
-    let narrow_expected: Vec<Event> = expected
-        .iter()
-        .filter(|e| e.kv.key.starts_with("wc/3/"))
-        .cloned()
-        .collect();
+    let narrow_expected: Vec<Event> = expected.iter().filter(|e| e.kv.key.starts_with("wc/3/")).cloned().collect();
     expect_events(&mut narrow, &narrow_expected, "narrow watcher").await;
     let mut all: Vec<&mut WatchStream> = full.iter_mut().collect();
     all.push(&mut narrow);
@@ -714,49 +495,26 @@ pub async fn watch_replay_then_live<S: Store>(store: Arc<S>) {
         })
     };
     let mut from_after = store.watch("wr/", after).await.expect("watch from after");
-    let mut from_start = store
-        .watch("wr/", first - 1)
-        .await
-        .expect("watch from start");
-    let mut only_live = store
-        .watch("wr/live/", after)
-        .await
-        .expect("watch live prefix");
+    let mut from_start = store.watch("wr/", first - 1).await.expect("watch from start");
+    let mut only_live = store.watch("wr/live/", after).await.expect("watch live prefix");
     let live = racing.await.expect("racing writer");
 
     let mut all = history.events.clone();
     all.extend(live.iter().cloned());
     let all = sorted_by_revision(all);
-    let since: Vec<Event> = all
-        .iter()
-        .filter(|e| e.revision() > after)
-        .cloned()
-        .collect();
+    let since: Vec<Event> = all.iter().filter(|e| e.revision() > after).cloned().collect();
     expect_events(&mut from_after, &since, "watch from a middle revision").await;
     expect_events(&mut from_start, &all, "watch from the first revision").await;
     expect_events(&mut only_live, &live, "watch of the live prefix").await;
-    expect_marker_next(
-        &*store,
-        &mut [&mut from_after, &mut from_start],
-        "wr/marker1",
-    )
-    .await;
+    expect_marker_next(&*store, &mut [&mut from_after, &mut from_start], "wr/marker1").await;
 
     // A watch from the current revision sees only what comes next; one from a future
     // revision skips everything up to and including it.
     let now = current(&*store).await;
     let mut from_now = store.watch("wr/", now).await.expect("watch from now");
-    let mut from_future = store
-        .watch("wr/", now + 1)
-        .await
-        .expect("watch from the future");
+    let mut from_future = store.watch("wr/", now + 1).await.expect("watch from the future");
     expect_marker_next(&*store, &mut [&mut from_now], "wr/marker2").await;
-    expect_marker_next(
-        &*store,
-        &mut [&mut from_now, &mut from_future],
-        "wr/marker3",
-    )
-    .await;
+    expect_marker_next(&*store, &mut [&mut from_now, &mut from_future], "wr/marker3").await;
 }
 
 /// A watcher that does not read while `writes` changes commit still gets every one of them, in
@@ -788,10 +546,8 @@ pub async fn watch_slow_watcher<S: Store>(store: Arc<S>, writes: usize) {
     for task in tasks {
         expected.extend(task.await.expect("writer"));
     }
-    let expected: Vec<Event> = sorted_by_revision(expected)
-        .into_iter()
-        .filter(|e| e.kv.key.starts_with("slow/"))
-        .collect();
+    let expected: Vec<Event> =
+        sorted_by_revision(expected).into_iter().filter(|e| e.kv.key.starts_with("slow/")).collect();
     expect_events(&mut stream, &expected, "slow watcher").await;
     expect_marker_next(&*store, &mut [&mut stream], "slow/marker").await;
 }
@@ -807,60 +563,23 @@ pub async fn compaction<S: Store>(store: Arc<S>) {
     rec.update("cmp/a", "a3").await;
     rec.create("cmp/d", "d1").await;
     rec.delete("cmp/d").await;
-    let at_c = store
-        .range("cmp/", at(c))
-        .await
-        .expect("range before compaction");
-    let latest_before = store
-        .range("cmp/", latest())
-        .await
-        .expect("range before compaction");
-    assert_eq!(
-        store
-            .compacted_revision()
-            .await
-            .expect("compacted_revision"),
-        0
-    );
+    let at_c = store.range("cmp/", at(c)).await.expect("range before compaction");
+    let latest_before = store.range("cmp/", latest()).await.expect("range before compaction");
+    assert_eq!(store.compacted_revision().await.expect("compacted_revision"), 0);
 
     store.compact(c).await.expect("compact");
-    assert_eq!(
-        store
-            .compacted_revision()
-            .await
-            .expect("compacted_revision"),
-        c
-    );
+    assert_eq!(store.compacted_revision().await.expect("compacted_revision"), c);
 
     for old in [before_b, c - 1] {
         match store.range("cmp/", at(old)).await {
-            Err(Error::Compacted {
-                requested,
-                compacted,
-            }) => assert_eq!((requested, compacted), (old, c)),
+            Err(Error::Compacted { requested, compacted }) => assert_eq!((requested, compacted), (old, c)),
             other => panic!("range at compacted revision {old}: {other:?}"),
         }
     }
-    assert_eq!(
-        store
-            .range("cmp/", at(c))
-            .await
-            .expect("range at compaction revision"),
-        at_c
-    );
-    assert_eq!(
-        keys(&at_c),
-        ["cmp/a", "cmp/c"],
-        "the key deleted before compaction stays deleted"
-    );
-    assert_eq!(
-        store.range("cmp/", latest()).await.expect("latest range"),
-        latest_before
-    );
-    assert_eq!(
-        store.get("cmp/a").await.expect("get").map(|kv| kv.value),
-        Some(b("a3"))
-    );
+    assert_eq!(store.range("cmp/", at(c)).await.expect("range at compaction revision"), at_c);
+    assert_eq!(keys(&at_c), ["cmp/a", "cmp/c"], "the key deleted before compaction stays deleted");
+    assert_eq!(store.range("cmp/", latest()).await.expect("latest range"), latest_before);
+    assert_eq!(store.get("cmp/a").await.expect("get").map(|kv| kv.value), Some(b("a3")));
 
     // Watches: from before the compaction revision fail, from just below it replay everything
     // since, with `prev` of updates intact.
@@ -869,16 +588,8 @@ pub async fn compaction<S: Store>(store: Arc<S>) {
         Err(e) => panic!("watch from before compaction: {e}"),
         Ok(_) => panic!("watch from before compaction succeeded"),
     }
-    let mut stream = store
-        .watch("cmp/", c - 1)
-        .await
-        .expect("watch from compaction revision");
-    let since: Vec<Event> = rec
-        .events
-        .iter()
-        .filter(|e| e.revision() >= c)
-        .cloned()
-        .collect();
+    let mut stream = store.watch("cmp/", c - 1).await.expect("watch from compaction revision");
+    let since: Vec<Event> = rec.events.iter().filter(|e| e.revision() >= c).cloned().collect();
     // Whether a tombstone exactly at the compaction revision survives is backend-specific
     // (etcd drops it); this history has none there.
     assert_eq!(since[0].kind, EventType::Put);
@@ -892,24 +603,12 @@ pub async fn compaction<S: Store>(store: Arc<S>) {
         );
     }
     let now = current(&*store).await;
-    assert!(matches!(
-        store.compact(now + 1).await,
-        Err(Error::FutureRevision { .. })
-    ));
+    assert!(matches!(store.compact(now + 1).await, Err(Error::FutureRevision { .. })));
 
     // Compacting up to the current revision keeps every live key's latest value.
     store.compact(now).await.expect("compact to current");
-    assert_eq!(
-        store.range("cmp/", latest()).await.expect("latest range"),
-        latest_before
-    );
-    assert_eq!(
-        store
-            .range("cmp/", at(now))
-            .await
-            .expect("range at current"),
-        latest_before
-    );
+    assert_eq!(store.range("cmp/", latest()).await.expect("latest range"), latest_before);
+    assert_eq!(store.range("cmp/", at(now)).await.expect("range at current"), latest_before);
     let r = rec.update("cmp/c", "c2").await;
     assert!(r > now, "revisions continue after compaction");
     let update = rec.events.last().cloned().expect("update event");
@@ -924,10 +623,7 @@ pub async fn compaction_of_slow_watcher<S: Store>(store: Arc<S>) {
     let mut stream = store.watch("cs/", start).await.expect("watch");
     let mut rec = Recorder::new(Arc::clone(&store));
     rec.churn("cs/", 200).await;
-    store
-        .compact(current(&*store).await)
-        .await
-        .expect("compact");
+    store.compact(current(&*store).await).await.expect("compact");
     let mut delivered = 0;
     loop {
         match tokio::time::timeout(EVENT_TIMEOUT, stream.next()).await {
@@ -965,54 +661,23 @@ pub async fn reopen<H: Harness>(harness: &H) {
     rec.delete("ro/last").await;
     let before = current(&*store).await;
     let listing = store.range("ro/", latest()).await.expect("range");
-    let at_compaction = store
-        .range("ro/", at(compact_at))
-        .await
-        .expect("range at compaction");
+    let at_compaction = store.range("ro/", at(compact_at)).await.expect("range at compaction");
     drop(rec);
 
     let store = harness.reopen(store).await;
-    assert_eq!(
-        current(&*store).await,
-        before,
-        "current revision survives a restart"
-    );
-    assert_eq!(
-        store
-            .compacted_revision()
-            .await
-            .expect("compacted_revision"),
-        compact_at
-    );
+    assert_eq!(current(&*store).await, before, "current revision survives a restart");
+    assert_eq!(store.compacted_revision().await.expect("compacted_revision"), compact_at);
     assert_eq!(store.range("ro/", latest()).await.expect("range"), listing);
-    assert_eq!(
-        store.range("ro/", at(compact_at)).await.expect("range"),
-        at_compaction
-    );
-    assert!(matches!(
-        store.range("ro/", at(compact_at - 1)).await,
-        Err(Error::Compacted { .. })
-    ));
+    assert_eq!(store.range("ro/", at(compact_at)).await.expect("range"), at_compaction);
+    assert!(matches!(store.range("ro/", at(compact_at - 1)).await, Err(Error::Compacted { .. })));
 
     // History after the compaction revision is still there for watches.
-    let mut stream = store
-        .watch("ro/late/", compact_at)
-        .await
-        .expect("watch after restart");
+    let mut stream = store.watch("ro/late/", compact_at).await.expect("watch after restart");
     let first = next_event(&mut stream).await;
-    assert_eq!(
-        (first.kind, first.kv.key.as_str()),
-        (EventType::Put, "ro/late/0000")
-    );
+    assert_eq!((first.kind, first.kv.key.as_str()), (EventType::Put, "ro/late/0000"));
 
-    let next = store
-        .create("ro/after-restart", b("x"))
-        .await
-        .expect("create after restart");
-    assert!(
-        next > before,
-        "revision {next} after restart must exceed {before}"
-    );
+    let next = store.create("ro/after-restart", b("x")).await.expect("create after restart");
+    assert!(next > before, "revision {next} after restart must exceed {before}");
 }
 
 /// A small deterministic pseudo-random generator (64-bit LCG), so the model check needs no
@@ -1021,10 +686,7 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         // The high bits of an LCG are the random ones.
         ((self.0 >> 33) % n as u64) as usize
     }
@@ -1049,10 +711,7 @@ pub async fn model_check<S: Store>(store: Arc<S>, seed: u64) {
             0 if exists => {
                 // A stale precondition fails and changes nothing.
                 let stale = rec.live[&key].mod_revision - 1;
-                assert!(matches!(
-                    store.update(&key, b(&value), stale).await,
-                    Err(Error::Conflict { .. })
-                ));
+                assert!(matches!(store.update(&key, b(&value), stale).await, Err(Error::Conflict { .. })));
                 None
             }
             0..=3 if exists => Some(rec.delete(&key).await),
@@ -1104,23 +763,13 @@ async fn check_model<S: Store>(
             } else {
                 let result = result.expect("range at a readable revision");
                 let want: Vec<KeyValue> = state.values().cloned().collect();
-                assert_eq!(
-                    result.kvs, want,
-                    "range at {read_at} (compacted {compacted})"
-                );
+                assert_eq!(result.kvs, want, "range at {read_at} (compacted {compacted})");
             }
         }
     }
     if compacted > 0 {
-        let mut stream = store
-            .watch(prefix, compacted - 1)
-            .await
-            .expect("watch from compaction");
-        let since: Vec<Event> = events
-            .iter()
-            .filter(|e| e.revision() >= compacted)
-            .cloned()
-            .collect();
+        let mut stream = store.watch(prefix, compacted - 1).await.expect("watch from compaction");
+        let since: Vec<Event> = events.iter().filter(|e| e.revision() >= compacted).cloned().collect();
         expect_events(&mut stream, &since, "watch from the compaction revision").await;
     }
 }

@@ -92,23 +92,13 @@ pub enum Error {
     NotFound(String),
     /// The key's mod revision is not the one the caller expected; `current` is what is stored.
     #[error("conflict on key {key:?}: expected mod revision {expected}")]
-    Conflict {
-        key: String,
-        expected: Revision,
-        current: Option<Box<KeyValue>>,
-    },
+    Conflict { key: String, expected: Revision, current: Option<Box<KeyValue>> },
     /// The requested revision is older than the compacted revision.
     #[error("required revision {requested} has been compacted (compacted revision {compacted})")]
-    Compacted {
-        requested: Revision,
-        compacted: Revision,
-    },
+    Compacted { requested: Revision, compacted: Revision },
     /// The requested revision is newer than the store's current revision.
     #[error("required revision {requested} is a future revision (current revision {current})")]
-    FutureRevision {
-        requested: Revision,
-        current: Revision,
-    },
+    FutureRevision { requested: Revision, current: Revision },
     /// The backend failed (I/O, corruption, lost connection).
     #[error("storage backend error: {0}")]
     Backend(String),

@@ -19,9 +19,7 @@ use bytes::Bytes;
 use rusqlite::Connection;
 use tokio::sync::{broadcast, oneshot};
 
-use crate::{
-    Error, Event, KeyValue, RangeOptions, RangeResult, Result, Revision, Store, WatchStream,
-};
+use crate::{Error, Event, KeyValue, RangeOptions, RangeResult, Result, Revision, Store, WatchStream};
 
 mod read;
 mod schema;
@@ -59,12 +57,7 @@ pub struct SqliteOptions {
 impl SqliteOptions {
     /// Defaults for a database in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        SqliteOptions {
-            dir: dir.into(),
-            max_batch: 1024,
-            watch_buffer: 1024,
-            max_idle_readers: 8,
-        }
+        SqliteOptions { dir: dir.into(), max_batch: 1024, watch_buffer: 1024, max_idle_readers: 8 }
     }
 }
 
@@ -77,9 +70,7 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("path", &self.inner.shared.path)
-            .finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("path", &self.inner.shared.path).finish_non_exhaustive()
     }
 }
 
@@ -111,25 +102,14 @@ impl Shared {
         let shared = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             // Take an idle connection, releasing the lock before opening a new one.
-            let idle = shared
-                .readers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
+            let idle = shared.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let conn = match idle {
                 Some(conn) => conn,
-                None => schema::open_reader(&shared.path).map_err(|e| {
-                    Error::Backend(format!(
-                        "opening a reader on {}: {e}",
-                        shared.path.display()
-                    ))
-                })?,
+                None => schema::open_reader(&shared.path)
+                    .map_err(|e| Error::Backend(format!("opening a reader on {}: {e}", shared.path.display())))?,
             };
             let result = f(&conn);
-            let mut idle = shared
-                .readers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut idle = shared.readers.lock().unwrap_or_else(PoisonError::into_inner);
             if idle.len() < shared.max_idle_readers && !shared.closed.load(Ordering::Acquire) {
                 idle.push(conn);
             }
@@ -154,23 +134,10 @@ impl Inner {
     /// Stops accepting requests and returns the writer thread to wait for.
     fn shut(&self) -> Option<JoinHandle<()>> {
         self.shared.closed.store(true, Ordering::Release);
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        self.shared
-            .readers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-        self.writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.shared.readers.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
 
@@ -211,14 +178,7 @@ impl SqliteStore {
         });
         let (events, _) = broadcast::channel(opts.watch_buffer.max(1));
         let (requests, queue) = mpsc::channel();
-        let writer = Writer::new(
-            conn,
-            current,
-            compacted,
-            Arc::clone(&shared),
-            events.clone(),
-            opts.max_batch,
-        );
+        let writer = Writer::new(conn, current, compacted, Arc::clone(&shared), events.clone(), opts.max_batch);
         let thread = std::thread::Builder::new()
             .name("skiff-store-writer".into())
             .spawn(move || {
@@ -256,23 +216,14 @@ impl SqliteStore {
     }
 
     /// Sends a request to the writer and waits for its answer.
-    async fn write<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Request,
-    ) -> Result<T> {
+    async fn write<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Request) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         {
-            let requests = self
-                .inner
-                .requests
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let requests = self.inner.requests.lock().unwrap_or_else(PoisonError::into_inner);
             let requests = requests.as_ref().ok_or(Error::Closed)?;
             requests.send(make(reply)).map_err(|_| Error::Closed)?;
         }
-        answer
-            .await
-            .map_err(|_| Error::Backend("the store writer stopped without answering".into()))?
+        answer.await.map_err(|_| Error::Backend("the store writer stopped without answering".into()))?
     }
 }
 
@@ -294,9 +245,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
             dir.display(),
             path.display()
         ))),
-        Err(TryLockError::Error(e)) => {
-            Err(Error::Backend(format!("locking {}: {e}", path.display())))
-        }
+        Err(TryLockError::Error(e)) => Err(Error::Backend(format!("locking {}: {e}", path.display()))),
     }
 }
 
@@ -309,69 +258,36 @@ fn db_error(e: rusqlite::Error) -> Error {
 impl Store for SqliteStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let key = key.to_owned();
-        self.inner
-            .shared
-            .read(move |conn| read::get(conn, &key))
-            .await
+        self.inner.shared.read(move |conn| read::get(conn, &key)).await
     }
 
     async fn range(&self, prefix: &str, opts: RangeOptions) -> Result<RangeResult> {
         let prefix = prefix.to_owned();
-        self.inner
-            .shared
-            .read(move |conn| read::range(conn, &prefix, &opts))
-            .await
+        self.inner.shared.read(move |conn| read::range(conn, &prefix, &opts)).await
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<Revision> {
-        self.write(|reply| Request::Create {
-            key: key.to_owned(),
-            value,
-            reply,
-        })
-        .await
+        self.write(|reply| Request::Create { key: key.to_owned(), value, reply }).await
     }
 
     async fn update(&self, key: &str, value: Bytes, expected: Revision) -> Result<Revision> {
-        self.write(|reply| Request::Update {
-            key: key.to_owned(),
-            value,
-            expected,
-            reply,
-        })
-        .await
+        self.write(|reply| Request::Update { key: key.to_owned(), value, expected, reply }).await
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
-        self.write(|reply| Request::Delete {
-            key: key.to_owned(),
-            expected,
-            reply,
-        })
-        .await
+        self.write(|reply| Request::Delete { key: key.to_owned(), expected, reply }).await
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
         let live = {
-            let events = self
-                .inner
-                .events
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let events = self.inner.events.lock().unwrap_or_else(PoisonError::into_inner);
             events.as_ref().ok_or(Error::Closed)?.subscribe()
         };
-        watch::start(
-            Arc::clone(&self.inner.shared),
-            live,
-            prefix.to_owned(),
-            after,
-        )
-        .await
+        watch::start(Arc::clone(&self.inner.shared), live, prefix.to_owned(), after).await
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        self.write(|reply| Request::Compact { revision, reply })
-            .await
+        self.write(|reply| Request::Compact { revision, reply }).await
     }
 
     async fn current_revision(&self) -> Result<Revision> {
@@ -387,10 +303,6 @@ impl Store for SqliteStore {
 
 impl SqliteStore {
     fn closed_check(&self) -> Result<()> {
-        if self.inner.shared.closed.load(Ordering::Acquire) {
-            Err(Error::Closed)
-        } else {
-            Ok(())
-        }
+        if self.inner.shared.closed.load(Ordering::Acquire) { Err(Error::Closed) } else { Ok(()) }
     }
 }

@@ -183,7 +183,9 @@ impl Cluster {
             .stderr(Stdio::piped());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => return KubectlOutput { status: -1, stdout: String::new(), stderr: format!("cannot run kubectl: {e}") },
+            Err(e) => {
+                return KubectlOutput { status: -1, stdout: String::new(), stderr: format!("cannot run kubectl: {e}") };
+            }
         };
         if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
             let _ = pipe.write_all(input.as_bytes());
@@ -213,7 +215,10 @@ impl Cluster {
     /// Stop the server with SIGTERM and wait for it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {

@@ -131,11 +131,8 @@ pub(super) static PATCH_LIST_TYPES: &[(&str, &str, Merge)] = &[
 
 /// Lists where k8s-openapi's merge strategy is its own invention rather than upstream's list type
 /// (a fix-up keyed by `metadata.name`); upstream marks them atomic.
-pub(super) static LIST_TYPE_OVERRIDES: &[(&str, &str, Merge)] = &[(
-    "io.k8s.api.apps.v1.StatefulSetSpec",
-    "volumeClaimTemplates",
-    Merge::ListAtomic,
-)];
+pub(super) static LIST_TYPE_OVERRIDES: &[(&str, &str, Merge)] =
+    &[("io.k8s.api.apps.v1.StatefulSetSpec", "volumeClaimTemplates", Merge::ListAtomic)];
 
 /// Structs upstream marks `+structType=atomic` (schema-level `x-kubernetes-map-type: atomic`):
 /// references and selectors that only make sense as a whole.
@@ -163,48 +160,27 @@ pub(super) static ATOMIC_STRUCTS: &[&str] = &[
 ];
 
 /// Struct-valued properties with their own `+structType` (`x-kubernetes-map-type` on the property).
-pub(super) static STRUCT_PROPERTY_TYPES: &[(&str, &str, &str)] = &[(
-    "io.k8s.api.core.v1.PersistentVolumeSpec",
-    "claimRef",
-    "granular",
-)];
+pub(super) static STRUCT_PROPERTY_TYPES: &[(&str, &str, &str)] =
+    &[("io.k8s.api.core.v1.PersistentVolumeSpec", "claimRef", "granular")];
 
 /// Discriminated unions (`x-kubernetes-unions`): (schema, discriminator, [(field, value)]).
 /// (schema, discriminator, [(field, discriminator value)]).
-pub(super) type Union = (
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str)],
-);
+pub(super) type Union = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
 
 pub(super) static UNIONS: &[Union] = &[
-    (
-        "io.k8s.api.core.v1.AppArmorProfile",
-        "type",
-        &[("localhostProfile", "LocalhostProfile")],
-    ),
-    (
-        "io.k8s.api.core.v1.SeccompProfile",
-        "type",
-        &[("localhostProfile", "LocalhostProfile")],
-    ),
+    ("io.k8s.api.core.v1.AppArmorProfile", "type", &[("localhostProfile", "LocalhostProfile")]),
+    ("io.k8s.api.core.v1.SeccompProfile", "type", &[("localhostProfile", "LocalhostProfile")]),
 ];
 
 /// Puts every extension above on `defs` (the component schemas, keyed by upstream name).
 pub(super) fn apply(defs: &mut Map<String, Value>) {
-    let mut merges: HashMap<(&str, &str), Merge> =
-        LIST_TYPES.iter().map(|(s, p, m)| ((*s, *p), *m)).collect();
+    let mut merges: HashMap<(&str, &str), Merge> = LIST_TYPES.iter().map(|(s, p, m)| ((*s, *p), *m)).collect();
     for (s, p, m) in LIST_TYPE_OVERRIDES {
         merges.insert((s, p), *m);
     }
-    let patch_lists: HashMap<(&str, &str), Merge> = PATCH_LIST_TYPES
-        .iter()
-        .map(|(s, p, m)| ((*s, *p), *m))
-        .collect();
-    let patches: HashMap<(&str, &str), (&str, Option<&str>)> = PATCH
-        .iter()
-        .map(|(s, p, strategy, key)| ((*s, *p), (*strategy, *key)))
-        .collect();
+    let patch_lists: HashMap<(&str, &str), Merge> = PATCH_LIST_TYPES.iter().map(|(s, p, m)| ((*s, *p), *m)).collect();
+    let patches: HashMap<(&str, &str), (&str, Option<&str>)> =
+        PATCH.iter().map(|(s, p, strategy, key)| ((*s, *p), (*strategy, *key))).collect();
 
     for (name, schema) in defs.iter_mut() {
         let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
@@ -214,9 +190,7 @@ pub(super) fn apply(defs: &mut Map<String, Value>) {
             let key = (name.as_str(), prop.as_str());
             let patch = patches.get(&key);
             let merge = match patch {
-                Some((strategy, _)) if strategy.split(',').any(|s| s == "merge") => {
-                    patch_lists.get(&key)
-                }
+                Some((strategy, _)) if strategy.split(',').any(|s| s == "merge") => patch_lists.get(&key),
                 _ => merges.get(&key),
             };
             let mut ext = Vec::new();
@@ -243,10 +217,7 @@ pub(super) fn apply(defs: &mut Map<String, Value>) {
         }
     }
     for (schema, prop, map_type) in STRUCT_PROPERTY_TYPES {
-        if let Some(ps) = defs
-            .get_mut(*schema)
-            .and_then(|s| s.pointer_mut(&format!("/properties/{prop}")))
-        {
+        if let Some(ps) = defs.get_mut(*schema).and_then(|s| s.pointer_mut(&format!("/properties/{prop}"))) {
             insert_beside_ref(ps, "x-kubernetes-map-type", json!(map_type));
         }
     }
@@ -257,10 +228,7 @@ pub(super) fn apply(defs: &mut Map<String, Value>) {
     }
     for (name, discriminator, fields) in UNIONS {
         if let Some(Value::Object(s)) = defs.get_mut(*name) {
-            let by: Map<String, Value> = fields
-                .iter()
-                .map(|(f, v)| ((*f).to_string(), json!(v)))
-                .collect();
+            let by: Map<String, Value> = fields.iter().map(|(f, v)| ((*f).to_string(), json!(v))).collect();
             s.insert(
                 "x-kubernetes-unions".into(),
                 json!([{"discriminator": discriminator, "fields-to-discriminateBy": by}]),

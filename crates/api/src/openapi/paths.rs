@@ -11,9 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use super::schemas::{
-    API_RESOURCE_LIST, Catalog, DELETE_OPTIONS, Gvk, PATCH, REF_PREFIX, STATUS, WATCH_EVENT,
-};
+use super::schemas::{API_RESOURCE_LIST, Catalog, DELETE_OPTIONS, Gvk, PATCH, REF_PREFIX, STATUS, WATCH_EVENT};
 use crate::resources::ResourceInfo;
 
 /// Resources whose registry returns the deleted object from DELETE, not a `Status`
@@ -54,19 +52,10 @@ struct Target<'a> {
 
 /// Builds the `paths` object for `resources` (all in group-version `group`/`version`), sorted
 /// by path like upstream's documents.
-pub(super) fn paths(
-    cat: &Catalog,
-    group: &str,
-    version: &str,
-    resources: &[&ResourceInfo],
-) -> Map<String, Value> {
+pub(super) fn paths(cat: &Catalog, group: &str, version: &str, resources: &[&ResourceInfo]) -> Map<String, Value> {
     let tag = tag(group, version);
     let id_infix = id_infix(group, version);
-    let prefix = if group.is_empty() {
-        format!("/api/{version}")
-    } else {
-        format!("/apis/{group}/{version}")
-    };
+    let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
     let mut by_path: BTreeMap<String, Vec<Op>> = BTreeMap::new();
     by_path.insert(
         format!("{prefix}/"),
@@ -86,10 +75,7 @@ pub(super) fn paths(
     for r in resources {
         resource_paths(cat, &mut by_path, &prefix, &tag, &id_infix, r);
     }
-    by_path
-        .into_iter()
-        .map(|(path, ops)| (path, path_item(ops)))
-        .collect()
+    by_path.into_iter().map(|(path, ops)| (path, path_item(ops))).collect()
 }
 
 fn resource_paths(
@@ -111,11 +97,7 @@ fn resource_paths(
         kind: r.kind,
         namespaced: if r.namespaced { "Namespaced" } else { "" },
     };
-    let scope = if r.namespaced {
-        "/namespaces/{namespace}"
-    } else {
-        ""
-    };
+    let scope = if r.namespaced { "/namespaces/{namespace}" } else { "" };
     let collection = format!("{prefix}{scope}/{}", r.plural);
     let item = format!("{collection}/{{name}}");
     let scope_params = |named: bool, kind: &str| {
@@ -174,24 +156,13 @@ fn resource_paths(
     if has("delete") {
         let mut params = scope_params(true, r.kind);
         params.extend(DELETE_QUERY.iter().map(|n| query(n)));
-        let returned = if RETURNS_DELETED_OBJECT.contains(&(r.group, r.plural)) {
-            t.schema
-        } else {
-            Some(STATUS)
-        };
+        let returned = if RETURNS_DELETED_OBJECT.contains(&(r.group, r.plural)) { t.schema } else { Some(STATUS) };
         let id = format!("delete{id_infix}{}{}", t.namespaced, r.kind);
         let description = format!("delete{}{}", article(r.kind), r.kind);
         let resp = responses(&[("200", "OK"), ("202", "Accepted")], &GET_TYPES, returned);
         ops.push(Op {
             method: "delete",
-            body: op_body(
-                tag,
-                &description,
-                id,
-                Some(("delete", gvk)),
-                Some(star_body(DELETE_OPTIONS)),
-                resp,
-            ),
+            body: op_body(tag, &description, id, Some(("delete", gvk)), Some(star_body(DELETE_OPTIONS)), resp),
             params,
         });
     }
@@ -204,10 +175,7 @@ fn resource_paths(
 
     if r.namespaced && has("list") {
         let id = format!("list{id_infix}{}ForAllNamespaces", r.kind);
-        out.insert(
-            format!("{prefix}/{}", r.plural),
-            vec![t.list(&id, list_schema, vec![query("pretty")])],
-        );
+        out.insert(format!("{prefix}/{}", r.plural), vec![t.list(&id, list_schema, vec![query("pretty")])]);
     }
     if has("watch") {
         let watch_list = |id: String, params: Vec<Value>| {
@@ -219,10 +187,7 @@ fn resource_paths(
         };
         let watch_prefix = format!("{prefix}/watch{scope}/{}", r.plural);
         let id = format!("watch{id_infix}{}{}List", t.namespaced, r.kind);
-        out.insert(
-            watch_prefix.clone(),
-            vec![watch_list(id, scope_params(false, r.kind))],
-        );
+        out.insert(watch_prefix.clone(), vec![watch_list(id, scope_params(false, r.kind))]);
         let description = format!(
             "watch changes to an object of kind {}. deprecated: use the 'watch' parameter with a list operation instead, filtered to a single item with the 'fieldSelector' parameter.",
             r.kind
@@ -234,20 +199,13 @@ fn resource_paths(
         );
         if r.namespaced {
             let id = format!("watch{id_infix}{}ListForAllNamespaces", r.kind);
-            out.insert(
-                format!("{prefix}/watch/{}", r.plural),
-                vec![watch_list(id, vec![query("pretty")])],
-            );
+            out.insert(format!("{prefix}/watch/{}", r.plural), vec![watch_list(id, vec![query("pretty")])]);
         }
     }
 
     for sub in &r.subresources {
         let sub_gvk = (sub.group, sub.version, sub.kind);
-        let s = Target {
-            gvk: sub_gvk,
-            schema: cat.schema_of(sub_gvk),
-            ..t
-        };
+        let s = Target { gvk: sub_gvk, schema: cat.schema_of(sub_gvk), ..t };
         let suffix = capitalize(sub.name);
         let mut ops = Vec::new();
         for verb in sub.verbs {
@@ -262,12 +220,7 @@ fn resource_paths(
                     op.body.insert("operationId".into(), json!(id));
                     op.body.insert(
                         "description".into(),
-                        json!(format!(
-                            "create {} of{}{}",
-                            sub.name,
-                            article(r.kind),
-                            r.kind
-                        )),
+                        json!(format!("create {} of{}{}", sub.name, article(r.kind), r.kind)),
                     );
                     ops.push(op);
                 }
@@ -285,27 +238,13 @@ impl Target<'_> {
     fn read(&self, sub: &str, params: Vec<Value>) -> Op {
         let (id, description) = self.names("read", sub, "read", "the specified");
         let resp = responses(&[("200", "OK")], &GET_TYPES, self.schema);
-        Op {
-            method: "get",
-            body: op_body(
-                self.tag,
-                &description,
-                id,
-                Some(("get", self.gvk)),
-                None,
-                resp,
-            ),
-            params,
-        }
+        Op { method: "get", body: op_body(self.tag, &description, id, Some(("get", self.gvk)), None, resp), params }
     }
 
     /// `post` (create) or `put` (replace).
     fn write(&self, method: &'static str, sub: &str, mut params: Vec<Value>) -> Op {
         let (verb, codes): (&str, &[(&str, &str)]) = if method == "post" {
-            (
-                "create",
-                &[("200", "OK"), ("201", "Created"), ("202", "Accepted")],
-            )
+            ("create", &[("200", "OK"), ("201", "Created"), ("202", "Accepted")])
         } else {
             ("replace", &[("200", "OK"), ("201", "Created")])
         };
@@ -317,54 +256,21 @@ impl Target<'_> {
         } else {
             self.names(verb, sub, "replace", "the specified")
         };
-        params.extend(
-            ["dryRun", "fieldManager", "fieldValidation"]
-                .into_iter()
-                .map(query),
-        );
+        params.extend(["dryRun", "fieldManager", "fieldValidation"].into_iter().map(query));
         let body = self.schema.map(star_body);
         let resp = responses(codes, &GET_TYPES, self.schema);
-        Op {
-            method,
-            body: op_body(
-                self.tag,
-                &description,
-                id,
-                Some((method, self.gvk)),
-                body,
-                resp,
-            ),
-            params,
-        }
+        Op { method, body: op_body(self.tag, &description, id, Some((method, self.gvk)), body, resp), params }
     }
 
     fn patch(&self, sub: &str, mut params: Vec<Value>) -> Op {
         let (id, description) = self.names("patch", sub, "partially update", "the specified");
-        params.extend(
-            ["dryRun", "fieldManager/patch", "fieldValidation", "force"]
-                .into_iter()
-                .map(query),
-        );
-        let content: Map<String, Value> = PATCH_TYPES
-            .iter()
-            .map(|ct| ((*ct).to_string(), schema_ref(PATCH)))
-            .collect();
+        params.extend(["dryRun", "fieldManager/patch", "fieldValidation", "force"].into_iter().map(query));
+        let content: Map<String, Value> = PATCH_TYPES.iter().map(|ct| ((*ct).to_string(), schema_ref(PATCH))).collect();
         let body = json!({ "content": content });
-        let resp = responses(
-            &[("200", "OK"), ("201", "Created")],
-            &GET_TYPES,
-            self.schema,
-        );
+        let resp = responses(&[("200", "OK"), ("201", "Created")], &GET_TYPES, self.schema);
         Op {
             method: "patch",
-            body: op_body(
-                self.tag,
-                &description,
-                id,
-                Some(("patch", self.gvk)),
-                Some(body),
-                resp,
-            ),
+            body: op_body(self.tag, &description, id, Some(("patch", self.gvk)), Some(body), resp),
             params,
         }
     }
@@ -375,14 +281,7 @@ impl Target<'_> {
         let resp = responses(&[("200", "OK")], &LIST_TYPES, list_schema);
         Op {
             method: "get",
-            body: op_body(
-                self.tag,
-                &description,
-                id.to_string(),
-                Some(("list", self.gvk)),
-                None,
-                resp,
-            ),
+            body: op_body(self.tag, &description, id.to_string(), Some(("list", self.gvk)), None, resp),
             params,
         }
     }
@@ -390,29 +289,12 @@ impl Target<'_> {
     fn watch(&self, action: &str, id: String, description: String, mut params: Vec<Value>) -> Op {
         params.extend(LIST_QUERY.iter().map(|n| query(n)));
         let resp = responses(&[("200", "OK")], &LIST_TYPES, Some(WATCH_EVENT));
-        Op {
-            method: "get",
-            body: op_body(
-                self.tag,
-                &description,
-                id,
-                Some((action, self.gvk)),
-                None,
-                resp,
-            ),
-            params,
-        }
+        Op { method: "get", body: op_body(self.tag, &description, id, Some((action, self.gvk)), None, resp), params }
     }
 
     /// (`readCoreV1NamespacedPodStatus`, `read status of the specified Pod`).
     fn names(&self, id_verb: &str, sub: &str, text_verb: &str, article: &str) -> (String, String) {
-        let id = format!(
-            "{id_verb}{}{}{}{}",
-            self.id_infix,
-            self.namespaced,
-            self.kind,
-            capitalize(sub)
-        );
+        let id = format!("{id_verb}{}{}{}{}", self.id_infix, self.namespaced, self.kind, capitalize(sub));
         let description = if sub.is_empty() {
             format!("{text_verb} {article} {}", self.kind)
         } else {
@@ -452,28 +334,14 @@ fn op_body(
 /// the operations (sorted by name both places).
 fn path_item(mut ops: Vec<Op>) -> Value {
     // Upstream's method order within a path item.
-    let rank = |m: &str| {
-        ["get", "put", "post", "delete", "patch"]
-            .iter()
-            .position(|x| *x == m)
-    };
+    let rank = |m: &str| ["get", "put", "post", "delete", "patch"].iter().position(|x| *x == m);
     ops.sort_by_key(|op| rank(op.method));
     let shared: Vec<Value> = match ops.first() {
-        Some(first) => first
-            .params
-            .iter()
-            .filter(|p| ops.iter().all(|op| op.params.contains(p)))
-            .cloned()
-            .collect(),
+        Some(first) => first.params.iter().filter(|p| ops.iter().all(|op| op.params.contains(p))).cloned().collect(),
         None => Vec::new(),
     };
     let mut item = Map::new();
-    for Op {
-        method,
-        mut body,
-        params,
-    } in ops
-    {
+    for Op { method, mut body, params } in ops {
         let mut own: Vec<Value> = params.into_iter().filter(|p| !shared.contains(p)).collect();
         own.sort_by(|a, b| param_name(a).cmp(param_name(b)));
         if !own.is_empty() {
@@ -502,11 +370,7 @@ fn param_name(p: &Value) -> &str {
     p.get("name").and_then(Value::as_str).unwrap_or_default()
 }
 
-const GET_TYPES: [&str; 3] = [
-    "application/json",
-    "application/vnd.kubernetes.protobuf",
-    "application/yaml",
-];
+const GET_TYPES: [&str; 3] = ["application/json", "application/vnd.kubernetes.protobuf", "application/yaml"];
 const LIST_TYPES: [&str; 5] = [
     "application/json",
     "application/json;stream=watch",
@@ -570,10 +434,7 @@ fn responses(codes: &[(&str, &str)], types: &[&str], schema: Option<&str>) -> Va
         let mut r = Map::new();
         r.insert("description".into(), json!(text));
         if let Some(schema) = schema {
-            let content: Map<String, Value> = types
-                .iter()
-                .map(|ct| ((*ct).to_string(), schema_ref(schema)))
-                .collect();
+            let content: Map<String, Value> = types.iter().map(|ct| ((*ct).to_string(), schema_ref(schema))).collect();
             r.insert("content".into(), Value::Object(content));
         }
         out.insert((*code).into(), Value::Object(r));
@@ -748,9 +609,7 @@ fn capitalize(s: &str) -> String {
 }
 
 /// The group-versions (`(group, version)`) of `resources`, in first-seen order.
-pub(super) fn group_versions_of(
-    resources: &[crate::resources::Resource],
-) -> Vec<(&'static str, &'static str)> {
+pub(super) fn group_versions_of(resources: &[crate::resources::Resource]) -> Vec<(&'static str, &'static str)> {
     let mut seen = BTreeSet::new();
     resources
         .iter()

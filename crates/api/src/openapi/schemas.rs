@@ -6,10 +6,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use k8s_openapi::api::{
-    admissionregistration::v1 as admreg, apps::v1 as apps, autoscaling::v1 as as1,
-    autoscaling::v2 as as2, batch::v1 as batch, certificates::v1 as certs,
-    coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events,
-    networking::v1 as net, node::v1 as node, policy::v1 as policy, rbac::v1 as rbac,
+    admissionregistration::v1 as admreg, apps::v1 as apps, autoscaling::v1 as as1, autoscaling::v2 as as2,
+    batch::v1 as batch, certificates::v1 as certs, coordination::v1 as coord, core::v1 as core, discovery::v1 as disc,
+    events::v1 as events, networking::v1 as net, node::v1 as node, policy::v1 as policy, rbac::v1 as rbac,
     scheduling::v1 as sched, storage::v1 as storage,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
@@ -89,10 +88,7 @@ impl Builder {
 /// Generates the whole catalog. `served` are the group-versions listed in the GVKs of the
 /// schemas shared by every group (`DeleteOptions`, `WatchEvent`), as upstream does.
 pub(super) fn build(served: &BTreeSet<(&'static str, &'static str)>) -> Catalog {
-    let mut b = Builder {
-        generator: SchemaSettings::openapi3().into_generator(),
-        kinds: Vec::new(),
-    };
+    let mut b = Builder { generator: SchemaSettings::openapi3().into_generator(), kinds: Vec::new() };
     // Keep in step with `resources::builtin()`; a test checks every served kind has a schema.
     b.kind::<core::ConfigMap>();
     b.kind::<core::Endpoints>();
@@ -154,10 +150,7 @@ pub(super) fn build(served: &BTreeSet<(&'static str, &'static str)>) -> Catalog 
     b.schema::<meta::APIResourceList>();
     b.schema::<meta::ListMeta>();
 
-    let Builder {
-        mut generator,
-        kinds,
-    } = b;
+    let Builder { mut generator, kinds } = b;
     let mut defs = generator.take_definitions(true);
     upstream_shapes(&mut defs);
     upstream_required(&mut defs);
@@ -172,20 +165,11 @@ pub(super) fn build(served: &BTreeSet<(&'static str, &'static str)>) -> Catalog 
             by_gvk.insert((k.gvk.0, k.gvk.1, list_kind), list_schema);
         }
     }
-    let everywhere = |kind: &'static str| {
-        served
-            .iter()
-            .map(|(g, v)| (*g, *v, kind))
-            .collect::<Vec<Gvk>>()
-    };
+    let everywhere = |kind: &'static str| served.iter().map(|(g, v)| (*g, *v, kind)).collect::<Vec<Gvk>>();
     set_gvks(&mut defs, DELETE_OPTIONS, &everywhere("DeleteOptions"));
     set_gvks(&mut defs, WATCH_EVENT, &everywhere("WatchEvent"));
     set_gvks(&mut defs, STATUS, &[("", "v1", "Status")]);
-    set_gvks(
-        &mut defs,
-        API_RESOURCE_LIST,
-        &[("", "v1", "APIResourceList")],
-    );
+    set_gvks(&mut defs, API_RESOURCE_LIST, &[("", "v1", "APIResourceList")]);
     super::ext::apply(&mut defs);
     defs.sort_keys();
     Catalog { defs, by_gvk }
@@ -203,11 +187,7 @@ fn list_schema_name(schema: &str, list_kind: &str) -> String {
 /// schema). The `apiVersion`/`kind` property texts are the item kind's, which upstream shares.
 fn list_schema_for(defs: &Map<String, Value>, k: &KindEntry, list_kind: &'static str) -> Value {
     let (group, version, kind) = k.gvk;
-    let prop = |name: &str| {
-        defs.get(&k.schema)
-            .and_then(|s| s.pointer(&format!("/properties/{name}")))
-            .cloned()
-    };
+    let prop = |name: &str| defs.get(&k.schema).and_then(|s| s.pointer(&format!("/properties/{name}"))).cloned();
     let mut properties = Map::new();
     if let Some(p) = prop("apiVersion") {
         properties.insert("apiVersion".into(), p);
@@ -246,17 +226,11 @@ fn upstream_shapes(defs: &mut Map<String, Value>) {
     if let Some(Value::Object(s)) = defs.get_mut(INT_OR_STRING) {
         s.remove("x-kubernetes-int-or-string");
         s.insert("format".into(), json!("int-or-string"));
-        s.insert(
-            "oneOf".into(),
-            json!([{ "type": "integer" }, { "type": "string" }]),
-        );
+        s.insert("oneOf".into(), json!([{ "type": "integer" }, { "type": "string" }]));
     }
     if let Some(Value::Object(s)) = defs.get_mut(QUANTITY) {
         s.remove("x-kubernetes-int-or-string");
-        s.insert(
-            "oneOf".into(),
-            json!([{ "type": "string" }, { "type": "number" }]),
-        );
+        s.insert("oneOf".into(), json!([{ "type": "string" }, { "type": "number" }]));
     }
 }
 

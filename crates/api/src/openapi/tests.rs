@@ -14,18 +14,10 @@ const OPERATIONS_1_27: &str = include_str!("testdata/upstream-1.27-operations.ts
 const PATCH_POD_1_27: &str = include_str!("testdata/upstream-1.27-patch-pod.json");
 
 /// The four group-versions the 1.27 fixtures cover.
-const REFERENCE_GVS: [&str; 4] = [
-    "api/v1",
-    "apis/apps/v1",
-    "apis/autoscaling/v1",
-    "apis/autoscaling/v2",
-];
+const REFERENCE_GVS: [&str; 4] = ["api/v1", "apis/apps/v1", "apis/autoscaling/v1", "apis/autoscaling/v2"];
 
 /// Query parameters added upstream after 1.27 (or missing from the older api/v1 fixture).
-const NEWER_PARAMS: [&str; 2] = [
-    "sendInitialEvents",
-    "ignoreStoreReadErrorWithClusterBreakingPotential",
-];
+const NEWER_PARAMS: [&str; 2] = ["sendInitialEvents", "ignoreStoreReadErrorWithClusterBreakingPotential"];
 
 fn doc(gv: &str) -> Value {
     let bytes = document(&builtin(), gv).unwrap_or_else(|| panic!("no document for {gv}"));
@@ -33,10 +25,7 @@ fn doc(gv: &str) -> Value {
 }
 
 fn all_docs() -> Vec<(String, Value)> {
-    group_versions(&builtin())
-        .into_iter()
-        .map(|gv| (gv.clone(), doc(&gv)))
-        .collect()
+    group_versions(&builtin()).into_iter().map(|gv| (gv.clone(), doc(&gv))).collect()
 }
 
 /// Follows `allOf: [{$ref}]` / `$ref` to the named component schema.
@@ -84,43 +73,24 @@ fn unknown_or_malformed_group_version_has_no_document() {
         "apis//v1",
         "api/v1/pods",
     ] {
-        assert!(
-            document(&all, gv).is_none(),
-            "{gv:?} should have no document"
-        );
+        assert!(document(&all, gv).is_none(), "{gv:?} should have no document");
     }
-    assert!(
-        document(&[], "api/v1").is_none(),
-        "no resources, no document"
-    );
-    assert!(
-        document(&all, "/apis/apps/v1").is_some(),
-        "a leading slash is tolerated"
-    );
+    assert!(document(&[], "api/v1").is_none(), "no resources, no document");
+    assert!(document(&all, "/apis/apps/v1").is_some(), "a leading slash is tolerated");
 }
 
 #[test]
 fn document_covers_only_the_resources_given() {
-    let pods: Vec<_> = builtin()
-        .into_iter()
-        .filter(|r| r.info.plural == "pods")
-        .collect();
+    let pods: Vec<_> = builtin().into_iter().filter(|r| r.info.plural == "pods").collect();
     let bytes = document(&pods, "api/v1").expect("pods document");
     let d: Value = serde_json::from_slice(&bytes).expect("JSON");
     let paths = d["paths"].as_object().expect("paths");
     assert!(paths.contains_key("/api/v1/namespaces/{namespace}/pods/{name}"));
     assert!(paths.contains_key("/api/v1/namespaces/{namespace}/pods/{name}/binding"));
-    assert!(
-        !paths.keys().any(|p| p.contains("configmaps")),
-        "only pods: {:?}",
-        paths.keys()
-    );
+    assert!(!paths.keys().any(|p| p.contains("configmaps")), "only pods: {:?}", paths.keys());
     let schemas = d["components"]["schemas"].as_object().expect("schemas");
     assert!(schemas.contains_key("io.k8s.api.core.v1.PodSpec"));
-    assert!(
-        !schemas.contains_key("io.k8s.api.core.v1.ConfigMap"),
-        "unreachable schemas are left out"
-    );
+    assert!(!schemas.contains_key("io.k8s.api.core.v1.ConfigMap"), "unreachable schemas are left out");
 }
 
 /// kubectl's `supportsQueryParamV3`: it stops at the *first* PATCH operation with the object's GVK
@@ -142,24 +112,16 @@ fn every_patch_operation_lists_field_validation_and_every_kind_has_one() {
                 continue;
             };
             let gvk = &patch["x-kubernetes-group-version-kind"];
-            let has_fv = patch["parameters"].as_array().is_some_and(|ps| {
-                ps.iter()
-                    .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
-            });
+            let has_fv = patch["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "fieldValidation" && p["in"] == "query"));
             assert!(has_fv, "PATCH {path} has no fieldValidation of its own");
-            if gvk["group"] == info.group
-                && gvk["version"] == info.version
-                && gvk["kind"] == info.kind
-            {
+            if gvk["group"] == info.group && gvk["version"] == info.version && gvk["kind"] == info.kind {
                 found += 1;
             }
         }
         if info.verbs.contains(&"patch") {
-            assert!(
-                found >= 1,
-                "no PATCH operation for {}",
-                info.qualified_kind()
-            );
+            assert!(found >= 1, "no PATCH operation for {}", info.qualified_kind());
         }
     }
 }
@@ -197,34 +159,21 @@ fn pod_spec_containers_carry_merge_metadata() {
     assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
     assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
     // Upstream leaves it without a list type: server-side apply falls back to the merge key.
-    assert!(
-        containers.get("x-kubernetes-list-type").is_none(),
-        "{containers}"
-    );
+    assert!(containers.get("x-kubernetes-list-type").is_none(), "{containers}");
     let ports = &definitions()["io.k8s.api.core.v1.Container"]["properties"]["ports"];
     assert_eq!(ports["x-kubernetes-list-type"], "map");
-    assert_eq!(
-        ports["x-kubernetes-list-map-keys"],
-        serde_json::json!(["containerPort", "protocol"])
-    );
+    assert_eq!(ports["x-kubernetes-list-map-keys"], serde_json::json!(["containerPort", "protocol"]));
     assert_eq!(ports["x-kubernetes-patch-merge-key"], "containerPort");
     let volumes = &definitions()["io.k8s.api.core.v1.PodSpec"]["properties"]["volumes"];
     assert_eq!(volumes["x-kubernetes-patch-strategy"], "merge,retainKeys");
     let strategy = &definitions()["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]["strategy"];
     assert_eq!(strategy["x-kubernetes-patch-strategy"], "retainKeys");
-    assert!(
-        strategy.get("allOf").is_some(),
-        "extensions sit beside allOf, not beside $ref: {strategy}"
-    );
-    let finalizers = &definitions()["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]
-        ["finalizers"];
+    assert!(strategy.get("allOf").is_some(), "extensions sit beside allOf, not beside $ref: {strategy}");
+    let finalizers = &definitions()["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]["finalizers"];
     assert_eq!(finalizers["x-kubernetes-patch-strategy"], "merge");
     let tolerations = &definitions()["io.k8s.api.core.v1.PodSpec"]["properties"]["tolerations"];
     assert_eq!(tolerations["x-kubernetes-list-type"], "atomic");
-    assert_eq!(
-        definitions()["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"],
-        "atomic"
-    );
+    assert_eq!(definitions()["io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"]["x-kubernetes-map-type"], "atomic");
     let node_selector = &definitions()["io.k8s.api.core.v1.PodSpec"]["properties"]["nodeSelector"];
     assert_eq!(node_selector["x-kubernetes-map-type"], "atomic");
 }
@@ -239,12 +188,8 @@ fn kinds_and_lists_carry_their_group_version_kind() {
             .values()
             .find(|s| s["x-kubernetes-group-version-kind"] == want)
             .unwrap_or_else(|| panic!("no schema with GVK of {}", i.qualified_kind()));
-        assert!(
-            kind_schema["properties"]["spec"].is_object()
-                || kind_schema["properties"]["metadata"].is_object()
-        );
-        let list =
-            serde_json::json!([{ "group": i.group, "kind": i.list_kind, "version": i.version }]);
+        assert!(kind_schema["properties"]["spec"].is_object() || kind_schema["properties"]["metadata"].is_object());
+        let list = serde_json::json!([{ "group": i.group, "kind": i.list_kind, "version": i.version }]);
         let list_schema = defs
             .values()
             .find(|s| s["x-kubernetes-group-version-kind"] == list)
@@ -252,34 +197,17 @@ fn kinds_and_lists_carry_their_group_version_kind() {
         assert_eq!(list_schema["properties"]["items"]["type"], "array");
         for sub in &i.subresources {
             let want = serde_json::json!([{ "group": sub.group, "kind": sub.kind, "version": sub.version }]);
-            assert!(
-                defs.values()
-                    .any(|s| s["x-kubernetes-group-version-kind"] == want),
-                "no schema for {}",
-                sub.kind
-            );
+            assert!(defs.values().any(|s| s["x-kubernetes-group-version-kind"] == want), "no schema for {}", sub.kind);
         }
     }
     let delete_options = defs["io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"]["x-kubernetes-group-version-kind"]
         .as_array()
         .expect("DeleteOptions GVKs");
-    for (group, version) in [
-        ("", "v1"),
-        ("apps", "v1"),
-        ("batch", "v1"),
-        ("autoscaling", "v2"),
-    ] {
-        let want =
-            serde_json::json!({ "group": group, "kind": "DeleteOptions", "version": version });
-        assert!(
-            delete_options.contains(&want),
-            "DeleteOptions lacks {group}/{version}"
-        );
+    for (group, version) in [("", "v1"), ("apps", "v1"), ("batch", "v1"), ("autoscaling", "v2")] {
+        let want = serde_json::json!({ "group": group, "kind": "DeleteOptions", "version": version });
+        assert!(delete_options.contains(&want), "DeleteOptions lacks {group}/{version}");
     }
-    assert!(
-        defs["io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent"]["x-kubernetes-group-version-kind"]
-            .is_array()
-    );
+    assert!(defs["io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent"]["x-kubernetes-group-version-kind"].is_array());
 }
 
 #[test]
@@ -287,53 +215,26 @@ fn scalars_have_upstream_v3_shapes() {
     let defs = definitions();
     let ios = &defs["io.k8s.apimachinery.pkg.util.intstr.IntOrString"];
     assert_eq!(ios["format"], "int-or-string");
-    assert_eq!(
-        ios["oneOf"],
-        serde_json::json!([{ "type": "integer" }, { "type": "string" }])
-    );
+    assert_eq!(ios["oneOf"], serde_json::json!([{ "type": "integer" }, { "type": "string" }]));
     assert!(ios.get("x-kubernetes-int-or-string").is_none());
     let q = &defs["io.k8s.apimachinery.pkg.api.resource.Quantity"];
-    assert_eq!(
-        q["oneOf"],
-        serde_json::json!([{ "type": "string" }, { "type": "number" }])
-    );
+    assert_eq!(q["oneOf"], serde_json::json!([{ "type": "string" }, { "type": "number" }]));
     for time in ["Time", "MicroTime"] {
         let t = &defs[&format!("io.k8s.apimachinery.pkg.apis.meta.v1.{time}")];
-        assert_eq!(
-            (t["type"].as_str(), t["format"].as_str()),
-            (Some("string"), Some("date-time")),
-            "{time}"
-        );
+        assert_eq!((t["type"].as_str(), t["format"].as_str()), (Some("string"), Some("date-time")), "{time}");
     }
-    assert_eq!(
-        defs["io.k8s.apimachinery.pkg.runtime.RawExtension"]["type"],
-        "object"
-    );
+    assert_eq!(defs["io.k8s.apimachinery.pkg.runtime.RawExtension"]["type"], "object");
 }
 
 #[test]
 fn metadata_is_never_required() {
     for (name, s) in definitions() {
-        let required = s
-            .get("required")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        assert!(
-            !required.contains(&Value::from("metadata")),
-            "{name} requires metadata"
-        );
-        assert!(
-            !required.is_empty() || s.get("required").is_none(),
-            "{name} has an empty required list"
-        );
+        let required = s.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+        assert!(!required.contains(&Value::from("metadata")), "{name} requires metadata");
+        assert!(!required.is_empty() || s.get("required").is_none(), "{name} has an empty required list");
     }
     let pod_ip = &definitions()["io.k8s.api.core.v1.PodIP"]["required"];
-    assert_eq!(
-        pod_ip,
-        &serde_json::json!(["ip"]),
-        "1.33 made PodIP.ip required"
-    );
+    assert_eq!(pod_ip, &serde_json::json!(["ip"]), "1.33 made PodIP.ip required");
 }
 
 /// What `kubectl explain pods.spec.containers.ports` does: find the kind by GVK, then follow
@@ -343,21 +244,14 @@ fn explain_can_walk_from_kind_to_nested_field() {
     let d = doc("api/v1");
     let schemas = d["components"]["schemas"].as_object().expect("schemas");
     let want = serde_json::json!([{ "group": "", "kind": "Pod", "version": "v1" }]);
-    let pod = schemas
-        .values()
-        .find(|s| s["x-kubernetes-group-version-kind"] == want)
-        .expect("Pod by GVK");
+    let pod = schemas.values().find(|s| s["x-kubernetes-group-version-kind"] == want).expect("Pod by GVK");
     let spec = resolve(schemas, &pod["properties"]["spec"]);
     let containers = &spec["properties"]["containers"];
     assert_eq!(containers["type"], "array");
     let container = resolve(schemas, &containers["items"]);
     let port = resolve(schemas, &container["properties"]["ports"]["items"]);
     assert_eq!(port["properties"]["containerPort"]["type"], "integer");
-    assert!(
-        port["required"]
-            .as_array()
-            .is_some_and(|r| r.contains(&Value::from("containerPort")))
-    );
+    assert!(port["required"].as_array().is_some_and(|r| r.contains(&Value::from("containerPort"))));
 }
 
 /// One fixture line per (schema, property) with upstream's extensions ("{}" for none).
@@ -367,11 +261,7 @@ fn upstream_extensions() -> Vec<(String, String, Map<String, Value>)> {
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
             let mut f = l.splitn(3, '\t');
-            let (s, p, e) = (
-                f.next().unwrap_or(""),
-                f.next().unwrap_or(""),
-                f.next().unwrap_or("{}"),
-            );
+            let (s, p, e) = (f.next().unwrap_or(""), f.next().unwrap_or(""), f.next().unwrap_or("{}"));
             let ext: Map<String, Value> =
                 serde_json::from_str(e).unwrap_or_else(|err| panic!("fixture line {l}: {err}"));
             (s.to_string(), p.to_string(), ext)
@@ -393,11 +283,7 @@ fn extensions_agree_with_upstream_1_27() {
     let mut diffs = Vec::new();
     for (schema, prop, want) in upstream_extensions() {
         let Some(s) = defs.get(&schema) else { continue }; // a kind Skiff does not serve
-        let node = if prop.is_empty() {
-            Some(s)
-        } else {
-            s["properties"].get(&prop)
-        };
+        let node = if prop.is_empty() { Some(s) } else { s["properties"].get(&prop) };
         let Some(node) = node else { continue }; // removed upstream since 1.27
         compared += 1;
         let mut ours: Map<String, Value> = node
@@ -410,47 +296,27 @@ fn extensions_agree_with_upstream_1_27() {
         let mut want = want;
         if prop.is_empty() {
             // GVK lists of shared meta types name every served group-version; ours must be a subset.
-            let (o, w) = (
-                ours.remove("x-kubernetes-group-version-kind"),
-                want.remove("x-kubernetes-group-version-kind"),
-            );
+            let (o, w) =
+                (ours.remove("x-kubernetes-group-version-kind"), want.remove("x-kubernetes-group-version-kind"));
             if let (Some(Value::Array(o)), Some(Value::Array(w))) = (&o, &w) {
-                assert!(
-                    o.iter().all(|g| w.contains(g)),
-                    "{schema}: GVKs {o:?} not within upstream's {w:?}"
-                );
+                assert!(o.iter().all(|g| w.contains(g)), "{schema}: GVKs {o:?} not within upstream's {w:?}");
             } else {
                 assert_eq!(o, w, "{schema}: GVK");
             }
         }
         // Unannotated upstream lists are atomic and maps granular; k8s-openapi spells that out.
-        let implied = [
-            ("x-kubernetes-list-type", "atomic"),
-            ("x-kubernetes-map-type", "granular"),
-        ];
+        let implied = [("x-kubernetes-list-type", "atomic"), ("x-kubernetes-map-type", "granular")];
         for (k, v) in implied {
             if ours.get(k).and_then(Value::as_str) == Some(v) && !want.contains_key(k) {
                 ours.remove(k);
             }
         }
-        if ours != want
-            && !KNOWN_EXTENSION_CHANGES
-                .iter()
-                .any(|(s, p, _)| *s == schema && *p == prop)
-        {
+        if ours != want && !KNOWN_EXTENSION_CHANGES.iter().any(|(s, p, _)| *s == schema && *p == prop) {
             diffs.push(format!("{schema}.{prop}: upstream {want:?}, ours {ours:?}"));
         }
     }
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
-    assert!(
-        compared > 500,
-        "only {compared} (schema, property) pairs compared"
-    );
+    assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs.join("\n"));
+    assert!(compared > 500, "only {compared} (schema, property) pairs compared");
 }
 
 /// The short forms `scripts/openapi-reference-fixture.py` writes.
@@ -480,32 +346,18 @@ fn short_schema(r: &str) -> String {
 }
 
 fn content_summary(content: &Map<String, Value>) -> String {
-    let schemas: BTreeSet<String> = content
-        .values()
-        .map(|v| {
-            v["schema"]["$ref"]
-                .as_str()
-                .map_or("-".into(), short_schema)
-        })
-        .collect();
+    let schemas: BTreeSet<String> =
+        content.values().map(|v| v["schema"]["$ref"].as_str().map_or("-".into(), short_schema)).collect();
     let mut types: Vec<&str> = content.keys().map(|k| short_content_type(k)).collect();
     types.sort_unstable();
     assert_eq!(schemas.len(), 1, "one schema per content map: {content:?}");
-    format!(
-        "{}={}",
-        types.join(","),
-        schemas.into_iter().next().unwrap_or_default()
-    )
+    format!("{}={}", types.join(","), schemas.into_iter().next().unwrap_or_default())
 }
 
 fn responses_summary(responses: &Map<String, Value>) -> String {
     let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (code, r) in responses {
-        let c = r
-            .get("content")
-            .and_then(Value::as_object)
-            .map(content_summary)
-            .unwrap_or_default();
+        let c = r.get("content").and_then(Value::as_object).map(content_summary).unwrap_or_default();
         groups.entry(c).or_default().push(code);
     }
     let mut groups: Vec<(String, Vec<&str>)> = groups.into_iter().collect();
@@ -513,11 +365,7 @@ fn responses_summary(responses: &Map<String, Value>) -> String {
         codes.sort_unstable();
     }
     groups.sort_by(|a, b| a.1.cmp(&b.1));
-    groups
-        .iter()
-        .map(|(c, codes)| format!("{}:{c}", codes.join(",")))
-        .collect::<Vec<_>>()
-        .join(" ")
+    groups.iter().map(|(c, codes)| format!("{}:{c}", codes.join(","))).collect::<Vec<_>>().join(" ")
 }
 
 fn param_names(params: Option<&Value>) -> String {
@@ -549,15 +397,8 @@ fn operation_lines(d: &Value) -> BTreeMap<(String, String), String> {
             } else {
                 "-".into()
             };
-            let tags: Vec<&str> = op["tags"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            let body = op["requestBody"]["content"]
-                .as_object()
-                .map_or("-".into(), content_summary);
+            let tags: Vec<&str> = op["tags"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let body = op["requestBody"]["content"].as_object().map_or("-".into(), content_summary);
             let fields = [
                 method.to_uppercase(),
                 path.clone(),
@@ -569,10 +410,7 @@ fn operation_lines(d: &Value) -> BTreeMap<(String, String), String> {
                 param_names(op.get("parameters")),
                 param_names(item.get("parameters")),
                 body,
-                op["responses"]
-                    .as_object()
-                    .map(responses_summary)
-                    .unwrap_or_default(),
+                op["responses"].as_object().map(responses_summary).unwrap_or_default(),
             ];
             out.insert((method.to_uppercase(), path.clone()), fields.join("\t"));
         }
@@ -587,54 +425,34 @@ fn operations_agree_with_upstream_1_27() {
         ours.extend(operation_lines(&doc(gv)));
     }
     let mut upstream = BTreeMap::new();
-    for line in OPERATIONS_1_27
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
+    for line in OPERATIONS_1_27.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
         let fields: Vec<&str> = line.split('\t').collect();
         let normalized: Vec<String> = fields
             .iter()
             .enumerate()
             .map(|(i, f)| {
                 if i == 7 || i == 8 {
-                    f.split(',')
-                        .filter(|n| !n.is_empty() && !NEWER_PARAMS.contains(n))
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    f.split(',').filter(|n| !n.is_empty() && !NEWER_PARAMS.contains(n)).collect::<Vec<_>>().join(",")
                 } else {
                     (*f).to_string()
                 }
             })
             .collect();
-        upstream.insert(
-            (fields[0].to_string(), fields[1].to_string()),
-            normalized.join("\t"),
-        );
+        upstream.insert((fields[0].to_string(), fields[1].to_string()), normalized.join("\t"));
     }
     let mut diffs = Vec::new();
     for (key, want) in &upstream {
         match ours.get(key) {
             None => diffs.push(format!("missing {key:?}")),
-            Some(got) if got != want => {
-                diffs.push(format!("{key:?}\n  upstream {want}\n  ours     {got}"))
-            }
+            Some(got) if got != want => diffs.push(format!("{key:?}\n  upstream {want}\n  ours     {got}")),
             Some(_) => {}
         }
     }
     for key in ours.keys().filter(|k| !upstream.contains_key(*k)) {
         diffs.push(format!("extra {key:?}"));
     }
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
-    assert!(
-        upstream.len() > 250,
-        "fixture has only {} operations",
-        upstream.len()
-    );
+    assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs.join("\n"));
+    assert!(upstream.len() > 250, "fixture has only {} operations", upstream.len());
 }
 
 #[test]
@@ -644,14 +462,8 @@ fn pod_patch_operation_matches_upstream_parameters() {
     let ours = &d["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
     assert_eq!(ours["operationId"], upstream["operationId"]);
     assert_eq!(ours["x-kubernetes-action"], upstream["x-kubernetes-action"]);
-    assert_eq!(
-        ours["x-kubernetes-group-version-kind"],
-        upstream["x-kubernetes-group-version-kind"]
-    );
-    let (o, u) = (
-        ours["parameters"].as_array().expect("ours"),
-        upstream["parameters"].as_array().expect("upstream"),
-    );
+    assert_eq!(ours["x-kubernetes-group-version-kind"], upstream["x-kubernetes-group-version-kind"]);
+    let (o, u) = (ours["parameters"].as_array().expect("ours"), upstream["parameters"].as_array().expect("upstream"));
     assert_eq!(o.len(), u.len());
     for (o, u) in o.iter().zip(u) {
         for key in ["name", "in", "schema"] {
@@ -659,19 +471,11 @@ fn pod_patch_operation_matches_upstream_parameters() {
         }
         // fieldValidation's text changed after the 1.27 api/v1 snapshot (feature gate gone).
         if u["name"] != "fieldValidation" {
-            assert_eq!(
-                o["description"], u["description"],
-                "parameter {}",
-                u["name"]
-            );
+            assert_eq!(o["description"], u["description"], "parameter {}", u["name"]);
         }
     }
     assert_eq!(ours["requestBody"], upstream["requestBody"]);
-    let codes = |v: &Value| {
-        v["responses"]
-            .as_object()
-            .map(|r| r.keys().cloned().collect::<Vec<_>>())
-    };
+    let codes = |v: &Value| v["responses"].as_object().map(|r| r.keys().cloned().collect::<Vec<_>>());
     assert_eq!(codes(ours), codes(&upstream));
     assert_eq!(ours["responses"]["200"], upstream["responses"]["200"]);
 }
@@ -680,17 +484,10 @@ fn pod_patch_operation_matches_upstream_parameters() {
 fn documents_are_generated_quickly_and_compactly() {
     let all = builtin();
     let start = std::time::Instant::now();
-    let total: usize = group_versions(&all)
-        .iter()
-        .filter_map(|gv| document(&all, gv))
-        .map(|d| d.len())
-        .sum();
+    let total: usize = group_versions(&all).iter().filter_map(|gv| document(&all, gv)).map(|d| d.len()).sum();
     let elapsed = start.elapsed();
     // Generous bounds (debug build, shared 2-core machine); the point is "not seconds, not tens of MB".
-    assert!(
-        elapsed < std::time::Duration::from_secs(10),
-        "all documents took {elapsed:?}"
-    );
+    assert!(elapsed < std::time::Duration::from_secs(10), "all documents took {elapsed:?}");
     assert!(total < 20 << 20, "documents total {total} bytes");
     let v1 = document(&all, "api/v1").map_or(0, |d| d.len());
     assert!(v1 > 500_000, "api/v1 suspiciously small: {v1}");
@@ -702,10 +499,7 @@ fn documents_are_generated_quickly_and_compactly() {
 fn hand_tables_name_existing_schemas_and_properties() {
     use super::ext;
     let defs = definitions();
-    let has_prop = |s: &str, p: &str| {
-        defs.get(s)
-            .is_some_and(|d| d["properties"].get(p).is_some())
-    };
+    let has_prop = |s: &str, p: &str| defs.get(s).is_some_and(|d| d["properties"].get(p).is_some());
     for (s, p, ..) in ext::PATCH {
         assert!(has_prop(s, p), "PATCH: {s}.{p}");
     }
@@ -713,18 +507,12 @@ fn hand_tables_name_existing_schemas_and_properties() {
         assert!(has_prop(s, p), "list types: {s}.{p}");
         assert!(
             ext::PATCH.iter().any(|(ps, pp, ..)| ps == s && pp == p)
-                || ext::LIST_TYPE_OVERRIDES
-                    .iter()
-                    .any(|(os, op, _)| os == s && op == p),
+                || ext::LIST_TYPE_OVERRIDES.iter().any(|(os, op, _)| os == s && op == p),
             "{s}.{p}: explicit list type without a patch tag"
         );
     }
     for s in ext::ATOMIC_STRUCTS {
-        assert_eq!(
-            defs.get(*s).map(|d| &d["x-kubernetes-map-type"]),
-            Some(&Value::from("atomic")),
-            "{s}"
-        );
+        assert_eq!(defs.get(*s).map(|d| &d["x-kubernetes-map-type"]), Some(&Value::from("atomic")), "{s}");
     }
     for (s, p, _) in ext::STRUCT_PROPERTY_TYPES {
         assert!(has_prop(s, p), "struct property: {s}.{p}");

@@ -117,8 +117,7 @@ const CONTAINER: &str = "io.k8s.api.core.v1.Container";
 /// metadata. Roots: `io.k8s.api.apps.v1.Deployment`, `io.k8s.api.core.v1.Pod`.
 pub(super) fn k8s_defs() -> Map<String, Value> {
     let string = json!({"type": "string"});
-    let string_map =
-        json!({"type": "object", "additionalProperties": {"type": "string", "default": ""}});
+    let string_map = json!({"type": "object", "additionalProperties": {"type": "string", "default": ""}});
     into_map(json!({
         "io.k8s.api.apps.v1.Deployment": {
             "type": "object",

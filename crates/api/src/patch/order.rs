@@ -59,28 +59,17 @@ pub(super) fn normalize_element_order(
 ) -> Result<Vec<Value>, PatchError> {
     let patch = normalize_slice_order(patch, patch_order, merge_key, kind)?;
     let server_only = normalize_slice_order(server_only, server_order, merge_key, kind)?;
-    Ok(merge_sorted(
-        server_only,
-        patch,
-        server_order,
-        merge_key,
-        kind,
-    ))
+    Ok(merge_sorted(server_only, patch, server_order, merge_key, kind))
 }
 
 /// Splits list items into those without and those with `$patch: delete` (upstream
 /// `extractToDeleteItems`); every item must be an object.
-pub(super) fn split_deletions<T: Borrow<Value>>(
-    items: Vec<T>,
-) -> Result<(Vec<T>, Vec<T>), PatchError> {
+pub(super) fn split_deletions<T: Borrow<Value>>(items: Vec<T>) -> Result<(Vec<T>, Vec<T>), PatchError> {
     let mut keep = Vec::with_capacity(items.len());
     let mut delete = Vec::new();
     for item in items {
         let Value::Object(map) = item.borrow() else {
-            return Err(PatchError::BadArgType {
-                expected: GO_MAP,
-                actual: go_type(item.borrow()),
-            });
+            return Err(PatchError::BadArgType { expected: GO_MAP, actual: go_type(item.borrow()) });
         };
         if map.get(DIRECTIVE).and_then(Value::as_str) == Some(DELETE) {
             delete.push(item);
@@ -106,10 +95,8 @@ fn normalize_slice_order(
         (to_sort, Vec::new())
     };
     // Each item's rank is looked up once; the comparator then only compares ranks.
-    let mut ranked: Vec<(Option<usize>, Value)> = to_sort
-        .into_iter()
-        .map(|item| (index_of(order, &item, merge_key, kind), item))
-        .collect();
+    let mut ranked: Vec<(Option<usize>, Value)> =
+        to_sort.into_iter().map(|item| (index_of(order, &item, merge_key, kind), item)).collect();
     go_stable_sort(&mut ranked, |(a, _), (b, _)| match (a, b) {
         (Some(i), Some(j)) => i < j,
         // Upstream's less reports "less" whenever either side is unknown.
@@ -124,16 +111,10 @@ fn normalize_slice_order(
 fn require_merge_key(merge_key: &str, items: &[Value]) -> Result<(), PatchError> {
     for item in items {
         let Value::Object(map) = item else {
-            return Err(PatchError::BadArgType {
-                expected: GO_MAP,
-                actual: go_type(item),
-            });
+            return Err(PatchError::BadArgType { expected: GO_MAP, actual: go_type(item) });
         };
         if !map.contains_key(merge_key) {
-            return Err(PatchError::MissingMergeKey {
-                item: go_value(item),
-                key: merge_key.to_string(),
-            });
+            return Err(PatchError::MissingMergeKey { item: go_value(item), key: merge_key.to_string() });
         }
     }
     Ok(())
@@ -157,11 +138,7 @@ fn merge_sorted(
             (Some(li), Some(ri)) => li < ri,
             _ => false,
         };
-        let next = if left_first {
-            left.next()
-        } else {
-            right.next()
-        };
+        let next = if left_first { left.next() } else { right.next() };
         out.extend(next.map(|(_, item)| item));
     }
     out.extend(left.map(|(_, item)| item));
@@ -174,16 +151,11 @@ fn merge_sorted(
 /// as Go's nil interface values do.
 fn index_of(list: &[Value], value: &Value, merge_key: &str, kind: JsonKind) -> Option<usize> {
     let wanted = identity(value, merge_key, kind);
-    list.iter()
-        .position(|item| identity(item, merge_key, kind) == wanted)
+    list.iter().position(|item| identity(item, merge_key, kind) == wanted)
 }
 
 fn identity<'v>(item: &'v Value, merge_key: &str, kind: JsonKind) -> Option<&'v Value> {
-    let id = if kind == JsonKind::Object {
-        item.as_object()?.get(merge_key)?
-    } else {
-        item
-    };
+    let id = if kind == JsonKind::Object { item.as_object()?.get(merge_key)? } else { item };
     (!id.is_null()).then_some(id)
 }
 

@@ -43,11 +43,7 @@ const SET_ELEMENT_ORDER: &str = "$setElementOrder";
 /// `original` must be a JSON object; `patch` must be an object (or `null`, which changes
 /// nothing). Errors carry upstream's messages; [`PatchError::status_code`] gives the HTTP status
 /// kube-apiserver answers with.
-pub fn strategic_merge_patch(
-    original: &Value,
-    patch: &Value,
-    schema: Schema<'_>,
-) -> Result<Value, PatchError> {
+pub fn strategic_merge_patch(original: &Value, patch: &Value, schema: Schema<'_>) -> Result<Value, PatchError> {
     let Value::Object(original) = original else {
         return Err(PatchError::BadJsonDoc);
     };
@@ -70,15 +66,9 @@ struct FieldMeta<'a> {
 }
 
 /// Upstream `LookupPatchMetadataForStruct` / `...ForSlice` plus `extractRetainKeysPatchStrategy`.
-fn lookup<'a>(
-    schema: Option<Schema<'a>>,
-    key: &str,
-    list: bool,
-) -> Result<FieldMeta<'a>, PatchError> {
+fn lookup<'a>(schema: Option<Schema<'a>>, key: &str, list: bool) -> Result<FieldMeta<'a>, PatchError> {
     let field = schema.and_then(|s| s.field(key));
-    let strategies: Vec<&'a str> = field
-        .map(|f| f.patch_strategies().collect())
-        .unwrap_or_default();
+    let strategies: Vec<&'a str> = field.map(|f| f.patch_strategies().collect()).unwrap_or_default();
     let strategy = match strategies.as_slice() {
         [] => "",
         [one] if *one == RETAIN_KEYS_STRATEGY => "",
@@ -86,19 +76,13 @@ fn lookup<'a>(
         [first, second] if *first == RETAIN_KEYS_STRATEGY => second,
         [first, second] if *second == RETAIN_KEYS_STRATEGY => first,
         _ => {
-            return Err(PatchError::UnexpectedPatchStrategy {
-                strategies: format!("[{}]", strategies.join(" ")),
-            });
+            return Err(PatchError::UnexpectedPatchStrategy { strategies: format!("[{}]", strategies.join(" ")) });
         }
     };
     Ok(FieldMeta {
         strategy,
         merge_key: field.and_then(|f| f.patch_merge_key()).unwrap_or(""),
-        schema: if list {
-            field.and_then(|f| f.items())
-        } else {
-            field
-        },
+        schema: if list { field.and_then(|f| f.items()) } else { field },
     })
 }
 
@@ -134,9 +118,7 @@ fn merge_map(
             continue;
         }
 
-        let same_kind = original
-            .get(&key)
-            .map(|current| JsonKind::of(current) == JsonKind::of(&patch_value));
+        let same_kind = original.get(&key).map(|current| JsonKind::of(current) == JsonKind::of(&patch_value));
         if same_kind != Some(true) {
             // Absent, or of another type: the patch value is taken as is (a deletion list then
             // has nothing to delete from).
@@ -152,11 +134,8 @@ fn merge_map(
             (Value::Object(current), Value::Object(patch_value)) => {
                 let meta = lookup(schema, &key, false)?;
                 let taken = std::mem::take(current);
-                *current = if meta.strategy == REPLACE {
-                    patch_value
-                } else {
-                    merge_map(taken, patch_value, meta.schema)?
-                };
+                *current =
+                    if meta.strategy == REPLACE { patch_value } else { merge_map(taken, patch_value, meta.schema)? };
             }
             (Value::Array(current), Value::Array(patch_value)) => {
                 let meta = lookup(schema, &key, true)?;
@@ -203,25 +182,16 @@ fn remove_directives(value: Value) -> Option<Value> {
             if map.contains_key(DIRECTIVE) {
                 return None;
             }
-            Some(Value::Object(
-                map.into_iter()
-                    .filter_map(|(k, v)| remove_directives(v).map(|v| (k, v)))
-                    .collect(),
-            ))
+            Some(Value::Object(map.into_iter().filter_map(|(k, v)| remove_directives(v).map(|v| (k, v))).collect()))
         }
-        Value::Array(items) => Some(Value::Array(
-            items.into_iter().filter_map(remove_directives).collect(),
-        )),
+        Value::Array(items) => Some(Value::Array(items.into_iter().filter_map(remove_directives).collect())),
         other => Some(other),
     }
 }
 
 /// `$retainKeys`: clears the keys of `original` not listed; every non-null key of the patch must
 /// be listed (upstream `applyRetainKeysDirective`).
-fn apply_retain_keys(
-    original: &mut Map<String, Value>,
-    patch: &mut Map<String, Value>,
-) -> Result<(), PatchError> {
+fn apply_retain_keys(original: &mut Map<String, Value>, patch: &mut Map<String, Value>) -> Result<(), PatchError> {
     let Some(retain) = patch.shift_remove(RETAIN_KEYS) else {
         return Ok(());
     };
@@ -230,9 +200,8 @@ fn apply_retain_keys(
     };
     let listed = |key: &str| retain.iter().any(|v| v.as_str() == Some(key));
     for (key, value) in patch.iter() {
-        let exempt = value.is_null()
-            || key.starts_with(DELETE_FROM_PRIMITIVE_LIST)
-            || key.starts_with(SET_ELEMENT_ORDER);
+        let exempt =
+            value.is_null() || key.starts_with(DELETE_FROM_PRIMITIVE_LIST) || key.starts_with(SET_ELEMENT_ORDER);
         if !exempt && !listed(key) {
             return Err(PatchError::BadRetainKeys);
         }
@@ -249,69 +218,38 @@ fn merge_ordered_lists(
     patch: &mut Map<String, Value>,
     schema: Option<Schema<'_>>,
 ) -> Result<(), PatchError> {
-    let keys: Vec<String> = patch
-        .keys()
-        .filter(|k| k.starts_with(SET_ELEMENT_ORDER))
-        .cloned()
-        .collect();
+    let keys: Vec<String> = patch.keys().filter(|k| k.starts_with(SET_ELEMENT_ORDER)).cloned().collect();
     for key in keys {
         let Some(order) = patch.shift_remove(&key) else {
             continue;
         };
         let Value::Array(order) = order else {
-            return Err(PatchError::BadArgType {
-                expected: GO_SLICE,
-                actual: go_type(&order),
-            });
+            return Err(PatchError::BadArgType { expected: GO_SLICE, actual: go_type(&order) });
         };
         let field = field_of(&key, SET_ELEMENT_ORDER)?;
         let current = list_at(original, &field)?;
         let patch_list = list_at(patch, &field)?;
         let meta = lookup(schema, &field, true)?;
-        check_order(
-            patch_list.as_deref().unwrap_or_default(),
-            &order,
-            meta.merge_key,
-        )?;
+        check_order(patch_list.as_deref().unwrap_or_default(), &order, meta.merge_key)?;
 
         let (merged, live_order) = match (&current, &patch_list) {
             (Some(current), None) => (current.clone(), current.clone()),
-            (None, Some(added)) => (
-                added
-                    .iter()
-                    .cloned()
-                    .filter_map(remove_directives)
-                    .collect(),
-                Vec::new(),
-            ),
+            (None, Some(added)) => (added.iter().cloned().filter_map(remove_directives).collect(), Vec::new()),
             (Some(current), Some(patch_list)) => {
                 let merged = merge_list_field(current.clone(), patch_list.clone(), &meta, false)?;
                 let keyed = meta.strategy == MERGE
                     && !meta.merge_key.is_empty()
                     && current.iter().chain(patch_list).all(Value::is_object);
-                let live_order = if keyed {
-                    live_order_after_merge(current, patch_list, meta.merge_key)
-                } else {
-                    current.clone()
-                };
+                let live_order =
+                    if keyed { live_order_after_merge(current, patch_list, meta.merge_key) } else { current.clone() };
                 (merged, live_order)
             }
             (None, None) => continue,
         };
 
         let (named, server_only) = partition(merged, &order, meta.merge_key)?;
-        let kind = element_kind(&[
-            current.as_deref().unwrap_or_default(),
-            patch_list.as_deref().unwrap_or_default(),
-        ])?;
-        let ordered = normalize_element_order(
-            named,
-            server_only,
-            &order,
-            &live_order,
-            meta.merge_key,
-            kind,
-        )?;
+        let kind = element_kind(&[current.as_deref().unwrap_or_default(), patch_list.as_deref().unwrap_or_default()])?;
+        let ordered = normalize_element_order(named, server_only, &order, &live_order, meta.merge_key, kind)?;
         original.insert(field.clone(), Value::Array(ordered));
         patch.shift_remove(&field);
     }
@@ -330,9 +268,7 @@ fn live_order_after_merge(current: &[Value], patch: &[Value], merge_key: &str) -
     let mut backing = current.to_vec();
     let mut len = backing.len();
     let position = |backing: &[Value], len: usize, key: Option<&Value>| {
-        backing[..len]
-            .iter()
-            .position(|item| item.get(merge_key).is_some() && item.get(merge_key) == key)
+        backing[..len].iter().position(|item| item.get(merge_key).is_some() && item.get(merge_key) == key)
     };
     let mut replace = false;
     let mut plain = Vec::new();
@@ -371,10 +307,7 @@ fn list_at(map: &Map<String, Value>, field: &str) -> Result<Option<Vec<Value>>, 
     match map.get(field) {
         None => Ok(None),
         Some(Value::Array(items)) => Ok(Some(items.clone())),
-        Some(other) => Err(PatchError::BadArgType {
-            expected: GO_SLICE,
-            actual: go_type(other),
-        }),
+        Some(other) => Err(PatchError::BadArgType { expected: GO_SLICE, actual: go_type(other) }),
     }
 }
 
@@ -384,17 +317,11 @@ fn check_order(patch: &[Value], order: &[Value], merge_key: &str) -> Result<(), 
     if order.is_empty() || patch.is_empty() {
         return Ok(());
     }
-    let items: Vec<&Value> = if merge_key.is_empty() {
-        patch.iter().collect()
-    } else {
-        split_deletions(patch.iter().collect())?.0
-    };
+    let items: Vec<&Value> =
+        if merge_key.is_empty() { patch.iter().collect() } else { split_deletions(patch.iter().collect())?.0 };
     let (mut p, mut o) = (0, 0);
     while p < items.len() && o < order.len() {
-        if items[p]
-            .as_object()
-            .is_some_and(|m| m.contains_key(DIRECTIVE))
-        {
+        if items[p].as_object().is_some_and(|m| m.contains_key(DIRECTIVE)) {
             p += 1;
             continue;
         }
@@ -404,10 +331,7 @@ fn check_order(patch: &[Value], order: &[Value], merge_key: &str) -> Result<(), 
         o += 1;
     }
     if p < items.len() && o >= order.len() {
-        return Err(PatchError::SetElementOrderMismatch {
-            patch: go_list(patch),
-            order: go_list(order),
-        });
+        return Err(PatchError::SetElementOrderMismatch { patch: go_list(patch), order: go_list(order) });
     }
     Ok(())
 }
@@ -422,16 +346,9 @@ fn merge_key_equal(left: &Value, right: &Value, merge_key: &str) -> Result<bool,
 /// The merge-key value of a list item, which must be an object holding the key.
 fn key_value<'v>(item: &'v Value, merge_key: &str) -> Result<&'v Value, PatchError> {
     let Value::Object(map) = item else {
-        return Err(PatchError::BadArgType {
-            expected: GO_MAP,
-            actual: go_type(item),
-        });
+        return Err(PatchError::BadArgType { expected: GO_MAP, actual: go_type(item) });
     };
-    map.get(merge_key)
-        .ok_or_else(|| PatchError::MissingMergeKey {
-            item: go_value(item),
-            key: merge_key.to_string(),
-        })
+    map.get(merge_key).ok_or_else(|| PatchError::MissingMergeKey { item: go_value(item), key: merge_key.to_string() })
 }
 
 /// A list field: merged under the `merge` strategy or when it is a deletion list, replaced
@@ -442,11 +359,7 @@ fn merge_list_field(
     meta: &FieldMeta<'_>,
     is_delete_list: bool,
 ) -> Result<Vec<Value>, PatchError> {
-    if meta.strategy == MERGE || is_delete_list {
-        merge_list(current, patch, meta, is_delete_list)
-    } else {
-        Ok(patch)
-    }
+    if meta.strategy == MERGE || is_delete_list { merge_list(current, patch, meta, is_delete_list) } else { Ok(patch) }
 }
 
 /// Merges two lists (upstream `mergeSlice`): scalars as a de-duplicated union (or a deletion),
@@ -473,11 +386,7 @@ fn merge_list(
     } else {
         if merge_key.is_empty() {
             return Err(PatchError::NoMergeKeyDeclared {
-                type_name: meta
-                    .schema
-                    .and_then(|s| s.name())
-                    .unwrap_or("struct")
-                    .to_string(),
+                type_name: meta.schema.and_then(|s| s.name()).unwrap_or("struct").to_string(),
             });
         }
         let (current, patch) = apply_item_directives(current, patch, merge_key)?;
@@ -486,14 +395,7 @@ fn merge_list(
     };
 
     let (named, server_only) = partition(merged, &patch_order, merge_key)?;
-    normalize_element_order(
-        named,
-        server_only,
-        &patch_order,
-        &server_order,
-        merge_key,
-        kind,
-    )
+    normalize_element_order(named, server_only, &patch_order, &server_order, merge_key, kind)
 }
 
 /// Applies `$patch: delete` items (removing every item with that key) and `$patch: replace`
@@ -514,10 +416,7 @@ fn apply_item_directives(
         match directive.as_str() {
             Some(DELETE) => {
                 let Some(key) = item.get(merge_key) else {
-                    return Err(PatchError::MissingMergeKey {
-                        item: go_value(&item),
-                        key: merge_key.to_string(),
-                    });
+                    return Err(PatchError::MissingMergeKey { item: go_value(&item), key: merge_key.to_string() });
                 };
                 ensure_objects(&current)?;
                 current.retain(|existing| existing.get(merge_key) != Some(key));
@@ -527,20 +426,13 @@ fn apply_item_directives(
             Some(MERGE) => return Err(PatchError::MergeDirectiveInList),
             _ => {
                 let Value::Object(map) = &item else {
-                    return Err(PatchError::BadArgType {
-                        expected: GO_MAP,
-                        actual: go_type(&item),
-                    });
+                    return Err(PatchError::BadArgType { expected: GO_MAP, actual: go_type(&item) });
                 };
                 return Err(unknown_directive(directive, map));
             }
         }
     }
-    if replace {
-        Ok((plain, Vec::new()))
-    } else {
-        Ok((current, plain))
-    }
+    if replace { Ok((plain, Vec::new())) } else { Ok((current, plain)) }
 }
 
 /// Merges each patch item into the first item with the same merge-key value, or appends it
@@ -572,11 +464,7 @@ fn merge_by_key(
 
 /// The index of the first object whose `merge_key` equals `value`; every item must be an object
 /// (upstream `findMapInSliceBasedOnKeyValue`).
-fn find_by_key(
-    list: &[Value],
-    merge_key: &str,
-    value: &Value,
-) -> Result<Option<usize>, PatchError> {
+fn find_by_key(list: &[Value], merge_key: &str, value: &Value) -> Result<Option<usize>, PatchError> {
     for (index, item) in list.iter().enumerate() {
         let Value::Object(map) = item else {
             return Err(PatchError::NotAMap { index });
@@ -597,11 +485,7 @@ fn ensure_objects(list: &[Value]) -> Result<(), PatchError> {
 
 /// Splits `merged` into items named by `by` and the rest (upstream
 /// `partitionPrimitivesByPresentInList` / `partitionMapsByPresentInList`).
-fn partition(
-    merged: Vec<Value>,
-    by: &[Value],
-    merge_key: &str,
-) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
+fn partition(merged: Vec<Value>, by: &[Value], merge_key: &str) -> Result<(Vec<Value>, Vec<Value>), PatchError> {
     let mut named = Vec::with_capacity(merged.len());
     let mut rest = Vec::with_capacity(merged.len());
     for item in merged {
@@ -629,9 +513,7 @@ fn element_kind(lists: &[&[Value]]) -> Result<JsonKind, PatchError> {
             None if this == JsonKind::Array => return Err(PatchError::ListOfLists),
             None => kind = Some(this),
             Some(previous) if previous != this => {
-                return Err(PatchError::MixedElementTypes {
-                    lists: go_lists(lists),
-                });
+                return Err(PatchError::MixedElementTypes { lists: go_lists(lists) });
             }
             Some(_) => {}
         }
@@ -674,8 +556,5 @@ fn field_of(key: &str, prefix: &str) -> Result<String, PatchError> {
 }
 
 fn unknown_directive(directive: &Value, map: &Map<String, Value>) -> PatchError {
-    PatchError::UnknownDirective {
-        directive: go_string_verb(directive),
-        map: go_value(&Value::Object(map.clone())),
-    }
+    PatchError::UnknownDirective { directive: go_string_verb(directive), map: go_value(&Value::Object(map.clone())) }
 }

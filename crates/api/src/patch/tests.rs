@@ -29,12 +29,7 @@ struct Case {
 }
 
 fn case(name: &'static str, original: Value, patch: Value, expected: Value) -> Case {
-    Case {
-        name,
-        original,
-        patch,
-        expected,
-    }
+    Case { name, original, patch, expected }
 }
 
 fn run_cases(cases: Vec<Case>) {
@@ -42,10 +37,7 @@ fn run_cases(cases: Vec<Case>) {
     for c in cases {
         match apply_merge_item(&c.original, &c.patch) {
             Ok(got) if got == c.expected && same_order(&got, &c.expected) => {}
-            Ok(got) => failures.push(format!(
-                "{}: expected {}\n   got {}",
-                c.name, c.expected, got
-            )),
+            Ok(got) => failures.push(format!("{}: expected {}\n   got {}", c.name, c.expected, got)),
             Err(e) => failures.push(format!("{}: unexpected error {e}", c.name)),
         }
     }
@@ -102,12 +94,7 @@ fn upstream_custom_cases() {
             json!({"mergingList": []}),
             json!({"mergingList": []}),
         ),
-        case(
-            "delete all keys from map",
-            json!({"name": 1, "value": 1}),
-            json!({"$patch": "replace"}),
-            json!({}),
-        ),
+        case("delete all keys from map", json!({"name": 1, "value": 1}), json!({"$patch": "replace"}), json!({})),
         case(
             "add key and delete all keys from map",
             json!({"name": 1, "value": 1}),
@@ -732,11 +719,9 @@ fn directive_edge_cases() {
 /// empty `$setElementOrder` (which kubectl never sends) shows it.
 #[test]
 fn unordered_items_are_ranked_like_go_sort_slice_stable() {
-    let got = apply_merge_item(
-        &json!({}),
-        &json!({"$setElementOrder/mergingIntList": [], "mergingIntList": [1, 2, 3]}),
-    )
-    .expect("patch");
+    let got =
+        apply_merge_item(&json!({}), &json!({"$setElementOrder/mergingIntList": [], "mergingIntList": [1, 2, 3]}))
+            .expect("patch");
     assert_eq!(got, json!({"mergingIntList": [3, 2, 1]}));
 }
 
@@ -745,10 +730,7 @@ fn unordered_items_are_ranked_like_go_sort_slice_stable() {
 #[test]
 fn long_lists_follow_set_element_order() {
     let names: Vec<String> = (0..30).map(|i| format!("VAR_{i:02}")).collect();
-    let env: Vec<Value> = names
-        .iter()
-        .map(|n| json!({"name": n, "value": "x"}))
-        .collect();
+    let env: Vec<Value> = names.iter().map(|n| json!({"name": n, "value": "x"})).collect();
     let mut live = live_deployment();
     live["spec"]["template"]["spec"]["containers"][0]["env"] = Value::Array(env.clone());
 
@@ -763,13 +745,10 @@ fn long_lists_follow_set_element_order() {
         }]
     }}}});
     let got = apply_k8s(DEPLOYMENT, &live, &patch).expect("apply");
-    let got_names: Vec<&str> = at(
-        &got,
-        &["spec", "template", "spec", "containers", "0", "env"],
-    )
-    .as_array()
-    .map(|a| a.iter().filter_map(|e| e["name"].as_str()).collect())
-    .unwrap_or_default();
+    let got_names: Vec<&str> = at(&got, &["spec", "template", "spec", "containers", "0", "env"])
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["name"].as_str()).collect())
+        .unwrap_or_default();
     let want: Vec<&str> = order.iter().filter_map(|o| o["name"].as_str()).collect();
     assert_eq!(got_names, want);
 }
@@ -777,20 +756,13 @@ fn long_lists_follow_set_element_order() {
 #[test]
 fn empty_and_null_patches_are_identity() {
     let original = json!({"name": "a", "mergingList": [{"name": 1}], "simpleMap": {"k": "v"}});
-    assert_eq!(
-        apply_merge_item(&original, &json!({})).expect("empty"),
-        original
-    );
-    assert_eq!(
-        apply_merge_item(&original, &json!(null)).expect("null"),
-        original
-    );
+    assert_eq!(apply_merge_item(&original, &json!({})).expect("empty"), original);
+    assert_eq!(apply_merge_item(&original, &json!(null)).expect("null"), original);
 }
 
 #[test]
 fn delete_directive_at_the_root_empties_the_object() {
-    let got =
-        apply_merge_item(&json!({"name": "a"}), &json!({"$patch": "delete"})).expect("delete");
+    let got = apply_merge_item(&json!({"name": "a"}), &json!({"$patch": "delete"})).expect("delete");
     assert_eq!(got, json!({}));
 }
 
@@ -942,20 +914,8 @@ fn errors_carry_upstream_messages_and_statuses() {
             "unexpected patch strategy: [merge replace]",
             500,
         ),
-        (
-            "patch is not an object",
-            json!({}),
-            json!([1]),
-            "invalid JSON document",
-            400,
-        ),
-        (
-            "original is not an object",
-            json!([]),
-            json!({}),
-            "invalid JSON document",
-            400,
-        ),
+        ("patch is not an object", json!({}), json!([1]), "invalid JSON document", 400),
+        ("original is not an object", json!([]), json!({}), "invalid JSON document", 400),
     ];
     for (name, original, patch, message, status) in cases {
         let err = match apply_merge_item(&original, &patch) {
@@ -1075,8 +1035,7 @@ fn kubectl_apply_second_run() {
     let got = apply_k8s(DEPLOYMENT, &live_deployment(), &patch).expect("apply");
 
     let mut expected = live_deployment();
-    expected["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
-        json!("{\"new\":true}");
+    expected["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = json!("{\"new\":true}");
     let app = &mut expected["spec"]["template"]["spec"]["containers"][0];
     app["image"] = json!("nginx:1.28");
     app["env"] = json!([{"name": "A", "value": "1"}, {"name": "C", "value": "3"}]);
@@ -1165,10 +1124,7 @@ fn kubectl_edit() {
     assert_eq!(containers[1]["image"], json!("nginx:1.27"));
     // Untouched parts survive, including status and defaults.
     assert_eq!(got["status"], live_deployment()["status"]);
-    assert_eq!(
-        got["spec"]["strategy"],
-        live_deployment()["spec"]["strategy"]
-    );
+    assert_eq!(got["spec"]["strategy"], live_deployment()["spec"]["strategy"]);
 }
 
 /// A finalizer added by a controller's strategic patch is merged as a set.
@@ -1176,10 +1132,7 @@ fn kubectl_edit() {
 fn finalizers_merge_as_a_set() {
     let patch = json!({"metadata": {"finalizers": ["example.com/b", "example.com/c"]}});
     let got = apply_k8s(DEPLOYMENT, &live_deployment(), &patch).expect("finalizers");
-    assert_eq!(
-        got["metadata"]["finalizers"],
-        json!(["example.com/a", "example.com/b", "example.com/c"])
-    );
+    assert_eq!(got["metadata"]["finalizers"], json!(["example.com/a", "example.com/b", "example.com/c"]));
 }
 
 /// The selector is a plain (`atomic` map-type) struct: SMP still merges it key by key, as
@@ -1188,10 +1141,7 @@ fn finalizers_merge_as_a_set() {
 fn atomic_map_type_is_ignored_by_strategic_merge() {
     let patch = json!({"spec": {"selector": {"matchLabels": {"extra": "x"}}}});
     let got = apply_k8s(DEPLOYMENT, &live_deployment(), &patch).expect("selector");
-    assert_eq!(
-        got["spec"]["selector"]["matchLabels"],
-        json!({"app": "web", "extra": "x"})
-    );
+    assert_eq!(got["spec"]["selector"]["matchLabels"], json!({"app": "web", "extra": "x"}));
 }
 
 /// Status conditions (merge key `type`) as a kubelet-style status patch sends them.
@@ -1223,10 +1173,7 @@ fn json_patch_applies_operations_in_order() {
         {"op": "move", "from": "/metadata/generateName", "path": "/metadata/alias"}
     ]);
     let got = json_patch(&doc, &patch).expect("json patch");
-    assert_eq!(
-        got,
-        json!({"metadata": {"name": "a", "finalizers": ["y"], "alias": "a"}, "spec": {"replicas": 3}})
-    );
+    assert_eq!(got, json!({"metadata": {"name": "a", "finalizers": ["y"], "alias": "a"}, "spec": {"replicas": 3}}));
     assert_eq!(json_patch(&doc, &json!([])).expect("empty"), doc);
     assert_eq!(json_patch(&doc, &json!(null)).expect("null"), doc);
 }
@@ -1270,39 +1217,19 @@ fn json_patch_errors() {
             "copy operation does not apply: doc is missing from path: /nope: missing value",
             422,
         ),
-        (
-            json!([{"op": "frobnicate", "path": "/x"}]),
-            "Unexpected kind: frobnicate",
-            422,
-        ),
+        (json!([{"op": "frobnicate", "path": "/x"}]), "Unexpected kind: frobnicate", 422),
         (json!([{"path": "/x"}]), "Unexpected kind: unknown", 422),
         (json!([null]), "Unexpected kind: unknown", 422),
-        (
-            json!([{"op": "add"}]),
-            "invalid JSON patch operation 0",
-            422,
-        ),
-        (
-            json!({"op": "add"}),
-            "json: cannot unmarshal object into Go value of type jsonpatch.Patch",
-            400,
-        ),
-        (
-            json!(["add"]),
-            "json: cannot unmarshal string into Go value of type jsonpatch.Operation",
-            400,
-        ),
+        (json!([{"op": "add"}]), "invalid JSON patch operation 0", 422),
+        (json!({"op": "add"}), "json: cannot unmarshal object into Go value of type jsonpatch.Patch", 400),
+        (json!(["add"]), "json: cannot unmarshal string into Go value of type jsonpatch.Operation", 400),
     ];
     for (patch, message, status) in cases {
         let err = match json_patch(&doc, &patch) {
             Err(e) => e,
             Ok(v) => panic!("{patch}: expected an error, got {v}"),
         };
-        assert!(
-            err.to_string().contains(message),
-            "{patch}: {:?} does not contain {message:?}",
-            err.to_string()
-        );
+        assert!(err.to_string().contains(message), "{patch}: {:?} does not contain {message:?}", err.to_string());
         assert_eq!(err.status_code(), status, "{patch}");
     }
 
@@ -1320,17 +1247,11 @@ fn json_patch_errors() {
     ]);
     let err = json_patch(&doc, &patch).expect_err("second op fails");
     assert_eq!(err.status_code(), 422);
-    let moved = json_patch(
-        &doc,
-        &json!([{"op": "move", "from": "/metadata", "path": ""}]),
-    )
-    .expect("move to root");
+    let moved = json_patch(&doc, &json!([{"op": "move", "from": "/metadata", "path": ""}])).expect("move to root");
     assert_eq!(moved, json!({"name": "a", "resourceVersion": "5"}));
 
-    let too_many = Value::Array(vec![
-        json!({"op": "test", "path": "", "value": null});
-        super::MAX_JSON_PATCH_OPERATIONS + 1
-    ]);
+    let too_many =
+        Value::Array(vec![json!({"op": "test", "path": "", "value": null}); super::MAX_JSON_PATCH_OPERATIONS + 1]);
     let err = json_patch(&doc, &too_many).expect_err("too many");
     assert_eq!(err.status_code(), 413);
 }
@@ -1388,8 +1309,7 @@ mod properties {
             any::<bool>().prop_map(Value::Bool),
             (0i64..4).prop_map(Value::from),
             Just(json!(1.5)),
-            prop::sample::select(vec!["a", "b", "delete", "replace", "merge", "name"])
-                .prop_map(Value::from),
+            prop::sample::select(vec!["a", "b", "delete", "replace", "merge", "name"]).prop_map(Value::from),
         ]
     }
 
@@ -1397,29 +1317,16 @@ mod properties {
         scalar().prop_recursive(4, 48, 5, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-                prop::collection::vec((prop::sample::select(KEYS), inner), 0..5).prop_map(
-                    |entries| {
-                        Value::Object(
-                            entries
-                                .into_iter()
-                                .map(|(k, v)| (k.to_string(), v))
-                                .collect(),
-                        )
-                    }
-                ),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..5).prop_map(|entries| {
+                    Value::Object(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                }),
             ]
         })
     }
 
     fn any_object() -> impl Strategy<Value = Value> {
-        prop::collection::vec((prop::sample::select(KEYS), any_json()), 0..6).prop_map(|entries| {
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect(),
-            )
-        })
+        prop::collection::vec((prop::sample::select(KEYS), any_json()), 0..6)
+            .prop_map(|entries| Value::Object(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
     }
 
     /// JSON without directive keys, nulls only as object values, lists of scalars only: the
@@ -1433,20 +1340,10 @@ mod properties {
         ];
         leaf.prop_recursive(3, 24, 4, |inner| {
             prop::collection::vec(
-                (
-                    prop::sample::select(vec!["p", "q", "r"]),
-                    prop_oneof![3 => inner, 1 => Just(Value::Null)],
-                ),
+                (prop::sample::select(vec!["p", "q", "r"]), prop_oneof![3 => inner, 1 => Just(Value::Null)]),
                 0..4,
             )
-            .prop_map(|entries| {
-                Value::Object(
-                    entries
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect(),
-                )
-            })
+            .prop_map(|entries| Value::Object(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
         })
     }
 

@@ -80,10 +80,7 @@ fn upstream_allof_reference_and_extensions_on_the_property() {
     let item = containers.items().expect("items");
     assert_eq!(item.name(), Some("io.k8s.api.core.v1.Container"));
     assert!(item.is_object());
-    assert_eq!(
-        item.property("image").and_then(|s| s.schema_type()),
-        Some("string")
-    );
+    assert_eq!(item.property("image").and_then(|s| s.schema_type()), Some("string"));
     assert!(item.property("nope").is_none());
 }
 
@@ -92,10 +89,7 @@ fn schemars_reference_with_sibling_extensions() {
     let defs = defs();
     let spec = Schema::root(&defs, "io.k8s.api.core.v1.PodSpec").expect("root");
     let volumes = spec.property("volumes").expect("volumes");
-    assert_eq!(
-        volumes.patch_strategies().collect::<Vec<_>>(),
-        ["merge", "retainKeys"]
-    );
+    assert_eq!(volumes.patch_strategies().collect::<Vec<_>>(), ["merge", "retainKeys"]);
     assert!(volumes.has_patch_strategy("retainKeys"));
     assert!(!volumes.has_patch_strategy("replace"));
     let volume = volumes.items().expect("items");
@@ -105,15 +99,9 @@ fn schemars_reference_with_sibling_extensions() {
     // A type-level extension is found through the reference.
     let selector = spec.property("selector").expect("selector");
     assert_eq!(selector.map_type(), Some(MapType::Atomic));
-    assert_eq!(
-        selector.node().get("description"),
-        Some(&json!("schemars style"))
-    );
+    assert_eq!(selector.node().get("description"), Some(&json!("schemars style")));
     let labels = selector.property("matchLabels").expect("matchLabels");
-    assert_eq!(
-        labels.field("anything").and_then(|s| s.schema_type()),
-        Some("string")
-    );
+    assert_eq!(labels.field("anything").and_then(|s| s.schema_type()), Some("string"));
 }
 
 #[test]

@@ -43,10 +43,7 @@ pub(super) fn range(conn: &Connection, prefix: &str, opts: &RangeOptions) -> Res
         return Err(Error::FutureRevision { requested, current });
     }
     if requested != 0 && requested < compacted {
-        return Err(Error::Compacted {
-            requested,
-            compacted,
-        });
+        return Err(Error::Compacted { requested, compacted });
     }
     let at_latest = requested == 0 || requested == current;
 
@@ -107,11 +104,7 @@ pub(super) fn range(conn: &Connection, prefix: &str, opts: &RangeOptions) -> Res
     }
     let more = opts.limit != 0 && kvs.len() > opts.limit;
     kvs.truncate(if more { opts.limit } else { kvs.len() });
-    Ok(RangeResult {
-        kvs,
-        revision: if at_latest { current } else { requested },
-        more,
-    })
+    Ok(RangeResult { kvs, revision: if at_latest { current } else { requested }, more })
 }
 
 /// A page of history, as a watch catching up from the database reads it.
@@ -127,21 +120,13 @@ pub(super) struct EventPage {
 }
 
 /// Up to `limit` changes under `prefix` with a revision above `after`.
-pub(super) fn events(
-    conn: &Connection,
-    prefix: &str,
-    after: Revision,
-    limit: usize,
-) -> Result<EventPage> {
+pub(super) fn events(conn: &Connection, prefix: &str, after: Revision, limit: usize) -> Result<EventPage> {
     let tx = conn.unchecked_transaction().map_err(db_error)?;
     let current = current_revision(&tx).map_err(db_error)?;
     let compacted = compacted_revision(&tx).map_err(db_error)?;
     let first_needed = after.saturating_add(1);
     if first_needed < compacted {
-        return Err(Error::Compacted {
-            requested: first_needed,
-            compacted,
-        });
+        return Err(Error::Compacted { requested: first_needed, compacted });
     }
     let upper = prefix_end(prefix);
     // `+l.name` keeps the planner on the primary key (revision order) instead of the name
@@ -155,15 +140,8 @@ pub(super) fn events(
         )
         .map_err(db_error)?;
     let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut rows = stmt
-        .query(rusqlite::params![
-            after,
-            current,
-            prefix.as_bytes(),
-            upper,
-            sql_limit
-        ])
-        .map_err(db_error)?;
+    let mut rows =
+        stmt.query(rusqlite::params![after, current, prefix.as_bytes(), upper, sql_limit]).map_err(db_error)?;
     let mut events = Vec::new();
     while let Some(row) = rows.next().map_err(db_error)? {
         events.push(event(row)?);
@@ -173,11 +151,7 @@ pub(super) fn events(
         Some(last) if !complete => last.revision(),
         _ => current,
     };
-    Ok(EventPage {
-        events,
-        upto,
-        complete,
-    })
+    Ok(EventPage { events, upto, complete })
 }
 
 /// Decodes one `log` row (joined with its predecessor's value) into the event it records.
@@ -190,23 +164,9 @@ fn event(row: &Row<'_>) -> Result<Event> {
     let value = Bytes::from(row.get::<_, Vec<u8>>(5).map_err(db_error)?);
     if deleted {
         // A tombstone carries the deleted value: it is both the event's value and `prev`.
-        let prev = KeyValue {
-            key: key.clone(),
-            value: value.clone(),
-            create_revision,
-            mod_revision: prev_revision,
-        };
-        let kv = KeyValue {
-            key,
-            value,
-            create_revision,
-            mod_revision: revision,
-        };
-        return Ok(Event {
-            kind: EventType::Delete,
-            kv,
-            prev: Some(prev),
-        });
+        let prev = KeyValue { key: key.clone(), value: value.clone(), create_revision, mod_revision: prev_revision };
+        let kv = KeyValue { key, value, create_revision, mod_revision: revision };
+        return Ok(Event { kind: EventType::Delete, kv, prev: Some(prev) });
     }
     let prev = if prev_revision == 0 {
         None
@@ -220,24 +180,10 @@ fn event(row: &Row<'_>) -> Result<Event> {
                  revision {revision})"
             ))
         })?;
-        Some(KeyValue {
-            key: key.clone(),
-            value: Bytes::from(old),
-            create_revision,
-            mod_revision: prev_revision,
-        })
+        Some(KeyValue { key: key.clone(), value: Bytes::from(old), create_revision, mod_revision: prev_revision })
     };
-    let kv = KeyValue {
-        key,
-        value,
-        create_revision,
-        mod_revision: revision,
-    };
-    Ok(Event {
-        kind: EventType::Put,
-        kv,
-        prev,
-    })
+    let kv = KeyValue { key, value, create_revision, mod_revision: revision };
+    Ok(Event { kind: EventType::Put, kv, prev })
 }
 
 /// Reads a name column back into a key.

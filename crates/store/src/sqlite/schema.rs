@@ -58,26 +58,16 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, Error> {
     let mode = setup_writer(&conn).map_err(context)?;
     if !mode.eq_ignore_ascii_case("wal") {
         // Without WAL, readers would block the writer and group commit would lose its point.
-        return Err(Error::Backend(format!(
-            "{}: journal_mode is {mode:?}, WAL is required",
-            path.display()
-        )));
+        return Err(Error::Backend(format!("{}: journal_mode is {mode:?}, WAL is required", path.display())));
     }
     let version: Option<i64> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
         .optional()
         .map_err(context)?;
     match version {
         None => {
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-                [SCHEMA_VERSION],
-            )
-            .map_err(context)?;
+            conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION])
+                .map_err(context)?;
         }
         Some(SCHEMA_VERSION) => {}
         Some(other) => {
@@ -107,10 +97,7 @@ fn setup_writer(conn: &Connection) -> rusqlite::Result<String> {
 pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     // Read-write open flags (not READ_ONLY): a WAL reader must be able to update the shared
     // memory index; `query_only` keeps it from writing data.
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "query_only", true)?;
     conn.pragma_update(None, "cache_size", -16384i64)?;

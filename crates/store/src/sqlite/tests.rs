@@ -32,18 +32,11 @@ impl Sqlite {
 
     fn with_watch_buffer(watch_buffer: usize) -> Self {
         let root = tempfile::tempdir().expect("tempdir");
-        Sqlite {
-            root,
-            next: AtomicUsize::new(0),
-            watch_buffer,
-        }
+        Sqlite { root, next: AtomicUsize::new(0), watch_buffer }
     }
 
     fn options(&self, dir: impl Into<std::path::PathBuf>) -> SqliteOptions {
-        SqliteOptions {
-            watch_buffer: self.watch_buffer,
-            ..SqliteOptions::new(dir)
-        }
+        SqliteOptions { watch_buffer: self.watch_buffer, ..SqliteOptions::new(dir) }
     }
 
     fn open_new(&self) -> SqliteStore {
@@ -60,11 +53,7 @@ impl Harness for Sqlite {
     }
 
     async fn reopen(&self, store: Arc<SqliteStore>) -> Arc<SqliteStore> {
-        let dir = store
-            .path()
-            .parent()
-            .expect("database directory")
-            .to_path_buf();
+        let dir = store.path().parent().expect("database directory").to_path_buf();
         store.close().await;
         drop(store);
         Arc::new(SqliteStore::open(self.options(dir)).expect("reopen"))
@@ -128,18 +117,12 @@ async fn lagging_watcher_behind_compaction_fails() {
     let start = store.current_revision().await.expect("revision");
     let mut stream = store.watch("k/", start).await.expect("watch");
     for i in 0..20 {
-        store
-            .create(&format!("k/{i}"), Bytes::from_static(b"x"))
-            .await
-            .expect("create");
+        store.create(&format!("k/{i}"), Bytes::from_static(b"x")).await.expect("create");
     }
     let now = store.current_revision().await.expect("revision");
     store.compact(now).await.expect("compact");
     match stream.next().await {
-        Some(Err(Error::Compacted {
-            requested,
-            compacted,
-        })) => {
+        Some(Err(Error::Compacted { requested, compacted })) => {
             assert_eq!((requested, compacted), (start + 1, now));
         }
         other => panic!("expected Compacted, got {other:?}"),
@@ -153,22 +136,13 @@ async fn lagging_watcher_behind_compaction_fails() {
 async fn tombstone_at_compaction_revision_is_watchable() {
     let harness = Sqlite::new();
     let store = harness.open_new();
-    store
-        .create("t/a", Bytes::from_static(b"a"))
-        .await
-        .expect("create");
+    store.create("t/a", Bytes::from_static(b"a")).await.expect("create");
     let (deleted_at, _) = store.delete("t/a", None).await.expect("delete");
     store.compact(deleted_at).await.expect("compact");
     let mut stream = store.watch("t/", deleted_at - 1).await.expect("watch");
     let event = stream.next().await.expect("event").expect("event");
-    assert_eq!(
-        (event.kind, event.revision()),
-        (EventType::Delete, deleted_at)
-    );
-    assert_eq!(
-        event.prev.map(|kv| kv.value),
-        Some(Bytes::from_static(b"a"))
-    );
+    assert_eq!((event.kind, event.revision()), (EventType::Delete, deleted_at));
+    assert_eq!(event.prev.map(|kv| kv.value), Some(Bytes::from_static(b"a")));
 }
 
 fn count_rows(store: &SqliteStore, sql: &str) -> i64 {
@@ -199,23 +173,14 @@ async fn compaction_purges_history() {
     // it deleted (the tombstone's predecessor), plus the newest row of the 5 live keys.
     store.compact(revision).await.expect("compact");
     assert_eq!(count_rows(&store, "SELECT COUNT(*) FROM log"), 5 + 2);
-    assert_eq!(
-        count_rows(&store, "SELECT COUNT(*) FROM log WHERE deleted = 1"),
-        1
-    );
+    assert_eq!(count_rows(&store, "SELECT COUNT(*) FROM log WHERE deleted = 1"), 1);
     assert_eq!(count_rows(&store, "SELECT COUNT(*) FROM latest"), 5);
     // One more write, then compact again: the p/9 history goes.
     let next = store.create("p/new", value()).await.expect("create");
     store.compact(next).await.expect("compact");
     assert_eq!(count_rows(&store, "SELECT COUNT(*) FROM log"), 6);
-    assert_eq!(
-        count_rows(&store, "SELECT COUNT(*) FROM log WHERE deleted = 1"),
-        0
-    );
-    let listed = store
-        .range("p/", RangeOptions::default())
-        .await
-        .expect("range");
+    assert_eq!(count_rows(&store, "SELECT COUNT(*) FROM log WHERE deleted = 1"), 0);
+    let listed = store.range("p/", RangeOptions::default()).await.expect("range");
     assert_eq!(listed.kvs.len(), 6);
 }
 
@@ -245,20 +210,14 @@ async fn close_answers_in_flight_writes() {
             (_, Err(e)) => panic!("write failed with {e}, not Closed"),
         }
     }
-    assert!(matches!(
-        store.create("c/late", Bytes::new()).await,
-        Err(Error::Closed)
-    ));
+    assert!(matches!(store.create("c/late", Bytes::new()).await, Err(Error::Closed)));
     assert!(matches!(store.get("c/0").await, Err(Error::Closed)));
     assert!(matches!(store.watch("c/", 0).await, Err(Error::Closed)));
     assert!(matches!(store.current_revision().await, Err(Error::Closed)));
     // The watch ends with Closed after the events committed before the close.
     let mut watched = 0;
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), watch.next())
-            .await
-            .expect("watch end")
-        {
+        match tokio::time::timeout(Duration::from_secs(10), watch.next()).await.expect("watch end") {
             Some(Ok(_)) => watched += 1,
             Some(Err(Error::Closed)) => break,
             other => panic!("watch after close: {other:?}"),
@@ -266,18 +225,10 @@ async fn close_answers_in_flight_writes() {
     }
     assert_eq!(watched, acknowledged.len());
 
-    let reopened =
-        SqliteStore::open(harness.options(store.path().parent().expect("dir"))).expect("reopen");
+    let reopened = SqliteStore::open(harness.options(store.path().parent().expect("dir"))).expect("reopen");
     for (key, revision) in &acknowledged {
-        let kv = reopened
-            .get(key)
-            .await
-            .expect("get")
-            .expect("acknowledged write present");
-        assert_eq!(
-            (kv.mod_revision, kv.value.as_ref()),
-            (*revision, key.as_bytes())
-        );
+        let kv = reopened.get(key).await.expect("get").expect("acknowledged write present");
+        assert_eq!((kv.mod_revision, kv.value.as_ref()), (*revision, key.as_bytes()));
     }
 }
 
@@ -306,10 +257,7 @@ fn open_errors_are_backend_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"not a directory").expect("write");
-    assert!(matches!(
-        SqliteStore::open(SqliteOptions::new(&file)),
-        Err(Error::Backend(_))
-    ));
+    assert!(matches!(SqliteStore::open(SqliteOptions::new(&file)), Err(Error::Backend(_))));
 
     let garbage = dir.path().join("garbage");
     std::fs::create_dir(&garbage).expect("mkdir");
@@ -332,12 +280,7 @@ async fn group_commit_keeps_revisions_distinct() {
             let mut revisions = Vec::new();
             for i in 0..20 {
                 let key = format!("g/{t}/{i}");
-                revisions.push(
-                    store
-                        .create(&key, Bytes::from_static(b"v"))
-                        .await
-                        .expect("create"),
-                );
+                revisions.push(store.create(&key, Bytes::from_static(b"v")).await.expect("create"));
                 // A failing write inside the same batches must not disturb the others.
                 assert!(store.create(&key, Bytes::new()).await.is_err());
             }
@@ -351,10 +294,7 @@ async fn group_commit_keeps_revisions_distinct() {
     all.sort_unstable();
     all.dedup();
     assert_eq!(all.len(), 64 * 20);
-    assert_eq!(
-        all.last().copied(),
-        Some(store.current_revision().await.expect("revision"))
-    );
+    assert_eq!(all.last().copied(), Some(store.current_revision().await.expect("revision")));
     assert_eq!(all.first().copied(), Some(1));
 }
 
@@ -368,11 +308,7 @@ fn crash_child_writer() {
     let Some(dir) = std::env::var_os(CRASH_CHILD_ENV) else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().expect("runtime");
     runtime.block_on(async move {
         let store = SqliteStore::open(SqliteOptions::new(dir)).expect("open");
         let stdout = Arc::new(std::sync::Mutex::new(std::io::stdout()));
@@ -382,20 +318,12 @@ fn crash_child_writer() {
             let stdout = Arc::clone(&stdout);
             tasks.push(tokio::spawn(async move {
                 let counter = format!("crash/counter/{t}");
-                let mut counter_rev = store
-                    .create(&counter, Bytes::from_static(b"0"))
-                    .await
-                    .expect("create");
+                let mut counter_rev = store.create(&counter, Bytes::from_static(b"0")).await.expect("create");
                 for i in 1u64.. {
                     let key = format!("crash/{t}/{i}");
-                    let revision = store
-                        .create(&key, Bytes::from(key.clone()))
-                        .await
-                        .expect("create");
-                    counter_rev = store
-                        .update(&counter, Bytes::from(i.to_string()), counter_rev)
-                        .await
-                        .expect("update");
+                    let revision = store.create(&key, Bytes::from(key.clone())).await.expect("create");
+                    counter_rev =
+                        store.update(&counter, Bytes::from(i.to_string()), counter_rev).await.expect("update");
                     let mut out = stdout.lock().expect("stdout");
                     writeln!(out, "ACK C {key} {revision}").expect("print");
                     writeln!(out, "ACK U {counter} {i} {counter_rev}").expect("print");
@@ -416,12 +344,7 @@ async fn kill_9_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "sqlite::tests::crash_child_writer",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "sqlite::tests::crash_child_writer", "--nocapture", "--test-threads=1"])
         .env(CRASH_CHILD_ENV, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -452,22 +375,15 @@ async fn kill_9_loses_no_acknowledged_write() {
     }
     child.kill().expect("kill -9");
     let status = child.wait().expect("wait");
-    assert!(
-        !status.success(),
-        "the child was killed, not finished: {status}"
-    );
-    let lines = tokio::task::spawn_blocking(move || reader.join().expect("reader"))
-        .await
-        .expect("join");
+    assert!(!status.success(), "the child was killed, not finished: {status}");
+    let lines = tokio::task::spawn_blocking(move || reader.join().expect("reader")).await.expect("join");
 
     let mut creates = Vec::new();
     let mut counters: HashMap<String, (u64, i64)> = HashMap::new();
     for line in &lines {
         let fields: Vec<&str> = line.split(' ').collect();
         match fields.as_slice() {
-            ["ACK", "C", key, revision] => {
-                creates.push((key.to_string(), revision.parse::<i64>().expect("revision")))
-            }
+            ["ACK", "C", key, revision] => creates.push((key.to_string(), revision.parse::<i64>().expect("revision"))),
             ["ACK", "U", key, n, revision] => {
                 let n: u64 = n.parse().expect("count");
                 let revision: i64 = revision.parse().expect("revision");
@@ -479,36 +395,18 @@ async fn kill_9_loses_no_acknowledged_write() {
             _ => {}
         }
     }
-    assert!(
-        creates.len() > 100,
-        "the child acknowledged only {} writes",
-        creates.len()
-    );
+    assert!(creates.len() > 100, "the child acknowledged only {} writes", creates.len());
 
     let store = SqliteStore::open(SqliteOptions::new(dir.path())).expect("reopen after kill -9");
     let mut max_acked = 0;
     for (key, revision) in &creates {
-        let kv = store
-            .get(key)
-            .await
-            .expect("get")
-            .unwrap_or_else(|| panic!("acknowledged {key} lost"));
-        assert_eq!(
-            (kv.mod_revision, kv.value.as_ref()),
-            (*revision, key.as_bytes())
-        );
+        let kv = store.get(key).await.expect("get").unwrap_or_else(|| panic!("acknowledged {key} lost"));
+        assert_eq!((kv.mod_revision, kv.value.as_ref()), (*revision, key.as_bytes()));
         max_acked = max_acked.max(*revision);
     }
     for (key, (n, revision)) in &counters {
-        let kv = store
-            .get(key)
-            .await
-            .expect("get")
-            .unwrap_or_else(|| panic!("counter {key} lost"));
-        let stored: u64 = std::str::from_utf8(&kv.value)
-            .expect("utf-8")
-            .parse()
-            .expect("count");
+        let kv = store.get(key).await.expect("get").unwrap_or_else(|| panic!("counter {key} lost"));
+        let stored: u64 = std::str::from_utf8(&kv.value).expect("utf-8").parse().expect("count");
         // Later updates may have committed without being printed; never earlier ones.
         assert!(
             stored >= *n && kv.mod_revision >= *revision,
@@ -519,15 +417,9 @@ async fn kill_9_loses_no_acknowledged_write() {
     }
     let current = store.current_revision().await.expect("revision");
     assert!(current >= max_acked);
-    let next = store
-        .create("after-crash", Bytes::new())
-        .await
-        .expect("write after crash");
+    let next = store.create("after-crash", Bytes::new()).await.expect("write after crash");
     assert!(next > current);
-    eprintln!(
-        "crash test: {} acknowledged creates, revision {current} at kill",
-        creates.len()
-    );
+    eprintln!("crash test: {} acknowledged creates, revision {current} at kill", creates.len());
 }
 
 /// Rough throughput: durable creates per second from 64 concurrent tasks, 1.5 KB values.
@@ -547,10 +439,7 @@ async fn bench_creates_64_tasks() {
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while started.elapsed() < run_for {
-                store
-                    .create(&format!("bench/{t}/{n}"), value.clone())
-                    .await
-                    .expect("create");
+                store.create(&format!("bench/{t}/{n}"), value.clone()).await.expect("create");
                 n += 1;
             }
             n
@@ -561,29 +450,15 @@ async fn bench_creates_64_tasks() {
         total += task.await.expect("task");
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "{total} creates in {secs:.2}s: {:.0} creates/s",
-        total as f64 / secs
-    );
+    eprintln!("{total} creates in {secs:.2}s: {:.0} creates/s", total as f64 / secs);
 
     let started = Instant::now();
-    let listed = store
-        .range("bench/", RangeOptions::default())
-        .await
-        .expect("range");
-    eprintln!(
-        "range of {} keys at latest: {:?}",
-        listed.kvs.len(),
-        started.elapsed()
-    );
+    let listed = store.range("bench/", RangeOptions::default()).await.expect("range");
+    eprintln!("range of {} keys at latest: {:?}", listed.kvs.len(), started.elapsed());
     let started = Instant::now();
     let mut stream = store.watch("bench/", 0).await.expect("watch");
     for _ in 0..listed.kvs.len() {
         stream.next().await.expect("event").expect("event");
     }
-    eprintln!(
-        "watch replay of {} events: {:?}",
-        listed.kvs.len(),
-        started.elapsed()
-    );
+    eprintln!("watch replay of {} events: {:?}", listed.kvs.len(), started.elapsed());
 }

@@ -98,28 +98,16 @@ pub(super) async fn start(
     // Revisions start at 1: any negative `after` means "from the beginning".
     let after = after.max(0);
     let first = read_page(&shared, &prefix, after).await?;
-    let mut watch = Watch {
-        shared,
-        live,
-        prefix,
-        seen: after,
-        backlog: VecDeque::new(),
-        catching_up: true,
-        done: false,
-    };
+    let mut watch =
+        Watch { shared, live, prefix, seen: after, backlog: VecDeque::new(), catching_up: true, done: false };
     watch.absorb(first);
-    Ok(Box::pin(futures::stream::unfold(
-        watch,
-        |mut watch| async move {
-            let item = watch.next().await?;
-            Some((item, watch))
-        },
-    )))
+    Ok(Box::pin(futures::stream::unfold(watch, |mut watch| async move {
+        let item = watch.next().await?;
+        Some((item, watch))
+    })))
 }
 
 async fn read_page(shared: &Arc<Shared>, prefix: &str, after: Revision) -> Result<EventPage> {
     let prefix = prefix.to_owned();
-    shared
-        .read(move |conn| super::read::events(conn, &prefix, after, PAGE))
-        .await
+    shared.read(move |conn| super::read::events(conn, &prefix, after, PAGE)).await
 }

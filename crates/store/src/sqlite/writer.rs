@@ -21,26 +21,10 @@ use crate::{Error, Event, EventType, KeyValue, Result, Revision};
 
 /// One write, with the channel its answer goes back on.
 pub(super) enum Request {
-    Create {
-        key: String,
-        value: Bytes,
-        reply: oneshot::Sender<Result<Revision>>,
-    },
-    Update {
-        key: String,
-        value: Bytes,
-        expected: Revision,
-        reply: oneshot::Sender<Result<Revision>>,
-    },
-    Delete {
-        key: String,
-        expected: Option<Revision>,
-        reply: oneshot::Sender<Result<(Revision, KeyValue)>>,
-    },
-    Compact {
-        revision: Revision,
-        reply: oneshot::Sender<Result<()>>,
-    },
+    Create { key: String, value: Bytes, reply: oneshot::Sender<Result<Revision>> },
+    Update { key: String, value: Bytes, expected: Revision, reply: oneshot::Sender<Result<Revision>> },
+    Delete { key: String, expected: Option<Revision>, reply: oneshot::Sender<Result<(Revision, KeyValue)>> },
+    Compact { revision: Revision, reply: oneshot::Sender<Result<()>> },
 }
 
 /// The successful result of one request, held until its transaction commits.
@@ -74,14 +58,7 @@ impl Writer {
         events: broadcast::Sender<Arc<Event>>,
         max_batch: usize,
     ) -> Self {
-        Writer {
-            conn,
-            current,
-            compacted,
-            shared,
-            events,
-            max_batch: max_batch.max(1),
-        }
+        Writer { conn, current, compacted, shared, events, max_batch: max_batch.max(1) }
     }
 
     /// Serves requests until every sender is gone, answering everything already queued.
@@ -103,15 +80,9 @@ impl Writer {
         let (current, compacted) = (self.current, self.compacted);
         match self.try_batch(&batch) {
             Ok((results, events)) => {
-                tracing::trace!(
-                    requests = batch.len(),
-                    revision = self.current,
-                    "store batch committed"
-                );
+                tracing::trace!(requests = batch.len(), revision = self.current, "store batch committed");
                 self.shared.current.store(self.current, Ordering::Release);
-                self.shared
-                    .compacted
-                    .store(self.compacted, Ordering::Release);
+                self.shared.compacted.store(self.compacted, Ordering::Release);
                 for event in events {
                     // An error only means nobody is watching.
                     let _ = self.events.send(Arc::new(event));
@@ -140,19 +111,11 @@ impl Writer {
     }
 
     /// Runs a batch in one transaction. `Err` means a database failure: nothing committed.
-    fn try_batch(
-        &mut self,
-        batch: &[Request],
-    ) -> rusqlite::Result<(Vec<Result<Done>>, Vec<Event>)> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    fn try_batch(&mut self, batch: &[Request]) -> rusqlite::Result<(Vec<Result<Done>>, Vec<Event>)> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut results = Vec::with_capacity(batch.len());
         let mut events = Vec::with_capacity(batch.len());
-        let mut state = Revisions {
-            current: self.current,
-            compacted: self.compacted,
-        };
+        let mut state = Revisions { current: self.current, compacted: self.compacted };
         for req in batch {
             results.push(apply(&tx, &mut state, req, &mut events)?);
         }
@@ -202,9 +165,7 @@ fn apply(
 ) -> rusqlite::Result<Result<Done>> {
     match req {
         Request::Create { key, value, .. } => {
-            let exists = tx
-                .prepare_cached("SELECT 1 FROM latest WHERE name = ?1")?
-                .exists([key.as_bytes()])?;
+            let exists = tx.prepare_cached("SELECT 1 FROM latest WHERE name = ?1")?.exists([key.as_bytes()])?;
             if exists {
                 return Ok(Err(Error::AlreadyExists(key.clone())));
             }
@@ -212,25 +173,12 @@ fn apply(
             insert(tx, revision, key, false, revision, 0, value)?;
             set_latest(tx, key, revision)?;
             state.current = revision;
-            let kv = KeyValue {
-                key: key.clone(),
-                value: value.clone(),
-                create_revision: revision,
-                mod_revision: revision,
-            };
-            events.push(Event {
-                kind: EventType::Put,
-                kv,
-                prev: None,
-            });
+            let kv =
+                KeyValue { key: key.clone(), value: value.clone(), create_revision: revision, mod_revision: revision };
+            events.push(Event { kind: EventType::Put, kv, prev: None });
             Ok(Ok(Done::Written(revision)))
         }
-        Request::Update {
-            key,
-            value,
-            expected,
-            ..
-        } => {
+        Request::Update { key, value, expected, .. } => {
             let Some(old) = latest(tx, key)? else {
                 return Ok(Err(Error::NotFound(key.clone())));
             };
@@ -238,15 +186,7 @@ fn apply(
                 return Ok(Err(conflict(key, *expected, old)));
             }
             let revision = state.current + 1;
-            insert(
-                tx,
-                revision,
-                key,
-                false,
-                old.create_revision,
-                old.mod_revision,
-                value,
-            )?;
+            insert(tx, revision, key, false, old.create_revision, old.mod_revision, value)?;
             set_latest(tx, key, revision)?;
             state.current = revision;
             let kv = KeyValue {
@@ -255,11 +195,7 @@ fn apply(
                 create_revision: old.create_revision,
                 mod_revision: revision,
             };
-            events.push(Event {
-                kind: EventType::Put,
-                kv,
-                prev: Some(old.into_kv(key)),
-            });
+            events.push(Event { kind: EventType::Put, kv, prev: Some(old.into_kv(key)) });
             Ok(Ok(Done::Written(revision)))
         }
         Request::Delete { key, expected, .. } => {
@@ -272,43 +208,21 @@ fn apply(
                 return Ok(Err(conflict(key, *expected, old)));
             }
             let revision = state.current + 1;
-            insert(
-                tx,
-                revision,
-                key,
-                true,
-                old.create_revision,
-                old.mod_revision,
-                &old.value,
-            )?;
-            tx.prepare_cached("DELETE FROM latest WHERE name = ?1")?
-                .execute([key.as_bytes()])?;
+            insert(tx, revision, key, true, old.create_revision, old.mod_revision, &old.value)?;
+            tx.prepare_cached("DELETE FROM latest WHERE name = ?1")?.execute([key.as_bytes()])?;
             state.current = revision;
             let prev = old.into_kv(key);
-            let kv = KeyValue {
-                mod_revision: revision,
-                ..prev.clone()
-            };
-            events.push(Event {
-                kind: EventType::Delete,
-                kv,
-                prev: Some(prev.clone()),
-            });
+            let kv = KeyValue { mod_revision: revision, ..prev.clone() };
+            events.push(Event { kind: EventType::Delete, kv, prev: Some(prev.clone()) });
             Ok(Ok(Done::Deleted(revision, prev)))
         }
         Request::Compact { revision, .. } => {
             let revision = *revision;
             if revision <= state.compacted {
-                return Ok(Err(Error::Compacted {
-                    requested: revision,
-                    compacted: state.compacted,
-                }));
+                return Ok(Err(Error::Compacted { requested: revision, compacted: state.compacted }));
             }
             if revision > state.current {
-                return Ok(Err(Error::FutureRevision {
-                    requested: revision,
-                    current: state.current,
-                }));
+                return Ok(Err(Error::FutureRevision { requested: revision, current: state.current }));
             }
             compact(tx, state.compacted, revision)?;
             state.compacted = revision;
@@ -333,10 +247,7 @@ fn compact(tx: &Transaction<'_>, from: Revision, to: Revision) -> rusqlite::Resu
          (SELECT prev_revision FROM log WHERE id >= ?1 AND id < ?2 AND prev_revision > 0)",
         [from, to],
     )?;
-    let tombstones = tx.execute(
-        "DELETE FROM log WHERE id >= ?1 AND id < ?2 AND deleted = 1",
-        [from, to],
-    )?;
+    let tombstones = tx.execute("DELETE FROM log WHERE id >= ?1 AND id < ?2 AND deleted = 1", [from, to])?;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('compacted', ?1) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -374,14 +285,7 @@ fn insert(
         "INSERT INTO log (id, name, deleted, create_revision, prev_revision, value) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(rusqlite::params![
-        revision,
-        key.as_bytes(),
-        deleted,
-        create_revision,
-        prev_revision,
-        value
-    ])?;
+    .execute(rusqlite::params![revision, key.as_bytes(), deleted, create_revision, prev_revision, value])?;
     Ok(())
 }
 
@@ -395,11 +299,7 @@ fn set_latest(tx: &Transaction<'_>, key: &str, revision: Revision) -> rusqlite::
 }
 
 fn conflict(key: &str, expected: Revision, current: Latest) -> Error {
-    Error::Conflict {
-        key: key.to_owned(),
-        expected,
-        current: Some(Box::new(current.into_kv(key))),
-    }
+    Error::Conflict { key: key.to_owned(), expected, current: Some(Box::new(current.into_kv(key))) }
 }
 
 /// Sends a request's answer. A caller that stopped waiting is not an error.
