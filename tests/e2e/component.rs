@@ -545,3 +545,45 @@ async fn discovery_documents() {
     let r = api.request(Method::GET, "/metrics", None).await;
     assert!(r.text().contains("apiserver_request_total"), "{}", r.text());
 }
+
+#[tokio::test]
+async fn events_expire_and_history_is_compacted() {
+    let config = skiff_apiserver::Config {
+        event_ttl: Duration::from_secs(2),
+        compaction_interval: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let api = InProcess::start_with(config, std::sync::Arc::new(skiff_store::MemoryStore::new())).await;
+    create_ns(&api, "ev").await;
+    let event = |name: &str| {
+        json!({"metadata": {"name": name}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "ev"},
+            "reason": "Tested", "message": "m"})
+    };
+    assert_eq!(api.request(Method::POST, "/api/v1/namespaces/ev/events", Some(event("old"))).await.status, StatusCode::CREATED);
+    for i in 0..5 {
+        api.request(Method::POST, "/api/v1/namespaces/ev/configmaps", Some(cm(&format!("c{i}"), json!({})))).await;
+    }
+    let first = api.request(Method::GET, "/api/v1/namespaces/ev/configmaps?limit=2", None).await.json();
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    let first_rv: i64 = first["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let old = api.request(Method::GET, "/api/v1/namespaces/ev/events/old", None).await.status;
+        let compacted = api.store.compacted_revision().await.unwrap();
+        // Keep writing so the compactor has newer revisions to move to.
+        api.request(Method::POST, "/api/v1/namespaces/ev/configmaps", Some(json!({"metadata": {"generateName": "x-"}}))).await;
+        if old == StatusCode::NOT_FOUND && compacted > first_rv {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "old event still there ({old}) or no compaction ({compacted})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A new event lives for its TTL.
+    assert_eq!(api.request(Method::POST, "/api/v1/namespaces/ev/events", Some(event("fresh"))).await.status, StatusCode::CREATED);
+    let fresh = api.request(Method::GET, "/api/v1/namespaces/ev/events/fresh", None).await;
+    assert_eq!(fresh.status, StatusCode::OK);
+    // A continue token from before the compaction can no longer give a consistent list.
+    let r = api.request(Method::GET, &format!("/api/v1/namespaces/ev/configmaps?limit=2&continue={token}"), None).await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text());
+    assert_eq!(r.json()["reason"], "Expired");
+}

@@ -12,6 +12,7 @@ mod bootstrap;
 mod conversion;
 mod discovery;
 mod handlers;
+mod maintenance;
 mod metrics;
 mod namespace_lifecycle;
 mod openapi;
@@ -58,6 +59,12 @@ pub struct Config {
     pub advertise_port: u16,
     /// Skiff's own version, reported next to the Kubernetes version.
     pub skiff_version: String,
+    /// How often store history is compacted (upstream's `--etcd-compaction-interval`); zero
+    /// disables compaction.
+    pub compaction_interval: std::time::Duration,
+    /// How long Events live after their last update (upstream's `--event-ttl`); zero keeps
+    /// them forever.
+    pub event_ttl: std::time::Duration,
 }
 
 impl Default for Config {
@@ -68,6 +75,8 @@ impl Default for Config {
             advertise_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             advertise_port: 6443,
             skiff_version: env!("CARGO_PKG_VERSION").to_string(),
+            compaction_interval: std::time::Duration::from_secs(300),
+            event_ttl: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -166,6 +175,7 @@ impl ApiServer {
         bootstrap::run(&server).await?;
         namespace_lifecycle::spawn(server.clone());
         allocator::spawn_repair(server.clone());
+        maintenance::spawn(server.clone());
         server.ready.store(true, std::sync::atomic::Ordering::Release);
         Ok(server)
     }

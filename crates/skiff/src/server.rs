@@ -57,6 +57,12 @@ pub(crate) struct ServerArgs {
     /// Static bearer tokens, upstream's CSV format: token,user,uid[,"group1,group2"].
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// How long Events are kept after their last update (e.g. 1h, 30m, 90s).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub event_ttl: std::time::Duration,
+    /// How often old store history is compacted (e.g. 5m); 0 disables compaction.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub compaction_interval: std::time::Duration,
     /// Log filter (tracing's env-filter syntax), e.g. info or skiff_apiserver=debug.
     #[arg(long, default_value = "info", env = "SKIFF_LOG")]
     pub log_level: String,
@@ -69,6 +75,33 @@ struct Validated {
     listen: SocketAddr,
     api: Config,
     kubeconfig_server: String,
+}
+
+/// A Go-style duration: `90s`, `5m`, `1h`, `1h30m`, or plain seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        num.clear();
+        total += n * match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(format!("invalid duration {s:?}: unknown unit {c:?} (use h, m or s)")),
+        };
+    }
+    if !num.is_empty() {
+        return Err(format!("invalid duration {s:?}: missing unit"));
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16)> {
@@ -129,6 +162,8 @@ fn validate(args: &ServerArgs) -> Result<Validated> {
             advertise_address: advertise,
             advertise_port: args.https_listen_port,
             skiff_version: env!("CARGO_PKG_VERSION").to_string(),
+            compaction_interval: args.compaction_interval,
+            event_ttl: args.event_ttl,
         },
         kubeconfig_server: format!("https://{kube_host}:{}", args.https_listen_port),
     })
@@ -331,6 +366,15 @@ mod tests {
         let v = validate(&a).unwrap();
         let sans = serving_sans(&a, &v);
         assert!(sans.contains(&"a.example".to_string()) && sans.contains(&"10.43.0.1".to_string()));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("1h30m").unwrap().as_secs(), 5400);
+        assert_eq!(parse_duration("0").unwrap().as_secs(), 0);
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("5m3").is_err());
     }
 
     #[test]
