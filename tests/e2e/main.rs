@@ -1,9 +1,11 @@
 //! One test binary for everything above unit level (see STYLE.md: one integration crate).
 //!
+//! - `cli`: the skiff command line (kubeconfig merge, reset, tokens, TLS SANs);
 //! - `component`: the API server in process over the in-memory store;
 //! - `kubectl`: the built `skiff` binary driven by real kubectl 1.32;
 //! - `kube_client`: the built binary driven by kube-rs (typed API, watcher, reflector).
 
+mod cli;
 mod component;
 mod kube_client;
 mod kubectl;

@@ -64,6 +64,10 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     log: PathBuf,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
+    /// When false, no `--write-kubeconfig` is passed: the server merges into
+    /// `$KUBECONFIG`/`~/.kube/config` (tests set HOME) and `kubeconfig` is where it went.
+    write_kubeconfig: bool,
 }
 
 impl Cluster {
@@ -73,12 +77,29 @@ impl Cluster {
     }
 
     pub fn start_with(extra: &[&str]) -> Result<Cluster> {
+        Self::start_full(extra, &[], true)
+    }
+
+    /// Start with extra flags and environment; `write_kubeconfig: false` leaves the kubeconfig
+    /// to the server's default (a merge into `$KUBECONFIG` or `$HOME/.kube/config`, which the
+    /// caller should point at a temporary place through `env`).
+    pub fn start_full(extra: &[&str], env: &[(&str, &str)], write_kubeconfig: bool) -> Result<Cluster> {
         let bin = skiff_binary();
         if !bin.exists() {
             bail!("{} not found: build it first (cargo build -p skiff) or set SKIFF_BIN", bin.display());
         }
         let data_dir = tempfile::Builder::new().prefix("skiff-test-").tempdir().context("creating a data dir")?;
-        let kubeconfig = data_dir.path().join("admin.kubeconfig");
+        let kubeconfig = if write_kubeconfig {
+            data_dir.path().join("admin.kubeconfig")
+        } else {
+            match env.iter().find(|(k, v)| *k == "KUBECONFIG" && !v.is_empty()) {
+                Some((_, v)) => PathBuf::from(v.split(':').next().unwrap_or(v)),
+                None => {
+                    let home = env.iter().find(|(k, _)| *k == "HOME").map(|(_, v)| v.to_string()).unwrap_or_default();
+                    PathBuf::from(home).join(".kube").join("config")
+                }
+            }
+        };
         let log = data_dir.path().join("server.log");
         let mut c = Cluster {
             child: None,
@@ -87,6 +108,8 @@ impl Cluster {
             log,
             data_dir,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            write_kubeconfig,
         };
         c.spawn()?;
         Ok(c)
@@ -98,15 +121,18 @@ impl Cluster {
         for _ in 0..5 {
             let port = if self.port == 0 { free_port()? } else { self.port };
             let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-            let child = Command::new(skiff_binary())
-                .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+            let mut cmd = Command::new(skiff_binary());
+            cmd.args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
                 .arg("--data-dir")
                 .arg(self.data_dir.path())
                 .arg("--https-listen-port")
-                .arg(port.to_string())
-                .arg("--write-kubeconfig")
-                .arg(&self.kubeconfig)
+                .arg(port.to_string());
+            if self.write_kubeconfig {
+                cmd.arg("--write-kubeconfig").arg(&self.kubeconfig);
+            }
+            let child = cmd
                 .args(&self.extra_args)
+                .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .env("SKIFF_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
