@@ -30,6 +30,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
+pub use self::paths::returns_deleted_object;
 use self::schemas::{Catalog, REF_PREFIX};
 use crate::resources::{Resource, ResourceInfo};
 

@@ -330,7 +330,7 @@ async fn resource(
             };
             let opts = DeleteOptions::from_parts(opts_body.as_ref(), query)?;
             let r = registry::delete(&ctx, name, &opts).await?;
-            if r.gone && !returns_deleted_object(info) {
+            if r.gone && !skiff_api::openapi::returns_deleted_object(info.group, info.plural) {
                 let v = parse(&r.object)?;
                 let details = json!({
                     "name": name,

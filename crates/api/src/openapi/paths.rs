@@ -27,6 +27,11 @@ const RETURNS_DELETED_OBJECT: &[(&str, &str)] = &[
     ("storage.k8s.io", "volumeattachments"),
 ];
 
+/// Whether a DELETE of this resource answers with the deleted object (else a `Status`).
+pub fn returns_deleted_object(group: &str, plural: &str) -> bool {
+    RETURNS_DELETED_OBJECT.contains(&(group, plural))
+}
+
 /// An operation before parameters are split between it and its path.
 struct Op {
     method: &'static str,
