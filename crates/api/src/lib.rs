@@ -13,6 +13,7 @@
 pub mod field;
 pub mod openapi;
 pub mod patch;
+pub(crate) mod quantity;
 pub mod protobuf;
 pub mod resources;
 pub mod schema;

@@ -322,13 +322,7 @@ async fn resource(
             single_response(&ctx, StatusCode::OK, r.object, accept, query, &r.warnings)
         }
         ("delete", None) => {
-            let bytes = body::read_body(body, headers).await?;
-            let opts_body = if bytes.iter().all(u8::is_ascii_whitespace) {
-                None
-            } else {
-                Some(body::decode_object(&bytes, headers)?)
-            };
-            let opts = DeleteOptions::from_parts(opts_body.as_ref(), query)?;
+            let opts = delete_options(body, headers, query).await?;
             let r = registry::delete(&ctx, name, &opts).await?;
             if r.gone && !skiff_api::openapi::returns_deleted_object(info.group, info.plural) {
                 let v = parse(&r.object)?;
@@ -343,13 +337,7 @@ async fn resource(
             single_response(&ctx, StatusCode::OK, r.object, accept, query, &[])
         }
         ("deletecollection", None) => {
-            let bytes = body::read_body(body, headers).await?;
-            let opts_body = if bytes.iter().all(u8::is_ascii_whitespace) {
-                None
-            } else {
-                Some(body::decode_object(&bytes, headers)?)
-            };
-            let opts = DeleteOptions::from_parts(opts_body.as_ref(), query)?;
+            let opts = delete_options(body, headers, query).await?;
             let lopts = list_options(query)?;
             let page = registry::list(&ctx, &lopts).await?;
             let mut deleted = Vec::new();
@@ -391,6 +379,14 @@ impl DetailsOf for ApiError {
         self.details = Some(d);
         self
     }
+}
+
+/// `DeleteOptions` from an optional body (JSON, YAML or protobuf) and the query.
+async fn delete_options(body: Body, headers: &HeaderMap, query: &Query) -> ApiResult<DeleteOptions> {
+    let bytes = body::read_body(body, headers).await?;
+    let opts_body =
+        if bytes.iter().all(u8::is_ascii_whitespace) { None } else { Some(body::decode_object(&bytes, headers)?) };
+    DeleteOptions::from_parts(opts_body.as_ref(), query)
 }
 
 fn parse(b: &[u8]) -> ApiResult<Value> {

@@ -12,9 +12,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::field::{BadValue, ErrorList, FieldError, Path, go_quote};
 use crate::validation;
 
-mod quantity;
 
-pub(crate) use quantity::Qty;
+pub(crate) use crate::quantity::Qty;
 
 /// A bad value that is already formatted (Go `%#v` renderings of structs, maps, lists).
 pub(crate) struct Raw(pub(crate) String);
