@@ -41,13 +41,22 @@ fn merges_into_the_users_kubeconfig_and_reset_undoes_everything() {
 
     // reset refuses while the server runs, then removes the data dir and skiff's entries.
     let data_dir = c.data_dir.path().to_path_buf();
-    let out = Command::new(skiff_binary()).args(["reset", "--data-dir"]).arg(&data_dir).env("HOME", &home_s).output().unwrap();
+    let out = Command::new(skiff_binary())
+        .args(["reset", "--data-dir"])
+        .arg(&data_dir)
+        .env("HOME", &home_s)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("still running"), "{out:?}");
     c.stop();
     for round in 0..2 {
-        let out =
-            Command::new(skiff_binary()).args(["reset", "--data-dir"]).arg(&data_dir).env("HOME", &home_s).output().unwrap();
+        let out = Command::new(skiff_binary())
+            .args(["reset", "--data-dir"])
+            .arg(&data_dir)
+            .env("HOME", &home_s)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "reset round {round}: {out:?}");
     }
     assert!(!data_dir.exists());
@@ -73,7 +82,15 @@ fn bearer_tokens_and_tls_sans() {
     let ca = c.data_dir.path().join("tls").join("ca.crt");
     let server = c.url();
     let run = |token: &str, extra: &[&str], args: &[&str]| {
-        let mut all = vec!["--kubeconfig=/dev/null", "--server", &server, "--certificate-authority", ca.to_str().unwrap(), "--token", token];
+        let mut all = vec![
+            "--kubeconfig=/dev/null",
+            "--server",
+            &server,
+            "--certificate-authority",
+            ca.to_str().unwrap(),
+            "--token",
+            token,
+        ];
         all.extend_from_slice(extra);
         all.extend_from_slice(args);
         c.kubectl(&all)
@@ -85,7 +102,8 @@ fn bearer_tokens_and_tls_sans() {
     let err = run("wrong", &[], &["get", "pods"]).fails();
     assert!(err.contains("Unauthorized"), "{err}");
     // The serving certificate carries the extra SAN.
-    let out = run("cluster-secret", &["--tls-server-name", "skiff.test.example"], &["get", "ns", "default", "-o", "name"]);
+    let out =
+        run("cluster-secret", &["--tls-server-name", "skiff.test.example"], &["get", "ns", "default", "-o", "name"]);
     assert_eq!(out.ok().trim(), "namespace/default");
     let err = run("cluster-secret", &["--tls-server-name", "not-in-the-cert.example"], &["get", "ns"]).fails();
     assert!(err.contains("certificate"), "{err}");
@@ -93,7 +111,10 @@ fn bearer_tokens_and_tls_sans() {
 
 #[test]
 fn bad_flags_fail_with_one_line() {
-    let out = Command::new(skiff_binary()).args(["server", "--service-cidr", "10.43.0.0", "--data-dir", "/nonexistent/x"]).output().unwrap();
+    let out = Command::new(skiff_binary())
+        .args(["server", "--service-cidr", "10.43.0.0", "--data-dir", "/nonexistent/x"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -559,7 +559,10 @@ async fn events_expire_and_history_is_compacted() {
         json!({"metadata": {"name": name}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "ev"},
             "reason": "Tested", "message": "m"})
     };
-    assert_eq!(api.request(Method::POST, "/api/v1/namespaces/ev/events", Some(event("old"))).await.status, StatusCode::CREATED);
+    assert_eq!(
+        api.request(Method::POST, "/api/v1/namespaces/ev/events", Some(event("old"))).await.status,
+        StatusCode::CREATED
+    );
     for i in 0..5 {
         api.request(Method::POST, "/api/v1/namespaces/ev/configmaps", Some(cm(&format!("c{i}"), json!({})))).await;
     }
@@ -571,7 +574,12 @@ async fn events_expire_and_history_is_compacted() {
         let old = api.request(Method::GET, "/api/v1/namespaces/ev/events/old", None).await.status;
         let compacted = api.store.compacted_revision().await.unwrap();
         // Keep writing so the compactor has newer revisions to move to.
-        api.request(Method::POST, "/api/v1/namespaces/ev/configmaps", Some(json!({"metadata": {"generateName": "x-"}}))).await;
+        api.request(
+            Method::POST,
+            "/api/v1/namespaces/ev/configmaps",
+            Some(json!({"metadata": {"generateName": "x-"}})),
+        )
+        .await;
         if old == StatusCode::NOT_FOUND && compacted > first_rv {
             break;
         }
@@ -579,7 +587,10 @@ async fn events_expire_and_history_is_compacted() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A new event lives for its TTL.
-    assert_eq!(api.request(Method::POST, "/api/v1/namespaces/ev/events", Some(event("fresh"))).await.status, StatusCode::CREATED);
+    assert_eq!(
+        api.request(Method::POST, "/api/v1/namespaces/ev/events", Some(event("fresh"))).await.status,
+        StatusCode::CREATED
+    );
     let fresh = api.request(Method::GET, "/api/v1/namespaces/ev/events/fresh", None).await;
     assert_eq!(fresh.status, StatusCode::OK);
     // A continue token from before the compaction can no longer give a consistent list.

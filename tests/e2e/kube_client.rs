@@ -28,9 +28,12 @@ fn cm(name: &str, v: &str) -> ConfigMap {
 
 async fn namespace(client: &kube::Client, name: &str) {
     let ns: Api<Namespace> = Api::all(client.clone());
-    ns.create(&PostParams::default(), &Namespace { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() })
-        .await
-        .expect("namespace created");
+    ns.create(
+        &PostParams::default(),
+        &Namespace { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() },
+    )
+    .await
+    .expect("namespace created");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,14 +125,19 @@ async fn reflector_stays_in_sync_across_a_410() {
     // `ERROR` event, relist, and converge.
     c.stop();
     {
-        let store = skiff_store::SqliteStore::open(skiff_store::SqliteOptions::new(c.data_dir.path().join("db"))).expect("open store");
+        let store = skiff_store::SqliteStore::open(skiff_store::SqliteOptions::new(c.data_dir.path().join("db")))
+            .expect("open store");
         let sneaky = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "sneaky", "namespace": "rf", "uid": "0b5d3d0e-0000-4000-8000-000000000001",
                          "creationTimestamp": "2026-01-01T00:00:00Z"},
             "data": {"v": "z"}});
-        skiff_store::Store::create(&store, "/registry/core/configmaps/rf/sneaky", serde_json::to_vec(&sneaky).unwrap().into())
-            .await
-            .expect("write behind the server's back");
+        skiff_store::Store::create(
+            &store,
+            "/registry/core/configmaps/rf/sneaky",
+            serde_json::to_vec(&sneaky).unwrap().into(),
+        )
+        .await
+        .expect("write behind the server's back");
         store.close().await;
     }
     c.start_again().expect("restart");
@@ -198,6 +206,63 @@ async fn kill_9_loses_no_acknowledged_write() {
         .map(|o| (o.metadata.name.unwrap_or_default(), o.metadata.resource_version.unwrap_or_default()))
         .collect();
     let lost: Vec<&(String, String)> = acked.iter().filter(|(n, rv)| by_name.get(n) != Some(rv)).collect();
-    assert!(lost.is_empty(), "{} of {} acknowledged writes lost, e.g. {:?}", lost.len(), acked.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged writes lost, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
     assert!(acked.len() >= 300);
+}
+
+/// Metadata-only informers (`PartialObjectMetadata`) and events.k8s.io field selectors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_watcher_and_event_versions() {
+    let c = Cluster::start().expect("server starts");
+    let client = client(&c).await;
+    namespace(&client, "md").await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "md");
+    api.create(&PostParams::default(), &cm("m1", "x")).await.expect("create");
+    let meta = api.list_metadata(&ListParams::default()).await.expect("metadata list");
+    assert_eq!(meta.items.len(), 1);
+    assert_eq!(meta.items[0].metadata.name.as_deref(), Some("m1"));
+    let mut stream = kube::runtime::metadata_watcher(api.clone(), watcher::Config::default()).applied_objects().boxed();
+    let first = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.expect("in time").unwrap().unwrap();
+    assert_eq!(first.metadata.name.as_deref(), Some("m1"));
+
+    // An events.k8s.io/v1 Event is stored as core/v1 and read back through both versions.
+    use k8s_openapi::api::core::v1 as core;
+    use k8s_openapi::api::events::v1 as events;
+    let ev_api: Api<events::Event> = Api::namespaced(client.clone(), "md");
+    let ev = events::Event {
+        metadata: ObjectMeta { name: Some("e1".into()), ..Default::default() },
+        regarding: Some(core::ObjectReference {
+            kind: Some("Pod".into()),
+            name: Some("p".into()),
+            namespace: Some("md".into()),
+            ..Default::default()
+        }),
+        reason: Some("Tested".into()),
+        note: Some("hello".into()),
+        type_: Some("Normal".into()),
+        action: Some("Test".into()),
+        reporting_controller: Some("skiff.test/e2e".into()),
+        reporting_instance: Some("e2e-1".into()),
+        event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff_now())),
+        ..Default::default()
+    };
+    ev_api.create(&PostParams::default(), &ev).await.expect("events.k8s.io create");
+    let core_api: Api<core::Event> = Api::namespaced(client.clone(), "md");
+    let as_core = core_api.get("e1").await.expect("read as core/v1");
+    assert_eq!(as_core.message.as_deref(), Some("hello"));
+    assert_eq!(as_core.involved_object.name.as_deref(), Some("p"));
+    let by_regarding = ev_api.list(&ListParams::default().fields("regarding.name=p")).await.expect("field selector");
+    assert_eq!(by_regarding.items.len(), 1);
+    let none = ev_api.list(&ListParams::default().fields("regarding.name=other")).await.expect("field selector");
+    assert!(none.items.is_empty());
+}
+
+fn jiff_now() -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::now()
 }

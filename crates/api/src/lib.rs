@@ -13,8 +13,8 @@
 pub mod field;
 pub mod openapi;
 pub mod patch;
-pub(crate) mod quantity;
 pub mod protobuf;
+pub(crate) mod quantity;
 pub mod resources;
 pub mod schema;
 pub mod selector;

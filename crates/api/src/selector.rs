@@ -433,6 +433,27 @@ fn kind_fields(group: &str, kind: &str) -> &'static [(&'static str, &'static [&'
     }
 }
 
+/// The field label of the storage version that answers a selector written against another
+/// version of the same resource (events.k8s.io Events are stored as core/v1 Events).
+pub fn storage_field_label<'a>(group: &str, kind: &str, field: &'a str) -> std::borrow::Cow<'a, str> {
+    if (group, kind) == ("events.k8s.io", "Event") {
+        if let Some(rest) = field.strip_prefix("regarding.") {
+            return format!("involvedObject.{rest}").into();
+        }
+        if field == "reportingController" {
+            return "reportingComponent".into();
+        }
+    }
+    field.into()
+}
+
+impl FieldSelector {
+    /// The same selector with every field renamed by `f`.
+    pub fn map_fields(&self, f: impl Fn(&str) -> String) -> FieldSelector {
+        FieldSelector { reqs: self.reqs.iter().map(|(k, eq, v)| (f(k), *eq, v.clone())).collect() }
+    }
+}
+
 /// Whether `field` can be used in a field selector for this kind.
 pub fn supports_field(group: &str, kind: &str, field: &str) -> bool {
     field == "metadata.name"
@@ -514,5 +535,10 @@ mod tests {
         assert!(supports_field("", "Pod", "spec.nodeName"));
         assert!(!supports_field("", "ConfigMap", "spec.nodeName"));
         assert_eq!(FieldSelector::parse("metadata.name=x").unwrap().exact("metadata.name"), Some("x"));
+        let ev = serde_json::json!({"metadata": {"name": "e"}, "involvedObject": {"name": "p"}});
+        let sel = FieldSelector::parse("regarding.name=p")
+            .unwrap()
+            .map_fields(|f| storage_field_label("events.k8s.io", "Event", f).into_owned());
+        assert!(sel.matches(&field_attributes("", "Event", &ev)));
     }
 }

@@ -277,6 +277,7 @@ async fn resource(
                 },
                 timeout: query.int("timeoutSeconds")?.map(|s| Duration::from_secs(s.max(0) as u64)),
                 table,
+                metadata_only: accept == Accept::Metadata,
             };
             watch::watch(&ctx, params).await
         }

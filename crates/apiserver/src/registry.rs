@@ -907,7 +907,8 @@ pub(crate) async fn list(ctx: &Ctx<'_>, opts: &ListOptions) -> ApiResult<ListPag
     }
     let prefix = ctx.prefix();
     let storage = ctx.storage_name();
-    let filter = |o: &CachedObject| opts.label.matches(&o.labels) && opts.field.matches(&o.fields);
+    let field = storage_field_selector(ctx.info(), &opts.field);
+    let filter = |o: &CachedObject| opts.label.matches(&o.labels) && field.matches(&o.fields);
     if let Some(token) = &opts.continue_token {
         let (rev, start) = decode_continue(token)?;
         return list_from_store(ctx, &prefix, rev, Some(start), opts).await;
@@ -986,7 +987,7 @@ async fn list_from_store(
             let v: Value = parse(&with_rv)?;
             let labels = skiff_api::selector::labels_of(&v);
             let fields = skiff_api::selector::field_attributes(group, kind, &v);
-            if opts.label.matches(&labels) && opts.field.matches(&fields) {
+            if opts.label.matches(&labels) && storage_field_selector(ctx.info(), &opts.field).matches(&fields) {
                 if opts.limit > 0 && items.len() == opts.limit {
                     more = true;
                     break;
@@ -1002,6 +1003,14 @@ async fn list_from_store(
     let continue_token =
         if more { last_key_of(&items).map(|k| encode_continue(rev, &ctx.key_of_item(&k))) } else { None };
     Ok(ListPage { items, revision: rev, continue_token, remaining: None })
+}
+
+/// A field selector in terms of the storage version's field labels.
+pub fn storage_field_selector(
+    info: &ResourceInfo,
+    sel: &skiff_api::selector::FieldSelector,
+) -> skiff_api::selector::FieldSelector {
+    sel.map_fields(|f| skiff_api::selector::storage_field_label(info.group, info.kind, f).into_owned())
 }
 
 fn last_key_of(items: &[Bytes]) -> Option<(Option<String>, String)> {

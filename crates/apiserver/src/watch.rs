@@ -34,6 +34,8 @@ pub(crate) struct WatchParams {
     pub timeout: Option<Duration>,
     /// Set when the client asked for a Table.
     pub table: Option<TableOptions>,
+    /// Set when the client asked for `PartialObjectMetadata` (metadata-only informers).
+    pub metadata_only: bool,
 }
 
 /// How often an idle watch gets a bookmark (kube-rs treats ~295 s of silence as dead).
@@ -130,6 +132,7 @@ pub(crate) async fn watch(ctx: &Ctx<'_>, params: WatchParams) -> ApiResult<Respo
     };
     let storage = ctx.storage_name();
     let prefix = ctx.prefix();
+    let params = WatchParams { field: crate::registry::storage_field_selector(ctx.info(), &params.field), ..params };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     match server.cache.subscribe(&storage, &prefix, from) {
         Ok(sub) => {
@@ -324,7 +327,7 @@ impl Watcher {
     fn encode(&mut self, ev: &CacheEvent, kind: EventKind, override_bytes: Option<Bytes>) -> Bytes {
         let storage = self.server.resources.storage_resource(&self.info);
         let same_version = storage.info.group == self.info.group && storage.info.version == self.info.version;
-        if self.params.table.is_none() && same_version && override_bytes.is_none() {
+        if self.params.table.is_none() && !self.params.metadata_only && same_version && override_bytes.is_none() {
             return ev.line(kind);
         }
         let raw = override_bytes.unwrap_or_else(|| ev.object.bytes.clone());
@@ -334,6 +337,10 @@ impl Watcher {
             let v: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
             Bytes::from(serde_json::to_vec(&crate::conversion::convert(v, &self.info)).unwrap_or_default())
         };
+        if self.params.metadata_only {
+            let partial = crate::table::partial_metadata(&obj);
+            return encode_event_line(kind.as_str(), &serde_json::to_vec(&partial).unwrap_or_default());
+        }
         let Some(mut topts) = self.params.table else { return encode_event_line(kind.as_str(), &obj) };
         topts.no_headers = self.sent_headers;
         self.sent_headers = true;

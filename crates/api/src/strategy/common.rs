@@ -12,7 +12,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::field::{BadValue, ErrorList, FieldError, Path, go_quote};
 use crate::validation;
 
-
 pub(crate) use crate::quantity::Qty;
 
 /// A bad value that is already formatted (Go `%#v` renderings of structs, maps, lists).
