@@ -359,15 +359,6 @@ async fn resource(
     }
 }
 
-/// Upstream returns the deleted object for these; a `Status` for the rest.
-fn returns_deleted_object(info: &skiff_api::ResourceInfo) -> bool {
-    info.group.is_empty()
-        && matches!(
-            info.plural,
-            "pods" | "services" | "namespaces" | "persistentvolumes" | "persistentvolumeclaims" | "nodes"
-        )
-}
-
 trait DetailsOf {
     fn with_details_of(self, info: &skiff_api::ResourceInfo, name: &str) -> Self;
 }

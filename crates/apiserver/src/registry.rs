@@ -1006,7 +1006,7 @@ async fn list_from_store(
 }
 
 /// A field selector in terms of the storage version's field labels.
-pub fn storage_field_selector(
+pub(crate) fn storage_field_selector(
     info: &ResourceInfo,
     sel: &skiff_api::selector::FieldSelector,
 ) -> skiff_api::selector::FieldSelector {
