@@ -227,7 +227,8 @@ async fn metadata_watcher_and_event_versions() {
     let meta = api.list_metadata(&ListParams::default()).await.expect("metadata list");
     assert_eq!(meta.items.len(), 1);
     assert_eq!(meta.items[0].metadata.name.as_deref(), Some("m1"));
-    let mut stream = kube::runtime::metadata_watcher(api.clone(), watcher::Config::default()).applied_objects().boxed();
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> = Api::namespaced(client.clone(), "md");
+    let mut stream = watcher(meta_api, watcher::Config::default()).applied_objects().boxed();
     let first = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.expect("in time").unwrap().unwrap();
     assert_eq!(first.metadata.name.as_deref(), Some("m1"));
 
