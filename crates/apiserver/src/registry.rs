@@ -281,6 +281,11 @@ async fn namespace_state(server: &Arc<ApiServer>, ns: &str) -> ApiResult<Option<
         .find("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     let key = key_for(&nsres.info, None, ns);
+    // The cache answers nearly always (upstream's namespace lifecycle admission uses an informer
+    // too); a namespace created a moment ago may not be there yet, so a miss asks the store.
+    if let Some(o) = server.cache.get(&storage_name(&nsres.info), &key) {
+        return Ok(Some(o.value()));
+    }
     match server.store.get(&key).await? {
         Some(kv) => Ok(Some(parse(&kv.value)?)),
         None => Ok(None),
