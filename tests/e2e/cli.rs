@@ -101,6 +101,14 @@ fn bearer_tokens_and_tls_sans() {
     assert!(err.contains("pods is forbidden: User \"bob\" cannot list resource \"pods\""), "{err}");
     let err = run("wrong", &[], &["get", "pods"]).fails();
     assert!(err.contains("Unauthorized"), "{err}");
+    // kubectl auth: identity and access reviews answer for the caller.
+    assert_eq!(run("alice-token", &[], &["auth", "can-i", "delete", "deployments"]).ok().trim(), "yes");
+    let no = run("bob-token", &[], &["auth", "can-i", "delete", "deployments"]);
+    assert_eq!((no.status, no.stdout.trim()), (1, "no"));
+    let who = run("bob-token", &[], &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]).ok();
+    assert_eq!(who, "bob");
+    let list = run("alice-token", &[], &["auth", "can-i", "--list"]).ok();
+    assert!(list.lines().any(|l| l.split_whitespace().next() == Some("*.*")), "{list}");
     // The serving certificate carries the extra SAN.
     let out =
         run("cluster-secret", &["--tls-server-name", "skiff.test.example"], &["get", "ns", "default", "-o", "name"]);

@@ -42,6 +42,8 @@ pub struct ResourceInfo {
     /// The resource whose storage this version shares, as `<group>/<plural>` (for instance
     /// autoscaling/v1 and autoscaling/v2 HorizontalPodAutoscalers live in one place).
     pub storage: String,
+    /// Create-only resources that are answered, never stored (access and identity reviews).
+    pub ephemeral: bool,
 }
 
 impl ResourceInfo {
@@ -204,6 +206,32 @@ where
         subresources,
         tracks_generation: o.generation,
         storage,
+        ephemeral: false,
+    };
+    Resource { info, strategy: Arc::new(Typed::<K>::new()) }
+}
+
+/// A create-only resource that is computed per request and never stored (reviews).
+fn ephemeral<K>(singular: &'static str) -> Resource
+where
+    K: k8s_openapi::Resource + crate::strategy::KindStrategy,
+    K::Scope: ScopeExt,
+{
+    let info = ResourceInfo {
+        group: K::GROUP,
+        version: K::VERSION,
+        kind: K::KIND,
+        list_kind: "",
+        plural: K::URL_PATH_SEGMENT,
+        singular,
+        namespaced: K::Scope::NAMESPACED,
+        short_names: &[],
+        categories: &[],
+        verbs: &["create"],
+        subresources: Vec::new(),
+        tracks_generation: false,
+        storage: format!("{}/{}", K::GROUP, K::URL_PATH_SEGMENT),
+        ephemeral: true,
     };
     Resource { info, strategy: Arc::new(Typed::<K>::new()) }
 }
@@ -211,10 +239,11 @@ where
 /// Every built-in resource Skiff serves, in discovery order (groups in upstream's order).
 pub fn builtin() -> Vec<Resource> {
     use k8s_openapi::api::{
-        admissionregistration::v1 as admreg, apps::v1 as apps, autoscaling::v1 as as1, autoscaling::v2 as as2,
-        batch::v1 as batch, certificates::v1 as certs, coordination::v1 as coord, core::v1 as core,
-        discovery::v1 as disc, events::v1 as events, networking::v1 as net, node::v1 as node, policy::v1 as policy,
-        rbac::v1 as rbac, scheduling::v1 as sched, storage::v1 as storage,
+        admissionregistration::v1 as admreg, apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
+        autoscaling::v1 as as1, autoscaling::v2 as as2, batch::v1 as batch, certificates::v1 as certs,
+        coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events,
+        networking::v1 as net, node::v1 as node, policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as sched,
+        storage::v1 as storage,
     };
     vec![
         // core/v1
@@ -257,6 +286,11 @@ pub fn builtin() -> Vec<Resource> {
         typed::<apps::Deployment>(opts("deployment").short(&["deploy"]).all().status().scale().generation()),
         typed::<apps::ReplicaSet>(opts("replicaset").short(&["rs"]).all().status().scale().generation()),
         typed::<apps::StatefulSet>(opts("statefulset").short(&["sts"]).all().status().scale().generation()),
+        // authentication.k8s.io/v1 and authorization.k8s.io/v1: reviews, answered not stored
+        ephemeral::<authn::SelfSubjectReview>("selfsubjectreview"),
+        ephemeral::<authz::SelfSubjectAccessReview>("selfsubjectaccessreview"),
+        ephemeral::<authz::SelfSubjectRulesReview>("selfsubjectrulesreview"),
+        ephemeral::<authz::SubjectAccessReview>("subjectaccessreview"),
         // autoscaling/v2 (preferred) and v1 share one storage
         typed::<as2::HorizontalPodAutoscaler>(
             opts("horizontalpodautoscaler").short(&["hpa"]).all().status().generation(),

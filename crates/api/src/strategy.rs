@@ -18,6 +18,7 @@ use crate::validation;
 
 mod admissionregistration;
 mod apps;
+mod authorization;
 mod autoscaling;
 mod batch;
 mod certificates;

@@ -128,9 +128,22 @@ pub struct Attributes<'a> {
     pub path: Option<&'a str>,
 }
 
+/// What a user may do in a namespace, for `kubectl auth can-i --list`
+/// (SelfSubjectRulesReview), as JSON rules in upstream's shape.
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    pub resource_rules: Vec<serde_json::Value>,
+    pub non_resource_rules: Vec<serde_json::Value>,
+    /// True when the authorizer cannot list everything it would allow.
+    pub incomplete: bool,
+}
+
 /// The authorization seam: RBAC implements it later.
 pub trait Authorizer: Send + Sync {
     fn allowed(&self, user: &UserInfo, attrs: &Attributes<'_>) -> bool;
+
+    /// The rules `user` has in `namespace`.
+    fn rules(&self, user: &UserInfo, namespace: &str) -> Rules;
 }
 
 /// Members of `system:masters` may do anything; everyone may read discovery and health.
@@ -142,6 +155,16 @@ impl Authorizer for MastersAuthorizer {
         if user.groups.iter().any(|g| g == "system:masters") {
             return true;
         }
+        // Upstream's `system:basic-user` role: everyone may ask about themselves.
+        if attrs.verb == "create"
+            && matches!(
+                (attrs.group, attrs.resource),
+                ("authorization.k8s.io", "selfsubjectaccessreviews" | "selfsubjectrulesreviews")
+                    | ("authentication.k8s.io", "selfsubjectreviews")
+            )
+        {
+            return true;
+        }
         // Upstream's `system:discovery` / `system:public-info-viewer` roles let every
         // authenticated user read these.
         matches!(
@@ -150,6 +173,28 @@ impl Authorizer for MastersAuthorizer {
                 || p.starts_with("/openapi/") || p == "/version" || p.starts_with("/healthz")
                 || p.starts_with("/livez") || p.starts_with("/readyz")
         )
+    }
+
+    fn rules(&self, user: &UserInfo, _namespace: &str) -> Rules {
+        if user.groups.iter().any(|g| g == "system:masters") {
+            return Rules {
+                resource_rules: vec![serde_json::json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})],
+                non_resource_rules: vec![serde_json::json!({"verbs": ["*"], "nonResourceURLs": ["*"]})],
+                incomplete: false,
+            };
+        }
+        Rules {
+            resource_rules: vec![serde_json::json!({
+                "verbs": ["create"],
+                "apiGroups": ["authorization.k8s.io", "authentication.k8s.io"],
+                "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews", "selfsubjectreviews"],
+            })],
+            non_resource_rules: vec![serde_json::json!({
+                "verbs": ["get"],
+                "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"],
+            })],
+            incomplete: false,
+        }
     }
 }
 

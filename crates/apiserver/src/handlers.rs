@@ -240,6 +240,15 @@ async fn resource(
     }
     let ctx = Ctx { server, res, namespace: rr.namespace.as_deref() };
     let accept = body::negotiate(headers)?;
+    if info.ephemeral {
+        if rr.verb != "create" || rr.subresource.is_some() {
+            return Err(ApiError::method_not_allowed());
+        }
+        let bytes = body::read_body(body, headers).await?;
+        let obj = body::decode_object(&bytes, headers)?;
+        let answer = crate::reviews::answer(server, user, info, obj)?;
+        return Ok(body::json(StatusCode::CREATED, &answer));
+    }
     let name = rr.name.as_deref().unwrap_or("");
     match (rr.verb, rr.subresource.as_deref()) {
         ("get", None | Some("status")) => {

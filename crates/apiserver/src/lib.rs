@@ -19,6 +19,7 @@ mod openapi;
 pub mod pki;
 mod registry;
 mod request;
+mod reviews;
 mod serve;
 mod status;
 mod table;
@@ -95,8 +96,10 @@ impl Resources {
         let mut storage_version = HashMap::new();
         for (i, r) in all.iter().enumerate() {
             by_path.insert((r.info.group.to_string(), r.info.version.to_string(), r.info.plural.to_string()), i);
-            // The first resource listed for a storage is its storage version.
-            storage_version.entry(storage_name(&r.info)).or_insert(i);
+            // The first resource listed for a storage is its storage version; reviews have none.
+            if !r.info.ephemeral {
+                storage_version.entry(storage_name(&r.info)).or_insert(i);
+            }
         }
         Resources { all, by_path, storage_version }
     }

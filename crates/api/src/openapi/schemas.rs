@@ -6,10 +6,10 @@
 use std::collections::{BTreeSet, HashMap};
 
 use k8s_openapi::api::{
-    admissionregistration::v1 as admreg, apps::v1 as apps, autoscaling::v1 as as1, autoscaling::v2 as as2,
-    batch::v1 as batch, certificates::v1 as certs, coordination::v1 as coord, core::v1 as core, discovery::v1 as disc,
-    events::v1 as events, networking::v1 as net, node::v1 as node, policy::v1 as policy, rbac::v1 as rbac,
-    scheduling::v1 as sched, storage::v1 as storage,
+    admissionregistration::v1 as admreg, apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
+    autoscaling::v1 as as1, autoscaling::v2 as as2, batch::v1 as batch, certificates::v1 as certs,
+    coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events, networking::v1 as net,
+    node::v1 as node, policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as sched, storage::v1 as storage,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::{ListableResource, Resource};
@@ -115,6 +115,10 @@ pub(super) fn build(served: &BTreeSet<(&'static str, &'static str)>) -> Catalog 
     b.kind::<apps::Deployment>();
     b.kind::<apps::ReplicaSet>();
     b.kind::<apps::StatefulSet>();
+    b.object::<authn::SelfSubjectReview>();
+    b.object::<authz::SelfSubjectAccessReview>();
+    b.object::<authz::SelfSubjectRulesReview>();
+    b.object::<authz::SubjectAccessReview>();
     b.kind::<as1::HorizontalPodAutoscaler>();
     b.object::<as1::Scale>();
     b.kind::<as2::HorizontalPodAutoscaler>();
