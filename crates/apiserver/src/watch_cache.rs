@@ -104,7 +104,8 @@ pub fn encode_event_line(kind: &str, object: &[u8]) -> Bytes {
 /// How many recent events each resource keeps for watches that resume from a revision.
 const EVENT_RING: usize = 2048;
 /// Per-resource broadcast capacity; a watcher that lags further catches up from the ring.
-const BROADCAST: usize = 4096;
+/// Kept small because every resource allocates its channel up front.
+const BROADCAST: usize = 256;
 
 struct ResourceCache {
     /// Objects by store key.

@@ -86,7 +86,9 @@ fn setup_writer(conn: &Connection) -> rusqlite::Result<String> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     // FULL: the WAL is fsynced at every commit, so an acknowledged write survives power loss.
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "cache_size", -65536i64)?;
+    // Page caches are process memory: the writer keeps the hot index pages (16 MiB at most);
+    // readers mostly serve cache fills and old-revision lists, so they keep SQLite's default.
+    conn.pragma_update(None, "cache_size", -16384i64)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(32);
     conn.execute_batch(SCHEMA)?;
@@ -100,7 +102,7 @@ pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "query_only", true)?;
-    conn.pragma_update(None, "cache_size", -16384i64)?;
+    conn.pragma_update(None, "cache_size", -2048i64)?;
     conn.set_prepared_statement_cache_capacity(16);
     Ok(conn)
 }
