@@ -3,7 +3,7 @@
 # benchmark driver, runs every measurement against `skiff server` and against a single-member
 # etcd 3.4 in the same run, and prints a Markdown results table with ratios and goals.
 #
-#   bench/run.sh                 # the full run (about 5 minutes on 2 cores)
+#   bench/run.sh                 # the full run (about 2.5 minutes after the build, on 2 cores)
 #   bench/run.sh --quick         # a smoke run of a few seconds; its numbers mean nothing
 #   bench/run.sh --only a,d      # some measurements only (a, b, c, d as in docs/benchmarks.md)
 #
@@ -28,14 +28,34 @@ cargo build --release --quiet -p skiff
 cargo build --release --quiet -p skiff-bench
 
 work=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/skiff-bench.XXXXXX")
+driver=
 cleanup() {
-    local f pid
+    local rc=$? f pid
+    if [ -n "$driver" ]; then
+        kill -TERM "$driver" 2>/dev/null || true
+        wait "$driver" 2>/dev/null || true
+    fi
+    if [ "$rc" -ne 0 ]; then
+        # The logs are about to be removed with the work dir: show their ends.
+        for f in "$work"/*/server.log; do
+            [ -e "$f" ] || continue
+            echo "== ${f#"$work"/} (last lines)" >&2
+            tail -n 20 "$f" >&2
+        done
+    fi
     for f in "$work"/pids/*.pid; do
         [ -e "$f" ] || continue
         pid=$(cat "$f")
         # Only a process that is still one of ours: pids are reused.
         if [ -r "/proc/$pid/comm" ] && grep -qxE 'skiff|etcd' "/proc/$pid/comm"; then
             kill -KILL "$pid" 2>/dev/null || true
+            # Wait (briefly) until it is really gone, so nothing is left when we return; a
+            # zombie has released everything and only waits for init to reap it.
+            for _ in $(seq 50); do
+                [ -r "/proc/$pid/stat" ] || break
+                [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+                sleep 0.1
+            done
         fi
     done
     rm -rf "$work"
@@ -58,10 +78,15 @@ echo "- data dirs on: $(df --output=source "$work" | tail -1) ($fs)"
 echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
+# In the background and waited for, so that a signal to this script runs the cleanup at once
+# (bash defers traps while a foreground command runs).
 "$CARGO_TARGET_DIR/release/skiff-bench" \
     --skiff-bin "$CARGO_TARGET_DIR/release/skiff" \
     --etcd-bin "$etcd" \
     --work-dir "$work" \
-    "$@"
+    "$@" &
+driver=$!
+wait "$driver"
+driver=
 
 echo "- load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
