@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 /// The authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,10 +27,32 @@ impl UserInfo {
     }
 }
 
-/// The verified client certificate of a TLS connection (DER), attached to each request by the
-/// connection handler.
+/// The verified client certificate of a TLS connection, attached to each request by the
+/// connection handler. The identity in it is parsed once per connection, not per request.
 #[derive(Clone, Debug)]
-pub struct PeerCertificate(pub Vec<u8>);
+pub struct PeerCertificate {
+    der: Arc<Vec<u8>>,
+    user: Arc<OnceLock<Option<UserInfo>>>,
+}
+
+impl PeerCertificate {
+    pub fn new(der: Vec<u8>) -> Self {
+        PeerCertificate { der: Arc::new(der), user: Arc::default() }
+    }
+
+    /// CN = user, O = groups.
+    fn user(&self) -> Option<UserInfo> {
+        self.user
+            .get_or_init(|| {
+                let (_, parsed) = x509_parser::parse_x509_certificate(&self.der).ok()?;
+                let subject = parsed.subject();
+                let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+                let groups = subject.iter_organization().filter_map(|o| o.as_str().ok().map(String::from)).collect();
+                Some(UserInfo::authenticated(name, String::new(), groups))
+            })
+            .clone()
+    }
+}
 
 /// Why authentication failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,12 +114,7 @@ impl Authenticator {
             // certificate: upstream rejects the request.
             return token.and_then(|t| self.tokens.get(t).cloned());
         }
-        let cert = peer?;
-        let (_, parsed) = x509_parser::parse_x509_certificate(&cert.0).ok()?;
-        let subject = parsed.subject();
-        let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
-        let groups = subject.iter_organization().filter_map(|o| o.as_str().ok().map(String::from)).collect();
-        Some(UserInfo::authenticated(name, String::new(), groups))
+        peer?.user()
     }
 }
 

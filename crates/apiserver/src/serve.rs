@@ -86,7 +86,8 @@ pub async fn serve(
                 }
                 Err(_) => return,
             };
-            let peer = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| PeerCertificate(c.to_vec()));
+            let peer =
+                tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| PeerCertificate::new(c.to_vec()));
             let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                 let server = server.clone();
                 if let Some(p) = &peer {

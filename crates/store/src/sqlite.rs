@@ -87,6 +87,9 @@ struct Shared {
     /// Idle reader connections.
     readers: Mutex<Vec<Connection>>,
     max_idle_readers: usize,
+    /// Bounds concurrent reads to the pool size, so bursts wait for a connection instead of
+    /// opening (and re-preparing statements on) throwaway ones.
+    read_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -99,8 +102,10 @@ impl Shared {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        let permit = Arc::clone(&self.read_permits).acquire_owned().await.map_err(|_| Error::Closed)?;
         let shared = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             // Take an idle connection, releasing the lock before opening a new one.
             let idle = shared.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let conn = match idle {
@@ -175,6 +180,7 @@ impl SqliteStore {
             closed: AtomicBool::new(false),
             readers: Mutex::new(vec![reader]),
             max_idle_readers: opts.max_idle_readers,
+            read_permits: Arc::new(tokio::sync::Semaphore::new(opts.max_idle_readers.max(1))),
         });
         let (events, _) = broadcast::channel(opts.watch_buffer.max(1));
         let (requests, queue) = mpsc::channel();
