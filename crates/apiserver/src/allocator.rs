@@ -130,7 +130,7 @@ async fn claim_ip(ctx: &Ctx<'_>, ip: Ipv4Addr, parent: &Value) -> ApiResult<bool
     let server = ctx.server;
     let (ns, name) = svc_name(parent);
     let res = server
-        .resources
+        .resources()
         .find("networking.k8s.io", "v1", "ipaddresses")
         .ok_or_else(|| ApiError::internal("ipaddresses are not registered"))?;
     let obj = json!({
@@ -154,7 +154,7 @@ async fn claim_ip(ctx: &Ctx<'_>, ip: Ipv4Addr, parent: &Value) -> ApiResult<bool
 }
 
 async fn release_ip(server: &Arc<ApiServer>, ip: &str) {
-    if let Some(res) = server.resources.find("networking.k8s.io", "v1", "ipaddresses") {
+    if let Some(res) = server.resources().find("networking.k8s.io", "v1", "ipaddresses") {
         let _ = server.store.delete(&key_for(&res.info, None, ip), None).await;
     }
 }
@@ -239,7 +239,7 @@ async fn allocate_ip(ctx: &Ctx<'_>, obj: &mut Value, alloc: &mut Allocation, dry
 }
 
 fn ip_taken(ctx: &Ctx<'_>, ip: Ipv4Addr) -> bool {
-    ctx.server.resources.find("networking.k8s.io", "v1", "ipaddresses").is_some_and(|r| {
+    ctx.server.resources().find("networking.k8s.io", "v1", "ipaddresses").is_some_and(|r| {
         ctx.server.cache.get(&crate::storage_name(&r.info), &key_for(&r.info, None, &ip.to_string())).is_some()
     })
 }
@@ -470,8 +470,8 @@ pub(crate) fn spawn_repair(server: Arc<ApiServer>) {
 /// One repair pass; claims younger than `min_age` are left alone (their Service may be being
 /// written right now).
 pub(crate) async fn repair(server: &Arc<ApiServer>, min_age: Duration) -> ApiResult<()> {
-    let Some(svc) = server.resources.find("", "v1", "services") else { return Ok(()) };
-    let Some(ipres) = server.resources.find("networking.k8s.io", "v1", "ipaddresses") else { return Ok(()) };
+    let Some(svc) = server.resources().find("", "v1", "services") else { return Ok(()) };
+    let Some(ipres) = server.resources().find("networking.k8s.io", "v1", "ipaddresses") else { return Ok(()) };
     server.cache.sync().await?;
     let services: Vec<Value> = {
         let (objs, _, _) = server.cache.list(

@@ -16,7 +16,7 @@ const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-nod
 fn ctx<'a>(server: &'a Arc<ApiServer>, group: &str, plural: &str, ns: Option<&'a str>) -> ApiResult<Ctx<'a>> {
     let version = "v1";
     let res = server
-        .resources
+        .resources()
         .find(group, version, plural)
         .ok_or_else(|| ApiError::internal(format!("{plural} are not registered")))?;
     Ok(Ctx { server, res, namespace: ns })

@@ -47,7 +47,7 @@ pub(crate) fn wants_aggregated(accept: Option<&str>) -> bool {
 /// Groups in discovery order, each with its versions in preference order.
 fn groups(server: &ApiServer) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for r in &server.resources.all {
+    for r in &server.resources().all {
         if r.info.group.is_empty() {
             continue;
         }
@@ -102,8 +102,8 @@ fn resources_in<'a>(
     server: &'a ApiServer,
     group: &'a str,
     version: &'a str,
-) -> impl Iterator<Item = &'a Resource> + 'a {
-    server.resources.all.iter().filter(move |r| r.info.group == group && r.info.version == version)
+) -> impl Iterator<Item = std::sync::Arc<Resource>> + 'a {
+    server.resources().all.clone().into_iter().filter(move |r| r.info.group == group && r.info.version == version)
 }
 
 /// A short stable hash of a resource's storage, like upstream's `storageVersionHash`.
@@ -125,7 +125,7 @@ pub(crate) fn api_resource_list(server: &ApiServer, group: &str, version: &str) 
             "namespaced": i.namespaced,
             "kind": i.kind,
             "verbs": i.verbs,
-            "storageVersionHash": storage_version_hash(r),
+            "storageVersionHash": storage_version_hash(&r),
         });
         if !i.short_names.is_empty() {
             entry["shortNames"] = json!(i.short_names);

@@ -209,8 +209,8 @@ async fn resource(
     query: &Query,
     body: Body,
 ) -> ApiResult<Response<Body>> {
-    let res = server.resources.find(&rr.group, &rr.version, &rr.resource).ok_or_else(not_found_path)?;
-    let info = &res.info;
+    let res = server.resources().find(&rr.group, &rr.version, &rr.resource).ok_or_else(not_found_path)?;
+    let info = &res.info.clone();
     // Scope: namespaced resources live under /namespaces/<ns>/ (listing across namespaces is
     // allowed); cluster-scoped ones never do.
     if info.namespaced && rr.namespace.is_none() && !matches!(rr.verb, "list" | "watch") {
@@ -238,7 +238,7 @@ async fn resource(
     {
         return Err(not_found_path());
     }
-    let ctx = Ctx { server, res, namespace: rr.namespace.as_deref() };
+    let ctx = Ctx { server, res: res.clone(), namespace: rr.namespace.as_deref() };
     let accept = body::negotiate(headers)?;
     if info.ephemeral {
         if rr.verb != "create" || rr.subresource.is_some() {
@@ -355,7 +355,7 @@ async fn resource(
                 let v = parse(&item)?;
                 let n = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
                 let ns = v.pointer("/metadata/namespace").and_then(Value::as_str).map(String::from);
-                let ictx = Ctx { server, res, namespace: ns.as_deref().or(ctx.namespace) };
+                let ictx = Ctx { server, res: res.clone(), namespace: ns.as_deref().or(ctx.namespace) };
                 match registry::delete(&ictx, &n, &opts).await {
                     Ok(r) => deleted.push(r.object),
                     Err(e) if e.reason == "NotFound" => {}

@@ -82,16 +82,17 @@ impl Default for Config {
     }
 }
 
-/// How the server finds resources.
+/// How the server finds resources: an immutable snapshot, replaced as a whole when custom
+/// resources come and go, so a request sees one consistent set from start to end.
 pub(crate) struct Resources {
-    pub all: Vec<Resource>,
+    pub all: Vec<Arc<Resource>>,
     by_path: HashMap<(String, String, String), usize>,
     /// For each storage, the resource whose version is stored.
     storage_version: HashMap<String, usize>,
 }
 
 impl Resources {
-    fn new(all: Vec<Resource>) -> Self {
+    fn new(all: Vec<Arc<Resource>>) -> Self {
         let mut by_path = HashMap::new();
         let mut storage_version = HashMap::new();
         for (i, r) in all.iter().enumerate() {
@@ -104,18 +105,24 @@ impl Resources {
         Resources { all, by_path, storage_version }
     }
 
-    pub(crate) fn find(&self, group: &str, version: &str, plural: &str) -> Option<&Resource> {
-        self.by_path.get(&(group.to_string(), version.to_string(), plural.to_string())).map(|&i| &self.all[i])
+    pub(crate) fn find(&self, group: &str, version: &str, plural: &str) -> Option<Arc<Resource>> {
+        self.by_path.get(&(group.to_string(), version.to_string(), plural.to_string())).map(|&i| self.all[i].clone())
     }
 
     /// The resource whose version is stored for `info`'s storage.
-    pub(crate) fn storage_resource(&self, info: &ResourceInfo) -> &Resource {
+    pub(crate) fn storage_resource(&self, info: &ResourceInfo) -> Arc<Resource> {
         let i = self.storage_version.get(&storage_name(info)).copied().unwrap_or(0);
-        &self.all[i]
+        self.all[i].clone()
     }
 
-    pub(crate) fn storages(&self) -> impl Iterator<Item = (&String, &Resource)> {
-        self.storage_version.iter().map(|(s, &i)| (s, &self.all[i]))
+    /// The resources as plain values (for code that takes a slice of them).
+    pub(crate) fn plain(&self) -> Vec<Resource> {
+        self.all.iter().map(|r| (**r).clone()).collect()
+    }
+
+    /// Every storage with the resource whose version it stores.
+    pub(crate) fn storages(&self) -> Vec<(String, Arc<Resource>)> {
+        self.storage_version.iter().map(|(s, &i)| (s.clone(), self.all[i].clone())).collect()
     }
 }
 
@@ -128,7 +135,7 @@ pub(crate) fn storage_name(info: &ResourceInfo) -> String {
 /// The API server: resources, store, caches, and the request pipeline.
 pub struct ApiServer {
     pub(crate) config: Config,
-    pub(crate) resources: Resources,
+    resources: std::sync::RwLock<Arc<Resources>>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) cache: Arc<WatchCache>,
     pub(crate) authn: Authenticator,
@@ -151,7 +158,7 @@ impl ApiServer {
         authz: Box<dyn Authorizer>,
         shutdown: CancellationToken,
     ) -> Result<Arc<ApiServer>, ApiError> {
-        let resources = Resources::new(skiff_api::resources::builtin());
+        let resources = Resources::new(skiff_api::resources::builtin().into_iter().map(Arc::new).collect());
         let mut field_fns: HashMap<String, watch_cache::FieldFn> = HashMap::new();
         for (storage, r) in resources.storages() {
             let (group, kind) = (r.info.group, r.info.kind);
@@ -164,7 +171,7 @@ impl ApiServer {
         let allocator = allocator::Allocators::new(&config);
         let server = Arc::new(ApiServer {
             config,
-            resources,
+            resources: std::sync::RwLock::new(Arc::new(resources)),
             store,
             cache,
             authn,
@@ -190,6 +197,11 @@ impl ApiServer {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The current set of resources.
+    pub(crate) fn resources(&self) -> Arc<Resources> {
+        self.resources.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The metrics registry (for tests and embedding).

@@ -72,7 +72,7 @@ async fn event_gc(server: Arc<ApiServer>) {
 
 /// Delete every Event idle for longer than `ttl`; returns how many went.
 pub(crate) async fn sweep_events(server: &Arc<ApiServer>, ttl: Duration) -> Result<usize, crate::ApiError> {
-    let Some(res) = server.resources.find("", "v1", "events") else { return Ok(0) };
+    let Some(res) = server.resources().find("", "v1", "events") else { return Ok(0) };
     let storage = crate::storage_name(&res.info);
     let (objs, _, _) = server.cache.list(&storage, &prefix_for(&res.info, None), None, 0, &|_| true);
     let cutoff = jiff::Timestamp::now() - jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX);
@@ -80,7 +80,7 @@ pub(crate) async fn sweep_events(server: &Arc<ApiServer>, ttl: Duration) -> Resu
     for o in objs {
         let v = o.value();
         if last_activity(&v).is_some_and(|t| t < cutoff) {
-            let ctx = Ctx { server, res, namespace: Some(&o.namespace) };
+            let ctx = Ctx { server, res: res.clone(), namespace: Some(&o.namespace) };
             match registry::delete(&ctx, &o.name, &DeleteOptions::default()).await {
                 Ok(_) => gone += 1,
                 Err(e) if e.reason == "NotFound" => {}

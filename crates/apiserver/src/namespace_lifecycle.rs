@@ -18,7 +18,7 @@ use crate::watch_cache::WatchFrom;
 
 pub(crate) fn spawn(server: Arc<ApiServer>) {
     tokio::spawn(async move {
-        let Some(nsres) = server.resources.find("", "v1", "namespaces") else { return };
+        let Some(nsres) = server.resources().find("", "v1", "namespaces") else { return };
         let storage = crate::storage_name(&nsres.info);
         let Ok(mut sub) = server.cache.subscribe(&storage, "", WatchFrom::Now { initial_events: false }) else {
             return;
@@ -43,7 +43,7 @@ pub(crate) fn spawn(server: Arc<ApiServer>) {
 
 /// One pass over terminating namespaces; true while some are still waiting for content to go.
 async fn sweep(server: &Arc<ApiServer>) -> ApiResult<bool> {
-    let Some(nsres) = server.resources.find("", "v1", "namespaces") else { return Ok(false) };
+    let Some(nsres) = server.resources().find("", "v1", "namespaces") else { return Ok(false) };
     let storage = crate::storage_name(&nsres.info);
     let (objs, _, _) = server.cache.list(&storage, &prefix_for(&nsres.info, None), None, 0, &|_| true);
     let mut pending = false;
@@ -60,7 +60,7 @@ async fn sweep(server: &Arc<ApiServer>) -> ApiResult<bool> {
             continue;
         }
         if empty_namespace(server, &o.name).await? {
-            let ctx = Ctx { server, res: nsres, namespace: None };
+            let ctx = Ctx { server, res: nsres.clone(), namespace: None };
             registry::guaranteed_update(&ctx, &o.name, UpdateTarget::Finalize, &WriteOptions::default(), &|mut cur| {
                 if let Some(Value::Array(f)) = cur.pointer_mut("/spec/finalizers") {
                     f.retain(|x| x != "kubernetes");
@@ -81,13 +81,12 @@ async fn sweep(server: &Arc<ApiServer>) -> ApiResult<bool> {
 /// Delete what is left in `ns`; true when nothing is left.
 async fn empty_namespace(server: &Arc<ApiServer>, ns: &str) -> ApiResult<bool> {
     let mut remaining = 0;
-    let storages: Vec<_> = server.resources.storages().map(|(s, r)| (s.clone(), r.clone())).collect();
-    for (storage, res) in storages {
+    for (storage, res) in server.resources().storages() {
         if !res.info.namespaced {
             continue;
         }
         let (objs, _, _) = server.cache.list(&storage, &prefix_for(&res.info, Some(ns)), None, 0, &|_| true);
-        let ctx = Ctx { server, res: &res, namespace: Some(ns) };
+        let ctx = Ctx { server, res: res.clone(), namespace: Some(ns) };
         for o in objs {
             remaining += 1;
             let deleting = o.value().pointer("/metadata/deletionTimestamp").is_some();

@@ -29,7 +29,7 @@ fn doc_hash(server: &ApiServer, gv: &str) -> String {
 
 pub(crate) fn root(server: &ApiServer) -> Response<Body> {
     let mut paths = serde_json::Map::new();
-    for gv in skiff_api::openapi::group_versions(&server.resources.all) {
+    for gv in skiff_api::openapi::group_versions(&server.resources().plain()) {
         let url = format!("/openapi/v3/{gv}?hash={}", doc_hash(server, &gv));
         paths.insert(gv, json!({"serverRelativeURL": url}));
     }
@@ -43,7 +43,7 @@ pub(crate) async fn document(server: &Arc<ApiServer>, gv: &str, hash: Option<&st
         None => {
             let s = server.clone();
             let key = gv.to_string();
-            let doc = tokio::task::spawn_blocking(move || skiff_api::openapi::document(&s.resources.all, &key))
+            let doc = tokio::task::spawn_blocking(move || skiff_api::openapi::document(&s.resources().plain(), &key))
                 .await
                 .map_err(ApiError::internal)?
                 .ok_or_else(|| ApiError::not_found("", "openapi", gv))?;

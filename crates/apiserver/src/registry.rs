@@ -66,7 +66,7 @@ pub(crate) struct WriteResult {
 /// The resource a request addresses and where.
 pub(crate) struct Ctx<'a> {
     pub server: &'a Arc<ApiServer>,
-    pub res: &'a Resource,
+    pub res: Arc<Resource>,
     pub namespace: Option<&'a str>,
 }
 
@@ -75,8 +75,8 @@ impl Ctx<'_> {
         &self.res.info
     }
 
-    fn storage(&self) -> &Resource {
-        self.server.resources.storage_resource(&self.res.info)
+    fn storage(&self) -> Arc<Resource> {
+        self.server.resources().storage_resource(&self.res.info)
     }
 
     pub(crate) fn storage_name(&self) -> String {
@@ -155,7 +155,7 @@ fn encode_for_store(obj: &Value) -> ApiResult<Bytes> {
 
 /// The object as a client of `target` sees it.
 fn present(server: &ApiServer, target: &ResourceInfo, stored_with_rv: Bytes) -> Bytes {
-    let storage = server.resources.storage_resource(target);
+    let storage = server.resources().storage_resource(target);
     if storage.info.version == target.version && storage.info.group == target.group {
         return stored_with_rv;
     }
@@ -277,7 +277,7 @@ fn admit(
 
 async fn namespace_state(server: &Arc<ApiServer>, ns: &str) -> ApiResult<Option<Value>> {
     let nsres = server
-        .resources
+        .resources()
         .find("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     let key = key_for(&nsres.info, None, ns);
@@ -967,8 +967,8 @@ async fn list_from_store(
 ) -> ApiResult<ListPage> {
     let mut items = Vec::new();
     let mut last_key = start_after;
-    let group = ctx.server.resources.storage_resource(ctx.info()).info.group;
-    let kind = ctx.server.resources.storage_resource(ctx.info()).info.kind;
+    let storage_res = ctx.server.resources().storage_resource(ctx.info());
+    let (group, kind) = (storage_res.info.group, storage_res.info.kind);
     let mut more = false;
     loop {
         let page = ctx

@@ -325,7 +325,7 @@ impl Watcher {
     }
 
     fn encode(&mut self, ev: &CacheEvent, kind: EventKind, override_bytes: Option<Bytes>) -> Bytes {
-        let storage = self.server.resources.storage_resource(&self.info);
+        let storage = self.server.resources().storage_resource(&self.info);
         let same_version = storage.info.group == self.info.group && storage.info.version == self.info.version;
         if self.params.table.is_none() && !self.params.metadata_only && same_version && override_bytes.is_none() {
             return ev.line(kind);
