@@ -249,7 +249,11 @@ impl Watcher {
                             return;
                         }
                     }
-                    Err(RecvError::Closed) => return,
+                    // The resource went away (a CRD was deleted): make the client relist.
+                    Err(RecvError::Closed) => {
+                        self.expired().await;
+                        return;
+                    }
                 },
             }
             if self.server.cache.is_stale(&sub) {

@@ -108,6 +108,8 @@ const EVENT_RING: usize = 2048;
 const BROADCAST: usize = 256;
 
 struct ResourceCache {
+    /// Computes each object's field-selector attributes.
+    field_fn: FieldFn,
     /// Objects by store key.
     objects: BTreeMap<String, Arc<CachedObject>>,
     /// Recent events, oldest first.
@@ -120,8 +122,9 @@ struct ResourceCache {
 }
 
 impl ResourceCache {
-    fn new(after: Revision) -> Self {
+    fn new(after: Revision, field_fn: FieldFn) -> Self {
         ResourceCache {
+            field_fn,
             objects: BTreeMap::new(),
             ring: VecDeque::new(),
             ring_after: after,
@@ -177,8 +180,8 @@ pub enum CatchUp {
 impl Subscription {
     /// After the receiver lagged: the events after `after` still in the ring.
     pub fn catch_up(&self, cache: &WatchCache, after: Revision) -> CatchUp {
-        let Some(rc) = cache.resource(&self.storage) else { return CatchUp::Expired };
-        let rc = rc.read().unwrap_or_else(|e| e.into_inner());
+        let Some(lock) = cache.resource(&self.storage) else { return CatchUp::Expired };
+        let rc = lock.read().unwrap_or_else(|e| e.into_inner());
         if rc.epoch != self.epoch || after < rc.ring_after {
             return CatchUp::Expired;
         }
@@ -194,11 +197,23 @@ impl Subscription {
 /// resource table).
 pub type FieldFn = Arc<dyn Fn(&Value) -> Vec<(&'static str, String)> + Send + Sync>;
 
+/// One resource's cache, shared between the follower and readers.
+type Shared = Arc<RwLock<ResourceCache>>;
+
+/// Requests to the follower task, which owns the order of events.
+enum Command {
+    /// Start caching a storage (a custom resource appeared): fill it at the revision the
+    /// follower has reached, so no event is missed or applied twice.
+    Add { storage: String, field_fn: FieldFn, done: tokio::sync::oneshot::Sender<()> },
+    /// Stop caching a storage (its resource went away).
+    Remove { storage: String },
+}
+
 /// All resource caches and the watermark.
 pub struct WatchCache {
     store: Arc<dyn Store>,
-    caches: HashMap<String, RwLock<ResourceCache>>,
-    field_fns: HashMap<String, FieldFn>,
+    caches: RwLock<HashMap<String, Shared>>,
+    commands: tokio::sync::mpsc::UnboundedSender<Command>,
     watermark_tx: watch::Sender<Revision>,
     watermark_rx: watch::Receiver<Revision>,
 }
@@ -255,26 +270,52 @@ impl WatchCache {
         shutdown: CancellationToken,
     ) -> Result<Arc<WatchCache>, skiff_store::Error> {
         let (watermark_tx, watermark_rx) = watch::channel(0);
-        let caches = field_fns.keys().map(|s| (s.clone(), RwLock::new(ResourceCache::new(0)))).collect();
-        let cache = Arc::new(WatchCache { store, caches, field_fns, watermark_tx, watermark_rx });
+        let caches = field_fns.into_iter().map(|(s, f)| (s, Arc::new(RwLock::new(ResourceCache::new(0, f))))).collect();
+        let (commands, rx) = tokio::sync::mpsc::unbounded_channel();
+        let cache = Arc::new(WatchCache { store, caches: RwLock::new(caches), commands, watermark_tx, watermark_rx });
         let rev = cache.fill().await?;
         let stream = cache.store.watch(REGISTRY_PREFIX, rev).await?;
         let c = cache.clone();
-        tokio::spawn(async move { c.follow(stream, shutdown).await });
+        tokio::spawn(async move { c.follow(stream, rx, rev, shutdown).await });
         Ok(cache)
+    }
+
+    /// Start caching `storage`; resolves once its objects are loaded.
+    pub async fn add_storage(&self, storage: &str, field_fn: FieldFn) {
+        if self.resource(storage).is_some() {
+            return;
+        }
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.commands.send(Command::Add { storage: storage.to_string(), field_fn, done }).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Stop caching `storage`; its watchers see their stream end with a 410.
+    pub fn remove_storage(&self, storage: &str) {
+        let _ = self.commands.send(Command::Remove { storage: storage.to_string() });
+    }
+
+    fn snapshot(&self) -> Vec<(String, Shared)> {
+        self.caches.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// (Re)load every object from the store; returns the revision read at.
     async fn fill(&self) -> Result<Revision, skiff_store::Error> {
         let res = self.store.range(REGISTRY_PREFIX, Default::default()).await?;
-        let mut per: HashMap<&str, BTreeMap<String, Arc<CachedObject>>> = HashMap::new();
+        let caches = self.snapshot();
+        let fns: HashMap<&str, FieldFn> = caches
+            .iter()
+            .map(|(s, l)| (s.as_str(), l.read().unwrap_or_else(|e| e.into_inner()).field_fn.clone()))
+            .collect();
+        let mut per: HashMap<String, BTreeMap<String, Arc<CachedObject>>> = HashMap::new();
         for kv in res.kvs {
             let Some(storage) = storage_of(&kv.key) else { continue };
-            let Some((storage, f)) = self.field_fns.get_key_value(storage) else { continue };
+            let Some(f) = fns.get(storage) else { continue };
             let obj = self.cached(&kv.key, &kv.value, kv.mod_revision, kv.create_revision, f);
-            per.entry(storage.as_str()).or_default().insert(kv.key, Arc::new(obj));
+            per.entry(storage.to_string()).or_default().insert(kv.key, Arc::new(obj));
         }
-        for (storage, lock) in &self.caches {
+        for (storage, lock) in &caches {
             let mut rc = lock.write().unwrap_or_else(|e| e.into_inner());
             rc.objects = per.remove(storage.as_str()).unwrap_or_default();
             rc.ring.clear();
@@ -302,24 +343,37 @@ impl WatchCache {
         }
     }
 
-    async fn follow(self: Arc<Self>, mut stream: skiff_store::WatchStream, shutdown: CancellationToken) {
+    async fn follow(
+        self: Arc<Self>,
+        mut stream: skiff_store::WatchStream,
+        mut commands: tokio::sync::mpsc::UnboundedReceiver<Command>,
+        mut applied: Revision,
+        shutdown: CancellationToken,
+    ) {
         loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return,
+                Some(cmd) = commands.recv() => {
+                    self.command(cmd, applied).await;
+                    continue;
+                }
                 n = stream.next() => n,
             };
             match next {
-                Some(Ok(ev)) => self.apply(ev),
+                Some(Ok(ev)) => {
+                    applied = ev.revision();
+                    self.apply(ev)
+                }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "store watch failed; refilling the watch cache");
-                    stream = match self.restart().await {
+                    (stream, applied) = match self.restart().await {
                         Some(s) => s,
                         None => return,
                     };
                 }
                 None => {
                     tracing::warn!("store watch ended; refilling the watch cache");
-                    stream = match self.restart().await {
+                    (stream, applied) = match self.restart().await {
                         Some(s) => s,
                         None => return,
                     };
@@ -328,12 +382,45 @@ impl WatchCache {
         }
     }
 
-    async fn restart(&self) -> Option<skiff_store::WatchStream> {
+    /// Run one command between events (so fills line up with the event order).
+    async fn command(&self, cmd: Command, applied: Revision) {
+        match cmd {
+            Command::Add { storage, field_fn, done } => {
+                if self.resource(&storage).is_none() {
+                    let prefix = format!("{REGISTRY_PREFIX}{storage}/");
+                    let mut objects = BTreeMap::new();
+                    let opts = skiff_store::RangeOptions { revision: applied, ..Default::default() };
+                    match self.store.range(&prefix, opts).await {
+                        Ok(res) => {
+                            for kv in res.kvs {
+                                let o = self.cached(&kv.key, &kv.value, kv.mod_revision, kv.create_revision, &field_fn);
+                                objects.insert(kv.key, Arc::new(o));
+                            }
+                        }
+                        // Nothing stored yet at that revision (or it is gone): start empty; the
+                        // follower applies everything after `applied` anyway.
+                        Err(e) => tracing::debug!(error = %e, storage, "filling a new cache"),
+                    }
+                    let mut rc = ResourceCache::new(applied, field_fn);
+                    rc.objects = objects;
+                    self.caches.write().unwrap_or_else(|e| e.into_inner()).insert(storage, Arc::new(RwLock::new(rc)));
+                }
+                let _ = done.send(());
+            }
+            Command::Remove { storage } => {
+                // Dropping the cache drops its broadcast sender: watchers see the channel close
+                // and end their streams with a 410, so clients relist (and find the resource gone).
+                self.caches.write().unwrap_or_else(|e| e.into_inner()).remove(&storage);
+            }
+        }
+    }
+
+    async fn restart(&self) -> Option<(skiff_store::WatchStream, Revision)> {
         let mut delay = Duration::from_millis(100);
         loop {
             match self.fill().await {
                 Ok(rev) => match self.store.watch(REGISTRY_PREFIX, rev).await {
-                    Ok(s) => return Some(s),
+                    Ok(s) => return Some((s, rev)),
                     Err(skiff_store::Error::Closed) => return None,
                     Err(e) => tracing::warn!(error = %e, "re-watching the store"),
                 },
@@ -348,9 +435,10 @@ impl WatchCache {
     fn apply(&self, ev: skiff_store::Event) {
         let rev = ev.revision();
         if let Some(storage) = storage_of(&ev.kv.key)
-            && let (Some(lock), Some(f)) = (self.caches.get(storage), self.field_fns.get(storage))
+            && let Some(lock) = self.resource(storage)
         {
-            let obj = Arc::new(self.cached(&ev.kv.key, &ev.kv.value, rev, ev.kv.create_revision, f));
+            let f = lock.read().unwrap_or_else(|e| e.into_inner()).field_fn.clone();
+            let obj = Arc::new(self.cached(&ev.kv.key, &ev.kv.value, rev, ev.kv.create_revision, &f));
             let mut rc = lock.write().unwrap_or_else(|e| e.into_inner());
             let cache_event = match ev.kind {
                 EventType::Put => {
@@ -368,8 +456,8 @@ impl WatchCache {
         self.watermark_tx.send_replace(rev);
     }
 
-    fn resource(&self, storage: &str) -> Option<&RwLock<ResourceCache>> {
-        self.caches.get(storage)
+    fn resource(&self, storage: &str) -> Option<Shared> {
+        self.caches.read().unwrap_or_else(|e| e.into_inner()).get(storage).cloned()
     }
 
     /// The revision the cache has reached.
@@ -400,7 +488,8 @@ impl WatchCache {
     }
 
     pub fn get(&self, storage: &str, key: &str) -> Option<Arc<CachedObject>> {
-        let rc = self.resource(storage)?.read().unwrap_or_else(|e| e.into_inner());
+        let lock = self.resource(storage)?;
+        let rc = lock.read().unwrap_or_else(|e| e.into_inner());
         rc.objects.get(key).cloned()
     }
 
