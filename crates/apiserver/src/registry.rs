@@ -363,9 +363,8 @@ async fn create_once(ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions) -> ApiResul
         if ctx.server.store.get(&key).await?.is_some() {
             return Err(ApiError::already_exists(ctx.info(), &name));
         }
-        let shown = inject_resource_version(&bytes, 0);
-        let shown = strip_rv(shown);
-        return Ok(WriteResult { object: present(ctx.server, ctx.info(), shown), created: true, warnings });
+        // Dry-run objects have no resourceVersion: stored bytes never carry one.
+        return Ok(WriteResult { object: present(ctx.server, ctx.info(), bytes), created: true, warnings });
     }
     let start = std::time::Instant::now();
     let res = ctx.server.store.create(&key, bytes.clone()).await;
@@ -387,19 +386,6 @@ async fn create_once(ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions) -> ApiResul
             allocation.release(ctx.server).await;
             Err(e.into())
         }
-    }
-}
-
-/// Dry-run objects have no resourceVersion yet.
-fn strip_rv(bytes: Bytes) -> Bytes {
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(mut v) => {
-            if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("resourceVersion");
-            }
-            Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
-        }
-        Err(_) => bytes,
     }
 }
 
