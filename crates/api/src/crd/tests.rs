@@ -589,10 +589,25 @@ mod properties {
 
         /// Arbitrary JSONPath text parses or fails, never panics.
         #[test]
-        fn jsonpaths_never_panic(src in "[.\\[\\]?@()'\"=<>!a-z0-9:*-]{0,24}", obj in any_json()) {
+        fn jsonpaths_never_panic(src in "[.\\[\\]?@()'\"=<>!a-z0-9:*é -]{0,24}", obj in any_json()) {
             if let Ok(p) = super::jsonpath::JsonPath::parse(&src) {
                 let _ = p.find(&obj);
             }
+        }
+
+        /// Arbitrary rule text compiles or fails, and compiled rules evaluate without panicking.
+        #[test]
+        fn rules_never_panic(
+            rule in "(self|oldSelf|size|has|\\.|\\(|\\)|\\[|\\]|spec|size|ports|all|exists|x|,|==|>|\\+|1|'a'|\\|\\||!|-| |é){0,16}",
+            obj in any_json(),
+        ) {
+            let mut crd = widget_crd();
+            crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"] =
+                json!([{"rule": rule, "messageExpression": "string(self)"}]);
+            let _ = validate_crd(&crd);
+            let s = CustomResourceStrategy::new(&crd, "v1alpha1").unwrap();
+            let _ = s.admit(obj.clone(), Operation::Create, &mut Vec::new());
+            let _ = s.admit(obj, Operation::Update { old: &widget(json!({"size": "small"})) }, &mut Vec::new());
         }
     }
 }
