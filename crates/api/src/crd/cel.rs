@@ -546,6 +546,7 @@ impl RuleTree {
 }
 
 /// Evaluates every rule in `tree` against `v` (and, on update, the correlated `old`).
+#[cfg(test)]
 pub(crate) fn validate(
     v: &Value,
     old: Option<&Value>,
@@ -553,6 +554,21 @@ pub(crate) fn validate(
     tree: &RuleTree,
     path: &Path,
     errs: &mut ErrorList,
+) {
+    validate_with_warnings(v, old, s, tree, path, errs, &mut Vec::new());
+}
+
+/// [`validate`], also collecting warnings: a rule calling a function Skiff's CEL environment
+/// lacks (one of Kubernetes' own libraries, `timestamp`, `duration`, …) is skipped with a
+/// warning rather than failing every object.
+pub(crate) fn validate_with_warnings(
+    v: &Value,
+    old: Option<&Value>,
+    s: &Structural,
+    tree: &RuleTree,
+    path: &Path,
+    errs: &mut ErrorList,
+    warnings: &mut Vec<String>,
 ) {
     if !tree.rules.is_empty() {
         let unchanged = old.is_some_and(|o| o == v);
@@ -566,7 +582,7 @@ pub(crate) fn validate(
             if rule.uses_old_self && old_val.is_none() && rule.spec.optional_old_self != Some(true) {
                 continue;
             }
-            evaluate(rule, &self_val, old_val.as_ref(), s, path, errs);
+            evaluate(rule, &self_val, old_val.as_ref(), s, path, errs, warnings);
         }
     }
     match v {
@@ -581,7 +597,7 @@ pub(crate) fn validate(
                         _ => continue,
                     },
                 };
-                validate(child, old_map.and_then(|m| m.get(k)), cs, ct, &path.child(k), errs);
+                validate_with_warnings(child, old_map.and_then(|m| m.get(k)), cs, ct, &path.child(k), errs, warnings);
             }
         }
         Value::Array(items) => {
@@ -591,7 +607,7 @@ pub(crate) fn validate(
                         (Some(o), Some("map")) => super::values::correlate_item(s, item, o),
                         _ => None,
                     };
-                    validate(item, old_item, is, it, &path.index(i), errs);
+                    validate_with_warnings(item, old_item, is, it, &path.index(i), errs, warnings);
                 }
             }
         }
@@ -606,6 +622,7 @@ fn evaluate(
     s: &Structural,
     path: &Path,
     errs: &mut ErrorList,
+    warnings: &mut Vec<String>,
 ) {
     let mut ctx = Context::with_env(Arc::clone(env()));
     ctx.add_variable_from_value("self", self_val.clone());
@@ -647,6 +664,14 @@ fn evaluate(
                 rule_string(&rule.spec)
             ),
         )),
+        Err(ExecutionError::UndeclaredReference(name)) if !["self", "oldSelf"].contains(&name.as_str()) => {
+            warnings.push(format!(
+                "{}: x-kubernetes-validations rule {:?} was not evaluated: {name} is not supported by Skiff's CEL \
+                 environment",
+                if path.as_str().is_empty() { "<root>" } else { path.as_str() },
+                rule.spec.rule.trim()
+            ));
+        }
         Err(e) => {
             errs.push(FieldError::invalid(path, type_, format!("{e} evaluating rule: {}", rule_string(&rule.spec))))
         }
@@ -848,6 +873,21 @@ mod tests {
         validate(&json!({"m": {}}), None, &s, &tree, &Path::root(), &mut errs);
         assert_eq!(errs.len(), 1);
         assert!(errs[0].detail.ends_with("evaluating rule: self.m.missing == 'x'"), "{:?}", errs[0]);
+    }
+
+    #[test]
+    fn unsupported_functions_warn() {
+        let s = node(json!({"type": "object", "properties": {"ip": {"type": "string"}},
+            "x-kubernetes-validations": [{"rule": "isIP(self.ip)"}]}));
+        let tree = RuleTree::build(&s).unwrap();
+        let (mut errs, mut warnings) = (ErrorList::new(), Vec::new());
+        validate_with_warnings(&json!({"ip": "x"}), None, &s, &tree, &Path::new("spec"), &mut errs, &mut warnings);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("spec: x-kubernetes-validations rule \"isIP(self.ip)\" was not evaluated"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl CustomResourceStrategy {
         })
     }
 
-    fn validate(&self, obj: &Value, old: Option<&Value>, status_only: bool) -> ErrorList {
+    fn validate(&self, obj: &Value, old: Option<&Value>, status_only: bool, warnings: &mut Vec<String>) -> ErrorList {
         let mut errs = ErrorList::new();
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
         if kind != self.kind {
@@ -91,7 +91,7 @@ impl CustomResourceStrategy {
                      errors to complete validation",
                 ));
             } else {
-                cel::validate(obj, old, &self.schema, rules, &Path::root(), &mut errs);
+                cel::validate_with_warnings(obj, old, &self.schema, rules, &Path::root(), &mut errs, warnings);
             }
         }
         errs
@@ -150,15 +150,18 @@ impl ObjectStrategy for CustomResourceStrategy {
             }
             _ => {}
         }
+        let mut warnings = Vec::new();
         let errs = match op {
-            Operation::Create => self.validate(&obj, None, false),
-            Operation::Update { old } | Operation::System { old } => self.validate(&obj, Some(old), false),
-            Operation::UpdateStatus { old } => self.validate(&obj, Some(old), true),
+            Operation::Create => self.validate(&obj, None, false, &mut warnings),
+            Operation::Update { old } | Operation::System { old } => {
+                self.validate(&obj, Some(old), false, &mut warnings)
+            }
+            Operation::UpdateStatus { old } => self.validate(&obj, Some(old), true, &mut warnings),
         };
         if !errs.is_empty() {
             return Err(StrategyError::Invalid(errs));
         }
-        Ok(Admitted { object: obj, warnings: Vec::new() })
+        Ok(Admitted { object: obj, warnings })
     }
 
     fn name_rule(&self) -> NameRule {
