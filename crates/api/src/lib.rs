@@ -6,10 +6,13 @@
 //! - [`table`]: the `kubectl get` columns and cells (server-side `Table` printing);
 //! - [`schema`] and [`patch`]: the OpenAPI metadata cursor and the PATCH content types;
 //! - [`openapi`]: the OpenAPI v3 documents kubectl validates and explains against;
-//! - [`selector`]: label and field selectors.
+//! - [`selector`]: label and field selectors;
+//! - [`crd`]: CustomResourceDefinitions: their validation and status, and the schema-driven
+//!   strategy, tables, OpenAPI and scale of custom resources.
 //!
 //! See `docs/data-path.md` for where each piece runs in a request.
 
+pub mod crd;
 pub mod field;
 pub mod openapi;
 pub mod patch;
