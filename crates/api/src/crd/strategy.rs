@@ -30,6 +30,10 @@ pub struct CustomResourceStrategy {
     rules: Option<RuleTree>,
     status_enabled: bool,
     scale: Option<ScalePaths>,
+    /// `kubectl get` columns of this version.
+    printer: super::Printer,
+    /// The version's OpenAPI schema (for server-side apply).
+    openapi: Value,
 }
 
 impl CustomResourceStrategy {
@@ -49,6 +53,8 @@ impl CustomResourceStrategy {
             rules,
             status_enabled: subresources.and_then(|s| s.get("status")).is_some_and(|s| !s.is_null()),
             scale: scale::scale_paths(crd, version),
+            printer: super::Printer::new(crd, version),
+            openapi: super::openapi_schema(crd, version),
         })
     }
 
@@ -166,6 +172,22 @@ impl ObjectStrategy for CustomResourceStrategy {
 
     fn name_rule(&self) -> NameRule {
         NameRule::Subdomain
+    }
+
+    fn table_printer(&self) -> Option<&dyn crate::table::TablePrinter> {
+        Some(&self.printer)
+    }
+
+    fn scale_paths(&self) -> Option<&ScalePaths> {
+        self.scale.as_ref()
+    }
+
+    fn supports_strategic_merge_patch(&self) -> bool {
+        false
+    }
+
+    fn openapi_schema(&self) -> Option<&Value> {
+        Some(&self.openapi)
     }
 }
 

@@ -93,6 +93,16 @@ pub struct Printer {
     paths: Vec<Option<JsonPath>>,
 }
 
+impl crate::table::TablePrinter for Printer {
+    fn column_definitions(&self) -> Vec<Value> {
+        self.columns.iter().map(CrdColumn::definition).collect()
+    }
+
+    fn cells(&self, obj: &Value, now: Timestamp) -> Vec<Value> {
+        Printer::cells(self, obj, now)
+    }
+}
+
 impl Printer {
     pub fn new(crd: &Value, version: &str) -> Printer {
         let columns = columns(crd, version);
