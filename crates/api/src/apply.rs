@@ -558,7 +558,10 @@ fn invalid_config_message(config: &Value, errs: &[walk::Invalid]) -> String {
     };
     let detail = match errs {
         [only] => one(only),
-        _ => std::iter::once("errors:".to_string()).chain(errs.iter().map(|e| format!("  {}", one(e)))).collect::<Vec<_>>().join("\n"),
+        _ => std::iter::once("errors:".to_string())
+            .chain(errs.iter().map(|e| format!("  {}", one(e))))
+            .collect::<Vec<_>>()
+            .join("\n"),
     };
     format!(
         "failed to create typed patch object ({}/{}; {group}/{version}, Kind={kind}): {detail}",

@@ -103,8 +103,7 @@ impl fmt::Display for PathElement {
         match self {
             PathElement::Field(name) => write!(f, ".{name}"),
             PathElement::Key(fields) => {
-                let parts: Vec<String> =
-                    fields.iter().map(|(k, v)| format!("{k}={}", value::to_display(v))).collect();
+                let parts: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", value::to_display(v))).collect();
                 write!(f, "[{}]", parts.join(","))
             }
             PathElement::Value(v) => write!(f, "[={}]", value::to_display(v)),

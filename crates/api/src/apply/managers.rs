@@ -114,7 +114,9 @@ impl ManagedFieldsEntry {
         }
         let fields = match m.get("fieldsV1") {
             None | Some(Value::Null) => FieldSet::new(),
-            Some(doc) => FieldSet::from_fields_v1(doc).map_err(|source| ManagedFieldsError::Fields { index, source })?,
+            Some(doc) => {
+                FieldSet::from_fields_v1(doc).map_err(|source| ManagedFieldsError::Fields { index, source })?
+            }
         };
         Ok(ManagedFieldsEntry {
             manager: string("manager")?.unwrap_or_default(),
@@ -221,7 +223,9 @@ pub(super) fn cap_update_managers(managers: &mut Managers, max: usize) {
 pub(super) fn decode(obj: &Value) -> Result<Vec<ManagedFieldsEntry>, ManagedFieldsError> {
     match obj.get("metadata").and_then(|m| m.get("managedFields")) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => items.iter().enumerate().map(|(i, e)| ManagedFieldsEntry::from_json(e, i)).collect(),
+        Some(Value::Array(items)) => {
+            items.iter().enumerate().map(|(i, e)| ManagedFieldsEntry::from_json(e, i)).collect()
+        }
         Some(_) => Err(ManagedFieldsError::NotAList),
     }
 }
@@ -280,9 +284,7 @@ pub(super) fn upgrade(entries: Vec<ManagedFieldsEntry>, csa: &str, ssa: &str) ->
     };
     // Union in the client-side entry of the applier's apiVersion (if any)...
     let version = entries[target].api_version.clone();
-    if let Some(csa_fields) =
-        entries.iter().find(|e| is_csa(e) && e.api_version == version).map(|e| e.fields.clone())
-    {
+    if let Some(csa_fields) = entries.iter().find(|e| is_csa(e) && e.api_version == version).map(|e| e.fields.clone()) {
         entries[target].fields = entries[target].fields.union(&csa_fields);
     }
     // ...and drop every client-side entry of that name.

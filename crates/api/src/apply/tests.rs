@@ -201,7 +201,8 @@ fn fields_of_matches_upstream_to_field_set() {
         )
     );
     // A set list owns its values; empty and null granular fields own nothing.
-    let obj = json!({"metadata": {"finalizers": ["b", "a"], "labels": {}}, "spec": {"template": null, "replicas": null}});
+    let obj =
+        json!({"metadata": {"finalizers": ["b", "a"], "labels": {}}, "spec": {"template": null, "replicas": null}});
     assert_eq!(
         fields_of(&obj, schema()).to_fields_v1_string(),
         r#"{"f:metadata":{"f:finalizers":{"v:\"a\"":{},"v:\"b\"":{}}},"f:spec":{"f:replicas":{}}}"#
@@ -210,12 +211,16 @@ fn fields_of_matches_upstream_to_field_set() {
 
 #[test]
 fn apply_creates_and_owns_what_it_sets() {
-    let config = deploy(json!({"replicas": 3, "template": {"spec": {"containers": [{"name": "web", "image": "nginx"}]}}}));
+    let config =
+        deploy(json!({"replicas": 3, "template": {"spec": {"containers": [{"name": "web", "image": "nginx"}]}}}));
     let (obj, entries) = apply_ok(None, &config, vec![], "a", false, NOW);
     assert_eq!(strip(obj.clone()), config);
     assert_eq!(entries.len(), 1);
     let e = &entries[0];
-    assert_eq!((e.manager.as_str(), e.operation, e.api_version.as_str(), e.time.as_deref()), ("a", ManagedFieldsOperation::Apply, V, Some(NOW)));
+    assert_eq!(
+        (e.manager.as_str(), e.operation, e.api_version.as_str(), e.time.as_deref()),
+        ("a", ManagedFieldsOperation::Apply, V, Some(NOW))
+    );
     assert_eq!(e.subresource, None);
     // apiVersion, kind, metadata.name/namespace are never recorded.
     assert_eq!(
@@ -277,7 +282,10 @@ fn a_second_applier_conflicts_and_force_takes_ownership() {
     assert_eq!(err.to_string(), conflict_message(&c));
     let (message, causes) = conflict_status_parts(&c);
     assert_eq!(message, conflict_message(&c));
-    assert_eq!(causes, [json!({"type": "FieldManagerConflict", "message": "conflict with \"a\"", "field": ".spec.replicas"})]);
+    assert_eq!(
+        causes,
+        [json!({"type": "FieldManagerConflict", "message": "conflict with \"a\"", "field": ".spec.replicas"})]
+    );
 
     let (forced, entries) = apply_ok(Some(&obj), &other, entries, "b", true, LATER);
     assert_eq!(forced["spec"], json!({"replicas": 5, "paused": true}));
@@ -316,7 +324,10 @@ fn fields_no_longer_applied_are_removed() {
     }));
     let (obj2, entries2) = apply_ok(Some(&obj), &smaller, entries, "a", false, LATER);
     assert_eq!(strip(obj2), smaller);
-    assert_eq!(fields(entry(&entries2, "a")), fields_of(&smaller, schema()).difference(&super::strip_set()).to_fields_v1_string());
+    assert_eq!(
+        fields(entry(&entries2, "a")),
+        fields_of(&smaller, schema()).difference(&super::strip_set()).to_fields_v1_string()
+    );
 }
 
 #[test]
@@ -449,19 +460,28 @@ fn atomic_lists_and_maps_are_replaced_sets_are_merged() {
     assert_eq!(obj2["metadata"]["labels"], json!({"a": "1", "b": "2"}));
     assert_eq!(obj2["spec"]["args"], json!(["3"]));
     assert_eq!(obj2["spec"]["selector"], json!({"matchLabels": {"c": "3"}}));
-    assert_eq!(fields(entry(&entries2, "one")), r#"{"f:metadata":{"f:finalizers":{"v:\"x\"":{}},"f:labels":{"f:a":{}}}}"#);
+    assert_eq!(
+        fields(entry(&entries2, "one")),
+        r#"{"f:metadata":{"f:finalizers":{"v:\"x\"":{}},"f:labels":{"f:a":{}}}}"#
+    );
 }
 
 #[test]
 fn list_map_keys_take_their_defaults() {
-    let config = deploy(json!({"template": {"spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}, {"containerPort": 80, "protocol": "UDP"}]}]}}}));
+    let config = deploy(
+        json!({"template": {"spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}, {"containerPort": 80, "protocol": "UDP"}]}]}}}),
+    );
     let (_, entries) = apply_ok(None, &config, vec![], "a", false, NOW);
     let text = fields(&entries[0]);
     assert!(text.contains(r#"k:{\"containerPort\":80,\"protocol\":\"TCP\"}"#), "{text}");
     assert!(text.contains(r#"k:{\"containerPort\":80,\"protocol\":\"UDP\"}"#), "{text}");
     // Applying the defaulted value explicitly is the same item.
-    let explicit = deploy(json!({"template": {"spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}}}));
-    let dup = deploy(json!({"template": {"spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}, {"containerPort": 80, "protocol": "TCP"}]}]}}}));
+    let explicit = deploy(
+        json!({"template": {"spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}}}),
+    );
+    let dup = deploy(
+        json!({"template": {"spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}, {"containerPort": 80, "protocol": "TCP"}]}]}}}),
+    );
     assert!(apply(None, &explicit, vec![], "a", V, false, NOW, schema()).is_ok());
     assert!(matches!(apply(None, &dup, vec![], "a", V, false, NOW, schema()), Err(ApplyError::InvalidConfig(_))));
 }
@@ -529,7 +549,10 @@ fn record_update_on_create_owns_everything_set() {
     let e = &entries[0];
     assert_eq!((e.operation, e.time.as_deref()), (ManagedFieldsOperation::Update, Some(NOW)));
     // Structs absent before are owned themselves ("."), except the root's metadata/spec/status.
-    assert_eq!(fields(e), r#"{"f:spec":{"f:replicas":{},"f:strategy":{".":{},"f:rollingUpdate":{".":{},"f:maxSurge":{}}}}}"#);
+    assert_eq!(
+        fields(e),
+        r#"{"f:spec":{"f:replicas":{},"f:strategy":{".":{},"f:rollingUpdate":{".":{},"f:maxSurge":{}}}}}"#
+    );
 }
 
 #[test]
@@ -569,7 +592,10 @@ fn objects_without_entries_are_not_tracked_by_updates_but_are_by_applies() {
     assert!(record_update(Some(&obj), &changed, vec![], "u", V, None, NOW, schema()).is_empty());
     // The first apply records what was there as before-first-apply, and conflicts with it.
     let c = conflicts(apply(Some(&obj), &deploy(json!({"replicas": 5})), vec![], "a", V, false, NOW, schema()));
-    assert_eq!(conflict_message(&c), "Apply failed with 1 conflict: conflict with \"before-first-apply\" using test/v1: .spec.replicas");
+    assert_eq!(
+        conflict_message(&c),
+        "Apply failed with 1 conflict: conflict with \"before-first-apply\" using test/v1: .spec.replicas"
+    );
     let (_, entries) = apply_ok(Some(&obj), &deploy(json!({"paused": false})), vec![], "a", false, NOW);
     let before = entry(&entries, BEFORE_FIRST_APPLY);
     assert_eq!((before.operation, before.time.as_deref()), (ManagedFieldsOperation::Update, Some(NOW)));
@@ -624,7 +650,16 @@ fn many_updaters_are_capped_into_ancient_changes() {
             }
         }
         let now = format!("2024-05-01T10:00:{i:02}Z");
-        entries = record_update(if i == 0 { None } else { Some(&obj) }, &next, entries, &format!("m{i:02}"), V, None, &now, schema());
+        entries = record_update(
+            if i == 0 { None } else { Some(&obj) },
+            &next,
+            entries,
+            &format!("m{i:02}"),
+            V,
+            None,
+            &now,
+            schema(),
+        );
         obj = next;
     }
     assert_eq!(entries.len(), 10);
@@ -671,21 +706,34 @@ fn undecodable_entries_are_errors_with_upstream_messages() {
     let cases = [
         (json!({}), "metadata.managedFields must be a list"),
         (json!([3]), "managed fields entry 0 is not an object"),
-        (json!([{"operation": "Patch", "apiVersion": "v1", "fieldsType": "FieldsV1"}]), "operation must be `Apply` or `Update`"),
+        (
+            json!([{"operation": "Patch", "apiVersion": "v1", "fieldsType": "FieldsV1"}]),
+            "operation must be `Apply` or `Update`",
+        ),
         (json!([{"operation": "Apply", "fieldsType": "FieldsV1"}]), "apiVersion must not be empty"),
         (json!([{"operation": "Apply", "apiVersion": "v1"}]), "missing fieldsType in managed fields entry 0"),
-        (json!([{"operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV2"}]), "invalid fieldsType \"FieldsV2\" in managed fields entry 0"),
-        (json!([{"operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "manager": 1}]), "managed fields entry 0: manager must be a string"),
+        (
+            json!([{"operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV2"}]),
+            "invalid fieldsType \"FieldsV2\" in managed fields entry 0",
+        ),
+        (
+            json!([{"operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "manager": 1}]),
+            "managed fields entry 0: manager must be a string",
+        ),
     ];
     for (mf, want) in cases {
         let err = decode_managed_fields(&with(mf)).expect_err(want);
         assert_eq!(err.to_string(), want);
     }
-    let err = decode_managed_fields(&with(json!([{"operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:a": 1}}])))
-        .expect_err("bad fields");
+    let err = decode_managed_fields(&with(
+        json!([{"operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:a": 1}}]),
+    ))
+    .expect_err("bad fields");
     assert!(matches!(err, ManagedFieldsError::Fields { index: 0, .. }));
     assert!(decode_managed_fields(&json!({})).expect("no metadata").is_empty());
-    let minimal = decode_managed_fields(&with(json!([{"operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1"}]))).expect("decodes");
+    let minimal =
+        decode_managed_fields(&with(json!([{"operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1"}])))
+            .expect("decodes");
     assert_eq!((minimal[0].manager.as_str(), minimal[0].fields.is_empty()), ("", true));
 }
 
@@ -695,8 +743,14 @@ fn updates_start_from_the_request_entries_the_stored_ones_or_none() {
     let sent_entry = json!([{"manager": "n", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:b": {}}}]);
     let old = json!({"metadata": {"managedFields": stored_entry}});
     let names = |v: Vec<ManagedFieldsEntry>| v.into_iter().map(|e| e.manager).collect::<Vec<_>>();
-    assert_eq!(names(managers_for_update(Some(&old), &json!({"metadata": {"managedFields": sent_entry}}), None)), ["n"]);
-    assert_eq!(names(managers_for_update(Some(&old), &json!({"metadata": {"managedFields": sent_entry}}), Some("status"))), ["s"]);
+    assert_eq!(
+        names(managers_for_update(Some(&old), &json!({"metadata": {"managedFields": sent_entry}}), None)),
+        ["n"]
+    );
+    assert_eq!(
+        names(managers_for_update(Some(&old), &json!({"metadata": {"managedFields": sent_entry}}), Some("status"))),
+        ["s"]
+    );
     assert_eq!(names(managers_for_update(Some(&old), &json!({"metadata": {}}), None)), ["s"]);
     assert_eq!(names(managers_for_update(Some(&old), &json!({"metadata": {"managedFields": "junk"}}), None)), ["s"]);
     assert!(managers_for_update(Some(&old), &json!({"metadata": {"managedFields": []}}), None).is_empty());
@@ -716,7 +770,10 @@ fn client_side_apply_upgrades_to_server_side() {
     };
     // No applier yet: the client-side entry becomes it.
     let up = upgrade_client_side_apply(
-        vec![e(CLIENT_SIDE_APPLY_MANAGER, ManagedFieldsOperation::Update, "v1", "a"), e("other", ManagedFieldsOperation::Update, "v1", "o")],
+        vec![
+            e(CLIENT_SIDE_APPLY_MANAGER, ManagedFieldsOperation::Update, "v1", "a"),
+            e("other", ManagedFieldsOperation::Update, "v1", "o"),
+        ],
         CLIENT_SIDE_APPLY_MANAGER,
         "kubectl",
     );
@@ -745,7 +802,8 @@ fn kubectl_takes_over_client_side_applied_fields_without_conflicts() {
     // `kubectl apply` (client-side) created the object: annotation plus an Update entry.
     let csa_config = deploy(json!({"replicas": 2, "paused": false}));
     let mut obj = csa_config.clone();
-    obj["metadata"]["annotations"] = json!({LAST_APPLIED_ANNOTATION: format!("{}\n", crate::fieldpath::go_json(&csa_config))});
+    obj["metadata"]["annotations"] =
+        json!({LAST_APPLIED_ANNOTATION: format!("{}\n", crate::fieldpath::go_json(&csa_config))});
     let entries = record_update(None, &obj, vec![], CLIENT_SIDE_APPLY_MANAGER, V, None, NOW, schema());
     // Someone else changed paused since.
     let mut live = obj.clone();
@@ -802,7 +860,8 @@ fn custom_resources_with_preserved_unknown_fields_deduce_types() {
 
 #[test]
 fn values_of_the_wrong_shape_are_leaves_and_never_panic() {
-    let weird = json!({"spec": {"template": "nope", "replicas": {"a": 1}, "args": {"x": 1}}, "metadata": {"finalizers": "x"}});
+    let weird =
+        json!({"spec": {"template": "nope", "replicas": {"a": 1}, "args": {"x": 1}}, "metadata": {"finalizers": "x"}});
     let set = fields_of(&weird, schema());
     assert_eq!(
         set.to_fields_v1_string(),
@@ -812,4 +871,83 @@ fn values_of_the_wrong_shape_are_leaves_and_never_panic() {
     let fixed = deploy(json!({"template": web("x")["template"].clone()}));
     let (obj2, _) = apply_ok(Some(&obj), &fixed, entries, "a", true, LATER);
     assert_eq!(obj2["spec"]["template"], fixed["spec"]["template"]);
+}
+
+#[test]
+fn reordered_and_interleaved_list_items_follow_upstreams_merge_order() {
+    let containers = |names: &[&str]| {
+        deploy(
+            json!({"template": {"spec": {"containers": names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}}}),
+        )
+    };
+    let names = |o: &Value| -> Vec<String> {
+        o["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    for (live, config, want) in [
+        (&["a", "b"][..], &["b", "a"][..], &["b", "a"][..]),
+        (&["a", "b", "c"], &["c", "a"], &["b", "c", "a"]),
+        (&["a", "b"], &["x", "b", "y"], &["a", "x", "b", "y"]),
+        (&["a"], &[], &["a"]),
+        (&[], &["a", "b"], &["a", "b"]),
+    ] {
+        let (obj, entries) = apply_ok(None, &containers(live), vec![], "one", false, NOW);
+        let (merged, _) = apply_ok(Some(&obj), &containers(config), entries, "two", false, LATER);
+        assert_eq!(names(&merged), want, "live {live:?} + config {config:?}");
+    }
+}
+
+#[test]
+fn applies_through_a_subresource_are_their_own_appliers() {
+    let (obj, entries) = apply_ok(None, &deploy(json!({"replicas": 1})), vec![], "a", false, NOW);
+    let status = fm().with_subresource("status");
+    let (obj, entries) = status
+        .apply(
+            Some(&obj),
+            &json!({"apiVersion": V, "kind": "Deploy", "metadata": {"name": "d"}, "status": {"replicas": 1}}),
+            entries,
+            "a",
+            false,
+            LATER,
+        )
+        .expect("applies");
+    assert_eq!(obj["status"]["replicas"], 1);
+    assert_eq!(entries.len(), 2);
+    let sub = entries.iter().find(|e| e.subresource.is_some()).expect("status entry");
+    assert_eq!((sub.manager.as_str(), sub.operation), ("a", ManagedFieldsOperation::Apply));
+    assert_eq!(fields(sub), r#"{"f:status":{"f:replicas":{}}}"#);
+    assert_eq!(status.fields_of(&obj).has(&Path::fields(["status", "replicas"]).0), true);
+}
+
+#[test]
+fn an_empty_manager_name_is_unknown() {
+    let (_, entries) = apply_ok(None, &deploy(json!({"replicas": 1})), vec![], "", false, NOW);
+    assert_eq!(entries[0].manager, "unknown");
+    let entries = record_update(None, &deploy(json!({"paused": true})), vec![], "", V, None, NOW, schema());
+    assert_eq!(entries[0].manager, "unknown");
+}
+
+#[test]
+fn a_configuration_that_empties_a_field_keeps_its_empty_value() {
+    let (obj, entries) = apply_ok(
+        None,
+        &json!({"metadata": {"name": "d", "finalizers": ["f"]}, "spec": {"paused": true, "template": {"spec": {"containers": [{"name": "c"}]}}}}),
+        vec![],
+        "a",
+        false,
+        NOW,
+    );
+    let empty = json!({"metadata": {"name": "d", "finalizers": []}, "spec": {"paused": true, "template": null}});
+    let (obj2, entries2) = apply_ok(Some(&obj), &empty, entries, "a", false, LATER);
+    assert_eq!(obj2["metadata"]["finalizers"], json!([]));
+    assert_eq!(obj2["spec"], json!({"paused": true, "template": null}));
+    // A null struct owns nothing, as upstream types it.
+    assert_eq!(fields(&entries2[0]), r#"{"f:spec":{"f:paused":{}}}"#);
+    // Re-applying changes nothing.
+    let (obj3, entries3) = apply_ok(Some(&obj2), &empty, entries2.clone(), "a", false, "2024-05-02T00:00:00Z");
+    assert_eq!((obj3, entries3), (obj2, entries2));
 }

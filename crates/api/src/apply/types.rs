@@ -52,14 +52,13 @@ impl Shape<'_> {
 }
 
 /// Definitions upstream maps to opaque scalars whatever their OpenAPI shape.
-const OPAQUE: &[&str] = &["io.k8s.apimachinery.pkg.api.resource.Quantity", "io.k8s.apimachinery.pkg.runtime.RawExtension"];
+const OPAQUE: &[&str] =
+    &["io.k8s.apimachinery.pkg.api.resource.Quantity", "io.k8s.apimachinery.pkg.runtime.RawExtension"];
 
 /// Default values of list-map key fields that upstream's schemas declare (`+default="TCP"`) and
 /// k8s-openapi's do not; a missing key field takes its default when building the item's key.
-const KEY_DEFAULTS: &[(&str, &str, &str)] = &[
-    ("io.k8s.api.core.v1.ContainerPort", "protocol", "TCP"),
-    ("io.k8s.api.core.v1.ServicePort", "protocol", "TCP"),
-];
+const KEY_DEFAULTS: &[(&str, &str, &str)] =
+    &[("io.k8s.api.core.v1.ContainerPort", "protocol", "TCP"), ("io.k8s.api.core.v1.ServicePort", "protocol", "TCP")];
 
 /// Struct fields that upstream's Go types hold by value (not by pointer), so they are always
 /// present, at least as `{}`, in the objects upstream compares. Knowing them keeps an

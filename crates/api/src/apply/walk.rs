@@ -157,7 +157,14 @@ impl Comparer {
         }
     }
 
-    fn children(&mut self, shape: &Shape<'_>, l: Option<&Value>, r: Option<&Value>, ty: Ty<'_>, path: &mut Vec<PathElement>) {
+    fn children(
+        &mut self,
+        shape: &Shape<'_>,
+        l: Option<&Value>,
+        r: Option<&Value>,
+        ty: Ty<'_>,
+        path: &mut Vec<PathElement>,
+    ) {
         match shape {
             Shape::Leaf => {}
             Shape::Map => {
@@ -166,9 +173,10 @@ impl Comparer {
                 // Stand in for what upstream's typed objects hold where the JSON omits a field.
                 let empty = Value::Object(Map::new());
                 let null = Value::Null;
-                let keys = lm.into_iter().flat_map(Map::keys).chain(
-                    rm.into_iter().flat_map(Map::keys).filter(|k| !lm.is_some_and(|m| m.contains_key(*k))),
-                );
+                let keys = lm
+                    .into_iter()
+                    .flat_map(Map::keys)
+                    .chain(rm.into_iter().flat_map(Map::keys).filter(|k| !lm.is_some_and(|m| m.contains_key(*k))));
                 for k in keys {
                     let (mut lc, mut rc) = (lm.and_then(|m| m.get(k)), rm.and_then(|m| m.get(k)));
                     // Only inside an object present on that side: a Go struct that is itself
@@ -218,7 +226,11 @@ impl Comparer {
 
 /// The items of a list with their path elements, first occurrence of each key only; items
 /// without a usable key are skipped.
-fn index_items<'v>(list: Option<&'v Vec<Value>>, keys: Option<&[&str]>, items: Ty<'_>) -> Vec<(PathElement, &'v Value)> {
+fn index_items<'v>(
+    list: Option<&'v Vec<Value>>,
+    keys: Option<&[&str]>,
+    items: Ty<'_>,
+) -> Vec<(PathElement, &'v Value)> {
     let mut order = Vec::new();
     let mut seen = BTreeSet::new();
     for item in list.into_iter().flatten() {
@@ -400,7 +412,13 @@ pub(super) fn remove(v: &Value, to_remove: &FieldSet, ty: Ty<'_>, config: Option
 }
 
 /// What becomes of the child `c` at `pe` while removing `to_remove`.
-fn removed_or_kept(c: &Value, pe: &PathElement, to_remove: &FieldSet, ty: Ty<'_>, config: Option<&Value>) -> Option<Value> {
+fn removed_or_kept(
+    c: &Value,
+    pe: &PathElement,
+    to_remove: &FieldSet,
+    ty: Ty<'_>,
+    config: Option<&Value>,
+) -> Option<Value> {
     if to_remove.has_member(pe) {
         return config.cloned();
     }
@@ -471,7 +489,9 @@ fn validate_at(v: &Value, ty: Ty<'_>, path: &mut Vec<PathElement>, errs: &mut Ve
             let mut seen = BTreeSet::new();
             for (i, item) in list.iter().enumerate() {
                 match items.item_element(keys.as_deref(), item) {
-                    Err(reason) => errs.push(Invalid { path: Path(path.clone()), message: format!("element {i}: {reason}") }),
+                    Err(reason) => {
+                        errs.push(Invalid { path: Path(path.clone()), message: format!("element {i}: {reason}") })
+                    }
                     Ok(pe) => {
                         if !seen.insert(pe.clone()) {
                             errs.push(Invalid {

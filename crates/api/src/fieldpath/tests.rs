@@ -28,7 +28,7 @@ fn fields_v1_round_trips_byte_for_byte() {
     assert_eq!(set.to_fields_v1_string(), DEPLOYMENT_FIELDS);
     let web = key(&[("name", json!("web"))]);
     let containers = [f("spec"), f("template"), f("spec"), f("containers")];
-    assert!(set.has(&[&containers[..], &[web.clone()]].concat()));
+    assert!(set.has(&[&containers[..], std::slice::from_ref(&web)].concat()));
     assert!(set.has(&[&containers[..], &[web.clone(), f("image")]].concat()));
     assert!(!set.has(&containers));
     assert!(set.has(&[f("metadata"), f("labels"), f("app")]));
@@ -62,8 +62,7 @@ fn key_values_are_written_as_go_json() {
 
 #[test]
 fn reading_ignores_unknown_kinds_and_orders_anything() {
-    let s = FieldSet::from_fields_v1(&json!({"f:b": {}, "x:future": {}, "f:a": {"f:c": {}, ".": {}}}))
-        .expect("parses");
+    let s = FieldSet::from_fields_v1(&json!({"f:b": {}, "x:future": {}, "f:a": {"f:c": {}, ".": {}}})).expect("parses");
     assert_eq!(s.to_fields_v1_string(), r#"{"f:a":{".":{},"f:c":{}},"f:b":{}}"#);
     // A node holding only unknown elements is a member, as upstream reads it.
     let s = FieldSet::from_fields_v1(&json!({"f:a": {"x:y": {}}})).expect("parses");

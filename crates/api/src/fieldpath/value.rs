@@ -251,7 +251,13 @@ fn go_v_float(f: f64) -> String {
         return "0".to_string();
     }
     if !f.is_finite() {
-        return if f.is_nan() { "NaN".into() } else if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let neg = if f < 0.0 { "-" } else { "" };
     let (digits, exp) = shortest_digits(f);
@@ -338,7 +344,10 @@ mod tests {
 
     #[test]
     fn go_json_matches_encoding_json() {
-        assert_eq!(go_json(&json!({"b": "<a&b>", "a": [1, 2.5, null, true]})), r#"{"a":[1,2.5,null,true],"b":"\u003ca\u0026b\u003e"}"#);
+        assert_eq!(
+            go_json(&json!({"b": "<a&b>", "a": [1, 2.5, null, true]})),
+            r#"{"a":[1,2.5,null,true],"b":"\u003ca\u0026b\u003e"}"#
+        );
         assert_eq!(go_json(&json!(80.0)), "80");
         assert_eq!(go_json(&json!(1e21)), "1e+21");
         assert_eq!(go_json(&json!(1e-7)), "1e-7");

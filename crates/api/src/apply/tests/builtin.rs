@@ -105,21 +105,33 @@ fn create_by_update_matches_kubectl_create() {
     if let Some(c) = without["spec"]["template"]["spec"]["containers"][0].as_object_mut() {
         c.remove("resources");
     }
-    let again = record_update(Some(&without), &obj, entries.clone(), "defaulter", APPS, None, LATER, deployment_schema());
+    let again =
+        record_update(Some(&without), &obj, entries.clone(), "defaulter", APPS, None, LATER, deployment_schema());
     assert_eq!(again, entries);
 }
 
 #[test]
 fn changing_replicas_by_apply_and_conflicting_with_a_scaler() {
     let (obj, entries) = apply_deploy(None, &nginx(3, "nginx:1.14.2"), vec![], "kubectl", false, NOW).expect("applies");
-    let (obj, entries) = apply_deploy(Some(&obj), &nginx(4, "nginx:1.14.2"), entries, "kubectl", false, LATER).expect("applies");
+    let (obj, entries) =
+        apply_deploy(Some(&obj), &nginx(4, "nginx:1.14.2"), entries, "kubectl", false, LATER).expect("applies");
     assert_eq!(obj["spec"]["replicas"], 4);
     // The HPA scales through /scale: it owns replicas now.
     let mut scaled = obj.clone();
     scaled["spec"]["replicas"] = json!(10);
-    let entries = record_update(Some(&obj), &scaled, entries, "kube-controller-manager", APPS, Some("scale"), LATER, deployment_schema());
+    let entries = record_update(
+        Some(&obj),
+        &scaled,
+        entries,
+        "kube-controller-manager",
+        APPS,
+        Some("scale"),
+        LATER,
+        deployment_schema(),
+    );
     assert_eq!(fields(entry(&entries, "kube-controller-manager")), r#"{"f:spec":{"f:replicas":{}}}"#);
-    let err = apply_deploy(Some(&scaled), &nginx(4, "nginx:1.14.2"), entries.clone(), "kubectl", false, LATER).expect_err("conflict");
+    let err = apply_deploy(Some(&scaled), &nginx(4, "nginx:1.14.2"), entries.clone(), "kubectl", false, LATER)
+        .expect_err("conflict");
     assert_eq!(
         err.to_string(),
         "Apply failed with 1 conflict: conflict with \"kube-controller-manager\" with subresource \"scale\" using apps/v1: .spec.replicas"
@@ -144,7 +156,10 @@ fn a_second_applier_conflicts_on_a_container_image_until_forced() {
     let err = apply_deploy(Some(&obj), &patch, entries.clone(), "updater", false, LATER).expect_err("conflict");
     let ApplyError::Conflicts(c) = &err else { panic!("{err:?}") };
     assert_eq!(c[0].field, ".spec.template.spec.containers[name=\"nginx\"].image");
-    assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.template.spec.containers[name=\"nginx\"].image");
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.template.spec.containers[name=\"nginx\"].image"
+    );
     let (obj, entries) = apply_deploy(Some(&obj), &patch, entries, "updater", true, LATER).expect("forced");
     assert_eq!(obj["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:2");
     assert_eq!(obj["spec"]["template"]["spec"]["containers"][0]["ports"], json!([{"containerPort": 80}]));
@@ -163,7 +178,8 @@ fn client_side_applied_objects_migrate_to_server_side_apply() {
     assert_eq!(entries.len(), 1);
     assert_eq!((entries[0].manager.as_str(), entries[0].operation), ("kubectl", ManagedFieldsOperation::Apply));
     // ...so that applying without the label now removes it, as client-side apply would have.
-    let (obj, entries) = apply_deploy(Some(&csa), &nginx(2, "nginx:1"), entries, "kubectl", false, LATER).expect("applies");
+    let (obj, entries) =
+        apply_deploy(Some(&csa), &nginx(2, "nginx:1"), entries, "kubectl", false, LATER).expect("applies");
     assert_eq!(obj["metadata"]["labels"], json!({"app": "nginx"}));
     assert!(!has_entry(&entries, CLIENT_SIDE_APPLY_MANAGER));
 }

@@ -24,7 +24,11 @@ fn container() -> impl Strategy<Value = (String, Value)> {
     (
         "[a-c]",
         opt("i[1-2]"),
-        opt(proptest::collection::btree_map((80i64..82, opt(prop_oneof![Just("TCP"), Just("UDP")])), opt("p[1-2]"), 0..3)),
+        opt(proptest::collection::btree_map(
+            (80i64..82, opt(prop_oneof![Just("TCP"), Just("UDP")])),
+            opt("p[1-2]"),
+            0..3,
+        )),
         opt(proptest::collection::btree_map("[xy]", opt("[01]"), 0..3)),
         opt(proptest::collection::vec("[ab]", 0..3)),
     )
@@ -80,7 +84,10 @@ fn object() -> impl Strategy<Value = Value> {
         opt(any::<bool>()),
         opt(labels()),
         opt(proptest::collection::vec("[ab]", 0..3)),
-        opt((opt(prop_oneof![Just("Recreate"), Just("Rolling")]), opt((opt(0i64..2), opt(prop_oneof![Just("25%"), Just("1")]))))),
+        opt((
+            opt(prop_oneof![Just("Recreate"), Just("Rolling")]),
+            opt((opt(0i64..2), opt(prop_oneof![Just("25%"), Just("1")]))),
+        )),
         opt((opt(labels()), opt(proptest::collection::vec(container(), 0..3)))),
     )
         .prop_map(|(labels, finalizers, replicas, paused, selector, args, strategy, template)| {
@@ -303,10 +310,28 @@ fn arb_json() -> impl Strategy<Value = Value> {
         "[a-c]{0,2}".prop_map(Value::from),
     ];
     let names = prop_oneof![
-        Just("spec"), Just("metadata"), Just("template"), Just("containers"), Just("name"), Just("ports"),
-        Just("containerPort"), Just("protocol"), Just("finalizers"), Just("labels"), Just("replicas"),
-        Just("selector"), Just("strategy"), Just("rollingUpdate"), Just("env"), Just("args"), Just("managedFields"),
-        Just("x"), Just("annotations"), Just(LAST_APPLIED_ANNOTATION), Just("apiVersion"), Just("status"),
+        Just("spec"),
+        Just("metadata"),
+        Just("template"),
+        Just("containers"),
+        Just("name"),
+        Just("ports"),
+        Just("containerPort"),
+        Just("protocol"),
+        Just("finalizers"),
+        Just("labels"),
+        Just("replicas"),
+        Just("selector"),
+        Just("strategy"),
+        Just("rollingUpdate"),
+        Just("env"),
+        Just("args"),
+        Just("managedFields"),
+        Just("x"),
+        Just("annotations"),
+        Just(LAST_APPLIED_ANNOTATION),
+        Just("apiVersion"),
+        Just("status"),
     ];
     leaf.prop_recursive(6, 64, 5, move |inner| {
         prop_oneof![
