@@ -920,7 +920,7 @@ fn applies_through_a_subresource_are_their_own_appliers() {
     let sub = entries.iter().find(|e| e.subresource.is_some()).expect("status entry");
     assert_eq!((sub.manager.as_str(), sub.operation), ("a", ManagedFieldsOperation::Apply));
     assert_eq!(fields(sub), r#"{"f:status":{"f:replicas":{}}}"#);
-    assert_eq!(status.fields_of(&obj).has(&Path::fields(["status", "replicas"]).0), true);
+    assert!(status.fields_of(&obj).has(&Path::fields(["status", "replicas"]).0));
 }
 
 #[test]
