@@ -20,9 +20,13 @@
 //! the object to store, and stores the entries in `metadata.managedFields` (see
 //! `docs/data-path.md`, "server-side apply"). Nothing here does I/O or panics on any JSON.
 //!
-//! Deviations from upstream (all invisible for single-version resources with complete schemas):
-//! no conversion between apiVersions (entries of other versions are compared as they are),
-//! no schema-change reconciliation of existing entries, and unions are not normalized.
+//! Deviations from upstream: no conversion between apiVersions (entries of other versions are
+//! compared as they are), no schema-change reconciliation of existing entries, no union
+//! normalization; Go's typed objects are imitated by small tables (value-typed structs and
+//! non-`omitempty` lists that count as present when omitted, list-map key defaults such as a
+//! port's `protocol: TCP`) where k8s-openapi's schemas lack upstream's `default`s; and a field
+//! a configuration still mentions as empty (`[]`, `{}`, `null`) keeps that value when pruned
+//! instead of vanishing for one apply, so re-applying is always a no-op.
 
 mod conflict;
 mod lastapplied;
