@@ -95,13 +95,24 @@ pub(crate) struct Conn {
 impl Conn {
     /// Sends a request and returns the response with its body still streaming (for watches).
     pub(crate) async fn send(&mut self, method: Method, path: &str, body: Option<Bytes>) -> Result<Response<Incoming>> {
+        self.send_as(method, path, body, "application/json").await
+    }
+
+    /// Like [`Conn::send`] with an explicit body content type (patches, apply).
+    pub(crate) async fn send_as(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        content_type: &str,
+    ) -> Result<Response<Incoming>> {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header(header::HOST, self.host.clone())
             .header(header::ACCEPT, "application/json");
         if body.is_some() {
-            req = req.header(header::CONTENT_TYPE, "application/json");
+            req = req.header(header::CONTENT_TYPE, content_type);
         }
         let req = req.body(Full::new(body.unwrap_or_default()))?;
         self.sender.ready().await.context("connection closed")?;
@@ -119,6 +130,23 @@ impl Conn {
         let status = resp.status();
         let body = resp.into_body().collect().await.context("reading a response body")?.to_bytes();
         Ok((status, body))
+    }
+
+    /// [`Conn::send_as`], reading the whole body; a non-2xx status is an error.
+    pub(crate) async fn call_as_ok(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        content_type: &str,
+    ) -> Result<Bytes> {
+        let resp = self.send_as(method.clone(), path, body, content_type).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.context("reading a response body")?.to_bytes();
+        if !status.is_success() {
+            bail!("{method} {path}: {status}: {}", String::from_utf8_lossy(&body[..body.len().min(500)]));
+        }
+        Ok(body)
     }
 
     /// Like [`Conn::call`], but a non-2xx status is an error carrying the body.

@@ -13,6 +13,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::servers::{Env, Kind, Memory, Server};
 
+mod apply;
 mod client;
 mod creates;
 mod list;
@@ -36,6 +37,8 @@ enum Part {
     C,
     /// Idle memory and start-to-ready time.
     D,
+    /// Server-side apply against plain updates (issue 3); skiff only.
+    E,
 }
 
 #[derive(Parser, Debug)]
@@ -52,7 +55,7 @@ struct Args {
     #[arg(long)]
     work_dir: PathBuf,
     /// Which measurements to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::A, Part::B, Part::C, Part::D])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::A, Part::B, Part::C, Part::D, Part::E])]
     only: Vec<Part>,
     /// A smoke run: a few seconds, small counts. Its numbers mean nothing.
     #[arg(long)]
@@ -66,6 +69,7 @@ pub(crate) struct Params {
     pub mixed: mixed::Params,
     pub list: list::Params,
     pub watch: watch::Params,
+    pub apply: apply::Params,
     pub starts: usize,
     /// Idle time before reading memory after the workloads.
     pub settle_after: Duration,
@@ -89,6 +93,7 @@ impl Params {
                 },
                 list: list::Params { pods: 1000, repeats: 5, loaders: 64 },
                 watch: watch::Params { watchers: 10, writes: 100, writers: 10 },
+                apply: apply::Params { containers: 20, big_rounds: 10, objects: 50 },
                 starts: 2,
                 settle_after: Duration::from_secs(1),
             };
@@ -104,6 +109,7 @@ impl Params {
             },
             list: list::Params { pods: 10_000, repeats: 30, loaders: 64 },
             watch: watch::Params { watchers: 100, writes: 1000, writers: 10 },
+            apply: apply::Params { containers: 200, big_rounds: 100, objects: 1000 },
             starts: 10,
             settle_after: Duration::from_secs(5),
         }
@@ -127,6 +133,8 @@ pub(crate) struct Results {
     pub mixed: Option<PerPeer<mixed::Mixed>>,
     pub list: Option<PerPeer<list::List>>,
     pub watch: Option<PerPeer<watch::Watch>>,
+    /// Server-side apply against update (skiff only).
+    pub apply: Option<apply::Apply>,
     /// Memory after the workloads and an idle pause.
     pub rss_after: Option<PerPeer<Memory>>,
     /// Bytes in each data dir at the end.
@@ -142,6 +150,9 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let results = rt.block_on(run(&args))?;
     println!("{}", report::table(&results));
+    if let Some(a) = &results.apply {
+        println!("{}", report::apply_table(a));
+    }
     println!("{}", report::details(&results));
     Ok(())
 }
@@ -190,7 +201,7 @@ async fn workloads(skiff: &Server, etcd: &Server, p: &Params, args: &Args, r: &m
     r.rss_start = Some(PerPeer { skiff: skiff.memory()?, etcd: etcd.memory()? });
 
     let mut conn = skiff.endpoint.connect().await?;
-    for ns in [creates::NAMESPACE, mixed::NAMESPACE, list::NAMESPACE, watch::NAMESPACE] {
+    for ns in [creates::NAMESPACE, mixed::NAMESPACE, list::NAMESPACE, watch::NAMESPACE, apply::NAMESPACE] {
         let req = peer::namespace(ns);
         conn.call_ok(req.method, &req.path, req.body).await.with_context(|| format!("creating namespace {ns}"))?;
     }
@@ -230,6 +241,10 @@ async fn workloads(skiff: &Server, etcd: &Server, p: &Params, args: &Args, r: &m
         progress("(c) watch fan-out (etcd)");
         let e = watch::run(etcd, p.watch).await?;
         r.watch = Some(PerPeer { skiff: s, etcd: e });
+    }
+    if has(Part::E) {
+        progress("(e) server-side apply against update (skiff)");
+        r.apply = Some(apply::run(skiff, p.apply).await?);
     }
     progress(&format!("idle {:?} before reading memory", p.settle_after));
     tokio::time::sleep(p.settle_after).await;

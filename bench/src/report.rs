@@ -41,6 +41,37 @@ impl Table {
     }
 }
 
+/// (e): server-side apply against a plain update, skiff only.
+pub(crate) fn apply_table(a: &crate::apply::Apply) -> String {
+    let mut out = String::new();
+    out.push_str("| Measurement (skiff) | apply | update | apply ÷ update | Goal | Verdict |\n");
+    out.push_str("|---|---|---|---|---|---|\n");
+    for (what, ap, up) in [
+        ("(e) 200-container Deployment", &a.big_apply, &a.big_update),
+        ("(e) 1,000 small ConfigMaps", &a.small_apply, &a.small_update),
+    ] {
+        let cost = ap.cpu_us_per_op / up.cpu_us_per_op;
+        let _ = writeln!(
+            out,
+            "| {what}: server CPU per op | {:.0} µs | {:.0} µs | {:.2}× | apply ≤ 2× update | {} |",
+            ap.cpu_us_per_op,
+            up.cpu_us_per_op,
+            cost,
+            verdict(cost <= 2.0)
+        );
+        let _ = writeln!(
+            out,
+            "| {what}: ops/s, p50 / p99 | {:.0}/s, {} | {:.0}/s, {} | {:.2}× |  |  |",
+            ap.per_sec,
+            p50_p99(&ap.latency),
+            up.per_sec,
+            p50_p99(&up.latency),
+            up.per_sec / ap.per_sec
+        );
+    }
+    out
+}
+
 /// The results table.
 pub(crate) fn table(r: &Results) -> String {
     let Some(p) = r.params else { return String::new() };

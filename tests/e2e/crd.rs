@@ -131,3 +131,74 @@ fn invalid_crds_are_refused_with_causes() {
     let err = c.kubectl_stdin(&["create", "-f", "-"], Some(&two_storage)).fails();
     assert!(err.contains("must have exactly one version marked as storage version"), "{err}");
 }
+
+const GADGETS: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.skiff.test
+spec:
+  group: skiff.test
+  scope: Cluster
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1beta1
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              color: {type: string}
+            x-kubernetes-validations:
+            - rule: "self.color != 'black'"
+              message: "black gadgets are not allowed"
+    selectableFields:
+    - jsonPath: .spec.color
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              color: {type: string}
+            x-kubernetes-validations:
+            - rule: "self.color != 'black'"
+              message: "black gadgets are not allowed"
+    selectableFields:
+    - jsonPath: .spec.color
+"#;
+
+#[test]
+fn versions_cluster_scope_selectable_fields_and_cel() {
+    let c = Cluster::start().expect("server starts");
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(GADGETS)).ok();
+    wait_until("gadgets served", || c.kubectl(&["get", "gadgets"]).status == 0);
+    for (name, version, color) in [("g1", "v1beta1", "red"), ("g2", "v1", "blue")] {
+        let obj = format!(
+            "apiVersion: skiff.test/{version}\nkind: Gadget\nmetadata: {{name: {name}}}\nspec: {{color: {color}}}\n"
+        );
+        c.kubectl_stdin(&["create", "-f", "-"], Some(&obj)).ok();
+    }
+    // Stored once, read through either version.
+    let g1 = json(&c.kubectl(&["get", "gadgets.v1.skiff.test", "g1", "-o", "json"]).ok());
+    assert_eq!(g1["apiVersion"], "skiff.test/v1");
+    assert!(g1["metadata"].get("namespace").is_none(), "cluster-scoped");
+    let g2 = json(&c.kubectl(&["get", "gadgets.v1beta1.skiff.test", "g2", "-o", "json"]).ok());
+    assert_eq!(g2["apiVersion"], "skiff.test/v1beta1");
+    // selectableFields work as field selectors.
+    let red = c.kubectl(&["get", "gadgets", "--field-selector", "spec.color=red", "-o", "name"]).ok();
+    assert_eq!(red.trim(), "gadget.skiff.test/g1");
+    let err = c.kubectl(&["get", "gadgets", "--field-selector", "spec.size=1"]).fails();
+    assert!(err.contains("field label not supported: spec.size"), "{err}");
+    // CEL rules of the version written through.
+    let black = "apiVersion: skiff.test/v1\nkind: Gadget\nmetadata: {name: g3}\nspec: {color: black}\n";
+    let err = c.kubectl_stdin(&["create", "-f", "-"], Some(black)).fails();
+    assert!(err.contains("black gadgets are not allowed"), "{err}");
+}

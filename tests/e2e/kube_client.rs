@@ -267,3 +267,111 @@ async fn metadata_watcher_and_event_versions() {
 fn jiff_now() -> k8s_openapi::jiff::Timestamp {
     k8s_openapi::jiff::Timestamp::now()
 }
+
+/// A custom resource defined by a Rust type: the CRD is applied with server-side apply, a
+/// kube-rs `Controller` reconciles an object and writes its status.
+mod widget {
+    use kube::CustomResource;
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, JsonSchema)]
+    #[kube(
+        group = "skiff.test",
+        version = "v1",
+        kind = "Widget",
+        namespaced,
+        status = "WidgetStatus",
+        shortname = "wd"
+    )]
+    pub(super) struct WidgetSpec {
+        pub(super) size: i32,
+    }
+
+    #[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema)]
+    pub(super) struct WidgetStatus {
+        pub(super) observed_size: i32,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_resource_controller_reconciles() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt;
+    use kube::api::{Patch, PatchParams};
+    use kube::runtime::controller::{Action, Controller};
+    use widget::{Widget, WidgetSpec, WidgetStatus};
+
+    let c = Cluster::start().expect("server starts");
+    let client = client(&c).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let ssa = PatchParams::apply("e2e-test").force();
+    crds.patch("widgets.skiff.test", &ssa, &Patch::Apply(Widget::crd())).await.expect("CRD applied server-side");
+    let established = kube::runtime::wait::await_condition(
+        crds.clone(),
+        "widgets.skiff.test",
+        kube::runtime::wait::conditions::is_crd_established(),
+    );
+    tokio::time::timeout(Duration::from_secs(20), established).await.expect("CRD established in time").expect("wait");
+
+    namespace(&client, "wd").await;
+    let widgets: Api<Widget> = Api::namespaced(client.clone(), "wd");
+    // Discovery may lag the CRD by a moment: retry the first apply.
+    let w = Widget::new("w1", WidgetSpec { size: 3 });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match widgets.patch("w1", &ssa, &Patch::Apply(&w)).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(tokio::time::Instant::now() < deadline, "apply widget: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    async fn reconcile(w: std::sync::Arc<Widget>, api: std::sync::Arc<Api<Widget>>) -> Result<Action, kube::Error> {
+        let status = serde_json::json!({
+            "apiVersion": "skiff.test/v1", "kind": "Widget",
+            "status": WidgetStatus { observed_size: w.spec.size },
+        });
+        let name = w.metadata.name.clone().unwrap_or_default();
+        api.patch_status(&name, &PatchParams::apply("widget-controller").force(), &Patch::Apply(status)).await?;
+        Ok(Action::await_change())
+    }
+    fn error_policy(_: std::sync::Arc<Widget>, _: &kube::Error, _: std::sync::Arc<Api<Widget>>) -> Action {
+        Action::requeue(Duration::from_millis(200))
+    }
+    let controller = Controller::new(widgets.clone(), watcher::Config::default())
+        .run(reconcile, error_policy, std::sync::Arc::new(widgets.clone()))
+        .for_each(|_| futures::future::ready(()));
+    let driver = tokio::spawn(controller);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = widgets.get("w1").await.expect("get widget");
+        if got.status.as_ref().is_some_and(|s| s.observed_size == 3) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "status never written: {got:?}\n{}", c.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Changing the spec is reconciled again.
+    widgets
+        .patch("w1", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"size": 7}})))
+        .await
+        .expect("merge patch");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = widgets.get("w1").await.expect("get widget");
+        if got.status.as_ref().is_some_and(|s| s.observed_size == 7) {
+            let fm = got.metadata.managed_fields.unwrap_or_default();
+            assert!(fm.iter().any(
+                |e| e.manager.as_deref() == Some("widget-controller") && e.subresource.as_deref() == Some("status")
+            ));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "second reconcile never happened: {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    driver.abort();
+}

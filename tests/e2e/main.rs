@@ -1,11 +1,13 @@
 //! One test binary for everything above unit level (see STYLE.md: one integration crate).
 //!
+//! - `apply`: server-side apply, diff, dry-run and prune with kubectl;
 //! - `cli`: the skiff command line (kubeconfig merge, reset, tokens, TLS SANs);
 //! - `component`: the API server in process over the in-memory store;
 //! - `kubectl`: the built `skiff` binary driven by real kubectl 1.32;
 //! - `crd`: custom resource definitions with kubectl;
 //! - `kube_client`: the built binary driven by kube-rs (typed API, watcher, reflector).
 
+mod apply;
 mod cli;
 mod component;
 mod crd;

@@ -165,6 +165,18 @@ pub trait ObjectStrategy: Send + Sync {
         true
     }
 
+    /// Field-selector labels beyond the kind's built-in ones (custom resources'
+    /// `selectableFields`, as `spec.color`).
+    fn selectable_fields(&self) -> &[&'static str] {
+        &[]
+    }
+
+    /// The field-selector attributes of `obj`: `metadata.name`, `metadata.namespace` and the
+    /// selectable fields. `None` means the built-in per-kind rules.
+    fn field_attributes(&self, _obj: &Value) -> Option<Vec<(&'static str, String)>> {
+        None
+    }
+
     /// A standalone OpenAPI schema of the kind (custom resources), for server-side apply;
     /// `None` means the built-in definitions.
     fn openapi_schema(&self) -> Option<&Value> {

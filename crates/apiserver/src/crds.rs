@@ -26,8 +26,8 @@ pub(crate) const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.
 
 /// A CRD being served.
 pub(crate) struct Served {
-    /// The CRD's resourceVersion the resources were built from.
-    resource_version: String,
+    /// The CRD spec the resources were built from (status writes don't rebuild them).
+    spec: Value,
     /// One resource per served version, the storage version first.
     pub(crate) resources: Vec<Arc<Resource>>,
     /// The CRD as JSON (for OpenAPI documents).
@@ -175,11 +175,11 @@ async fn finalize(server: &Arc<ApiServer>, crd_res: &Arc<Resource>, crd: &Value)
 /// rest, and publish a new resource snapshot when anything changed.
 async fn apply(server: &Arc<ApiServer>, wanted: HashMap<String, Value>) {
     let mut changed = false;
-    let current: HashMap<String, String> = {
+    let current: HashMap<String, Value> = {
         let state = server.crds.lock().unwrap_or_else(|e| e.into_inner());
-        state.served.iter().map(|(k, v)| (k.clone(), v.resource_version.clone())).collect()
+        state.served.iter().map(|(k, v)| (k.clone(), v.spec.clone())).collect()
     };
-    for (name, rv) in &current {
+    for name in current.keys() {
         if !wanted.contains_key(name) {
             let gone = server.crds.lock().unwrap_or_else(|e| e.into_inner()).served.remove(name);
             if let Some(gone) = gone
@@ -188,13 +188,21 @@ async fn apply(server: &Arc<ApiServer>, wanted: HashMap<String, Value>) {
                 server.cache.remove_storage(&crate::storage_name(&first.info));
             }
             changed = true;
-            let _ = rv;
         }
     }
     for (name, crd) in wanted {
-        let rv = crd.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-        if current.get(&name) == Some(&rv) {
-            continue;
+        let spec = crd.get("spec").cloned().unwrap_or(Value::Null);
+        match current.get(&name) {
+            Some(s) if *s == spec => continue,
+            // The spec changed: rebuild the storage too (its field-selector attributes may
+            // differ); its watchers relist.
+            Some(_) => {
+                let old = server.crds.lock().unwrap_or_else(|e| e.into_inner()).served.remove(&name);
+                if let Some(first) = old.as_ref().and_then(|o| o.resources.first()) {
+                    server.cache.remove_storage(&crate::storage_name(&first.info));
+                }
+            }
+            None => {}
         }
         let resources = match skiff_api::crd::resources(&crd) {
             Ok(r) => r,
@@ -207,20 +215,18 @@ async fn apply(server: &Arc<ApiServer>, wanted: HashMap<String, Value>) {
         let mut resources: Vec<Arc<Resource>> = resources.into_iter().map(Arc::new).collect();
         resources.sort_by_key(|r| r.info.version != storage_version);
         if let Some(first) = resources.first() {
+            let strategy = first.strategy.clone();
             server
                 .cache
                 .add_storage(
                     &crate::storage_name(&first.info),
-                    Arc::new(|v: &Value| skiff_api::selector::field_attributes("", "", v)),
+                    Arc::new(move |v: &Value| {
+                        strategy.field_attributes(v).unwrap_or_else(|| skiff_api::selector::field_attributes("", "", v))
+                    }),
                 )
                 .await;
         }
-        server
-            .crds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .served
-            .insert(name, Served { resource_version: rv, resources, crd });
+        server.crds.lock().unwrap_or_else(|e| e.into_inner()).served.insert(name, Served { spec, resources, crd });
         changed = true;
     }
     if changed {

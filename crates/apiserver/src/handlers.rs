@@ -293,19 +293,19 @@ async fn resource(
         ("create", None) => {
             let bytes = body::read_body(body, headers).await?;
             let obj = body::decode_object(&bytes, headers)?;
-            let opts = write_options(query)?;
+            let opts = write_options(query, headers)?;
             let r = registry::create(&ctx, obj, &opts).await?;
             single_response(&ctx, StatusCode::CREATED, r.object, accept, query, &r.warnings)
         }
         ("create", Some("binding")) => {
             let bytes = body::read_body(body, headers).await?;
             let binding = body::decode_object(&bytes, headers)?;
-            bind_pod(&ctx, name, binding, &write_options(query)?).await
+            bind_pod(&ctx, name, binding, &write_options(query, headers)?).await
         }
         ("update", sub) => {
             let bytes = body::read_body(body, headers).await?;
             let obj = body::decode_object(&bytes, headers)?;
-            let opts = write_options(query)?;
+            let opts = write_options(query, headers)?;
             if sub == Some("scale") {
                 return update_scale(&ctx, name, obj, &opts).await;
             }
@@ -314,9 +314,43 @@ async fn resource(
             let status = if r.created { StatusCode::CREATED } else { StatusCode::OK };
             single_response(&ctx, status, r.object, accept, query, &r.warnings)
         }
+        ("patch", sub) if body::media_type(headers) == "application/apply-patch+yaml" => {
+            let bytes = body::read_body(body, headers).await?;
+            if query.get("fieldManager").is_none_or(str::is_empty) {
+                return Err(ApiError::invalid_kind(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    &[skiff_api::FieldError::required(
+                        &skiff_api::Path::new("fieldManager"),
+                        "is required for apply patch",
+                    )],
+                ));
+            }
+            let opts = write_options(query, headers)?;
+            let config =
+                body::parse_yaml(&bytes).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            if !config.is_object() {
+                return Err(ApiError::bad_request("the applied configuration must be an object"));
+            }
+            let r = registry::apply(&ctx, name, sub, config, query.bool("force")?, &opts).await?;
+            let status = if r.created { StatusCode::CREATED } else { StatusCode::OK };
+            single_response(&ctx, status, r.object, accept, query, &r.warnings)
+        }
         ("patch", sub) => {
             let bytes = body::read_body(body, headers).await?;
-            let opts = write_options(query)?;
+            let opts = write_options(query, headers)?;
+            if query.bool("force")? {
+                return Err(ApiError::invalid_kind(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    &[skiff_api::FieldError::forbidden(
+                        &skiff_api::Path::new("force"),
+                        "may not be specified for non-apply patch",
+                    )],
+                ));
+            }
             let kind = patch_kind(headers, &ctx.res)?;
             let patch: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
@@ -394,11 +428,43 @@ fn parse(b: &[u8]) -> ApiResult<Value> {
     serde_json::from_slice(b).map_err(|e| ApiError::internal(format!("object does not decode: {e}")))
 }
 
-fn write_options(query: &Query) -> ApiResult<WriteOptions> {
+fn write_options(query: &Query, headers: &HeaderMap) -> ApiResult<WriteOptions> {
     Ok(WriteOptions {
         dry_run: query.dry_run()?,
         field_validation: FieldValidation::parse(query.get("fieldValidation"))?,
+        field_manager: field_manager(query, headers)?,
     })
+}
+
+/// The field manager of a write: `fieldManager`, else the User-Agent's product (upstream's
+/// `prefixFromUserAgent`), else `unknown`.
+fn field_manager(query: &Query, headers: &HeaderMap) -> ApiResult<String> {
+    if let Some(m) = query.get("fieldManager").filter(|m| !m.is_empty()) {
+        if m.len() > 128 {
+            return Err(ApiError::invalid_kind(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                &[skiff_api::FieldError::too_long(&skiff_api::Path::new("fieldManager"), 128)],
+            ));
+        }
+        if m.chars().any(|c| c.is_control()) {
+            return Err(ApiError::invalid_kind(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                &[skiff_api::FieldError::invalid(
+                    &skiff_api::Path::new("fieldManager"),
+                    m,
+                    "must only contain printable characters",
+                )],
+            ));
+        }
+        return Ok(m.to_string());
+    }
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let product = ua.split('/').next().unwrap_or_default().trim();
+    Ok(if product.is_empty() { "unknown".to_string() } else { product.chars().take(128).collect() })
 }
 
 fn parse_label_selector(q: &Query) -> ApiResult<LabelSelector> {
@@ -545,10 +611,12 @@ fn patch_kind(headers: &HeaderMap, res: &skiff_api::Resource) -> ApiResult<Patch
             "the body of the request was in an unknown format - accepted media types include: \
              application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
         )),
-        "application/apply-patch+yaml" | "application/apply-patch+cbor" => Err(ApiError::new(
+        "application/apply-patch+cbor" => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
-            "the server does not support server-side apply yet (application/apply-patch+yaml); use client-side kubectl apply",
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, \
+             application/apply-patch+yaml",
         )),
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -598,15 +666,6 @@ fn apply_patch(
     Ok(out)
 }
 
-/// The OpenAPI component name of a built-in kind (`io.k8s.api.apps.v1.Deployment`).
-fn schema_name(group: &str, version: &str, kind: &str) -> String {
-    let pkg = match group {
-        "" => "core",
-        g => g.split('.').next().unwrap_or(g),
-    };
-    format!("io.k8s.api.{pkg}.{version}.{kind}")
-}
-
 fn strategic(
     cur: &Value,
     patch: &Value,
@@ -615,7 +674,7 @@ fn strategic(
     kind: &str,
 ) -> Result<Value, skiff_api::patch::PatchError> {
     let defs = skiff_api::openapi::definitions();
-    let schema = skiff_api::Schema::root(defs, &schema_name(group, version, kind))
+    let schema = skiff_api::Schema::root(defs, &registry::schema_name(group, version, kind))
         .unwrap_or_else(|| skiff_api::Schema::new(defs, &Value::Null));
     skiff_api::patch::strategic_merge_patch(cur, patch, schema)
 }
@@ -775,7 +834,7 @@ async fn update_scale(ctx: &Ctx<'_>, name: &str, scale: Value, opts: &WriteOptio
     let replicas = replicas_from_scale(name, &scale)?;
     let rv = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
     let res = ctx.res.clone();
-    let r = registry::guaranteed_update(ctx, name, UpdateTarget::Main, opts, &move |mut cur| {
+    let r = registry::guaranteed_update(ctx, name, UpdateTarget::Scale, opts, &move |mut cur| {
         scale_set(&res, &mut cur, replicas)?;
         match &rv {
             Some(v) if !v.is_empty() => cur["metadata"]["resourceVersion"] = json!(v),
@@ -801,7 +860,7 @@ async fn patch_scale(
     let info = ctx.info().clone();
     let name_s = name.to_string();
     let res = ctx.res.clone();
-    let r = registry::guaranteed_update(ctx, name, UpdateTarget::Main, opts, &|mut cur| {
+    let r = registry::guaranteed_update(ctx, name, UpdateTarget::Scale, opts, &|mut cur| {
         let scale = scale_get(&res, &cur)?;
         let patched = apply_patch(kind, &scale, &patch, ("autoscaling", "v1", "Scale"))?;
         let replicas = match patched.pointer("/spec/replicas").and_then(Value::as_i64) {

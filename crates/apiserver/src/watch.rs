@@ -61,7 +61,7 @@ fn with_rv(bytes: &[u8], rv: i64) -> Bytes {
 /// Start a watch.
 pub(crate) async fn watch(ctx: &Ctx<'_>, params: WatchParams) -> ApiResult<Response<Body>> {
     for f in params.field.fields() {
-        if !skiff_api::selector::supports_field(ctx.info().group, ctx.info().kind, f) {
+        if !crate::registry::supports_field(&ctx.res, f) {
             return Err(ApiError::bad_request(format!("field label not supported: {f}")));
         }
     }

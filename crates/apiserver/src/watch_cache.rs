@@ -282,9 +282,8 @@ impl WatchCache {
 
     /// Start caching `storage`; resolves once its objects are loaded.
     pub async fn add_storage(&self, storage: &str, field_fn: FieldFn) {
-        if self.resource(storage).is_some() {
-            return;
-        }
+        // Always through the follower, even if present now: a `remove_storage` queued before
+        // this must run first.
         let (done, wait) = tokio::sync::oneshot::channel();
         if self.commands.send(Command::Add { storage: storage.to_string(), field_fn, done }).is_ok() {
             let _ = wait.await;

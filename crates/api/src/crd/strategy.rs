@@ -34,6 +34,8 @@ pub struct CustomResourceStrategy {
     printer: super::Printer,
     /// The version's OpenAPI schema (for server-side apply).
     openapi: Value,
+    /// `selectableFields` as field-selector labels (`spec.color`).
+    selectable: Vec<&'static str>,
 }
 
 impl CustomResourceStrategy {
@@ -55,6 +57,18 @@ impl CustomResourceStrategy {
             scale: scale::scale_paths(crd, version),
             printer: super::Printer::new(crd, version),
             openapi: super::openapi_schema(crd, version),
+            selectable: super::version_of(crd, version)
+                .and_then(|v| v.get("selectableFields"))
+                .or_else(|| crd.pointer("/spec/selectableFields"))
+                .and_then(Value::as_array)
+                .map(|fields| {
+                    fields
+                        .iter()
+                        .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+                        .map(|p| super::intern::intern(p.trim_start_matches('.')))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -188,6 +202,27 @@ impl ObjectStrategy for CustomResourceStrategy {
 
     fn openapi_schema(&self) -> Option<&Value> {
         Some(&self.openapi)
+    }
+
+    fn selectable_fields(&self) -> &[&'static str] {
+        &self.selectable
+    }
+
+    fn field_attributes(&self, obj: &Value) -> Option<Vec<(&'static str, String)>> {
+        let mut attrs = crate::selector::field_attributes("", "", obj);
+        for label in &self.selectable {
+            let mut v = obj;
+            for part in label.split('.') {
+                v = v.get(part).unwrap_or(&Value::Null);
+            }
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            attrs.push((*label, s));
+        }
+        Some(attrs)
     }
 }
 
