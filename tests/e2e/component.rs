@@ -598,3 +598,92 @@ async fn events_expire_and_history_is_compacted() {
     assert_eq!(r.status, StatusCode::GONE, "{}", r.text());
     assert_eq!(r.json()["reason"], "Expired");
 }
+
+/// A CRD and its custom resources through raw HTTP: the same behaviour kubectl and kube-rs see.
+#[tokio::test]
+async fn custom_resources_over_raw_http() {
+    let api = InProcess::start().await;
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.raw.test"},
+        "spec": {"group": "raw.test", "scope": "Namespaced",
+                 "names": {"plural": "things", "singular": "thing", "kind": "Thing"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                   "spec": {"type": "object", "properties": {"n": {"type": "integer", "default": 7}}}}}}}]}});
+    let r = api.request(Method::POST, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", Some(crd)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    create_ns(&api, "raw").await;
+    // Served within a second of being created.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let r = api.request(Method::GET, "/apis/raw.test/v1/namespaces/raw/things", None).await;
+        if r.status == StatusCode::OK {
+            assert_eq!(r.json()["kind"], "ThingList");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not served within a second: {}", r.text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = api.request(Method::GET, "/apis/raw.test/v1", None).await.json();
+    assert_eq!(r["resources"][0]["name"], "things");
+    let (_, mut rx) = api.watch("/apis/raw.test/v1/namespaces/raw/things?watch=true").await;
+    let thing = json!({"apiVersion": "raw.test/v1", "kind": "Thing", "metadata": {"name": "t1"}, "spec": {}});
+    let r = api.request(Method::POST, "/apis/raw.test/v1/namespaces/raw/things", Some(thing)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["spec"]["n"], 7, "defaulted from the schema");
+    assert_eq!(r.json()["metadata"]["managedFields"][0]["manager"], "unknown");
+    let ev = next(&mut rx).await;
+    assert_eq!((ev["type"].as_str(), ev["object"]["metadata"]["name"].as_str()), (Some("ADDED"), Some("t1")));
+    // Server-side apply by two managers: a conflict, then force.
+    let admin = skiff_testkit::ADMIN_TOKEN;
+    let apply = |manager: &str, n: i64, force: bool| {
+        let body =
+            Bytes::from(format!("apiVersion: raw.test/v1\nkind: Thing\nmetadata:\n  name: t1\nspec:\n  n: {n}\n"));
+        let path = format!("/apis/raw.test/v1/namespaces/raw/things/t1?fieldManager={manager}&force={force}");
+        let api = &api;
+        async move { api.raw(Method::PATCH, &path, Some(body), "application/apply-patch+yaml", admin, None).await }
+    };
+    // The creator (an Update by "unknown") owns spec.n: a first apply conflicts with it too.
+    let r = apply("a", 1, false).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.json()["message"].as_str().unwrap().contains("conflict with \"unknown\" using raw.test/v1"));
+    let r = apply("a", 1, true).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = apply("b", 2, false).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert_eq!(r.json()["details"]["causes"][0]["field"], ".spec.n");
+    assert_eq!(r.json()["message"], "Apply failed with 1 conflict: conflict with \"a\": .spec.n");
+    let r = apply("b", 2, true).await;
+    assert_eq!((r.status, r.json()["spec"]["n"].as_i64()), (StatusCode::OK, Some(2)));
+    // Strategic merge patch is refused for custom resources, as upstream.
+    let r = api
+        .raw(
+            Method::PATCH,
+            "/apis/raw.test/v1/namespaces/raw/things/t1",
+            Some(Bytes::from_static(b"{}")),
+            "application/strategic-merge-patch+json",
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Deleting the CRD deletes the object (the watcher sees it) and stops serving.
+    let r = api
+        .request(Method::DELETE, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/things.raw.test", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    loop {
+        let ev = next(&mut rx).await;
+        if ev["type"] == "DELETED" {
+            break;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while api.request(Method::GET, "/apis/raw.test/v1/namespaces/raw/things", None).await.status
+        != StatusCode::NOT_FOUND
+    {
+        assert!(tokio::time::Instant::now() < deadline, "still served after the CRD was deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
