@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
@@ -128,10 +129,11 @@ fn normalize(p: &str) -> String {
     out.join("/")
 }
 
-/// Reports how far an archive has been read.
+/// Reports how far an archive has been read (`done` is shared so the end can be reported
+/// even when the tar reader stops before end of file).
 struct Counting<R> {
     inner: R,
-    done: u64,
+    done: Arc<AtomicU64>,
     reported: u64,
     total: Option<u64>,
     progress: Option<ProgressFn>,
@@ -140,12 +142,12 @@ struct Counting<R> {
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.done += n as u64;
+        let done = self.done.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if let Some(p) = &self.progress
-            && (self.done - self.reported >= 4 << 20 || (n == 0 && self.done != self.reported))
+            && done - self.reported >= 4 << 20
         {
-            self.reported = self.done;
-            p(Progress::Reading { done: self.done, total: self.total });
+            self.reported = done;
+            p(Progress::Reading { done, total: self.total });
         }
         Ok(n)
     }
@@ -181,7 +183,8 @@ impl ImageStore {
         opts: &ImportOptions,
         progress: Option<ProgressFn>,
     ) -> Result<Vec<Image>> {
-        let counting = Counting { inner: reader, done: 0, reported: 0, total, progress: progress.clone() };
+        let done = Arc::new(AtomicU64::new(0));
+        let counting = Counting { inner: reader, done: done.clone(), reported: 0, total, progress: progress.clone() };
         let mut buffered = BufReader::with_capacity(1 << 20, counting);
         let head = buffered.fill_buf().map_err(ImageError::io(format!("reading {origin}")))?;
         let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
@@ -191,6 +194,9 @@ impl ImageStore {
         };
         let mut staged = self.stage()?;
         let (files, links) = read_archive(reader, &mut staged, origin)?;
+        if let Some(p) = &progress {
+            p(Progress::Reading { done: done.load(Ordering::Relaxed), total });
+        }
         let kind = if files.contains_key("index.json") {
             "oci"
         } else if files.contains_key("manifest.json") {

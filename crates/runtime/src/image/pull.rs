@@ -288,3 +288,6 @@ fn commit_owned(store: &ImageStore, mut staged: Staged, img: NewImage) -> Result
     let mut images = store.commit(&mut staged, &[img])?;
     images.pop().ok_or_else(|| ImageError::invalid("pull", "nothing committed"))
 }
+
+#[cfg(test)]
+mod tests;

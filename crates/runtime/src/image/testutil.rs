@@ -134,7 +134,6 @@ pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
 pub(crate) struct TestImage {
     pub layers: Vec<Vec<u8>>,
     pub layer_types: Vec<String>,
-    pub diff_ids: Vec<Digest>,
     pub config: Vec<u8>,
     pub manifest: Vec<u8>,
 }
@@ -147,7 +146,7 @@ impl TestImage {
     }
 
     pub(crate) fn with_arch(tars: &[Vec<u8>], compress: bool, arch: &str) -> TestImage {
-        let diff_ids: Vec<Digest> = tars.iter().map(|t| Digest::of(t)).collect();
+        let diff_ids: Vec<String> = tars.iter().map(|t| Digest::of(t).to_string()).collect();
         let config = serde_json::to_vec(&json!({
             "architecture": arch,
             "os": "linux",
@@ -157,18 +156,13 @@ impl TestImage {
                 "Cmd": ["sh"],
                 "WorkingDir": "/",
             },
-            "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(Digest::to_string).collect::<Vec<_>>()},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
         }))
         .unwrap();
         let layers: Vec<Vec<u8>> = tars.iter().map(|t| if compress { gzip(t) } else { t.clone() }).collect();
         let layer_type = if compress { oci::OCI_LAYER_GZIP } else { oci::OCI_LAYER };
-        let mut img = TestImage {
-            layers,
-            layer_types: vec![layer_type.to_string(); tars.len()],
-            diff_ids,
-            config,
-            manifest: Vec::new(),
-        };
+        let mut img =
+            TestImage { layers, layer_types: vec![layer_type.to_string(); tars.len()], config, manifest: Vec::new() };
         img.rebuild_manifest();
         img
     }
@@ -275,4 +269,185 @@ pub(crate) fn simple_layer(motd: &str) -> Vec<u8> {
         .dir("etc", 0o755)
         .file("etc/motd", motd.as_bytes())
         .build()
+}
+
+/// Panics unless `tool` is installed (tests needing a Debian package say which).
+pub(crate) fn require_tool(tool: &str, package: &str) {
+    let found =
+        std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()));
+    assert!(found, "this test needs `{tool}`: apt-get install {package} (scripts/test.sh installs it)");
+}
+
+/// Debian's `docker-registry` (distribution 2.8) on 127.0.0.1 with a random port and its own
+/// storage dir, optionally with basic auth; killed on drop.
+pub(crate) struct Registry {
+    child: std::process::Child,
+    pub addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub(crate) fn start(user: Option<(&str, &str)>) -> Registry {
+        require_tool("docker-registry", "docker-registry");
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.path().join("storage").display()
+        );
+        if let Some((u, p)) = user {
+            require_tool("htpasswd", "apache2-utils");
+            let out = std::process::Command::new("htpasswd").args(["-Bbn", u, p]).output().unwrap();
+            assert!(out.status.success());
+            fs_write(&dir.path().join("htpasswd"), &out.stdout);
+            config +=
+                &format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", dir.path().join("htpasswd").display());
+        }
+        fs_write(&dir.path().join("config.yml"), config.as_bytes());
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let reg = Registry { child, addr, dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::net::TcpStream::connect(&reg.addr).is_err() {
+            assert!(std::time::Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        reg
+    }
+
+    /// Push an OCI archive or layout (`oci-archive:<path>` / `oci:<dir>`) as `repo:tag`.
+    pub(crate) fn push(&self, source: &str, dest: &str, creds: Option<(&str, &str)>, all: bool) {
+        require_tool("skopeo", "skopeo");
+        let mut cmd = std::process::Command::new("skopeo");
+        cmd.args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"]);
+        if all {
+            cmd.arg("--all");
+        }
+        if let Some((u, p)) = creds {
+            cmd.arg(format!("--dest-creds={u}:{p}"));
+        }
+        let out = cmd.arg(source).arg(format!("docker://{}/{dest}", self.addr)).output().unwrap();
+        assert!(out.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Where the registry keeps a blob's bytes (to tamper with them).
+    pub(crate) fn blob_data(&self, d: &Digest) -> std::path::PathBuf {
+        self.dir.path().join("storage/docker/registry/v2/blobs/sha256").join(&d.hex()[..2]).join(d.hex()).join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn fs_write(p: &Path, b: &[u8]) {
+    std::fs::write(p, b).unwrap();
+}
+
+/// A bearer-token front for a registry: answers 401 with a `Bearer` challenge, issues
+/// `token` at `/token` for the right basic credentials, and forwards requests carrying the
+/// token to the registry. Stops on drop.
+pub(crate) struct TokenProxy {
+    pub addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TokenProxy {
+    pub(crate) fn start(upstream: &str, user: &str, pass: &str, token: &str) -> TokenProxy {
+        use base64::Engine as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")));
+        let (up, me, tok, st) = (upstream.to_string(), addr.clone(), token.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (up, me, tok, basic) = (up.clone(), me.clone(), tok.clone(), basic.clone());
+                std::thread::spawn(move || proxy_one(conn, &up, &me, &tok, &basic));
+            }
+        });
+        TokenProxy { addr, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for TokenProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(&self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn proxy_one(mut conn: std::net::TcpStream, upstream: &str, me: &str, token: &str, basic: &str) {
+    use std::io::{BufRead, BufReader};
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push(line.trim_end().to_string());
+    }
+    let Some(request_line) = head.first().cloned() else { return };
+    let header = |name: &str| {
+        head.iter().skip(1).find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let path = request_line.split(' ').nth(1).unwrap_or("/").to_string();
+    let auth = header("authorization").unwrap_or_default();
+    let reply = |conn: &mut std::net::TcpStream, status: &str, extra: &str, body: &str| {
+        let _ = write!(
+            conn,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+            body.len()
+        );
+    };
+    if path.starts_with("/token") {
+        if auth == basic {
+            reply(&mut conn, "200 OK", "", &format!("{{\"token\":\"{token}\"}}"));
+        } else {
+            reply(&mut conn, "401 Unauthorized", "", "{}");
+        }
+        return;
+    }
+    if auth != format!("Bearer {token}") {
+        let challenge = format!("WWW-Authenticate: Bearer realm=\"http://{me}/token\",service=\"test-registry\"\r\n");
+        reply(&mut conn, "401 Unauthorized", &challenge, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#);
+        return;
+    }
+    let Ok(mut up) = std::net::TcpStream::connect(upstream) else { return };
+    let mut fwd = format!("{request_line}\r\nHost: {upstream}\r\nConnection: close\r\n");
+    for h in head.iter().skip(1) {
+        let k = h.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        if !matches!(k.as_str(), "host" | "authorization" | "connection") {
+            fwd += &format!("{h}\r\n");
+        }
+    }
+    fwd += "\r\n";
+    if up.write_all(fwd.as_bytes()).is_err() {
+        return;
+    }
+    let _ = std::io::copy(&mut up, &mut conn);
 }
