@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -356,7 +356,8 @@ fn read_archive(
     staged: &mut Staged,
     origin: &str,
 ) -> Result<(HashMap<String, Digest>, HashMap<String, String>)> {
-    let corrupt = |e: io::Error| ImageError::Io { context: format!("reading archive {origin}"), source: e };
+    let corrupt =
+        |e: io::Error| ImageError::NotAnArchive(origin.to_string(), format!("unreadable or truncated tar ({e})"));
     let mut files = HashMap::new();
     let mut links = HashMap::new();
     let mut archive = tar::Archive::new(reader);
@@ -369,7 +370,15 @@ fn read_archive(
                 let tmp = staged.area.dir.join(format!("in-{n}"));
                 let out = File::create(&tmp).map_err(ImageError::io(format!("creating {}", tmp.display())))?;
                 let mut w = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, out));
-                io::copy(&mut entry, &mut w).map_err(corrupt)?;
+                // Read errors mean a bad archive, write errors a problem of the store's disk.
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = entry.read(&mut buf).map_err(corrupt)?;
+                    if n == 0 {
+                        break;
+                    }
+                    w.write_all(&buf[..n]).map_err(ImageError::io(format!("writing {}", tmp.display())))?;
+                }
                 let (d, _) = w.finish().map_err(ImageError::io(format!("writing {}", tmp.display())))?;
                 if let Some(hex) = path.strip_prefix("blobs/sha256/") {
                     let named =

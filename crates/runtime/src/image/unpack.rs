@@ -160,10 +160,18 @@ impl Meta {
     fn read<R: Read>(entry: &mut tar::Entry<'_, R>, path: &str) -> Result<Meta> {
         let bad = |reason: String| UnpackError::InvalidHeader { path: path.to_string(), reason };
         let h = entry.header();
-        let mut uid = h.uid().map_err(|e| bad(format!("uid: {e}")))?;
-        let mut gid = h.gid().map_err(|e| bad(format!("gid: {e}")))?;
-        let mode = h.mode().map_err(|e| bad(format!("mode: {e}")))? & 0o7777;
-        let mut mtime = h.mtime().map_err(|e| bad(format!("mtime: {e}")))? as i64;
+        let old = h.as_old();
+        // An all-NUL or all-space numeric field means 0, as Go's archive/tar (docker,
+        // containerd) reads it; tar-rs calls it an error.
+        let num = |r: std::io::Result<u64>, raw: &[u8], what: &str| match r {
+            Ok(v) => Ok(v),
+            Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+            Err(e) => Err(bad(format!("{what}: {e}"))),
+        };
+        let mut uid = num(h.uid(), &old.uid, "uid")?;
+        let mut gid = num(h.gid(), &old.gid, "gid")?;
+        let mode = num(h.mode().map(u64::from), &old.mode, "mode")? as u32 & 0o7777;
+        let mut mtime = num(h.mtime(), &old.mtime, "mtime")? as i64;
         let mut xattrs = Vec::new();
         if let Some(pax) = entry.pax_extensions().map_err(UnpackError::Corrupt)? {
             for ext in pax {

@@ -186,7 +186,7 @@ fn bad_archives_fail_cleanly() {
     assert!(matches!(err, ImageError::SizeMismatch { .. }), "{err}");
 
     // Not an archive at all, a truncated archive, an archive missing a layer.
-    assert!(matches!(import(&store, b"hello"), Err(ImageError::NotAnArchive(..) | ImageError::Io { .. })));
+    assert!(matches!(import(&store, b"hello"), Err(ImageError::NotAnArchive(..))));
     let full = good.oci_archive(None);
     assert!(import(&store, &full[..full.len() / 3]).is_err());
     let missing: Vec<(String, Vec<u8>)> = vec![("index.json".into(), good.index_json(None))];

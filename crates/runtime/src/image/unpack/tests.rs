@@ -246,3 +246,29 @@ fn overlayfs_honours_converted_whiteouts() {
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(mnt.to_str().unwrap()), "the mount is gone");
 }
+
+/// Numeric header fields left empty (all NUL) read as 0, as Go's archive/tar reads them.
+#[test]
+fn empty_numeric_fields_are_zero() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(EntryType::Regular);
+    h.set_path("f").unwrap();
+    h.set_size(1);
+    h.as_old_mut().uid.fill(0);
+    h.as_old_mut().mode.fill(0);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &b"x"[..]).unwrap();
+    unpack(&b.into_inner().unwrap(), &tmp.path().join("l")).unwrap();
+    let m = fs::metadata(tmp.path().join("l/f")).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o7777), (0, 0));
+    // A field with garbage is still an error.
+    h.as_old_mut().gid.copy_from_slice(b"zzzzzzz\0");
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &b"x"[..]).unwrap();
+    let err = unpack(&b.into_inner().unwrap(), &tmp.path().join("l2")).unwrap_err();
+    assert!(matches!(err, UnpackError::InvalidHeader { .. }), "{err}");
+}
