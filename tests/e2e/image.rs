@@ -436,7 +436,8 @@ fn bench_import_throughput() {
         tar_entry(&mut b, &format!("data/f{i:03}"), tar::EntryType::Regular, 0o644, &buf, None);
     }
     let layer = b.into_inner().unwrap();
-    let plain = write(tmp.path(), "plain.tar", &docker_archive(&[layer.clone()], &["bench:plain"], &["sh"]));
+    let plain =
+        write(tmp.path(), "plain.tar", &docker_archive(std::slice::from_ref(&layer), &["bench:plain"], &["sh"]));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&layer).unwrap();
     let gz_layer = gz.finish().unwrap();

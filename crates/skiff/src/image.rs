@@ -331,7 +331,7 @@ impl Reporter {
         let state = self.state.clone();
         Arc::new(move |p| match &bars {
             Some(m) => draw(m, &state, p),
-            None => plain(&state, p),
+            None => plain(p),
         })
     }
 
@@ -400,16 +400,12 @@ fn draw(m: &MultiProgress, state: &Mutex<HashMap<String, ProgressBar>>, p: Progr
 }
 
 /// Plain lines: one per event that matters, not per chunk.
-fn plain(state: &Mutex<HashMap<String, ProgressBar>>, p: Progress) {
+fn plain(p: Progress) {
     let mut err = std::io::stderr().lock();
     let _ = match p {
         Progress::Resolved { digest, layers } => writeln!(err, "resolved {digest} ({layers} layers)"),
         Progress::LayerExists { digest, .. } => writeln!(err, "{}: already present", short(&digest)),
-        Progress::Downloading { digest, done, total } if done == 0 => {
-            // Remember the layer so its completion is printed once.
-            if let Ok(mut s) = state.lock() {
-                s.insert(digest.clone(), ProgressBar::hidden());
-            }
+        Progress::Downloading { digest, done: 0, total } => {
             writeln!(err, "{}: downloading {}", short(&digest), human(total))
         }
         Progress::Downloading { digest, done, total } if done == total => {

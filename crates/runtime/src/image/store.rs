@@ -818,7 +818,7 @@ fn content_sizes(md: &Metadata) -> HashMap<String, u64> {
 /// Resolve a reference to an image id, and the name key it matched (if by name).
 pub(crate) fn resolve(md: &Metadata, reference: &str) -> Result<(String, Option<String>)> {
     let not_found = || ImageError::NotFound(reference.to_string());
-    if reference.starts_with("sha256:") {
+    if let Some(hex) = reference.strip_prefix("sha256:") {
         if md.images.contains_key(reference) {
             return Ok((reference.to_string(), None));
         }
@@ -826,7 +826,7 @@ pub(crate) fn resolve(md: &Metadata, reference: &str) -> Result<(String, Option<
         if let Some((id, _)) = md.images.iter().find(|(_, r)| r.manifest == reference) {
             return Ok((id.clone(), None));
         }
-        return id_prefix(md, &reference["sha256:".len()..]).ok_or_else(not_found)?;
+        return id_prefix(md, hex).ok_or_else(not_found)?;
     }
     let parsed = Name::parse(reference);
     if let Ok(name) = &parsed {
@@ -842,10 +842,11 @@ pub(crate) fn resolve(md: &Metadata, reference: &str) -> Result<(String, Option<
             }
         }
     }
-    if reference.len() >= 3 && reference.bytes().all(|b| b.is_ascii_hexdigit()) {
-        if let Some(r) = id_prefix(md, reference) {
-            return r;
-        }
+    if reference.len() >= 3
+        && reference.bytes().all(|b| b.is_ascii_hexdigit())
+        && let Some(r) = id_prefix(md, reference)
+    {
+        return r;
     }
     match parsed {
         Ok(_) => Err(not_found()),

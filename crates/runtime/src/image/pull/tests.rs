@@ -49,7 +49,7 @@ async fn pulls_by_tag_and_digest_and_skips_what_it_has() {
     let reference = format!("{}/library/busybox:1.36", reg.addr);
     let pulled = store.pull(&reference, &PullOptions::default(), Some(cb)).await.unwrap();
     assert_eq!(pulled.id, img.id());
-    assert_eq!(pulled.repo_tags, [reference.clone()]);
+    assert_eq!(pulled.repo_tags, std::slice::from_ref(&reference));
     assert_eq!(pulled.repo_digests.len(), 1);
     assert_eq!(pulled.cmd, ["sh"]);
     let layers = store.rootfs_layers(&reference).unwrap();
@@ -67,9 +67,11 @@ async fn pulls_by_tag_and_digest_and_skips_what_it_has() {
     // Again: the registry is asked (pull always pulls) but no layer is fetched.
     let (cb, events) = recorder();
     store.pull(&reference, &PullOptions::default(), Some(cb)).await.unwrap();
-    let ev = events.lock().unwrap();
-    assert_eq!(ev.iter().filter(|e| matches!(e, Progress::LayerExists { .. })).count(), 2);
-    assert!(!ev.iter().any(|e| matches!(e, Progress::Downloading { .. })));
+    {
+        let ev = events.lock().unwrap();
+        assert_eq!(ev.iter().filter(|e| matches!(e, Progress::LayerExists { .. })).count(), 2);
+        assert!(!ev.iter().any(|e| matches!(e, Progress::Downloading { .. })));
+    }
 
     // By digest, into a fresh store.
     let digest = pulled.repo_digests[0].split('@').nth(1).unwrap().to_string();
@@ -78,7 +80,7 @@ async fn pulls_by_tag_and_digest_and_skips_what_it_has() {
     let i = other.pull(&by_digest, &PullOptions::default(), None).await.unwrap();
     assert_eq!(i.id, img.id());
     assert!(i.repo_tags.is_empty());
-    assert_eq!(i.repo_digests, [by_digest.clone()]);
+    assert_eq!(i.repo_digests, std::slice::from_ref(&by_digest));
     assert_eq!(other.resolve(&by_digest).unwrap(), img.id());
 }
 
