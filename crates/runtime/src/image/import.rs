@@ -341,7 +341,8 @@ fn unpack_one(area: &Path, diff_id: &Digest, l: &LayerRef, src: &Path, progress:
         p(Progress::Unpacking { digest: l.blob.clone() });
     }
     let dest = area.join(format!("layer-{}", diff_id.hex()));
-    let u = unpack::unpack_layer(src, compression, &dest, Some(diff_id))
+    let blob = Digest::parse(&l.blob)?;
+    let u = unpack::unpack_layer(src, compression, &dest, Some(diff_id), Some(&blob))
         .map_err(|source| ImageError::Unpack { layer: l.blob.clone(), source })?;
     if let Some(p) = progress {
         p(Progress::Unpacked { digest: l.blob.clone(), size: u.size });

@@ -362,7 +362,7 @@ impl ImageStore {
                                 media_type: l.media_type.clone(),
                             })?;
                         let dir = staged.area.dir.join(format!("relayer-{}", diff_id.hex()));
-                        let u = unpack::unpack_layer(&self.blob_path(blob), compression, &dir, Some(&diff_id))
+                        let u = unpack::unpack_layer(&self.blob_path(blob), compression, &dir, Some(&diff_id), None)
                             .map_err(|source| ImageError::Unpack { layer: l.blob.clone(), source })?;
                         (dir, u.size)
                     }

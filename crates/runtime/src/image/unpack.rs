@@ -80,15 +80,24 @@ pub(crate) struct Unpacked {
 }
 
 /// Unpack the layer blob at `blob` into `dest` (created; must not exist). With `expected`,
-/// the uncompressed stream must hash to it.
+/// the uncompressed stream must hash to it. `verified_blob` is the digest the blob's bytes
+/// were verified against when stored: for an uncompressed layer that is already the diffid,
+/// so it is not hashed a second time.
 pub(crate) fn unpack_layer(
     blob: &Path,
     compression: Compression,
     dest: &Path,
     expected: Option<&Digest>,
+    verified_blob: Option<&Digest>,
 ) -> Result<Unpacked> {
     let file = File::open(blob).map_err(io_err("opening blob", blob))?;
     let reader = BufReader::with_capacity(1 << 20, file);
+    if compression == Compression::None
+        && let Some(diff_id) = expected.filter(|e| Some(*e) == verified_blob)
+    {
+        let size = extract(reader, dest)?;
+        return Ok(Unpacked { diff_id: diff_id.clone(), size });
+    }
     match compression {
         Compression::None => unpack_stream(reader, dest, expected),
         Compression::Gzip => unpack_stream(flate2::read::MultiGzDecoder::new(reader), dest, expected),
@@ -98,16 +107,7 @@ pub(crate) fn unpack_layer(
 /// Unpack an uncompressed tar stream into `dest` (created; must not exist).
 pub(crate) fn unpack_stream<R: Read>(reader: R, dest: &Path, expected: Option<&Digest>) -> Result<Unpacked> {
     let mut hashing = HashingReader::new(reader);
-    let size = {
-        let mut ex = Extractor::new(dest)?;
-        let mut archive = tar::Archive::new(&mut hashing);
-        for entry in archive.entries().map_err(UnpackError::Corrupt)? {
-            let mut entry = entry.map_err(UnpackError::Corrupt)?;
-            ex.entry(&mut entry)?;
-        }
-        ex.finish();
-        ex.size
-    };
+    let size = extract(&mut hashing, dest)?;
     // The diffid covers the whole stream, padding after the end-of-archive blocks included.
     io::copy(&mut hashing, &mut io::sink()).map_err(UnpackError::Corrupt)?;
     let (diff_id, _) = hashing.finish();
@@ -117,6 +117,18 @@ pub(crate) fn unpack_stream<R: Read>(reader: R, dest: &Path, expected: Option<&D
         return Err(UnpackError::DiffIdMismatch { expected: expected.to_string(), actual: diff_id.to_string() });
     }
     Ok(Unpacked { diff_id, size })
+}
+
+/// Extract every entry; returns the bytes of regular files written.
+fn extract<R: Read>(reader: R, dest: &Path) -> Result<u64> {
+    let mut ex = Extractor::new(dest)?;
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().map_err(UnpackError::Corrupt)? {
+        let mut entry = entry.map_err(UnpackError::Corrupt)?;
+        ex.entry(&mut entry)?;
+    }
+    ex.finish();
+    Ok(ex.size)
 }
 
 fn io_err(op: &'static str, path: impl AsRef<Path>) -> impl FnOnce(io::Error) -> UnpackError {

@@ -181,7 +181,7 @@ fn corrupt_truncated_and_mismatched_layers_fail() {
     let gz = gzip(&tar);
     let blob = tmp.path().join("blob.gz");
     fs::write(&blob, &gz[..gz.len() / 2]).unwrap();
-    let err = unpack_layer(&blob, Compression::Gzip, &tmp.path().join("gz"), None).unwrap_err();
+    let err = unpack_layer(&blob, Compression::Gzip, &tmp.path().join("gz"), None, None).unwrap_err();
     assert!(matches!(err, UnpackError::Corrupt(_)), "{err}");
 
     // A gzip stream with flipped bytes (CRC or inflate error).
@@ -190,14 +190,14 @@ fn corrupt_truncated_and_mismatched_layers_fail() {
     bad[mid] ^= 0xff;
     bad[mid + 1] ^= 0xff;
     fs::write(&blob, &bad).unwrap();
-    assert!(unpack_layer(&blob, Compression::Gzip, &tmp.path().join("flip"), None).is_err());
+    assert!(unpack_layer(&blob, Compression::Gzip, &tmp.path().join("flip"), None, None).is_err());
 
     // Valid but not what the config says.
     fs::write(&blob, &gz).unwrap();
     let other = Digest::of(b"other");
-    let err = unpack_layer(&blob, Compression::Gzip, &tmp.path().join("mismatch"), Some(&other)).unwrap_err();
+    let err = unpack_layer(&blob, Compression::Gzip, &tmp.path().join("mismatch"), Some(&other), None).unwrap_err();
     assert!(matches!(err, UnpackError::DiffIdMismatch { .. }), "{err}");
-    let ok = unpack_layer(&blob, Compression::Gzip, &tmp.path().join("ok"), Some(&Digest::of(&tar))).unwrap();
+    let ok = unpack_layer(&blob, Compression::Gzip, &tmp.path().join("ok"), Some(&Digest::of(&tar)), None).unwrap();
     assert_eq!(ok.size, 100_001);
 }
 
@@ -271,4 +271,21 @@ fn empty_numeric_fields_are_zero() {
     b.append(&h, &b"x"[..]).unwrap();
     let err = unpack(&b.into_inner().unwrap(), &tmp.path().join("l2")).unwrap_err();
     assert!(matches!(err, UnpackError::InvalidHeader { .. }), "{err}");
+}
+
+/// An uncompressed blob already verified against the diffid is not hashed again; one not
+/// verified (or verified against something else) is.
+#[test]
+fn verified_uncompressed_blobs_skip_the_second_hash() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = Layer::new().file("f", b"x").build();
+    let blob = tmp.path().join("blob");
+    fs::write(&blob, &tar).unwrap();
+    let d = Digest::of(&tar);
+    let other = Digest::of(b"other");
+    let u = unpack_layer(&blob, Compression::None, &tmp.path().join("a"), Some(&d), Some(&d)).unwrap();
+    assert_eq!(u.diff_id, d);
+    let err = unpack_layer(&blob, Compression::None, &tmp.path().join("b"), Some(&other), Some(&d)).unwrap_err();
+    assert!(matches!(err, UnpackError::DiffIdMismatch { .. }), "{err}");
 }
