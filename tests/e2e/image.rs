@@ -447,7 +447,8 @@ fn bench_import_throughput() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&layer).unwrap();
     let gz_layer = gz.finish().unwrap();
-    let gzip = write(tmp.path(), "gzip.tar", &docker_archive_with(&[gz_layer], &[sha(&layer)], &["bench:gzip"], &["sh"]));
+    let gzip =
+        write(tmp.path(), "gzip.tar", &docker_archive_with(&[gz_layer], &[sha(&layer)], &["bench:gzip"], &["sh"]));
     let mb = layer.len() as f64 / 1e6;
     let layer_tar = write(tmp.path(), "layer.tar", &layer);
     // The floor to compare with: GNU tar extracting the same layer, flushed the same way.
@@ -456,14 +457,24 @@ fn bench_import_throughput() {
         let dest = tmp.path().join(format!("tar-{round}"));
         std::fs::create_dir(&dest).unwrap();
         let t = Instant::now();
-        let st = Command::new("tar").args(["--xattrs", "--same-owner", "-xf"]).arg(&layer_tar).arg("-C").arg(&dest).status().unwrap();
+        let st = Command::new("tar")
+            .args(["--xattrs", "--same-owner", "-xf"])
+            .arg(&layer_tar)
+            .arg("-C")
+            .arg(&dest)
+            .status()
+            .unwrap();
         let synced = Command::new("sync").arg("-f").arg(&dest).status().unwrap();
         times.push(t.elapsed().as_secs_f64());
         assert!(st.success() && synced.success());
         std::fs::remove_dir_all(&dest).unwrap();
     }
     times.sort_by(f64::total_cmp);
-    println!("reference tar -x + sync -f: {mb:.0} MB in {:.2} s (median of 3) = {:.0} MB/s; runs: {times:?}", times[1], mb / times[1]);
+    println!(
+        "reference tar -x + sync -f: {mb:.0} MB in {:.2} s (median of 3) = {:.0} MB/s; runs: {times:?}",
+        times[1],
+        mb / times[1]
+    );
     for (name, archive) in [("uncompressed layer", &plain), ("gzip layer", &gzip)] {
         let mut times = Vec::new();
         for round in 0..3 {

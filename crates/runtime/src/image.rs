@@ -31,6 +31,7 @@ mod import;
 mod oci;
 mod pull;
 mod reference;
+mod service;
 mod store;
 #[cfg(test)]
 mod testutil;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 
 pub use import::ImportOptions;
 pub use pull::PullOptions;
+pub use service::ImageService;
 pub use store::{GcReport, ImageBuilder, ImageDetails, ImageStore, LayerDetails, NewImageConfig, PruneReport, Removal};
 pub use unpack::UnpackError;
 
@@ -122,9 +124,6 @@ pub enum ImageError {
         #[source]
         source: Box<oci_client::errors::OciDistributionError>,
     },
-    /// Plain HTTP was needed for a registry that is neither loopback nor listed as insecure.
-    #[error("registry {0} is not reachable over https and is not an insecure registry")]
-    Insecure(String),
     /// Content the operation relied on was removed by another process meanwhile; retry.
     #[error("store content removed concurrently: {0}")]
     ContentVanished(String),

@@ -301,15 +301,10 @@ impl ImageStore {
                         if first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
                             break;
                         }
-                        let r = unpack_one(&area, &diff_id, &l, &src, progress);
-                        match r {
-                            Ok(size) => {
+                        match unpack_one(&area, &diff_id, &l, &src, progress) {
+                            Ok(done) => {
                                 if let Ok(mut v) = results.lock() {
-                                    v.push((
-                                        diff_id,
-                                        area.join(format!("layer-{}", l.diff_id.trim_start_matches("sha256:"))),
-                                        size,
-                                    ));
+                                    v.push((diff_id, done));
                                 }
                             }
                             Err(e) => {
@@ -325,14 +320,21 @@ impl ImageStore {
         if let Some(e) = first_err.into_inner().ok().flatten() {
             return Err(e);
         }
-        for (d, dir, size) in results.into_inner().unwrap_or_default() {
-            staged.layers.insert(d, (dir, size));
+        for (d, done) in results.into_inner().unwrap_or_default() {
+            staged.layers.insert(d, done);
         }
         Ok(())
     }
 }
 
-fn unpack_one(area: &Path, diff_id: &Digest, l: &LayerRef, src: &Path, progress: Option<&ProgressFn>) -> Result<u64> {
+/// Unpack one layer into the scratch dir; returns the directory and its size.
+fn unpack_one(
+    area: &Path,
+    diff_id: &Digest,
+    l: &LayerRef,
+    src: &Path,
+    progress: Option<&ProgressFn>,
+) -> Result<(PathBuf, u64)> {
     let compression = Compression::of_media_type(&l.media_type).ok_or_else(|| ImageError::UnknownMediaType {
         what: format!("layer {}", l.blob),
         media_type: l.media_type.clone(),
@@ -347,7 +349,7 @@ fn unpack_one(area: &Path, diff_id: &Digest, l: &LayerRef, src: &Path, progress:
     if let Some(p) = progress {
         p(Progress::Unpacked { digest: l.blob.clone(), size: u.size });
     }
-    Ok(u.size)
+    Ok((dest, u.size))
 }
 
 /// Read a whole archive into the scratch dir: regular files become blobs (by content

@@ -215,10 +215,12 @@ impl ImageStore {
             }
             let dest = area.join(format!("layer-{}", diff_id.hex()));
             let (d2, dest2, b2) = (diff_id.clone(), dest.clone(), blob.clone());
-            let u = tokio::task::spawn_blocking(move || unpack::unpack_layer(&src, compression, &dest2, Some(&d2), Some(&b2)))
-                .await
-                .map_err(|e| ImageError::Io { context: "unpacking".into(), source: std::io::Error::other(e) })?
-                .map_err(|source| ImageError::Unpack { layer: blob.to_string(), source })?;
+            let u = tokio::task::spawn_blocking(move || {
+                unpack::unpack_layer(&src, compression, &dest2, Some(&d2), Some(&b2))
+            })
+            .await
+            .map_err(|e| ImageError::Io { context: "unpacking".into(), source: std::io::Error::other(e) })?
+            .map_err(|source| ImageError::Unpack { layer: blob.to_string(), source })?;
             if let Some(p) = progress {
                 p(Progress::Unpacked { digest: blob.to_string(), size: u.size });
             }

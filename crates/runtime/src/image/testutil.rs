@@ -323,12 +323,15 @@ impl Registry {
 
     /// Push an OCI archive or layout (`oci-archive:<path>` / `oci:<dir>`) as `repo:tag`.
     pub(crate) fn push(&self, source: &str, dest: &str, creds: Option<(&str, &str)>, all: bool) {
+        self.push_with(source, dest, creds, if all { &["--all"] } else { &[] });
+    }
+
+    /// Push with extra `skopeo copy` flags (`--format v2s2` makes Docker schema 2 manifests).
+    pub(crate) fn push_with(&self, source: &str, dest: &str, creds: Option<(&str, &str)>, extra: &[&str]) {
         require_tool("skopeo", "skopeo");
         let mut cmd = std::process::Command::new("skopeo");
         cmd.args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"]);
-        if all {
-            cmd.arg("--all");
-        }
+        cmd.args(extra);
         if let Some((u, p)) = creds {
             cmd.arg(format!("--dest-creds={u}:{p}"));
         }

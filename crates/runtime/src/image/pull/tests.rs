@@ -215,3 +215,32 @@ async fn export_push_pull_round_trip() {
     assert_eq!(diff_ids(&store, "round:1"), diff_ids(&other, &i.id));
     assert_eq!(other.inspect(&i.id).unwrap().layers[0].media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
 }
+
+/// Docker schema 2 manifests and media types pull, and export to an archive skopeo reads.
+#[tokio::test]
+async fn docker_schema2_images_pull_and_export() {
+    let (_d, store) = new_store();
+    let reg = Registry::start(None);
+    let img = TestImage::new(&[simple_layer("v2s2")], true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img.tar");
+    fs::write(&path, img.oci_archive(None)).unwrap();
+    reg.push_with(&format!("oci-archive:{}", path.display()), "docker:1", None, &["--format", "v2s2"]);
+    let i = store.pull(&format!("{}/docker:1", reg.addr), &PullOptions::default(), None).await.unwrap();
+    let details = store.inspect(&i.id).unwrap();
+    assert_eq!(details.manifest_media_type, oci::DOCKER_MANIFEST);
+    assert_eq!(details.layers[0].media_type, "application/vnd.docker.image.rootfs.diff.tar.gzip");
+    let cfg: serde_json::Value = serde_json::from_slice(&img.config).unwrap();
+    assert_eq!(details.layers[0].diff_id, cfg["rootfs"]["diff_ids"][0].as_str().unwrap());
+    let out = dir.path().join("export.tar");
+    store.export(&[&i.id], fs::File::create(&out).unwrap()).unwrap();
+    let insp = std::process::Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci-archive:{}", out.display()))
+        .output()
+        .unwrap();
+    assert!(insp.status.success(), "skopeo inspect: {}", String::from_utf8_lossy(&insp.stderr));
+    let (_d2, other) = new_store();
+    let back = other.import_reader(fs::File::open(&out).unwrap(), None, "e", &ImportOptions::default(), None).unwrap();
+    assert_eq!(back[0].id, i.id);
+}
