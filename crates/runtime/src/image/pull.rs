@@ -132,7 +132,7 @@ impl ImageStore {
         staged.put_bytes(&config_bytes)?;
 
         let mut layers = Vec::new();
-        let mut jobs = Vec::new();
+        let mut jobs: Vec<(oci::Descriptor, Digest, bool)> = Vec::new();
         for (desc, diff_id) in manifest.layers.iter().zip(&cfg.rootfs.diff_ids) {
             layers.push(LayerRef {
                 diff_id: diff_id.clone(),
@@ -140,11 +140,17 @@ impl ImageStore {
                 media_type: desc.media_type.clone(),
                 size: desc.size,
             });
-            jobs.push((desc.clone(), Digest::parse(diff_id)?));
+            // A blob listed twice is fetched once; a diffid is unpacked once.
+            let d = Digest::parse(diff_id)?;
+            if jobs.iter().any(|(j, _, _)| j.digest == desc.digest) {
+                continue;
+            }
+            let unpack = !jobs.iter().any(|(_, jd, u)| *u && *jd == d);
+            jobs.push((desc.clone(), d, unpack));
         }
         let area = staged.area.dir.clone();
         let fetched: Vec<Fetched> = futures::stream::iter(jobs)
-            .map(|(desc, diff_id)| self.fetch_layer(client, &oref, desc, diff_id, &area, progress))
+            .map(|(desc, diff_id, unpack)| self.fetch_layer(client, &oref, desc, diff_id, unpack, &area, progress))
             .buffer_unordered(concurrency.max(1))
             .try_collect()
             .await?;
@@ -176,13 +182,14 @@ impl ImageStore {
         Ok(image)
     }
 
-    /// Download (unless present) and unpack (unless present) one layer.
+    /// Download (unless present) and unpack (unless present or `!unpack`) one layer.
     async fn fetch_layer(
         &self,
         client: &Client,
         oref: &Reference,
         desc: oci::Descriptor,
         diff_id: Digest,
+        unpack: bool,
         area: &std::path::Path,
         progress: Option<&ProgressFn>,
     ) -> Result<Fetched> {
@@ -193,7 +200,8 @@ impl ImageStore {
         })?;
         let stored_blob = self.blob_path(&blob);
         let have_blob = stored_blob.is_file();
-        let have_layer = self.layer_path(&diff_id).is_dir();
+        // Another job unpacks this diffid (the same layer, compressed differently).
+        let have_layer = !unpack || self.layer_path(&diff_id).is_dir();
         if have_blob && have_layer {
             if let Some(p) = progress {
                 p(Progress::LayerExists { digest: blob.to_string(), size: desc.size });

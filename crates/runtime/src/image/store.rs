@@ -636,13 +636,21 @@ impl ImageStore {
         Ok(report)
     }
 
-    /// Remove scratch dirs (and lock files) whose operation is gone.
+    /// Remove scratch dirs (and lock files) whose operation is gone: not locked, and older
+    /// than a minute (an operation creates its lock file a moment before it locks it).
     fn sweep_temp(&self) -> Result<usize> {
         let tmp = self.root.join("tmp");
         let mut removed = 0;
         for e in fs::read_dir(&tmp).map_err(ImageError::io(format!("listing {}", tmp.display())))? {
             let Ok(e) = e else { continue };
             let path = e.path();
+            let young = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < std::time::Duration::from_secs(60)));
+            if young {
+                continue;
+            }
             let name = e.file_name().to_string_lossy().into_owned();
             let (base, is_lock) = match name.strip_suffix(".lock") {
                 Some(b) => (b.to_string(), true),

@@ -244,3 +244,20 @@ async fn docker_schema2_images_pull_and_export() {
     let back = other.import_reader(fs::File::open(&out).unwrap(), None, "e", &ImportOptions::default(), None).unwrap();
     assert_eq!(back[0].id, i.id);
 }
+
+/// A layer listed twice in a manifest is downloaded and unpacked once.
+#[tokio::test]
+async fn duplicate_layers_are_fetched_once() {
+    let (_d, store) = new_store();
+    let reg = Registry::start(None);
+    let base = simple_layer("dup");
+    let img = TestImage::new(&[base.clone(), simple_layer("mid"), base], true);
+    push(&reg, &img, "dup:1", None);
+    let (cb, events) = recorder();
+    let i = store.pull(&format!("{}/dup:1", reg.addr), &PullOptions::default(), Some(cb)).await.unwrap();
+    assert_eq!(i.id, img.id());
+    assert_eq!(store.rootfs_layers(&i.id).unwrap().len(), 2);
+    let ev = events.lock().unwrap();
+    assert_eq!(ev.iter().filter(|e| matches!(e, Progress::Unpacked { .. })).count(), 2);
+    assert_eq!(ev.iter().filter(|e| matches!(e, Progress::Downloading { done: 0, .. })).count(), 2);
+}

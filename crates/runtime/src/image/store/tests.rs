@@ -136,16 +136,30 @@ fn prune_removes_dangling_images_orphans_and_dead_scratch_dirs() {
     fs::create_dir(store.dir().join("layers").join("cd".repeat(32))).unwrap();
     // A scratch dir of a dead operation, and one of a live one.
     fs::create_dir(store.dir().join("tmp/999-dead")).unwrap();
+    fs::create_dir(store.dir().join("tmp/999-just-made")).unwrap();
     let live = store.temp_area().unwrap();
+    // Age everything but the fresh one past the one-minute grace.
+    let old = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec { tv_sec: 1_000_000_000, tv_nsec: 0 },
+        last_modification: rustix::fs::Timespec { tv_sec: 1_000_000_000, tv_nsec: 0 },
+    };
+    for e in fs::read_dir(store.dir().join("tmp")).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "999-just-made" {
+            rustix::fs::utimensat(rustix::fs::CWD, e.path(), &old, rustix::fs::AtFlags::empty()).unwrap();
+        }
+    }
     let report = store.prune().unwrap();
     assert_eq!(report.images, [a.id()]);
     assert!(report.blobs >= 3, "{report:?}");
     assert_eq!(report.layers, 2, "a's own layer and the orphan");
     assert_eq!(report.temp_dirs, 1);
     assert!(live.dir.is_dir(), "a live operation's scratch dir is kept");
+    assert!(store.dir().join("tmp/999-just-made").is_dir(), "too young to judge");
     assert_eq!(store.list().unwrap().len(), 1);
     assert!(store.rootfs_layers("b:1").unwrap().iter().all(|p| p.is_dir()));
     drop(live);
+    fs::remove_dir(store.dir().join("tmp/999-just-made")).unwrap();
     assert_eq!(count(&store, "tmp"), 0);
     assert_eq!(store.prune().unwrap(), PruneReport::default());
 }
