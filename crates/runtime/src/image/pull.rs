@@ -37,6 +37,15 @@ pub struct PullOptions {
     pub max_concurrent_downloads: usize,
 }
 
+/// What every layer job of one pull shares.
+struct Ctx<'a> {
+    client: &'a Client,
+    oref: &'a Reference,
+    /// The pull's scratch dir.
+    area: &'a std::path::Path,
+    progress: Option<&'a ProgressFn>,
+}
+
 /// A layer fetched into the scratch dir (or found in the store).
 struct Fetched {
     diff_id: Digest,
@@ -149,8 +158,9 @@ impl ImageStore {
             jobs.push((desc.clone(), d, unpack));
         }
         let area = staged.area.dir.clone();
+        let ctx = Ctx { client, oref: &oref, area: &area, progress };
         let fetched: Vec<Fetched> = futures::stream::iter(jobs)
-            .map(|(desc, diff_id, unpack)| self.fetch_layer(client, &oref, desc, diff_id, unpack, &area, progress))
+            .map(|(desc, diff_id, unpack)| self.fetch_layer(&ctx, desc, diff_id, unpack))
             .buffer_unordered(concurrency.max(1))
             .try_collect()
             .await?;
@@ -185,14 +195,12 @@ impl ImageStore {
     /// Download (unless present) and unpack (unless present or `!unpack`) one layer.
     async fn fetch_layer(
         &self,
-        client: &Client,
-        oref: &Reference,
+        ctx: &Ctx<'_>,
         desc: oci::Descriptor,
         diff_id: Digest,
         unpack: bool,
-        area: &std::path::Path,
-        progress: Option<&ProgressFn>,
     ) -> Result<Fetched> {
+        let progress = ctx.progress;
         let blob = desc.digest()?;
         let compression = Compression::of_media_type(&desc.media_type).ok_or_else(|| ImageError::UnknownMediaType {
             what: format!("layer {blob}"),
@@ -212,8 +220,8 @@ impl ImageStore {
         let src = if have_blob {
             stored_blob
         } else {
-            let p = area.join(format!("blob-{}", blob.hex()));
-            self.download(client, oref, &desc, &blob, &p, progress).await?;
+            let p = ctx.area.join(format!("blob-{}", blob.hex()));
+            self.download(ctx, &desc, &blob, &p).await?;
             out.blob = Some((blob.clone(), p.clone()));
             p
         };
@@ -221,7 +229,7 @@ impl ImageStore {
             if let Some(p) = progress {
                 p(Progress::Unpacking { digest: blob.to_string() });
             }
-            let dest = area.join(format!("layer-{}", diff_id.hex()));
+            let dest = ctx.area.join(format!("layer-{}", diff_id.hex()));
             let (d2, dest2, b2) = (diff_id.clone(), dest.clone(), blob.clone());
             let u = tokio::task::spawn_blocking(move || {
                 unpack::unpack_layer(&src, compression, &dest2, Some(&d2), Some(&b2))
@@ -240,13 +248,12 @@ impl ImageStore {
     /// Stream a blob into `dest`, checking its length as it comes and its digest at the end.
     async fn download(
         &self,
-        client: &Client,
-        oref: &Reference,
+        ctx: &Ctx<'_>,
         desc: &oci::Descriptor,
         blob: &Digest,
         dest: &std::path::Path,
-        progress: Option<&ProgressFn>,
     ) -> Result<()> {
+        let (client, oref, progress) = (ctx.client, ctx.oref, ctx.progress);
         let registry_err = |source| ImageError::Registry { reference: oref.whole(), source: Box::new(source) };
         let mut stream = client.pull_blob_stream(oref, desc.digest.as_str()).await.map_err(registry_err)?;
         let file =
