@@ -257,13 +257,15 @@ struct Registry {
 }
 
 impl Registry {
-    fn start(user: Option<(&str, &str)>) -> Registry {
+    /// On 127.0.0.1, or also on `extra_ip` (to reach it by a non-loopback address).
+    fn start(user: Option<(&str, &str)>, extra_ip: Option<std::net::IpAddr>) -> Registry {
         let bin = require_tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
+        let listen = if extra_ip.is_some() { format!("0.0.0.0:{port}") } else { addr.clone() };
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {listen}\n",
             dir.path().join("storage").display()
         );
         if let Some((u, p)) = user {
@@ -319,7 +321,8 @@ fn pull_from_a_local_registry_with_and_without_auth() {
     ok(skiff(&data, &["export", "busybox:1.36", "-o", export.to_str().unwrap()]));
     let id = ok(skiff(&data, &["ls", "-q"])).trim().to_string();
 
-    let open = Registry::start(None);
+    let host_ip = non_loopback_ip();
+    let open = Registry::start(None, Some(host_ip));
     open.push(&export, "library/busybox:1.36", None);
     let pulled_dir = tmp.path().join("pulled");
     let reference = format!("{}/library/busybox:1.36", open.addr);
@@ -336,7 +339,7 @@ fn pull_from_a_local_registry_with_and_without_auth() {
     let again = skiff(&pulled_dir, &["pull", &reference]);
     assert_eq!(String::from_utf8_lossy(&again.stderr).matches("already present").count(), 2);
 
-    let private = Registry::start(Some(("alice", "s3cret")));
+    let private = Registry::start(Some(("alice", "s3cret")), None);
     private.push(&export, "team/busybox:1.36", Some("alice:s3cret"));
     let reference = format!("{}/team/busybox:1.36", private.addr);
     let anon = skiff(&tmp.path().join("anon"), &["pull", &reference]);
@@ -355,10 +358,23 @@ fn pull_from_a_local_registry_with_and_without_auth() {
     child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
     assert_eq!(ok(child.wait_with_output().unwrap()).trim(), id);
 
-    // Plain HTTP is refused to a non-loopback registry unless it is listed as insecure (the
-    // https attempt fails: nothing listens there).
-    let fail = skiff(&tmp.path().join("x"), &["pull", "192.0.2.1:1/none:1"]);
-    assert!(!fail.status.success());
+    // The same plain-HTTP registry by a non-loopback address: https only (which fails against
+    // plain HTTP), unless listed as insecure.
+    let remote = format!("{host_ip}:{}", open.addr.rsplit(':').next().unwrap());
+    let reference = format!("{remote}/library/busybox:1.36");
+    let fail = skiff(&tmp.path().join("x"), &["pull", &reference]);
+    assert!(!fail.status.success(), "plain HTTP to {remote} must need --insecure-registry");
+    let out = skiff(&tmp.path().join("x"), &["pull", &reference, "--insecure-registry", &remote]);
+    assert_eq!(ok(out).trim(), id);
+}
+
+/// This host's address on its default route (no packet is sent).
+fn non_loopback_ip() -> std::net::IpAddr {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    s.connect("192.0.2.1:9").expect("this test needs a non-loopback IPv4 address with a default route");
+    let ip = s.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback(), "no non-loopback address");
+    ip
 }
 
 /// Several `skiff image` processes at once on a data dir a running server also holds: every
