@@ -9,6 +9,7 @@ use std::fs;
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
@@ -329,9 +330,11 @@ impl Reporter {
     fn callback(&self) -> ProgressFn {
         let bars = self.bars.clone();
         let state = self.state.clone();
+        // Plain lines report reading progress per 10%, not per chunk.
+        let last_tenth = Arc::new(AtomicU64::new(u64::MAX));
         Arc::new(move |p| match &bars {
             Some(m) => draw(m, &state, p),
-            None => plain(p),
+            None => plain(&last_tenth, p),
         })
     }
 
@@ -400,7 +403,7 @@ fn draw(m: &MultiProgress, state: &Mutex<HashMap<String, ProgressBar>>, p: Progr
 }
 
 /// Plain lines: one per event that matters, not per chunk.
-fn plain(p: Progress) {
+fn plain(last_tenth: &AtomicU64, p: Progress) {
     let mut err = std::io::stderr().lock();
     let _ = match p {
         Progress::Resolved { digest, layers } => writeln!(err, "resolved {digest} ({layers} layers)"),
@@ -414,10 +417,19 @@ fn plain(p: Progress) {
         Progress::Downloading { .. } => Ok(()),
         Progress::Unpacking { digest } => writeln!(err, "{}: unpacking", short(&digest)),
         Progress::Unpacked { digest, size } => writeln!(err, "{}: unpacked {}", short(&digest), human(size)),
-        Progress::Reading { done, total } => match total {
-            Some(t) if t > 0 => writeln!(err, "read {} of {} ({}%)", human(done), human(t), done * 100 / t),
-            _ => writeln!(err, "read {}", human(done)),
-        },
+        Progress::Reading { done, total } => {
+            let tenth = match total {
+                Some(t) if t > 0 => done * 10 / t,
+                _ => done / (100 << 20),
+            };
+            if last_tenth.swap(tenth, Ordering::Relaxed) == tenth {
+                return;
+            }
+            match total {
+                Some(t) if t > 0 => writeln!(err, "read {} of {} ({}%)", human(done), human(t), done * 100 / t),
+                _ => writeln!(err, "read {}", human(done)),
+            }
+        }
         Progress::Done { id } => writeln!(err, "done: {id}"),
     };
 }
