@@ -5,12 +5,18 @@
 //! - [`field`] and [`validation`]: upstream-shaped field errors and generic checks;
 //! - [`table`]: the `kubectl get` columns and cells (server-side `Table` printing);
 //! - [`schema`] and [`patch`]: the OpenAPI metadata cursor and the PATCH content types;
+//! - [`fieldpath`] and [`apply`]: field ownership sets (`managedFields`) and server-side apply;
 //! - [`openapi`]: the OpenAPI v3 documents kubectl validates and explains against;
-//! - [`selector`]: label and field selectors.
+//! - [`selector`]: label and field selectors;
+//! - [`crd`]: CustomResourceDefinitions: their validation and status, and the schema-driven
+//!   strategy, tables, OpenAPI and scale of custom resources.
 //!
 //! See `docs/data-path.md` for where each piece runs in a request.
 
+pub mod apply;
+pub mod crd;
 pub mod field;
+pub mod fieldpath;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;

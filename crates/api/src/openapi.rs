@@ -67,6 +67,72 @@ pub fn document(resources: &[Resource], group_version_path: &str) -> Option<Vec<
     serde_json::to_vec(&doc).ok()
 }
 
+/// The document of a custom resource group-version: `served` lists each CRD (as JSON) with the
+/// version and resource info it serves there. The built-in meta schemas (ObjectMeta, Status,
+/// DeleteOptions, …) the paths refer to are included, as upstream's CRD documents do.
+pub fn custom_resource_document(served: &[(&Value, &str, &ResourceInfo)]) -> Option<Vec<u8>> {
+    let (_, _, first) = served.first()?;
+    let (group, version) = (first.group, first.version);
+    let base = catalog();
+    let mut cat = Catalog { defs: Map::new(), by_gvk: base.by_gvk.clone() };
+    let mut own = Map::new();
+    for (crd, v, info) in served {
+        let components = crate::crd::openapi_components(crd, v);
+        let kind = crate::crd::schema_name(info.group, v, info.kind);
+        let list = crate::crd::schema_name(info.group, v, info.list_kind);
+        cat.by_gvk.insert((info.group, info.version, info.kind), kind);
+        cat.by_gvk.insert((info.group, info.version, info.list_kind), list);
+        own.extend(components);
+    }
+    let infos: Vec<&ResourceInfo> = served.iter().map(|(_, _, i)| *i).collect();
+    let mut paths = paths::paths(&cat, group, version, &infos);
+    // Custom resources take no strategic merge patch; kubectl reads the PATCH operation's
+    // content types to decide between a strategic and a JSON merge patch for `apply`.
+    for item in paths.values_mut() {
+        if let Some(content) = item.pointer_mut("/patch/requestBody/content").and_then(Value::as_object_mut) {
+            content.remove("application/strategic-merge-patch+json");
+        }
+    }
+    // Resolve references against the custom schemas first, then the built-in catalog.
+    cat.defs = own;
+    let mut schemas = Map::new();
+    let mut seen = BTreeSet::new();
+    let mut queue = Vec::new();
+    for item in paths.values() {
+        collect_refs(item, &mut queue);
+    }
+    for schema in cat.defs.values() {
+        collect_refs(schema, &mut queue);
+    }
+    for (name, schema) in &cat.defs {
+        schemas.insert(name.clone(), schema.clone());
+    }
+    while let Some(name) = queue.pop() {
+        if !seen.insert(name.clone()) || schemas.contains_key(&name) {
+            continue;
+        }
+        if let Some(schema) = base.defs.get(&name) {
+            collect_refs(schema, &mut queue);
+            schemas.insert(name, schema.clone());
+        }
+    }
+    schemas.sort_keys();
+    let doc = json!({
+        "openapi": "3.0.0",
+        "info": { "title": "Kubernetes CRD Swagger", "version": "v0.1.0" },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "BearerToken": {
+                    "type": "apiKey", "description": "Bearer Token authentication", "name": "authorization", "in": "header",
+                },
+            },
+        },
+    });
+    serde_json::to_vec(&doc).ok()
+}
+
 /// All component schemas (for the patch/apply code), built once, keyed by upstream name
 /// (`io.k8s.api.core.v1.PodSpec`).
 pub fn definitions() -> &'static Map<String, Value> {

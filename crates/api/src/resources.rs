@@ -236,6 +236,36 @@ where
     Resource { info, strategy: Arc::new(Typed::<K>::new()) }
 }
 
+/// `customresourcedefinitions`: its strategy (CRD validation, naming, status) is written
+/// against JSON directly rather than through `KindStrategy`.
+fn customresourcedefinitions() -> Resource {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition as Crd;
+    use k8s_openapi::{ListableResource, Resource as _};
+    let info = ResourceInfo {
+        group: Crd::GROUP,
+        version: Crd::VERSION,
+        kind: Crd::KIND,
+        list_kind: Crd::LIST_KIND,
+        plural: Crd::URL_PATH_SEGMENT,
+        singular: "customresourcedefinition",
+        namespaced: false,
+        short_names: &["crd", "crds"],
+        categories: &["api-extensions"],
+        verbs: ALL_VERBS,
+        subresources: vec![SubresourceInfo {
+            name: "status",
+            group: Crd::GROUP,
+            version: Crd::VERSION,
+            kind: Crd::KIND,
+            verbs: STATUS_VERBS,
+        }],
+        tracks_generation: true,
+        storage: format!("{}/{}", Crd::GROUP, Crd::URL_PATH_SEGMENT),
+        ephemeral: false,
+    };
+    Resource { info, strategy: Arc::new(crate::crd::CustomResourceDefinitionStrategy) }
+}
+
 /// Every built-in resource Skiff serves, in discovery order (groups in upstream's order).
 pub fn builtin() -> Vec<Resource> {
     use k8s_openapi::api::{
@@ -280,6 +310,8 @@ pub fn builtin() -> Vec<Resource> {
         typed::<admreg::ValidatingAdmissionPolicy>(opts("validatingadmissionpolicy").status().generation()),
         typed::<admreg::ValidatingAdmissionPolicyBinding>(opts("validatingadmissionpolicybinding").generation()),
         typed::<admreg::ValidatingWebhookConfiguration>(opts("validatingwebhookconfiguration").generation()),
+        // apiextensions.k8s.io/v1
+        customresourcedefinitions(),
         // apps/v1
         typed::<apps::ControllerRevision>(opts("controllerrevision")),
         typed::<apps::DaemonSet>(opts("daemonset").short(&["ds"]).all().status().generation()),

@@ -146,6 +146,30 @@ pub trait ObjectStrategy: Send + Sync {
 
     /// The `metadata.name` rule.
     fn name_rule(&self) -> NameRule;
+
+    /// Columns and cells for `kubectl get` when they come from the resource itself (custom
+    /// resources' printer columns); `None` means the built-in printers, by group and kind.
+    fn table_printer(&self) -> Option<&dyn crate::table::TablePrinter> {
+        None
+    }
+
+    /// Where the `scale` subresource reads and writes replicas, for resources that say so
+    /// themselves (custom resources); `None` means the built-in `.spec.replicas` rules.
+    fn scale_paths(&self) -> Option<&crate::crd::ScalePaths> {
+        None
+    }
+
+    /// Whether `application/strategic-merge-patch+json` applies. Custom resources have no patch
+    /// strategy metadata, so upstream refuses it for them with 415.
+    fn supports_strategic_merge_patch(&self) -> bool {
+        true
+    }
+
+    /// A standalone OpenAPI schema of the kind (custom resources), for server-side apply;
+    /// `None` means the built-in definitions.
+    fn openapi_schema(&self) -> Option<&Value> {
+        None
+    }
 }
 
 /// Adapts a typed [`KindStrategy`] to [`ObjectStrategy`].

@@ -34,6 +34,14 @@ use serde_json::Value;
 pub use duration::{human_duration, human_signed_duration, short_human_duration, translate_timestamp_since};
 pub use quantity::canonical_quantity;
 
+/// A resource-specific table printer (custom resources' `additionalPrinterColumns`).
+pub trait TablePrinter: Send + Sync {
+    /// The `columnDefinitions` of the Table.
+    fn column_definitions(&self) -> Vec<serde_json::Value>;
+    /// The cells of one row, in column order.
+    fn cells(&self, obj: &serde_json::Value, now: jiff::Timestamp) -> Vec<serde_json::Value>;
+}
+
 /// One `TableColumnDefinition`, as kube-apiserver declares it for a kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Column {

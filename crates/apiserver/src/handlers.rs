@@ -257,7 +257,7 @@ async fn resource(
         }
         ("get", Some("scale")) => {
             let obj = registry::get(&ctx, name, query.get("resourceVersion")).await?;
-            Ok(body::json(StatusCode::OK, &scale_view(&parse(&obj)?)))
+            Ok(body::json(StatusCode::OK, &scale_get(&ctx.res, &parse(&obj)?)?))
         }
         ("list", None) => list(&ctx, accept, query).await,
         ("watch", None) => {
@@ -317,7 +317,7 @@ async fn resource(
         ("patch", sub) => {
             let bytes = body::read_body(body, headers).await?;
             let opts = write_options(query)?;
-            let kind = patch_kind(headers, info)?;
+            let kind = patch_kind(headers, &ctx.res)?;
             let patch: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             if sub == Some("scale") {
@@ -443,7 +443,7 @@ fn single_response(
             let opts =
                 TableOptions { include: IncludeObject::parse(query.get("includeObject"))?, v1beta1, no_headers: false };
             let rv = parse(&obj)?.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
-            let t = crate::table::render(ctx.info(), &[obj], json!({"resourceVersion": rv}), &opts)?;
+            let t = crate::table::render(&ctx.res, &[obj], json!({"resourceVersion": rv}), &opts)?;
             body::json(status, &t)
         }
         Accept::Metadata => body::json(status, &crate::table::partial_metadata(&obj)),
@@ -501,7 +501,7 @@ async fn list(ctx: &Ctx<'_>, accept: Accept, query: &Query) -> ApiResult<Respons
             if let Some(r) = page.remaining {
                 meta["remainingItemCount"] = json!(r);
             }
-            let t = crate::table::render(info, &page.items, meta, &topts)?;
+            let t = crate::table::render(&ctx.res, &page.items, meta, &topts)?;
             Ok(body::json(StatusCode::OK, &t))
         }
         Accept::Metadata => {
@@ -530,15 +530,21 @@ enum PatchKind {
     Strategic,
 }
 
-fn patch_kind(headers: &HeaderMap, info: &skiff_api::ResourceInfo) -> ApiResult<PatchKind> {
+fn patch_kind(headers: &HeaderMap, res: &skiff_api::Resource) -> ApiResult<PatchKind> {
     match body::media_type(headers).as_str() {
         "application/json-patch+json" => Ok(PatchKind::Json),
         "application/merge-patch+json" => Ok(PatchKind::Merge),
-        // Custom resources (a later issue) take no strategic merge patch, as upstream.
-        "application/strategic-merge-patch+json" => {
-            let _ = info;
+        "application/strategic-merge-patch+json" if res.strategy.supports_strategic_merge_patch() => {
             Ok(PatchKind::Strategic)
         }
+        // Custom resources have no patch strategies: upstream refuses with this 415, and
+        // kubectl falls back to a merge patch (kubectl edit, apply).
+        "application/strategic-merge-patch+json" => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+        )),
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
@@ -705,7 +711,27 @@ fn selector_string(obj: &Value) -> String {
     parts.join(",")
 }
 
-/// The `autoscaling/v1 Scale` view of a scalable object.
+/// The `autoscaling/v1 Scale` of an object: custom resources read it at their CRD's paths.
+fn scale_get(res: &skiff_api::Resource, obj: &Value) -> ApiResult<Value> {
+    match res.strategy.scale_paths() {
+        Some(paths) => skiff_api::crd::scale_of(obj, paths).map_err(|e| ApiError::internal(e.to_string())),
+        None => Ok(scale_view(obj)),
+    }
+}
+
+/// Set the desired replicas of an object through its scale subresource.
+fn scale_set(res: &skiff_api::Resource, obj: &mut Value, replicas: i64) -> ApiResult<()> {
+    match res.strategy.scale_paths() {
+        Some(paths) => skiff_api::crd::set_replicas_at(obj, &paths.spec_replicas, replicas)
+            .map_err(|e| ApiError::bad_request(e.to_string())),
+        None => {
+            obj["spec"]["replicas"] = json!(replicas);
+            Ok(())
+        }
+    }
+}
+
+/// The `autoscaling/v1 Scale` view of a built-in scalable object.
 fn scale_view(obj: &Value) -> Value {
     let m = obj.get("metadata").cloned().unwrap_or(json!({}));
     let mut meta = json!({});
@@ -748,8 +774,9 @@ fn replicas_from_scale(name: &str, scale: &Value) -> ApiResult<i64> {
 async fn update_scale(ctx: &Ctx<'_>, name: &str, scale: Value, opts: &WriteOptions) -> ApiResult<Response<Body>> {
     let replicas = replicas_from_scale(name, &scale)?;
     let rv = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
+    let res = ctx.res.clone();
     let r = registry::guaranteed_update(ctx, name, UpdateTarget::Main, opts, &move |mut cur| {
-        cur["spec"]["replicas"] = json!(replicas);
+        scale_set(&res, &mut cur, replicas)?;
         match &rv {
             Some(v) if !v.is_empty() => cur["metadata"]["resourceVersion"] = json!(v),
             _ => {
@@ -761,7 +788,7 @@ async fn update_scale(ctx: &Ctx<'_>, name: &str, scale: Value, opts: &WriteOptio
         Ok(cur)
     })
     .await?;
-    Ok(body::json(StatusCode::OK, &scale_view(&parse(&r.object)?)))
+    Ok(body::json(StatusCode::OK, &scale_get(&ctx.res, &parse(&r.object)?)?))
 }
 
 async fn patch_scale(
@@ -773,8 +800,9 @@ async fn patch_scale(
 ) -> ApiResult<Response<Body>> {
     let info = ctx.info().clone();
     let name_s = name.to_string();
+    let res = ctx.res.clone();
     let r = registry::guaranteed_update(ctx, name, UpdateTarget::Main, opts, &|mut cur| {
-        let scale = scale_view(&cur);
+        let scale = scale_get(&res, &cur)?;
         let patched = apply_patch(kind, &scale, &patch, ("autoscaling", "v1", "Scale"))?;
         let replicas = match patched.pointer("/spec/replicas").and_then(Value::as_i64) {
             Some(n) if n >= 0 => n,
@@ -797,7 +825,7 @@ async fn patch_scale(
                 )));
             }
         };
-        cur["spec"]["replicas"] = json!(replicas);
+        scale_set(&res, &mut cur, replicas)?;
         let want_rv = patched.pointer("/metadata/resourceVersion").cloned();
         if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
             match want_rv {
@@ -812,5 +840,5 @@ async fn patch_scale(
         Ok(cur)
     })
     .await?;
-    Ok(body::json(StatusCode::OK, &scale_view(&parse(&r.object)?)))
+    Ok(body::json(StatusCode::OK, &scale_get(&ctx.res, &parse(&r.object)?)?))
 }

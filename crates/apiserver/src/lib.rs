@@ -10,6 +10,7 @@ pub mod auth;
 mod body;
 mod bootstrap;
 mod conversion;
+mod crds;
 mod discovery;
 mod handlers;
 mod maintenance;
@@ -136,6 +137,12 @@ pub(crate) fn storage_name(info: &ResourceInfo) -> String {
 pub struct ApiServer {
     pub(crate) config: Config,
     resources: std::sync::RwLock<Arc<Resources>>,
+    /// The built-in resources (the snapshot is these plus the served custom resources).
+    builtin: Vec<Arc<Resource>>,
+    /// Custom resource definitions being served.
+    pub(crate) crds: std::sync::Mutex<crds::CrdState>,
+    /// Bumped whenever the resource set changes (OpenAPI documents depend on it).
+    pub(crate) resources_generation: std::sync::atomic::AtomicU64,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) cache: Arc<WatchCache>,
     pub(crate) authn: Authenticator,
@@ -158,7 +165,8 @@ impl ApiServer {
         authz: Box<dyn Authorizer>,
         shutdown: CancellationToken,
     ) -> Result<Arc<ApiServer>, ApiError> {
-        let resources = Resources::new(skiff_api::resources::builtin().into_iter().map(Arc::new).collect());
+        let builtin: Vec<Arc<Resource>> = skiff_api::resources::builtin().into_iter().map(Arc::new).collect();
+        let resources = Resources::new(builtin.clone());
         let mut field_fns: HashMap<String, watch_cache::FieldFn> = HashMap::new();
         for (storage, r) in resources.storages() {
             let (group, kind) = (r.info.group, r.info.kind);
@@ -172,6 +180,9 @@ impl ApiServer {
         let server = Arc::new(ApiServer {
             config,
             resources: std::sync::RwLock::new(Arc::new(resources)),
+            builtin,
+            crds: std::sync::Mutex::default(),
+            resources_generation: std::sync::atomic::AtomicU64::new(0),
             store,
             cache,
             authn,
@@ -186,6 +197,7 @@ impl ApiServer {
         namespace_lifecycle::spawn(server.clone());
         allocator::spawn_repair(server.clone());
         maintenance::spawn(server.clone());
+        crds::spawn(server.clone());
         server.ready.store(true, std::sync::atomic::Ordering::Release);
         Ok(server)
     }
@@ -202,6 +214,22 @@ impl ApiServer {
     /// The current set of resources.
     pub(crate) fn resources(&self) -> Arc<Resources> {
         self.resources.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Publish a new resource snapshot: the built-ins plus every served custom resource.
+    pub(crate) fn rebuild_resources(&self) {
+        let mut all = self.builtin.clone();
+        {
+            let state = self.crds.lock().unwrap_or_else(|e| e.into_inner());
+            let mut names: Vec<&String> = state.served.keys().collect();
+            names.sort();
+            for n in names {
+                all.extend(state.served[n].resources.iter().cloned());
+            }
+        }
+        *self.resources.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Resources::new(all));
+        self.resources_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.openapi.invalidate();
     }
 
     /// The metrics registry (for tests and embedding).

@@ -740,6 +740,13 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str, opts: &DeleteOptions) -> A
             Some("Orphan") if !already_deleting => add_finalizer("orphan", &mut finalizers),
             _ => {}
         }
+        // A CRD goes only after its custom objects: the CRD loop deletes them, then drops this.
+        if ctx.info().group == "apiextensions.k8s.io"
+            && ctx.info().plural == "customresourcedefinitions"
+            && !already_deleting
+        {
+            add_finalizer(crate::crds::CLEANUP_FINALIZER, &mut finalizers);
+        }
         let grace = graceful_period(ctx.info(), &obj, opts.grace_period_seconds);
         // A namespace waits for its `kubernetes` finalizer: the namespace lifecycle loop empties it.
         let namespace_pending = ctx.info().plural == "namespaces"

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use skiff_api::ResourceInfo;
+use skiff_api::Resource;
 
 use crate::status::{ApiError, ApiResult};
 
@@ -38,12 +38,19 @@ pub(crate) struct TableOptions {
     pub no_headers: bool,
 }
 
-fn column_definitions(info: &ResourceInfo) -> Vec<Value> {
-    skiff_api::table::columns(info.group, info.kind).iter().map(|c| c.definition()).collect()
+fn column_definitions(res: &Resource) -> Vec<Value> {
+    match res.strategy.table_printer() {
+        Some(p) => p.column_definitions(),
+        None => skiff_api::table::columns(res.info.group, res.info.kind).iter().map(|c| c.definition()).collect(),
+    }
 }
 
-fn row(info: &ResourceInfo, obj: &Value, opts: &TableOptions, now: jiff::Timestamp) -> Value {
-    let cells = skiff_api::table::cells(info.group, info.kind, obj, now);
+fn row(res: &Resource, obj: &Value, opts: &TableOptions, now: jiff::Timestamp) -> Value {
+    let info = &res.info;
+    let cells = match res.strategy.table_printer() {
+        Some(p) => p.cells(obj, now),
+        None => skiff_api::table::cells(info.group, info.kind, obj, now),
+    };
     let object = match opts.include {
         IncludeObject::None => Value::Null,
         IncludeObject::Object => obj.clone(),
@@ -65,23 +72,18 @@ fn row(info: &ResourceInfo, obj: &Value, opts: &TableOptions, now: jiff::Timesta
 }
 
 /// A table of `objects` (already in the request's version).
-pub(crate) fn render(
-    info: &ResourceInfo,
-    objects: &[Bytes],
-    list_meta: Value,
-    opts: &TableOptions,
-) -> ApiResult<Value> {
+pub(crate) fn render(res: &Resource, objects: &[Bytes], list_meta: Value, opts: &TableOptions) -> ApiResult<Value> {
     let now = jiff::Timestamp::now();
     let mut rows = Vec::with_capacity(objects.len());
     for b in objects {
         let v: Value = serde_json::from_slice(b).map_err(|e| ApiError::internal(format!("cached object: {e}")))?;
-        rows.push(row(info, &v, opts, now));
+        rows.push(row(res, &v, opts, now));
     }
     Ok(json!({
         "kind": "Table",
         "apiVersion": if opts.v1beta1 { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
         "metadata": list_meta,
-        "columnDefinitions": if opts.no_headers { Value::Null } else { Value::Array(column_definitions(info)) },
+        "columnDefinitions": if opts.no_headers { Value::Null } else { Value::Array(column_definitions(res)) },
         "rows": rows,
     }))
 }

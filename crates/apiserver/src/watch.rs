@@ -137,11 +137,21 @@ pub(crate) async fn watch(ctx: &Ctx<'_>, params: WatchParams) -> ApiResult<Respo
     match server.cache.subscribe(&storage, &prefix, from) {
         Ok(sub) => {
             let info = ctx.info().clone();
+            let res = ctx.res.clone();
             let timeout = params.timeout.unwrap_or_else(default_timeout);
             let gauge = server.metrics.watch_gauge(info.group, info.plural);
             gauge.inc();
             tokio::spawn(async move {
-                let w = Watcher { server: server.clone(), info, params, prefix, tx, last_sent: 0, sent_headers: false };
+                let w = Watcher {
+                    server: server.clone(),
+                    res,
+                    info,
+                    params,
+                    prefix,
+                    tx,
+                    last_sent: 0,
+                    sent_headers: false,
+                };
                 w.run(sub, from, initial_events_end, timeout).await;
                 gauge.dec();
             });
@@ -184,6 +194,7 @@ fn default_timeout() -> Duration {
 
 struct Watcher {
     server: Arc<ApiServer>,
+    res: Arc<skiff_api::Resource>,
     info: ResourceInfo,
     params: WatchParams,
     prefix: String,
@@ -352,7 +363,7 @@ impl Watcher {
             .ok()
             .and_then(|v| v.pointer("/metadata/resourceVersion").cloned())
             .unwrap_or(Value::Null);
-        match crate::table::render(&self.info, std::slice::from_ref(&obj), json!({"resourceVersion": rv}), &topts) {
+        match crate::table::render(&self.res, std::slice::from_ref(&obj), json!({"resourceVersion": rv}), &topts) {
             Ok(t) => encode_event_line(kind.as_str(), &serde_json::to_vec(&t).unwrap_or_default()),
             Err(_) => encode_event_line(kind.as_str(), &obj),
         }

@@ -110,6 +110,7 @@ pub(super) fn build(served: &BTreeSet<(&'static str, &'static str)>) -> Catalog 
     b.kind::<admreg::ValidatingAdmissionPolicy>();
     b.kind::<admreg::ValidatingAdmissionPolicyBinding>();
     b.kind::<admreg::ValidatingWebhookConfiguration>();
+    b.kind::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>();
     b.kind::<apps::ControllerRevision>();
     b.kind::<apps::DaemonSet>();
     b.kind::<apps::Deployment>();

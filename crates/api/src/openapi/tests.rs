@@ -131,7 +131,9 @@ fn every_ref_resolves_in_every_document() {
     fn check(v: &Value, schemas: &Map<String, Value>, at: &str) {
         match v {
             Value::Object(o) => {
-                if let Some(r) = o.get("$ref") {
+                // A schema *property* may be named `$ref` (JSONSchemaProps has one): only a
+                // string `$ref` is a reference.
+                if let Some(r) = o.get("$ref").filter(|r| r.is_string() || !r.is_object()) {
                     let name = r
                         .as_str()
                         .and_then(|r| r.strip_prefix(REF_PREFIX))
