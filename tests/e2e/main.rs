@@ -5,11 +5,13 @@
 //! - `component`: the API server in process over the in-memory store;
 //! - `kubectl`: the built `skiff` binary driven by real kubectl 1.32;
 //! - `crd`: custom resource definitions with kubectl;
-//! - `kube_client`: the built binary driven by kube-rs (typed API, watcher, reflector).
+//! - `kube_client`: the built binary driven by kube-rs (typed API, watcher, reflector);
+//! - `image`: `skiff image` with real archives, registries, skopeo and overlayfs.
 
 mod apply;
 mod cli;
 mod component;
 mod crd;
+mod image;
 mod kube_client;
 mod kubectl;

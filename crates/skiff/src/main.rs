@@ -2,6 +2,7 @@
 //! module; `main` only parses the command line and runs one.
 
 mod datadir;
+mod image;
 mod kubeconfig;
 mod reset;
 mod server;
@@ -21,6 +22,8 @@ enum Command {
     Server(Box<server::ServerArgs>),
     /// Remove everything skiff created on this host for a data dir.
     Reset(reset::ResetArgs),
+    /// Manage the node's images: import, pull, ls, inspect, rm, prune, export, tag.
+    Image(image::ImageArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +31,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Server(args) => server::run(*args),
         Command::Reset(args) => reset::run(args),
+        Command::Image(args) => image::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
