@@ -3,7 +3,13 @@
 //! - [`cri`]: the CRI-shaped [`Runtime`] trait the kubelet talks to (see
 //!   `docs/architecture.md`); every implementation (the built-in Linux runtime, the recording
 //!   fake, a future CRI gRPC client) sits behind it.
+//! - [`linux`]: the built-in runtime ([`LinuxRuntime`]) and its per-container supervisor.
 
 pub mod cri;
+pub mod linux;
 
-pub use cri::{Runtime, RuntimeError};
+#[cfg(test)]
+mod conformance;
+
+pub use cri::{ImageConfig, ImageService, ImageSource, Runtime, RuntimeError};
+pub use linux::{LinuxRuntime, LinuxRuntimeConfig};
