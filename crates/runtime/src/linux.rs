@@ -21,6 +21,7 @@
 mod caps;
 mod cgroups;
 mod cni;
+mod console;
 pub(crate) mod cri_log;
 mod exec;
 mod ipam;

@@ -77,6 +77,16 @@ fn helper(dir: &Path, request: &OsString) -> Result<i32, String> {
     for (f, flag, name) in namespaces {
         nix::sched::setns(f, flag).map_err(|e| format!("joining the {name} namespace: {e}"))?;
     }
+    if req.tty {
+        // Our stdin is the runtime's console socket: the terminal is opened in the container's
+        // devpts and its master sent back; the slave becomes our stdio.
+        let (master, slave) = super::console::open_pty(spec.process.uid).map_err(|e| format!("terminal: {e}"))?;
+        super::console::send_fd(&std::io::stdin(), &master).map_err(|e| format!("sending the terminal: {e}"))?;
+        drop(master);
+        for r in [nix::unistd::dup2_stdin(&slave), nix::unistd::dup2_stdout(&slave), nix::unistd::dup2_stderr(&slave)] {
+            r.map_err(|e| format!("terminal: {e}"))?;
+        }
+    }
     let mut proc_spec = spec.process.clone();
     proc_spec.args = req.args;
     proc_spec.tty = req.tty;

@@ -715,14 +715,22 @@ impl LinuxRuntime {
         let mut tasks = Vec::new();
         let mut child;
         if tty {
-            let pty = nix::pty::openpty(None, None).map_err(|e| internal("openpty", e))?;
-            let slave = |fd: &std::os::fd::OwnedFd| -> Result<std::process::Stdio> {
-                Ok(std::process::Stdio::from(fd.try_clone().map_err(|e| internal("pty", e))?))
-            };
-            c.stdin(slave(&pty.slave)?).stdout(slave(&pty.slave)?).stderr(slave(&pty.slave)?);
+            // The helper opens the terminal inside the container and sends its master back
+            // over this socket (its stdin).
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| internal("console socket", e))?;
+            c.stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
             child = c.spawn().map_err(|e| internal("starting exec", e))?;
-            drop(pty.slave);
-            let master = pty.master;
+            let _ = ours.set_read_timeout(Some(Duration::from_secs(30)));
+            let master = match tokio::task::spawn_blocking(move || super::console::recv_fd(&ours)).await {
+                Ok(Ok(m)) => m,
+                Ok(Err(e)) => {
+                    let _ = child.kill().await;
+                    return Err(internal("exec: receiving the terminal", e));
+                }
+                Err(e) => return Err(internal("exec", e)),
+            };
             let reader = tokio::fs::File::from_std(fs::File::from(master.try_clone().map_err(|e| internal("pty", e))?));
             let writer = tokio::fs::File::from_std(fs::File::from(master.try_clone().map_err(|e| internal("pty", e))?));
             if let Some(mut out) = stdout {

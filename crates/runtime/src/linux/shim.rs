@@ -287,20 +287,18 @@ impl Supervisor {
         mask.thread_block()?;
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
 
-        // The container's stdio: a pty, or pipes.
-        let (child_in, child_out, child_err, outputs, stdin, pty);
+        // The container's stdio: pipes, or a pty the init opens inside the container and
+        // sends back over `console` (see [`super::console`]).
+        let (child_in, child_out, child_err, mut outputs, mut stdin);
+        let mut console = None;
         if spec.process.tty {
-            let pair = nix::pty::openpty(None, None)?;
-            let master = pair.master;
-            set_nonblocking(&master);
-            let slave = pair.slave;
-            child_in = slave.try_clone()?;
-            child_out = slave.try_clone()?;
-            child_err = slave;
-            let dup = master.try_clone()?;
-            stdin = if spec.process.stdin { Some(master.try_clone()?) } else { None };
-            pty = Some(dup);
-            outputs = vec![Output { fd: master, stream: LogStream::Stdout }];
+            let null = OwnedFd::from(File::options().read(true).write(true).open("/dev/null")?);
+            child_in = null.try_clone()?;
+            child_out = null.try_clone()?;
+            child_err = null;
+            console = Some(UnixStream::pair()?);
+            stdin = None;
+            outputs = vec![];
         } else {
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
@@ -317,10 +315,10 @@ impl Supervisor {
             }
             child_out = out_w;
             child_err = err_w;
-            pty = None;
             outputs =
                 vec![Output { fd: out_r, stream: LogStream::Stdout }, Output { fd: err_r, stream: LogStream::Stderr }];
         }
+        let mut pty = None;
         let (go_r, go_w) = pipe()?;
         let (rep_r, rep_w) = pipe()?;
         let log = LogWriter::open(spec.log.path.as_deref(), spec.log.max_size, spec.log.max_files)?;
@@ -335,8 +333,12 @@ impl Supervisor {
         // SAFETY: single-threaded process (see `run`).
         let pid = match unsafe { nix::unistd::fork() }? {
             ForkResult::Child => {
-                drop((go_w, rep_r, outputs, stdin, pty, sigfd));
-                init(&spec, child_in, child_out, child_err, go_r, rep_w)
+                let console = console.map(|(parent, child)| {
+                    drop(parent);
+                    child
+                });
+                drop((go_w, rep_r, outputs, stdin, sigfd));
+                init(&spec, child_in, child_out, child_err, go_r, rep_w, console)
             }
             ForkResult::Parent { child } => child,
         };
@@ -369,6 +371,16 @@ impl Supervisor {
             Ok(_) => return Err(fail("container init exited during setup".into())),
             Err(e) => return Err(fail(format!("reading the init's report: {e}"))),
         }
+        if let Some((parent, _)) = &console {
+            let master = super::console::recv_fd(parent).map_err(|e| fail(format!("receiving the terminal: {e}")))?;
+            set_nonblocking(&master);
+            if spec.process.stdin {
+                stdin = Some(master.try_clone()?);
+            }
+            pty = Some(master.try_clone()?);
+            outputs.push(Output { fd: master, stream: LogStream::Stdout });
+        }
+        drop(console);
 
         let sock = dir.join(SOCKET_FILE);
         let _ = fs::remove_file(&sock);
@@ -818,7 +830,15 @@ fn send_blocking(stream: &mut UnixStream, data: &[u8]) -> io::Result<()> {
 
 /// The container init, in the new process: wait for the cgroup join, join the sandbox's
 /// namespaces, set up the rootfs, report ready, wait for start, exec. Never returns.
-fn init(spec: &ContainerSpec, stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd, go: OwnedFd, report: OwnedFd) -> ! {
+fn init(
+    spec: &ContainerSpec,
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    go: OwnedFd,
+    report: OwnedFd,
+    console: Option<UnixStream>,
+) -> ! {
     // Signal state is inherited across exec: give the container a clean one.
     let _ = SigSet::empty().thread_set_mask();
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
@@ -854,6 +874,14 @@ fn init(spec: &ContainerSpec, stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd, 
         }
         sys.unshare(CloneFlags::CLONE_NEWNS)?;
         rootfs::setup(&sys, spec)?;
+        if let Some(sock) = console {
+            let (master, slave) = super::console::open_pty(spec.process.uid)?;
+            super::console::send_fd(&sock, &master)?;
+            drop(master);
+            nix::unistd::dup2_stdin(&slave)?;
+            nix::unistd::dup2_stdout(&slave)?;
+            nix::unistd::dup2_stderr(&slave)?;
+        }
         report.write_all(b"R")?;
         wait("start")?;
         let (e, _) = process::exec(&spec.process);
