@@ -453,3 +453,94 @@ async fn mounts_env_workdir_and_args() {
     assert_eq!(st.exit_code, 0, "{log}");
     assert_eq!(log, "/work/dir\nbar\nfrom-host\ntouch\ntmpfs\n");
 }
+
+/// Set in the child process of [`containers_survive_kill_9_and_are_readopted`].
+const OWNER_ENV: &str = "SKIFF_CONFORMANCE_OWNER";
+
+/// Not a test on its own: the body of the child process that owns a runtime in
+/// [`containers_survive_kill_9_and_are_readopted`] (does nothing unless `OWNER_ENV` is set).
+#[test]
+fn readoption_owner_process() {
+    let Ok(spec) = std::env::var(OWNER_ENV) else { return };
+    let (dir, cidr) = spec.split_once('|').unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let images = std::sync::Arc::new(crate::linux::StaticImages::new());
+    images.insert(
+        super::env::BUSYBOX,
+        vec![std::path::Path::new(dir).join("images/busybox")],
+        ImageConfig { env: vec!["PATH=/bin".into()], ..Default::default() },
+    );
+    let mut config = crate::linux::LinuxRuntimeConfig::new(dir);
+    config.shim = crate::linux::test_shim::command();
+    config.pod_cidr = cidr.into();
+    let runtime = crate::linux::LinuxRuntime::new(config, images.clone(), Some(images)).unwrap();
+    rt.block_on(async {
+        let pod = PodSandboxConfig {
+            name: "owned".into(),
+            uid: "u1".into(),
+            hostname: "owned".into(),
+            log_directory: std::path::Path::new(dir).join("logs/owned"),
+            ..Default::default()
+        };
+        let sb = runtime.run_pod_sandbox(&pod).await.unwrap();
+        let c = ContainerConfig {
+            name: "sleeper".into(),
+            image: super::env::BUSYBOX.into(),
+            command: vec!["sh".into(), "-c".into(), "echo started; exec sleep 1000".into()],
+            log_path: "sleeper/0.log".into(),
+            ..Default::default()
+        };
+        let id = runtime.create_container(&sb, &c, &pod).await.unwrap();
+        runtime.start_container(&id).await.unwrap();
+        println!("ids {sb} {id}");
+    });
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_survive_kill_9_and_are_readopted() {
+    use tokio::io::AsyncBufReadExt;
+    let env = Env::new();
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "conformance::cases::readoption_owner_process", "--nocapture", "--test-threads=1"])
+        .env(OWNER_ENV, format!("{}|{}", env.dir.display(), env.config.pod_cidr))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ids = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            // libtest prints "test … ... " before our output on the same line.
+            if let Some((_, ids)) = l.split_once("ids ") {
+                return ids.trim().to_string();
+            }
+        }
+        panic!("the owner process ended without creating its container");
+    })
+    .await
+    .unwrap();
+    let (sb, c) = ids.split_once(' ').unwrap();
+    // kill -9 the process that owns the runtime.
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+
+    // A new runtime on the same state dir finds the container still running…
+    let rt = crate::linux::LinuxRuntime::new(env.config.clone(), env.images.clone(), Some(env.images.clone())).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = rt.container_status(c).await.unwrap();
+    assert_eq!(s.state, ContainerState::Running, "{s:?}");
+    assert_eq!(rt.list_containers(&ContainerFilter::default()).await.unwrap().len(), 1, "no duplicates");
+    assert_eq!(rt.pod_sandbox_status(sb).await.unwrap().state, SandboxState::Ready);
+    // …and fully manageable: exec, logs, stop with the exit recorded, remove.
+    let r = rt.exec_sync(c, &["cat".into(), "/proc/1/comm".into()], Duration::from_secs(10)).await.unwrap();
+    assert_eq!(r.stdout, b"sleep\n");
+    assert_eq!(env.logs(c).await, "started\n");
+    rt.stop_container(c, Duration::ZERO).await.unwrap();
+    let s = rt.container_status(c).await.unwrap();
+    assert_eq!((s.state, s.exit_code), (ContainerState::Exited, 137));
+    rt.remove_pod_sandbox(sb).await.unwrap();
+}

@@ -147,11 +147,15 @@ impl LinuxRuntime {
     /// holds from an earlier run. `images` provides container rootfs layers and configs;
     /// `image_service` answers the CRI image calls (pull, list, remove).
     pub fn new(
-        config: LinuxRuntimeConfig,
+        mut config: LinuxRuntimeConfig,
         images: Arc<dyn ImageSource>,
         image_service: Option<Arc<dyn ImageService>>,
     ) -> Result<Self> {
         let subnet = Subnet::parse(&config.pod_cidr).map_err(RuntimeError::InvalidArgument)?;
+        // Shims run from "/": every path they get must be absolute.
+        for p in [&mut config.data_dir, &mut config.state_dir] {
+            *p = std::path::absolute(&*p).map_err(|e| internal("data dir", e))?;
+        }
         if config.bridge.is_empty() || config.bridge.len() > 15 {
             return Err(RuntimeError::InvalidArgument(format!(
                 "bridge name {:?} must be 1 to 15 characters",
@@ -511,10 +515,15 @@ impl LinuxRuntime {
         let pid = if sb.host_pid { PidNamespace::Host } else { PidNamespace::New };
         let log_path = if config.log_path.as_os_str().is_empty() {
             None
-        } else if config.log_path.is_absolute() {
-            Some(config.log_path.clone())
         } else {
-            Some(sb.log_directory.join(&config.log_path))
+            let p = sb.log_directory.join(&config.log_path);
+            if !p.is_absolute() {
+                return Err(RuntimeError::InvalidArgument(format!(
+                    "log path {} is relative: the sandbox needs an absolute log directory",
+                    p.display()
+                )));
+            }
+            Some(p)
         };
         Ok(ContainerSpec {
             id: id.to_string(),

@@ -196,6 +196,8 @@ fn run(dir: &Path) -> i32 {
         Ok(ForkResult::Child) => {}
     }
     let _ = nix::unistd::setsid();
+    // Hold no directory of whoever started us busy.
+    let _ = nix::unistd::chdir("/");
     // Orphans of a host-PID container are reparented to us rather than to the host's init.
     // SAFETY: integer-only prctl.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
