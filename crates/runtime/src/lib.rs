@@ -3,13 +3,16 @@
 //! - [`cri`]: the CRI-shaped [`Runtime`] trait the kubelet talks to (see
 //!   `docs/architecture.md`); every implementation (the built-in Linux runtime, the recording
 //!   fake, a future CRI gRPC client) sits behind it.
+//! - [`fake`]: a recording in-memory [`Runtime`] with scriptable outcomes, for kubelet tests.
 //! - [`linux`]: the built-in runtime ([`LinuxRuntime`]) and its per-container supervisor.
 
 pub mod cri;
+pub mod fake;
 pub mod linux;
 
 #[cfg(test)]
 mod conformance;
 
+pub use fake::{FakeCall, FakeRuntime, Outcome};
 pub use cri::{ImageConfig, ImageService, ImageSource, Runtime, RuntimeError};
 pub use linux::{LinuxRuntime, LinuxRuntimeConfig};
