@@ -46,9 +46,14 @@ pub enum FakeCall {
 pub enum Outcome {
     RunForever,
     /// Exit with this code after this long (0 → `Completed`, else `Error`).
-    Exit { code: i32, after: Duration },
+    Exit {
+        code: i32,
+        after: Duration,
+    },
     /// Killed by the OOM killer after this long: `OOMKilled`, exit code 137.
-    OomKill { after: Duration },
+    OomKill {
+        after: Duration,
+    },
     /// `start_container` fails with this message: `StartError`, exit code 128.
     FailStart(String),
 }
@@ -176,9 +181,7 @@ impl State {
             }
             let Some(started) = c.started else { continue };
             let (code, reason, after) = match &c.outcome {
-                Outcome::Exit { code, after } => {
-                    (*code, if *code == 0 { "Completed" } else { "Error" }, *after)
-                }
+                Outcome::Exit { code, after } => (*code, if *code == 0 { "Completed" } else { "Error" }, *after),
                 Outcome::OomKill { after } => (137, "OOMKilled", *after),
                 _ => continue,
             };
@@ -186,17 +189,14 @@ impl State {
                 c.status.state = ContainerState::Exited;
                 c.status.exit_code = code;
                 c.status.reason = reason.to_string();
-                c.status.finished_at =
-                    base - (now.duration_since(started) - after).as_nanos() as i64;
+                c.status.finished_at = base - (now.duration_since(started) - after).as_nanos() as i64;
             }
         }
     }
 
     fn container(&mut self, id: &str) -> Result<&mut FakeContainer> {
         self.advance();
-        self.containers
-            .get_mut(id)
-            .ok_or_else(|| RuntimeError::NotFound { kind: "container", id: id.to_string() })
+        self.containers.get_mut(id).ok_or_else(|| RuntimeError::NotFound { kind: "container", id: id.to_string() })
     }
 
     fn stop(&mut self, id: &str) {
@@ -407,10 +407,7 @@ impl Runtime for FakeRuntime {
             return Err(RuntimeError::InvalidArgument(format!("container {id} is not running")));
         }
         let name = c.status.name.clone();
-        Ok(s.exec_results
-            .get(&name)
-            .cloned()
-            .unwrap_or(ExecResult { stdout: vec![], stderr: vec![], exit_code: 0 }))
+        Ok(s.exec_results.get(&name).cloned().unwrap_or(ExecResult { stdout: vec![], stderr: vec![], exit_code: 0 }))
     }
 
     async fn exec(&self, id: &str, cmd: &[String], _io: StreamIo) -> Result<i32> {

@@ -13,6 +13,6 @@ pub mod linux;
 #[cfg(test)]
 mod conformance;
 
-pub use fake::{FakeCall, FakeRuntime, Outcome};
 pub use cri::{ImageConfig, ImageService, ImageSource, Runtime, RuntimeError};
+pub use fake::{FakeCall, FakeRuntime, Outcome};
 pub use linux::{LinuxRuntime, LinuxRuntimeConfig};

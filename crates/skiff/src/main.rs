@@ -5,6 +5,7 @@ mod datadir;
 mod kubeconfig;
 mod reset;
 mod server;
+mod shim;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,9 @@ enum Command {
     Server(Box<server::ServerArgs>),
     /// Remove everything skiff created on this host for a data dir.
     Reset(reset::ResetArgs),
+    /// The container runtime's per-container supervisor (internal).
+    #[command(hide = true)]
+    Shim(shim::ShimArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +32,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Server(args) => server::run(*args),
         Command::Reset(args) => reset::run(args),
+        Command::Shim(args) => shim::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
