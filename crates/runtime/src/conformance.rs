@@ -8,5 +8,6 @@
 //!
 //! The test binary doubles as the shim (see `linux::test_shim`).
 
+mod bench;
 mod cases;
 mod env;

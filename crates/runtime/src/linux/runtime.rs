@@ -205,6 +205,17 @@ impl LinuxRuntime {
         &self.inner.config
     }
 
+    /// Wait until a container has exited (its shim tells the moment it reaps it) and return
+    /// its final status; `Timeout` after `timeout`. Not part of the CRI (the kubelet polls);
+    /// for tools and benchmarks.
+    pub async fn wait_container(&self, id: &str, timeout: Duration) -> Result<ContainerStatus> {
+        let rec = self.container(id)?;
+        if !self.wait_exit(id, timeout).await {
+            return Err(RuntimeError::Timeout(format!("waiting for container {id}")));
+        }
+        Ok(self.status_of(&rec))
+    }
+
     fn sandbox_dir(&self, id: &str) -> PathBuf {
         self.inner.config.state_dir.join("sandboxes").join(id)
     }
