@@ -544,3 +544,69 @@ async fn containers_survive_kill_9_and_are_readopted() {
     assert_eq!((s.state, s.exit_code), (ContainerState::Exited, 137));
     rt.remove_pod_sandbox(sb).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cni_bridge_and_host_local_plugins() {
+    const CNI_BIN: &str = "/usr/lib/cni";
+    assert!(
+        std::path::Path::new(CNI_BIN).join("bridge").exists(),
+        "needs Debian's containernetworking-plugins in {CNI_BIN}"
+    );
+    let mut bridge = String::new();
+    let mut subnet = String::new();
+    let env = Env::with(|c| {
+        let n = c.data_dir.to_string_lossy().bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
+        bridge = format!("cni{:08x}", n);
+        subnet = format!("10.{}.{}.0/24", 150 + n % 50, (n >> 8) % 256);
+        let conf = c.data_dir.join("cni/conf");
+        std::fs::create_dir_all(&conf).unwrap();
+        let list = serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": "skiff-conformance",
+            "plugins": [{
+                "type": "bridge",
+                "bridge": bridge,
+                "isGateway": true,
+                "ipMasq": false,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{ "subnet": subnet }]],
+                    "dataDir": c.data_dir.join("cni/ipam"),
+                }
+            }]
+        });
+        std::fs::write(conf.join("10-test.conflist"), list.to_string()).unwrap();
+        c.cni_bin_dir = Some(CNI_BIN.into());
+        c.cni_conf_dir = Some(conf);
+    });
+    struct DeleteBridge(String);
+    impl Drop for DeleteBridge {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip").args(["link", "del", &self.0]).status();
+        }
+    }
+    let _bridge = DeleteBridge(bridge.clone());
+    let (a, _) = env.run("cni-a", "exec sleep 1000").await;
+    let (b, cb) = env.run("cni-b", "exec sleep 1000").await;
+    let ip_a = env.rt.pod_sandbox_status(&a).await.unwrap().ips[0];
+    let ip_b = env.rt.pod_sandbox_status(&b).await.unwrap().ips[0];
+    let prefix = subnet.trim_end_matches("0/24");
+    assert!(ip_a.to_string().starts_with(prefix) && ip_b.to_string().starts_with(prefix), "{ip_a} {ip_b} {subnet}");
+    assert!(std::path::Path::new("/sys/class/net").join(&bridge).exists());
+    let r = env
+        .rt
+        .exec_sync(&cb, &["sh".into(), "-c".into(), format!("ping -c 1 -W 3 {ip_a} && ip link show lo | grep -c UP")], Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, 0, "{}", String::from_utf8_lossy(&r.stdout));
+    env.rt.remove_pod_sandbox(&a).await.unwrap();
+    env.rt.remove_pod_sandbox(&b).await.unwrap();
+    // CNI DEL released both addresses.
+    let left: Vec<_> = std::fs::read_dir(env.dir.join("cni/ipam/skiff-conformance"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
