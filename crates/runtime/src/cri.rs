@@ -32,6 +32,10 @@ pub enum RuntimeError {
     /// Creating the sandbox or container failed (mounts, namespaces, cgroups, network).
     #[error("{0}")]
     Create(String),
+    /// Starting a created container failed (its program could not be executed); the
+    /// container is then `Exited` with reason `StartError` and exit code 128.
+    #[error("{0}")]
+    Start(String),
     /// A timeout expired (exec, stop).
     #[error("{0} timed out")]
     Timeout(String),
@@ -326,6 +330,58 @@ pub struct Image {
     pub env: Vec<String>,
     pub working_dir: Option<String>,
     pub user: Option<String>,
+}
+
+/// What a container needs from its image: the OCI image config's `config` object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// `KEY=value` entries.
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    /// `user`, `uid`, `user:group` or `uid:gid`.
+    pub user: Option<String>,
+}
+
+/// The image store as the runtime sees it when it creates a container: the unpacked layers
+/// and the config of an image that is present. Synchronous: answers come from local disk.
+pub trait ImageSource: Send + Sync {
+    /// The unpacked layer directories of `image` (a reference or id), top-most first:
+    /// overlayfs `lowerdir` order. Whiteouts are already in overlayfs form.
+    fn rootfs_layers(&self, image: &str) -> Result<Vec<PathBuf>>;
+    /// The image's config.
+    fn config(&self, image: &str) -> Result<ImageConfig>;
+    /// The image id (config digest) `image` resolves to, reported as `imageRef`.
+    fn image_id(&self, image: &str) -> Result<String> {
+        Ok(image.to_string())
+    }
+    /// Keep `image` from removal and garbage collection while the container `owner` exists;
+    /// returns the image id (what [`ImageSource::image_id`] returns).
+    fn pin(&self, image: &str, owner: &str) -> Result<String> {
+        let _ = owner;
+        self.image_id(image)
+    }
+    /// Release `owner`'s pin; releasing one that does not exist is not an error.
+    fn unpin(&self, owner: &str) -> Result<()> {
+        let _ = owner;
+        Ok(())
+    }
+    /// Release every pin whose owner is not one of `containers` (after a restart, for
+    /// containers removed while the pin could not be released).
+    fn retain_pins(&self, containers: &std::collections::HashSet<String>) -> Result<()> {
+        let _ = containers;
+        Ok(())
+    }
+}
+
+/// The image half of the CRI, which a runtime can delegate to (the image store).
+#[async_trait::async_trait]
+pub trait ImageService: Send + Sync {
+    async fn pull_image(&self, image: &str, auth: Option<&AuthConfig>) -> Result<String>;
+    async fn image_status(&self, image: &str) -> Result<Option<Image>>;
+    async fn list_images(&self) -> Result<Vec<Image>>;
+    async fn remove_image(&self, image: &str) -> Result<()>;
 }
 
 /// The runtime: sandboxes, containers, streaming, stats, images.

@@ -34,7 +34,7 @@ mod reference;
 mod service;
 mod store;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod unpack;
 
 use std::sync::Arc;

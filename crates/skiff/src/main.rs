@@ -6,6 +6,7 @@ mod image;
 mod kubeconfig;
 mod reset;
 mod server;
+mod shim;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,9 @@ enum Command {
     Reset(reset::ResetArgs),
     /// Manage the node's images: import, pull, ls, inspect, rm, prune, export, tag.
     Image(image::ImageArgs),
+    /// The container runtime's per-container supervisor (internal).
+    #[command(hide = true)]
+    Shim(shim::ShimArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -32,6 +36,7 @@ fn main() -> std::process::ExitCode {
         Command::Server(args) => server::run(*args),
         Command::Reset(args) => reset::run(args),
         Command::Image(args) => image::run(args),
+        Command::Shim(args) => shim::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,8 @@
-//! `skiff reset`: remove everything skiff created on this host for a data dir — today the data
-//! dir itself and skiff's entries in the kubeconfig it merged into. Safe to run twice; refuses
-//! while a server still runs on the data dir.
+//! `skiff reset`: remove everything skiff created on this host for a data dir — the container
+//! runtime's processes, mounts, network links and cgroups, the data dir itself and skiff's
+//! entries in the kubeconfig it merged into. Safe to run twice; refuses while a server still
+//! runs on the data dir (containers left running by a stopped server are killed: reset is the
+//! end of fail-static).
 
 use std::fs;
 use std::path::PathBuf;
@@ -31,6 +33,22 @@ pub(crate) fn run(args: ResetArgs) -> Result<()> {
         && nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
     {
         bail!("a skiff server is still running on {}; stop it first", dir.display());
+    }
+    let runtime = skiff_runtime::linux::reset(dir);
+    if runtime.killed > 0 {
+        println!("killed {} container processes", runtime.killed);
+    }
+    if !runtime.unmounted.is_empty() {
+        println!("unmounted {} mounts", runtime.unmounted.len());
+    }
+    for link in &runtime.links_deleted {
+        println!("deleted network link {link}");
+    }
+    if let Some(cg) = &runtime.cgroup_root {
+        println!("removed cgroup {cg}");
+    }
+    for e in &runtime.errors {
+        eprintln!("warning: {e}");
     }
     if let Some(kc) = datadir::merged_kubeconfig(dir)
         && let Some(cfg) = kubeconfig::read(&kc)?

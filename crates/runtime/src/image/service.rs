@@ -105,6 +105,60 @@ impl ImageService {
     }
 }
 
+#[async_trait::async_trait]
+impl cri::ImageService for ImageService {
+    async fn pull_image(&self, image: &str, auth: Option<&AuthConfig>) -> cri::Result<String> {
+        ImageService::pull_image(self, image, auth).await
+    }
+    async fn image_status(&self, image: &str) -> cri::Result<Option<Image>> {
+        ImageService::image_status(self, image).await
+    }
+    async fn list_images(&self) -> cri::Result<Vec<Image>> {
+        ImageService::list_images(self).await
+    }
+    async fn remove_image(&self, image: &str) -> cri::Result<()> {
+        ImageService::remove_image(self, image).await
+    }
+}
+
+/// The store is what the runtime builds container root filesystems from. Calls are blocking
+/// (local disk and the store lock); the runtime makes them off the tokio workers.
+impl cri::ImageSource for ImageStore {
+    fn rootfs_layers(&self, image: &str) -> cri::Result<Vec<std::path::PathBuf>> {
+        ImageStore::rootfs_layers(self, image).map_err(|e| e.into_runtime_error(image, false))
+    }
+    fn config(&self, image: &str) -> cri::Result<cri::ImageConfig> {
+        let c = self
+            .status(image)
+            .map_err(|e| e.into_runtime_error(image, false))?
+            .ok_or_else(|| RuntimeError::NotFound { kind: "image", id: image.to_string() })?;
+        Ok(cri::ImageConfig {
+            entrypoint: c.entrypoint,
+            cmd: c.cmd,
+            env: c.env,
+            working_dir: c.working_dir,
+            user: c.user,
+        })
+    }
+    fn image_id(&self, image: &str) -> cri::Result<String> {
+        self.resolve(image).map_err(|e| e.into_runtime_error(image, false))
+    }
+    fn pin(&self, image: &str, owner: &str) -> cri::Result<String> {
+        ImageStore::pin(self, image, owner).map_err(|e| e.into_runtime_error(image, false))
+    }
+    fn unpin(&self, owner: &str) -> cri::Result<()> {
+        ImageStore::unpin(self, owner).map(drop).map_err(|e| e.into_runtime_error(owner, false))
+    }
+    fn retain_pins(&self, containers: &HashSet<String>) -> cri::Result<()> {
+        let pins = self.pins().map_err(|e| e.into_runtime_error("", false))?;
+        for owner in pins.keys().filter(|o| !containers.contains(*o)) {
+            tracing::info!(container = %owner, "releasing the image pin of a container that is gone");
+            ImageStore::unpin(self, owner).map_err(|e| e.into_runtime_error(owner, false))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,314 @@
+//! The built-in pod network: a node bridge (address = the pod CIDR's gateway), and per pod a
+//! veth pair with one end on the bridge and the other moved into the sandbox's network
+//! namespace as `eth0`, with an address from [`Ipam`], loopback up and a default route via the
+//! bridge. All through netlink ([`NetOps`]; the real one is rtnetlink on a dedicated thread
+//! with a current-thread tokio runtime — never a tokio worker, since the pod-side half has to
+//! `setns` its thread into the pod's namespace).
+//!
+//! [`setup`] and [`teardown`] hold the ordering and rollback logic; they are unit-tested against
+//! a recording [`NetOps`].
+
+use std::fs::File;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::ipam::{Ipam, Subnet};
+
+/// Netlink operations the pod network needs.
+pub(crate) trait NetOps {
+    /// Create the bridge unless it exists, give it `addr/prefix`, bring it up.
+    fn ensure_bridge(&mut self, name: &str, addr: Ipv4Addr, prefix: u8) -> io::Result<()>;
+    /// Create a veth pair `host`/`peer`, attach `host` to `bridge` and bring it up, move `peer`
+    /// into the network namespace at `netns`.
+    fn create_veth(&mut self, host: &str, peer: &str, bridge: &str, netns: &Path) -> io::Result<()>;
+    /// Inside `netns`: loopback up, rename `peer` to `eth0`, address it, bring it up, default
+    /// route via `gateway`.
+    fn configure_pod(
+        &mut self,
+        netns: &Path,
+        peer: &str,
+        ip: Ipv4Addr,
+        prefix: u8,
+        gateway: Ipv4Addr,
+    ) -> io::Result<()>;
+    /// Inside `netns`: bring loopback up (host-less pods still need it).
+    fn loopback_up(&mut self, netns: &Path) -> io::Result<()>;
+    /// Delete a link of the host namespace; missing is fine.
+    fn delete_link(&mut self, name: &str) -> io::Result<()>;
+}
+
+/// What the network of one sandbox consists of, kept in its record for teardown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Attachment {
+    pub(crate) host_veth: String,
+    pub(crate) ip: Ipv4Addr,
+    pub(crate) prefix: u8,
+}
+
+/// Host-side veth name for a sandbox (fits IFNAMSIZ).
+pub(crate) fn host_veth_name(sandbox_id: &str) -> String {
+    format!("veth{}", &sandbox_id[..sandbox_id.len().min(8)])
+}
+
+/// Attach a sandbox to the bridge. On failure everything done so far is undone.
+pub(crate) fn setup(
+    ops: &mut dyn NetOps,
+    ipam: &Ipam,
+    subnet: Subnet,
+    bridge: &str,
+    sandbox_id: &str,
+    netns: &Path,
+) -> io::Result<Attachment> {
+    ops.ensure_bridge(bridge, subnet.gateway(), subnet.prefix)
+        .map_err(|e| io::Error::new(e.kind(), format!("bridge {bridge}: {e}")))?;
+    let ip = ipam.allocate(sandbox_id)?;
+    let host = host_veth_name(sandbox_id);
+    let peer = format!("tmp{}", &sandbox_id[..sandbox_id.len().min(8)]);
+    let result = ops
+        .create_veth(&host, &peer, bridge, netns)
+        .map_err(|e| io::Error::new(e.kind(), format!("veth {host}: {e}")))
+        .and_then(|()| {
+            ops.configure_pod(netns, &peer, ip, subnet.prefix, subnet.gateway())
+                .map_err(|e| io::Error::new(e.kind(), format!("pod interface: {e}")))
+        });
+    match result {
+        Ok(()) => Ok(Attachment { host_veth: host, ip, prefix: subnet.prefix }),
+        Err(e) => {
+            let _ = ops.delete_link(&host);
+            let _ = ipam.release(sandbox_id);
+            Err(e)
+        }
+    }
+}
+
+/// Undo [`setup`]: delete the host veth (its peer goes with it) and release the address.
+pub(crate) fn teardown(ops: &mut dyn NetOps, ipam: &Ipam, sandbox_id: &str, attachment: &Attachment) -> io::Result<()> {
+    let r = ops.delete_link(&attachment.host_veth);
+    ipam.release(sandbox_id)?;
+    r
+}
+
+fn nl_err(e: rtnetlink::Error) -> io::Error {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => match m.code {
+            Some(code) => io::Error::from_raw_os_error(-code.get()),
+            None => io::Error::other("netlink error"),
+        },
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// The real [`NetOps`]: rtnetlink on the calling (dedicated) thread.
+pub(crate) struct RtNetlink {
+    rt: tokio::runtime::Runtime,
+    handle: rtnetlink::Handle,
+}
+
+/// A netlink handle bound to the calling thread's current network namespace.
+fn connect(rt: &tokio::runtime::Runtime) -> io::Result<rtnetlink::Handle> {
+    rt.block_on(async {
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(conn);
+        Ok(handle)
+    })
+}
+
+fn current_thread_runtime() -> io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
+async fn link_index(handle: &rtnetlink::Handle, name: &str) -> io::Result<Option<u32>> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(msg)) => Ok(Some(msg.header.index)),
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(m)) if m.code.map(|c| -c.get()) == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(nl_err(e)),
+    }
+}
+
+async fn require_index(handle: &rtnetlink::Handle, name: &str) -> io::Result<u32> {
+    link_index(handle, name)
+        .await?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("link {name} not found")))
+}
+
+async fn add_address(handle: &rtnetlink::Handle, index: u32, ip: Ipv4Addr, prefix: u8) -> io::Result<()> {
+    match handle.address().add(index, ip.into(), prefix).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e = nl_err(e);
+            if e.raw_os_error() == Some(libc::EEXIST) { Ok(()) } else { Err(e) }
+        }
+    }
+}
+
+async fn set_up(handle: &rtnetlink::Handle, index: u32) -> io::Result<()> {
+    handle.link().set(rtnetlink::LinkUnspec::new_with_index(index).up().build()).execute().await.map_err(nl_err)
+}
+
+impl RtNetlink {
+    /// Must be called on a dedicated std thread (see the module docs).
+    pub(crate) fn new() -> io::Result<Self> {
+        let rt = current_thread_runtime()?;
+        let handle = connect(&rt)?;
+        Ok(RtNetlink { rt, handle })
+    }
+
+    /// Whether a link of this name exists in the thread's namespace.
+    pub(crate) fn link_exists(&mut self, name: &str) -> io::Result<bool> {
+        let h = self.handle.clone();
+        let name = name.to_string();
+        self.rt.block_on(async move { Ok(link_index(&h, &name).await?.is_some()) })
+    }
+
+    /// Run `f` on a new thread that has joined the network namespace at `netns`, with a
+    /// netlink handle of that namespace.
+    fn in_netns<T: Send + 'static>(
+        netns: &Path,
+        f: impl FnOnce(&tokio::runtime::Runtime, &rtnetlink::Handle) -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        let netns = netns.to_path_buf();
+        std::thread::spawn(move || -> io::Result<T> {
+            enter_netns(&netns)?;
+            let rt = current_thread_runtime()?;
+            let handle = connect(&rt)?;
+            f(&rt, &handle)
+        })
+        .join()
+        .map_err(|_| io::Error::other("netns thread panicked"))?
+    }
+}
+
+/// `setns` the calling thread into the network namespace at `path`. Only for threads that
+/// exit afterwards (never a pooled one).
+pub(crate) fn enter_netns(path: &Path) -> io::Result<()> {
+    let f = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", path.display())))?;
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+}
+
+impl NetOps for RtNetlink {
+    fn ensure_bridge(&mut self, name: &str, addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
+        let h = self.handle.clone();
+        let name = name.to_string();
+        self.rt.block_on(async move {
+            let index = match link_index(&h, &name).await? {
+                Some(i) => i,
+                None => {
+                    match h.link().add(rtnetlink::LinkBridge::new(&name).build()).execute().await {
+                        Ok(()) => {}
+                        // Another runtime created it meanwhile.
+                        Err(e) if nl_err_code(&e) == Some(libc::EEXIST) => {}
+                        Err(e) => return Err(nl_err(e)),
+                    }
+                    require_index(&h, &name).await?
+                }
+            };
+            add_address(&h, index, addr, prefix).await?;
+            set_up(&h, index).await
+        })
+    }
+
+    fn create_veth(&mut self, host: &str, peer: &str, bridge: &str, netns: &Path) -> io::Result<()> {
+        let ns = File::open(netns)?;
+        let h = self.handle.clone();
+        let (host, peer, bridge) = (host.to_string(), peer.to_string(), bridge.to_string());
+        self.rt.block_on(async move {
+            let br = require_index(&h, &bridge).await?;
+            h.link().add(rtnetlink::LinkVeth::new(&host, &peer).build()).execute().await.map_err(nl_err)?;
+            let peer_index = require_index(&h, &peer).await?;
+            h.link()
+                .set(rtnetlink::LinkUnspec::new_with_index(peer_index).setns_by_fd(ns.as_raw_fd()).build())
+                .execute()
+                .await
+                .map_err(nl_err)?;
+            let host_index = require_index(&h, &host).await?;
+            h.link()
+                .set(rtnetlink::LinkUnspec::new_with_index(host_index).controller(br).up().build())
+                .execute()
+                .await
+                .map_err(nl_err)
+        })
+    }
+
+    fn configure_pod(
+        &mut self,
+        netns: &Path,
+        peer: &str,
+        ip: Ipv4Addr,
+        prefix: u8,
+        gateway: Ipv4Addr,
+    ) -> io::Result<()> {
+        let peer = peer.to_string();
+        Self::in_netns(netns, move |rt, h| {
+            rt.block_on(async {
+                let lo = require_index(h, "lo").await?;
+                set_up(h, lo).await?;
+                let index = require_index(h, &peer).await?;
+                h.link()
+                    .set(rtnetlink::LinkUnspec::new_with_index(index).name("eth0".to_string()).build())
+                    .execute()
+                    .await
+                    .map_err(nl_err)?;
+                add_address(h, index, ip, prefix).await?;
+                set_up(h, index).await?;
+                let route = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).build();
+                h.route().add(route).execute().await.map_err(nl_err)
+            })
+        })
+    }
+
+    fn loopback_up(&mut self, netns: &Path) -> io::Result<()> {
+        Self::in_netns(netns, |rt, h| {
+            rt.block_on(async {
+                let lo = require_index(h, "lo").await?;
+                set_up(h, lo).await
+            })
+        })
+    }
+
+    fn delete_link(&mut self, name: &str) -> io::Result<()> {
+        let h = self.handle.clone();
+        let name = name.to_string();
+        self.rt.block_on(async move {
+            let Some(index) = link_index(&h, &name).await? else { return Ok(()) };
+            match h.link().del(index).execute().await {
+                Ok(()) => Ok(()),
+                Err(e) if nl_err_code(&e) == Some(libc::ENODEV) => Ok(()),
+                Err(e) => Err(nl_err(e)),
+            }
+        })
+    }
+}
+
+fn nl_err_code(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+/// Run `f` with a real [`RtNetlink`] on a dedicated thread, from async code.
+pub(crate) async fn with_netlink<T: Send + 'static>(
+    f: impl FnOnce(&mut RtNetlink) -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let r = RtNetlink::new().and_then(|mut ops| f(&mut ops));
+        let _ = tx.send(r);
+    });
+    rx.await.map_err(|_| io::Error::other("netlink thread died"))?
+}
+
+/// The path a sandbox's network namespace is bound at.
+pub(crate) fn netns_path(sandbox_dir: &Path) -> PathBuf {
+    sandbox_dir.join("ns").join("net")
+}
+
+#[cfg(test)]
+mod tests;
