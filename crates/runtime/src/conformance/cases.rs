@@ -679,3 +679,47 @@ async fn store_images_run_and_stay_pinned_while_used() {
     env.rt.remove_image("conformance.local/layered:1").await.unwrap();
     assert!(env.rt.list_images().await.unwrap().is_empty());
 }
+
+/// `shareProcessNamespace`: the pod's containers see each other's processes, PID 1 is the
+/// pod's init (not a container), and removing the pod ends every process in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_process_namespace() {
+    let env = Env::new();
+    let mut pod = env.pod("shared");
+    pod.namespaces.share_process_namespace = true;
+    let sb = env.rt.run_pod_sandbox(&pod).await.unwrap();
+    let a = env.rt.create_container(&sb, &env.container("a", "exec sleep 7301"), &pod).await.unwrap();
+    env.rt.start_container(&a).await.unwrap();
+    let b = env.rt.create_container(&sb, &env.container("b", "exec sleep 7302"), &pod).await.unwrap();
+    env.rt.start_container(&b).await.unwrap();
+    let ps = "for p in /proc/[0-9]*; do echo $(basename $p) $(cat $p/cmdline | tr '\\0' ' '); done";
+    let r = env.rt.exec_sync(&b, &["sh".into(), "-c".into(), ps.into()], Duration::from_secs(10)).await.unwrap();
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert_eq!(r.exit_code, 0, "{out}");
+    assert!(out.contains("sleep 7301") && out.contains("sleep 7302"), "b sees a's process:\n{out}");
+    let pid1 = out.lines().find(|l| l.starts_with("1 ")).unwrap_or_default();
+    assert!(pid1.contains("pod-init"), "PID 1 is the pod init: {pid1:?}\n{out}");
+    // A process a container leaves behind is reaped by the pod init, not left a zombie.
+    let r = env
+        .rt
+        .exec_sync(&a, &["sh".into(), "-c".into(), "sleep 0.2 & exit 0".into()], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, 0);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let zombies = "grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l";
+    let r = env.rt.exec_sync(&b, &["sh".into(), "-c".into(), zombies.into()], Duration::from_secs(10)).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), "0");
+    // Without shareProcessNamespace a container sees only its own.
+    let (other, oc) = env.run("alone", "exec sleep 7303").await;
+    let r = env.rt.exec_sync(&oc, &["sh".into(), "-c".into(), ps.into()], Duration::from_secs(10)).await.unwrap();
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert!(!out.contains("sleep 7301") && out.contains("sleep 7303"), "{out}");
+    env.rt.remove_pod_sandbox(&other).await.unwrap();
+    env.rt.remove_pod_sandbox(&sb).await.unwrap();
+    let left = std::process::Command::new("pgrep").args(["-f", "sleep 730[12]"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "processes left: {}", String::from_utf8_lossy(&left.stdout));
+    // hostPID and a shared namespace contradict each other.
+    pod.namespaces.host_pid = true;
+    assert!(env.rt.run_pod_sandbox(&pod).await.is_err());
+}

@@ -368,6 +368,54 @@ impl LinuxRuntime {
         }
     }
 
+    /// Start the init of the pod's shared PID namespace (see `shim::pod_init`), move it into
+    /// the pod's cgroup (so removing the group ends it, and the namespace with it) and bind
+    /// its namespace to `ns/pid`, which containers join.
+    async fn start_pod_init(&self, rec: &SandboxRecord) -> io::Result<()> {
+        let shim = &self.inner.config.shim;
+        let out = tokio::process::Command::new(&shim.program)
+            .args(&shim.args)
+            .arg("pod-init")
+            .envs(shim.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(30), out)
+            .await
+            .map_err(|_| io::Error::other("timed out starting the pod's PID namespace init"))??;
+        let line = String::from_utf8_lossy(&out.stdout);
+        let pid: i32 = match line.lines().next().and_then(|l| l.strip_prefix("ok ")) {
+            Some(p) => p.trim().parse().map_err(|_| io::Error::other(format!("pod init replied {line:?}")))?,
+            None => return Err(io::Error::other(format!("starting the pod's PID namespace init: {}", line.trim()))),
+        };
+        let kill = || {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        };
+        for procs in self.inner.cgroups.procs_files(&rec.cgroup) {
+            if let Err(e) = fs::write(&procs, pid.to_string()) {
+                kill();
+                return Err(io::Error::new(e.kind(), format!("moving the pod init into {}: {e}", procs.display())));
+            }
+        }
+        let ns_dir = sandbox::ns_dir(&self.sandbox_dir(&rec.id));
+        let target = ns_dir.join("pid");
+        let bound = fs::create_dir_all(&ns_dir).and_then(|()| fs::File::create(&target)).and_then(|_| {
+            nix::mount::mount(
+                Some(&PathBuf::from(format!("/proc/{pid}/ns/pid"))),
+                &target,
+                None::<&str>,
+                nix::mount::MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(io::Error::from)
+        });
+        if let Err(e) = bound {
+            kill();
+            return Err(io::Error::new(e.kind(), format!("binding the pod's PID namespace: {e}")));
+        }
+        Ok(())
+    }
+
     /// Send one command line to a container's shim and read the one-line reply.
     async fn shim_request(&self, id: &str, line: &str) -> io::Result<String> {
         let mut s = UnixStream::connect(self.container_dir(id).join(SOCKET_FILE)).await?;
@@ -542,7 +590,13 @@ impl LinuxRuntime {
         extra.sort_by_key(|m| m.destination.split('/').filter(|c| !c.is_empty()).count());
         mounts.extend(extra);
         let ns_dir = sandbox::ns_dir(&sdir);
-        let pid = if sb.host_pid { PidNamespace::Host } else { PidNamespace::New };
+        let pid = if sb.host_pid {
+            PidNamespace::Host
+        } else if sb.share_pid {
+            PidNamespace::Join(ns_dir.join("pid"))
+        } else {
+            PidNamespace::New
+        };
         let log_path = if config.log_path.as_os_str().is_empty() {
             None
         } else {
@@ -612,7 +666,7 @@ impl LinuxRuntime {
         let dir = self.sandbox_dir(&rec.id);
         self.teardown_network(rec).await?;
         let _ = self.save_sandbox(rec);
-        for m in ["ns/net", "ns/ipc", "ns/uts", "shm"] {
+        for m in ["ns/net", "ns/ipc", "ns/uts", "ns/pid", "shm"] {
             let p = dir.join(m);
             // EINVAL: not a mount point (never bound, or already unmounted).
             match nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
@@ -639,6 +693,9 @@ impl LinuxRuntime {
         self.inner.cgroups.create(&LinuxSyscall, &rec.cgroup, config.resources.as_ref())?;
         sandbox::create_namespaces_on_thread(dir.clone(), rec.own, rec.hostname.clone(), config.sysctls.clone())
             .await?;
+        if rec.share_pid {
+            self.start_pod_init(rec).await?;
+        }
         let shm = dir.join("shm");
         if rec.own.ipc {
             fs::create_dir_all(&shm)?;
@@ -873,10 +930,8 @@ impl Runtime for LinuxRuntime {
     async fn run_pod_sandbox(&self, config: &PodSandboxConfig) -> Result<String> {
         let own = OwnNamespaces::of(config);
         sandbox::validate_sysctls(&config.sysctls, own).map_err(RuntimeError::InvalidArgument)?;
-        if config.namespaces.share_process_namespace {
-            return Err(RuntimeError::InvalidArgument(
-                "shareProcessNamespace is not supported by the built-in runtime yet".into(),
-            ));
+        if config.namespaces.share_process_namespace && config.namespaces.host_pid {
+            return Err(RuntimeError::InvalidArgument("shareProcessNamespace and hostPID cannot both be set".into()));
         }
         let id = new_id();
         let dir = self.sandbox_dir(&id);

@@ -146,6 +146,7 @@ pub fn shim_main(args: &[OsString]) -> i32 {
             Some(dir) => run(&dir),
             None => usage(),
         },
+        Some("pod-init") => pod_init(),
         Some("exec") => match (arg(1), args.get(2)) {
             (Some(dir), Some(req)) => super::exec::helper_main(&dir, req),
             _ => usage(),
@@ -155,7 +156,7 @@ pub fn shim_main(args: &[OsString]) -> i32 {
 }
 
 fn usage() -> i32 {
-    eprintln!("usage: skiff shim run <container dir> | exec <container dir> <request>");
+    eprintln!("usage: skiff shim run <container dir> | exec <container dir> <request> | pod-init");
     2
 }
 
@@ -251,6 +252,67 @@ fn trim_resident_file_pages() {
 }
 
 /// stdin and stdout to /dev/null, stderr to the container dir's shim.log (for post-mortems).
+/// `pod-init`: the PID 1 of a pod's shared PID namespace (`shareProcessNamespace`). A PID
+/// namespace cannot be held open by a bind mount the way the others are: once its init exits,
+/// no process can be created in it. So this process unshares a PID namespace, forks its init
+/// and reports `ok <host pid>`; the init detaches from everything, reaps the orphans its
+/// containers leave (what `pause` does upstream) and lives until the sandbox's removal kills
+/// it (it sits in the pod's cgroup). It allocates nothing after the fork.
+fn pod_init() -> i32 {
+    let mut report = match nix::unistd::dup(io::stdout().as_fd()) {
+        Ok(fd) => File::from(fd),
+        Err(e) => {
+            eprintln!("pod-init: dup stdout: {e}");
+            return 1;
+        }
+    };
+    let _ = nix::unistd::setsid();
+    let _ = nix::unistd::chdir("/");
+    if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWPID) {
+        report_line(&mut report, &format!("error unshare(CLONE_NEWPID): {e}"));
+        return 1;
+    }
+    // SAFETY: single-threaded process (a fresh exec of our binary); the child only makes
+    // async-signal-safe calls.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => {
+            report_line(&mut report, &format!("error fork: {e}"));
+            1
+        }
+        Ok(ForkResult::Parent { child }) => {
+            report_line(&mut report, &format!("ok {child}"));
+            0
+        }
+        Ok(ForkResult::Child) => {
+            drop(report);
+            if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+                let _ = nix::unistd::dup2_stdin(&null);
+                let _ = nix::unistd::dup2_stdout(&null);
+                let _ = nix::unistd::dup2_stderr(&null);
+            }
+            reap_forever()
+        }
+    }
+}
+
+/// PID 1's loop: every signal blocked (signals from inside the namespace are ignored by the
+/// kernel anyway, SIGKILL from the host still ends us), orphans reaped as they exit.
+fn reap_forever() -> ! {
+    let all = SigSet::all();
+    let _ = all.thread_block();
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    loop {
+        match nix::sys::wait::waitpid(Pid::from_raw(-1), None) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            // No children now: sleep until one exits (a pending, blocked SIGCHLD wakes us).
+            Err(_) => {
+                let _ = chld.wait();
+            }
+        }
+    }
+}
+
 fn redirect_stdio(dir: &Path) {
     if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
         let _ = nix::unistd::dup2_stdin(&null);
