@@ -687,3 +687,32 @@ async fn custom_resources_over_raw_http() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Components inside the server use a kube-rs client without a socket: requests carry their
+/// identity in process, watches stream, and errors come back as `Status`.
+#[tokio::test]
+async fn in_process_kube_client() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+    use kube::runtime::watcher;
+    let api = InProcess::start().await;
+    let client = api.server.client("system:kube-controller-manager", &["system:masters"]);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "a"}, "data": {"k": "v"}})).unwrap();
+    let created = cms.create(&PostParams::default(), &cm).await.unwrap();
+    assert!(created.metadata.resource_version.is_some());
+    let err = cms.create(&PostParams::default(), &cm).await.unwrap_err();
+    assert!(matches!(&err, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists"), "{err:?}");
+    let mut w = Box::pin(cms.watch(&WatchParams::default(), "0").await.unwrap());
+    use futures::StreamExt;
+    let ev = tokio::time::timeout(Duration::from_secs(5), w.next()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(ev, WatchEvent::Added(c) if c.metadata.name.as_deref() == Some("a")));
+    // The runtime's watcher (list + watch) works over it too.
+    let mut events = Box::pin(watcher(cms.clone(), watcher::Config::default()));
+    let first = tokio::time::timeout(Duration::from_secs(5), events.next()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(first, watcher::Event::Init), "{first:?}");
+    // Its identity is the one given: a user outside system:masters is refused.
+    let nobody = api.server.client("nobody", &[]);
+    let err = Api::<ConfigMap>::namespaced(nobody, "default").get("a").await.unwrap_err();
+    assert!(matches!(&err, kube::Error::Api(s) if s.code == 403 && s.message.contains("\"nobody\"")), "{err:?}");
+}

@@ -19,6 +19,11 @@ pub struct UserInfo {
 }
 
 impl UserInfo {
+    /// An authenticated user (`system:authenticated` is added).
+    pub fn new(name: &str, groups: &[&str]) -> Self {
+        Self::authenticated(name.to_string(), String::new(), groups.iter().map(|g| g.to_string()).collect())
+    }
+
     fn authenticated(name: String, uid: String, mut groups: Vec<String>) -> Self {
         if !groups.iter().any(|g| g == "system:authenticated") {
             groups.push("system:authenticated".to_string());

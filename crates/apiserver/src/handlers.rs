@@ -28,7 +28,10 @@ pub(crate) async fn handle(server: &Arc<ApiServer>, req: Request<Body>) -> Respo
     let target = classify(&parts.method, parts.uri.path(), watch_param);
     let (verb, group, resource) = metric_labels(&parts.method, &target);
     let authz_header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let user = server.authn.authenticate(authz_header, parts.extensions.get::<PeerCertificate>());
+    let user = match parts.extensions.get::<crate::client::InProcessUser>() {
+        Some(u) => Some(u.0.clone()),
+        None => server.authn.authenticate(authz_header, parts.extensions.get::<PeerCertificate>()),
+    };
     let public = matches!(
         target,
         Target::NonResource(NonResource::Healthz | NonResource::Livez | NonResource::Readyz | NonResource::Version)

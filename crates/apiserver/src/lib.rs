@@ -9,6 +9,7 @@ mod allocator;
 pub mod auth;
 mod body;
 mod bootstrap;
+mod client;
 mod conversion;
 mod crds;
 mod discovery;
