@@ -716,3 +716,19 @@ async fn in_process_kube_client() {
     let err = Api::<ConfigMap>::namespaced(nobody, "default").get("a").await.unwrap_err();
     assert!(matches!(&err, kube::Error::Api(s) if s.code == 403 && s.message.contains("\"nobody\"")), "{err:?}");
 }
+
+/// `default`, `kube-system` and `kube-public` cannot be deleted (NamespaceLifecycle).
+#[tokio::test]
+async fn system_namespaces_are_immortal() {
+    let api = InProcess::start().await;
+    for ns in ["default", "kube-system", "kube-public"] {
+        let r = api.request(Method::DELETE, &format!("/api/v1/namespaces/{ns}"), None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+        assert_eq!(r.json()["message"], format!("namespaces \"{ns}\" is forbidden: this namespace may not be deleted"));
+        let r = api.request(Method::GET, &format!("/api/v1/namespaces/{ns}"), None).await;
+        assert_eq!(r.json()["status"]["phase"], "Active");
+    }
+    create_ns(&api, "mortal").await;
+    let r = api.request(Method::DELETE, "/api/v1/namespaces/mortal", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}

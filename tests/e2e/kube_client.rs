@@ -1,6 +1,9 @@
 //! kube-rs against the built binary: typed CRUD, paging, optimistic concurrency, watch, and a
 //! reflector that stays in sync across a server restart (its watch resumes from a revision the
 //! new server no longer has, gets a 410 `ERROR` event, and relists).
+//!
+//! The controller manager is off here: these tests count objects (a controller would add
+//! `kube-root-ca.crt` to every namespace) and exercise the wire, not the controllers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -38,7 +41,7 @@ async fn namespace(client: &kube::Client, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_crud_paging_and_conflicts() {
-    let c = Cluster::start().expect("server starts");
+    let c = Cluster::start_with(&["--disable-controller-manager"]).expect("server starts");
     let client = client(&c).await;
     namespace(&client, "kr").await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "kr");
@@ -79,7 +82,7 @@ async fn typed_crud_paging_and_conflicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watcher_sees_changes() {
-    let c = Cluster::start().expect("server starts");
+    let c = Cluster::start_with(&["--disable-controller-manager"]).expect("server starts");
     let client = client(&c).await;
     namespace(&client, "kw").await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "kw");
@@ -106,7 +109,7 @@ async fn watcher_sees_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflector_stays_in_sync_across_a_410() {
-    let mut c = Cluster::start().expect("server starts");
+    let mut c = Cluster::start_with(&["--disable-controller-manager"]).expect("server starts");
     let client = client(&c).await;
     namespace(&client, "rf").await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "rf");
@@ -163,7 +166,7 @@ async fn reflector_stays_in_sync_across_a_410() {
 /// A kill -9 of the server during concurrent writes loses no acknowledged write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_write() {
-    let mut c = Cluster::start().expect("server starts");
+    let mut c = Cluster::start_with(&["--disable-controller-manager"]).expect("server starts");
     let client = client(&c).await;
     namespace(&client, "crash").await;
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
@@ -219,7 +222,7 @@ async fn kill_9_loses_no_acknowledged_write() {
 /// Metadata-only informers (`PartialObjectMetadata`) and events.k8s.io field selectors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_watcher_and_event_versions() {
-    let c = Cluster::start().expect("server starts");
+    let c = Cluster::start_with(&["--disable-controller-manager"]).expect("server starts");
     let client = client(&c).await;
     namespace(&client, "md").await;
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "md");
@@ -302,7 +305,7 @@ async fn custom_resource_controller_reconciles() {
     use kube::runtime::controller::{Action, Controller};
     use widget::{Widget, WidgetSpec, WidgetStatus};
 
-    let c = Cluster::start().expect("server starts");
+    let c = Cluster::start_with(&["--disable-controller-manager"]).expect("server starts");
     let client = client(&c).await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let ssa = PatchParams::apply("e2e-test").force();

@@ -3,6 +3,7 @@
 //! - `apply`: server-side apply, diff, dry-run and prune with kubectl;
 //! - `cli`: the skiff command line (kubeconfig merge, reset, tokens, TLS SANs);
 //! - `component`: the API server in process over the in-memory store;
+//! - `controllers`: the controller manager in process against it, with a stand-in kubelet;
 //! - `kubectl`: the built `skiff` binary driven by real kubectl 1.32;
 //! - `crd`: custom resource definitions with kubectl;
 //! - `kube_client`: the built binary driven by kube-rs (typed API, watcher, reflector);
@@ -11,6 +12,7 @@
 mod apply;
 mod cli;
 mod component;
+mod controllers;
 mod crd;
 mod image;
 mod kube_client;

@@ -901,7 +901,15 @@ pub(crate) struct DeleteResult {
 }
 
 /// Delete an object (upstream's `BeforeDelete` + graceful deletion + finalizers).
+const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str, opts: &DeleteOptions) -> ApiResult<DeleteResult> {
+    // Upstream's NamespaceLifecycle admission: the system namespaces are immortal.
+    if ctx.info().group.is_empty() && ctx.info().plural == "namespaces" && IMMORTAL_NAMESPACES.contains(&name) {
+        return Err(ApiError::forbidden(format!(
+            "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+        )));
+    }
     let key = ctx.key(name);
     for _attempt in 0..16 {
         let current = ctx.server.store.get(&key).await?.ok_or_else(|| ApiError::not_found_info(ctx.info(), name))?;

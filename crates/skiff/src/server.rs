@@ -63,6 +63,10 @@ pub(crate) struct ServerArgs {
     /// How often old store history is compacted (e.g. 5m); 0 disables compaction.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub compaction_interval: std::time::Duration,
+    /// Do not run the controller manager (workload controllers, garbage collector,
+    /// per-namespace defaults).
+    #[arg(long)]
+    pub disable_controller_manager: bool,
     /// Log filter (tracing's env-filter syntax), e.g. info or skiff_apiserver=debug.
     #[arg(long, default_value = "info", env = "SKIFF_LOG")]
     pub log_level: String,
@@ -280,6 +284,13 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("starting the API server: {e}"))?;
     let tls = skiff_apiserver::tls_config(&pki).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
     let serving = tokio::spawn(skiff_apiserver::serve(server.clone(), listener, tls, shutdown.clone()));
+    let mut components = Vec::new();
+    if !args.disable_controller_manager {
+        let client = server.client("system:kube-controller-manager", &["system:masters"]);
+        let config = skiff_controllers::Config { root_ca_pem: pki.ca_cert_pem.clone(), ..Default::default() };
+        let cm = skiff_controllers::ControllerManager::new(client, config);
+        components.push(tokio::spawn(cm.run(shutdown.clone())));
+    }
 
     let creds = kubeconfig::Credentials {
         server: &v.kubeconfig_server,
@@ -315,6 +326,9 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     shutdown.cancel();
+    for c in components {
+        let _ = c.await;
+    }
     let _ = serving.await;
     Ok(())
 }

@@ -1,0 +1,132 @@
+//! Shared informers: one watch per resource for the whole controller manager, an in-memory
+//! store every controller reads (kube-rs's reflector), and change notifications that
+//! controllers turn into queue keys (client-go's SharedInformer, in small).
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+/// What happened to an object.
+pub enum Change<'a, K> {
+    Applied(&'a K),
+    Deleted(&'a K),
+}
+
+impl<K> Change<'_, K> {
+    pub fn object(&self) -> &K {
+        match self {
+            Change::Applied(o) | Change::Deleted(o) => o,
+        }
+    }
+}
+
+type Handler<K> = Box<dyn Fn(Change<'_, K>) + Send + Sync>;
+
+/// A watched resource: its store and its change handlers. Cheap to clone.
+pub struct Informer<K: Resource<DynamicType = ()> + Clone + 'static> {
+    api: Api<K>,
+    config: watcher::Config,
+    store: Store<K>,
+    writer: Arc<Mutex<Option<reflector::store::Writer<K>>>>,
+    handlers: Arc<Mutex<Vec<Handler<K>>>>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for Informer<K> {
+    fn clone(&self) -> Self {
+        Informer {
+            api: self.api.clone(),
+            config: self.config.clone(),
+            store: self.store.clone(),
+            writer: self.writer.clone(),
+            handlers: self.handlers.clone(),
+        }
+    }
+}
+
+impl<K> Informer<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    pub fn new(api: Api<K>) -> Self {
+        Self::with_config(api, watcher::Config::default())
+    }
+
+    /// An informer over the objects `config` selects (label and field selectors).
+    pub fn with_config(api: Api<K>, config: watcher::Config) -> Self {
+        let (store, writer) = reflector::store();
+        Informer {
+            api,
+            config,
+            store,
+            writer: Arc::new(Mutex::new(Some(writer))),
+            handlers: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The objects as last seen (empty until the first list completes).
+    pub fn store(&self) -> &Store<K> {
+        &self.store
+    }
+
+    /// Call `f` for every change (and every object of the initial list). Register handlers
+    /// before [`Informer::start`].
+    pub fn on_change(&self, f: impl Fn(Change<'_, K>) + Send + Sync + 'static) {
+        self.handlers.lock().unwrap_or_else(|e| e.into_inner()).push(Box::new(f));
+    }
+
+    /// Start watching (once; later calls do nothing).
+    pub fn start(&self, shutdown: CancellationToken) {
+        let Some(writer) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let handlers = self.handlers.clone();
+        let api = self.api.clone();
+        let config = self.config.clone();
+        tokio::spawn(async move {
+            let stream = reflector::reflector(writer, watcher(api, config));
+            let mut stream = std::pin::pin!(stream);
+            loop {
+                let ev = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    ev = stream.next() => ev,
+                };
+                match ev {
+                    None => return,
+                    Some(Err(e)) => {
+                        tracing::debug!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                    Some(Ok(ev)) => {
+                        let hs = handlers.lock().unwrap_or_else(|e| e.into_inner());
+                        match &ev {
+                            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                                hs.iter().for_each(|h| h(Change::Applied(o)));
+                            }
+                            watcher::Event::Delete(o) => hs.iter().for_each(|h| h(Change::Deleted(o))),
+                            watcher::Event::Init | watcher::Event::InitDone => {}
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Wait until the first list has been stored.
+    pub async fn synced(&self) {
+        let _ = self.store.wait_until_ready().await;
+    }
+
+    /// Objects in `namespace`.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.store.state().into_iter().filter(|o| o.namespace().as_deref() == Some(namespace)).collect()
+    }
+}
