@@ -39,6 +39,9 @@ const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
 const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 pub const HASH_LABEL: &str = "pod-template-hash";
 
+/// When the last write was made, and (ReplicaSet name, resourceVersion) of each.
+type PendingWrites = (std::time::Instant, Vec<(String, u64)>);
+
 pub(crate) struct DeploymentController {
     client: kube::Client,
     deployments: Informer<Deployment>,
@@ -47,7 +50,7 @@ pub(crate) struct DeploymentController {
     queue: WorkQueue<Key>,
     /// ReplicaSet writes per Deployment (name, resourceVersion) the informer has not shown
     /// yet: the next sync waits for them, so it never decides twice on the same stale view.
-    written: std::sync::Mutex<std::collections::HashMap<Key, (std::time::Instant, Vec<(String, u64)>)>>,
+    written: std::sync::Mutex<std::collections::HashMap<Key, PendingWrites>>,
 }
 
 impl DeploymentController {
