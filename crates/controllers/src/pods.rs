@@ -173,7 +173,7 @@ mod tests {
         let old = ready("old", "2026-01-01T00:00:00Z", "0");
         let young = ready("young", "2026-01-01T01:00:00Z", "0");
         let costly = ready("costly", "2026-01-01T02:00:00Z", "100");
-        let mut v = vec![costly, old, young, pending, unbound];
+        let mut v = [costly, old, young, pending, unbound];
         v.sort_by(deletion_order);
         let names: Vec<_> = v.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
         assert_eq!(names, ["unbound", "pending", "young", "old", "costly"]);
