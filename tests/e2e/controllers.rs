@@ -377,3 +377,53 @@ async fn namespace_defaults() {
     .await;
     let _ = &e.api;
 }
+
+/// A PodDisruptionBudget's status follows its pods, and the eviction subresource honours it:
+/// 201 while disruptions are allowed, 429 with upstream's message when not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disruption_budgets_and_eviction() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use kube::api::EvictParams;
+    let e = env(Some(Duration::from_millis(300))).await;
+    let deploys: Api<Deployment> = Api::namespaced(e.client.clone(), "default");
+    deploys.create(&PostParams::default(), &deployment("db", 3, "busybox", json!({}))).await.unwrap();
+    rollout_complete(&deploys, "db", 3).await;
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(e.client.clone(), "default");
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({"metadata": {"name": "db"},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "db"}}}}))
+    .unwrap();
+    budgets.create(&PostParams::default(), &pdb).await.unwrap();
+    let status = eventually("budget status", Duration::from_secs(10), async || {
+        budgets.get("db").await.ok()?.status.filter(|s| s.observed_generation == Some(1) && s.current_healthy == 3)
+    })
+    .await;
+    assert_eq!((status.desired_healthy, status.expected_pods, status.disruptions_allowed), (2, 3, 1));
+
+    let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
+    let names: Vec<String> = pods
+        .list(&ListParams::default().labels("app=db"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap())
+        .collect();
+    pods.evict(&names[0], &EvictParams::default()).await.unwrap();
+    let err = pods.evict(&names[1], &EvictParams::default()).await.unwrap_err();
+    let kube::Error::Api(s) = &err else { panic!("{err:?}") };
+    assert_eq!((s.code, s.reason.as_str()), (429, "TooManyRequests"), "{s:?}");
+    assert_eq!(s.message, "Cannot evict pod as it would violate the pod's disruption budget.");
+    let causes = s.details.as_ref().map(|d| d.causes.clone()).unwrap_or_default();
+    assert_eq!(causes[0].reason, "DisruptionBudget");
+    assert!(pods.get_opt(&names[1]).await.unwrap().is_some(), "a refused eviction deletes nothing");
+    // The replacement becomes ready, the budget allows one disruption again.
+    eventually("budget recovers", Duration::from_secs(10), async || {
+        let s = budgets.get("db").await.ok()?.status?;
+        (s.current_healthy == 3 && s.disruptions_allowed == 1).then_some(())
+    })
+    .await;
+    pods.evict(&names[1], &EvictParams::default()).await.unwrap();
+    // Evicting a pod that does not exist is a 404.
+    let err = pods.evict("nope", &EvictParams::default()).await.unwrap_err();
+    assert!(matches!(&err, kube::Error::Api(s) if s.code == 404), "{err:?}");
+}

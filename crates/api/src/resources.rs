@@ -290,13 +290,10 @@ pub fn builtin() -> Vec<Resource> {
         typed::<core::Node>(opts("node").short(&["no"]).status()),
         typed::<core::PersistentVolumeClaim>(opts("persistentvolumeclaim").short(&["pvc"]).status()),
         typed::<core::PersistentVolume>(opts("persistentvolume").short(&["pv"]).status()),
-        typed::<core::Pod>(opts("pod").short(&["po"]).all().status().sub(&[(
-            "binding",
-            "",
-            "v1",
-            "Binding",
-            &["create"],
-        )])),
+        typed::<core::Pod>(opts("pod").short(&["po"]).all().status().sub(&[
+            ("binding", "", "v1", "Binding", &["create"]),
+            ("eviction", "policy", "v1", "Eviction", &["create"]),
+        ])),
         typed::<core::PodTemplate>(opts("podtemplate")),
         typed::<core::ReplicationController>(
             opts("replicationcontroller").short(&["rc"]).all().status().scale().generation(),

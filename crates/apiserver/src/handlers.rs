@@ -300,6 +300,11 @@ async fn resource(
             let r = registry::create(&ctx, obj, &opts).await?;
             single_response(&ctx, StatusCode::CREATED, r.object, accept, query, &r.warnings)
         }
+        ("create", Some("eviction")) => {
+            let bytes = body::read_body(body, headers).await?;
+            let eviction = body::decode_object(&bytes, headers)?;
+            crate::eviction::evict(&ctx, name, eviction).await
+        }
         ("create", Some("binding")) => {
             let bytes = body::read_body(body, headers).await?;
             let binding = body::decode_object(&bytes, headers)?;

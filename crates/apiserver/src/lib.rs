@@ -13,6 +13,7 @@ mod client;
 mod conversion;
 mod crds;
 mod discovery;
+mod eviction;
 mod handlers;
 mod maintenance;
 mod metrics;

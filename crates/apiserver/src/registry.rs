@@ -900,9 +900,10 @@ pub(crate) struct DeleteResult {
     pub gone: bool,
 }
 
-/// Delete an object (upstream's `BeforeDelete` + graceful deletion + finalizers).
+/// Namespaces that cannot be deleted.
 const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
+/// Delete an object (upstream's `BeforeDelete` + graceful deletion + finalizers).
 pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str, opts: &DeleteOptions) -> ApiResult<DeleteResult> {
     // Upstream's NamespaceLifecycle admission: the system namespaces are immortal.
     if ctx.info().group.is_empty() && ctx.info().plural == "namespaces" && IMMORTAL_NAMESPACES.contains(&name) {

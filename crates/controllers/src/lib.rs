@@ -5,12 +5,14 @@
 //! the API — the same client a controller outside the process would use. Failed keys are
 //! retried with per-key exponential back-off.
 //!
-//! Controllers: [`replicaset`], [`deployment`], [`gc`] (the garbage collector: ownerReferences,
+//! Controllers: [`replicaset`], [`deployment`], [`disruption`] (PodDisruptionBudget status),
+//! [`gc`] (the garbage collector: ownerReferences,
 //! background/foreground/orphan deletion) and [`defaults`] (the `default` ServiceAccount and the
 //! `kube-root-ca.crt` ConfigMap in every namespace).
 
 pub mod defaults;
 pub mod deployment;
+pub mod disruption;
 pub mod gc;
 pub mod informer;
 pub mod pods;
@@ -101,16 +103,20 @@ impl ControllerManager {
         let rs = replicaset::ReplicaSetController::new(c.clone(), sets.clone(), pods.clone());
         let deploy = deployment::DeploymentController::new(c.clone(), deployments.clone(), sets.clone(), pods.clone());
         let defaults = defaults::NamespaceDefaults::new(c.clone(), namespaces.clone(), self.config.root_ca_pem.clone());
+        let budgets = Informer::new(Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::all(c.clone()));
+        let disruption = disruption::DisruptionController::new(c.clone(), budgets, pods.clone(), sets.clone());
+        let gc = gc::GarbageCollector::new(c.clone());
+        // Every handler is registered: start watching.
         pods.start(shutdown.clone());
         sets.start(shutdown.clone());
         deployments.start(shutdown.clone());
         namespaces.start(shutdown.clone());
-        let gc = gc::GarbageCollector::new(c.clone());
         let workers = self.config.workers.max(1);
         tokio::join!(
             rs.run(workers, shutdown.clone()),
             deploy.run(workers, shutdown.clone()),
             defaults.run(shutdown.clone()),
+            disruption.run(shutdown.clone()),
             gc.run(shutdown.clone()),
         );
     }
