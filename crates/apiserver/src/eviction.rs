@@ -38,10 +38,10 @@ fn pdb_ctx<'a>(server: &'a Arc<ApiServer>, ns: Option<&'a str>) -> ApiResult<Ctx
 /// A `metav1.LabelSelector` (as JSON) against labels; `{}` matches everything.
 fn selector_matches(selector: &Value, labels: &Value) -> bool {
     let label = |k: &str| labels.get(k).and_then(Value::as_str);
-    if let Some(ml) = selector.get("matchLabels").and_then(Value::as_object) {
-        if ml.iter().any(|(k, v)| label(k) != v.as_str()) {
-            return false;
-        }
+    if let Some(ml) = selector.get("matchLabels").and_then(Value::as_object)
+        && ml.iter().any(|(k, v)| label(k) != v.as_str())
+    {
+        return false;
     }
     for e in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
         let key = e["key"].as_str().unwrap_or_default();
