@@ -32,7 +32,11 @@ async fn env(kubelet: Option<Duration>) -> Env {
     let api = InProcess::start().await;
     let stop = CancellationToken::new();
     let cm_client = api.server.client("system:kube-controller-manager", &["system:masters"]);
-    let config = skiff_controllers::Config { root_ca_pem: "-----BEGIN CERTIFICATE-----\ntest\n".into(), workers: 2 };
+    let config = skiff_controllers::Config {
+        root_ca_pem: "-----BEGIN CERTIFICATE-----\ntest\n".into(),
+        workers: 2,
+        ..Default::default()
+    };
     tokio::spawn(skiff_controllers::ControllerManager::new(cm_client, config).run(stop.clone()));
     let client = api.server.client("admin", &["system:masters"]);
     if let Some(delay) = kubelet {

@@ -125,6 +125,11 @@ where
         let _ = self.store.wait_until_ready().await;
     }
 
+    /// Objects for which `f` holds.
+    pub fn state_where(&self, f: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
+        self.store.state().into_iter().filter(|o| f(o)).collect()
+    }
+
     /// Objects in `namespace`.
     pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
         self.store.state().into_iter().filter(|o| o.namespace().as_deref() == Some(namespace)).collect()

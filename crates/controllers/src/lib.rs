@@ -6,7 +6,7 @@
 //! retried with per-key exponential back-off.
 //!
 //! Controllers: [`replicaset`], [`deployment`], [`disruption`] (PodDisruptionBudget status),
-//! [`gc`] (the garbage collector: ownerReferences,
+//! [`nodelifecycle`] (node health, taints, taint-based eviction, pod GC), [`gc`] (the garbage collector: ownerReferences,
 //! background/foreground/orphan deletion) and [`defaults`] (the `default` ServiceAccount and the
 //! `kube-root-ca.crt` ConfigMap in every namespace).
 
@@ -15,6 +15,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod gc;
 pub mod informer;
+pub mod nodelifecycle;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
@@ -74,11 +75,12 @@ pub struct Config {
     pub root_ca_pem: String,
     /// Workers per workload controller (upstream's `--concurrent-*-syncs` default to 5).
     pub workers: usize,
+    pub node_lifecycle: nodelifecycle::NodeLifecycleConfig,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { root_ca_pem: String::new(), workers: 5 }
+        Config { root_ca_pem: String::new(), workers: 5, node_lifecycle: Default::default() }
     }
 }
 
@@ -106,11 +108,19 @@ impl ControllerManager {
         let budgets = Informer::new(Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::all(c.clone()));
         let disruption = disruption::DisruptionController::new(c.clone(), budgets, pods.clone(), sets.clone());
         let gc = gc::GarbageCollector::new(c.clone());
+        let nodes = Informer::new(Api::<k8s_openapi::api::core::v1::Node>::all(c.clone()));
+        let lifecycle = nodelifecycle::NodeLifecycleController::new(
+            c.clone(),
+            nodes.clone(),
+            pods.clone(),
+            self.config.node_lifecycle,
+        );
         // Every handler is registered: start watching.
         pods.start(shutdown.clone());
         sets.start(shutdown.clone());
         deployments.start(shutdown.clone());
         namespaces.start(shutdown.clone());
+        nodes.start(shutdown.clone());
         let workers = self.config.workers.max(1);
         tokio::join!(
             rs.run(workers, shutdown.clone()),
@@ -118,6 +128,7 @@ impl ControllerManager {
             defaults.run(shutdown.clone()),
             disruption.run(shutdown.clone()),
             gc.run(shutdown.clone()),
+            lifecycle.run(shutdown.clone()),
         );
     }
 }
