@@ -149,18 +149,21 @@ impl PodInfo {
             requests: pod_requests(&pod, false),
             non_zero_requests: pod_requests(&pod, true),
             host_ports,
-            required_affinity: required(pa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())),
+            required_affinity: required(
+                pa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
+            ),
             required_anti_affinity: required(
                 paa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
             ),
-            preferred_affinity: preferred(pa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref())),
+            preferred_affinity: preferred(
+                pa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
+            ),
             preferred_anti_affinity: preferred(
                 paa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
             ),
             pod,
         }
     }
-
 }
 
 /// One node with the pods on it and their aggregate requests.
@@ -180,12 +183,8 @@ pub(crate) struct NodeInfo {
 
 impl NodeInfo {
     pub(crate) fn new(node: Arc<Node>) -> NodeInfo {
-        let allocatable = node
-            .status
-            .as_ref()
-            .and_then(|s| s.allocatable.as_ref())
-            .map(Resource::from_map)
-            .unwrap_or_default();
+        let allocatable =
+            node.status.as_ref().and_then(|s| s.allocatable.as_ref()).map(Resource::from_map).unwrap_or_default();
         let mut images = HashMap::new();
         for img in node.status.as_ref().and_then(|s| s.images.as_ref()).into_iter().flatten() {
             for name in img.names.iter().flatten() {

@@ -88,7 +88,10 @@ mod tests {
         let mut d = Diagnosis::default();
         d.node_to_status.insert(
             "cp".into(),
-            Status::unresolvable("TaintToleration", "node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"),
+            Status::unresolvable(
+                "TaintToleration",
+                "node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }",
+            ),
         );
         for n in ["a", "b"] {
             d.node_to_status.insert(n.into(), Status::unschedulable("NodeResourcesFit", "Insufficient cpu"));

@@ -178,7 +178,8 @@ mod tests {
         }))
         .unwrap();
         let term = |v: serde_json::Value| -> NodeSelectorTerm { serde_json::from_value(v).unwrap() };
-        let e = |op: &str, vals: &[&str]| json!({"matchExpressions": [{"key": "cores", "operator": op, "values": vals}]});
+        let e =
+            |op: &str, vals: &[&str]| json!({"matchExpressions": [{"key": "cores", "operator": op, "values": vals}]});
         assert!(node_selector_term_matches(&term(e("Gt", &["4"])), &node));
         assert!(!node_selector_term_matches(&term(e("Gt", &["8"])), &node));
         assert!(node_selector_term_matches(&term(e("Lt", &["9"])), &node));
@@ -204,8 +205,7 @@ mod tests {
 
     #[test]
     fn tolerations() {
-        let taint: Taint =
-            serde_json::from_value(json!({"key": "k", "value": "v", "effect": "NoSchedule"})).unwrap();
+        let taint: Taint = serde_json::from_value(json!({"key": "k", "value": "v", "effect": "NoSchedule"})).unwrap();
         let tol = |v: serde_json::Value| -> Toleration { serde_json::from_value(v).unwrap() };
         assert!(tolerates(&tol(json!({"key": "k", "value": "v"})), &taint));
         assert!(tolerates(&tol(json!({"key": "k", "operator": "Exists", "effect": "NoSchedule"})), &taint));

@@ -70,8 +70,13 @@ impl ClusterEvent {
             ClusterEvent::AssignedPodDelete => {
                 plugins.is_empty()
                     || plugins.iter().any(|p| {
-                        [node_resources_fit::NAME, node_ports::NAME, inter_pod_affinity::NAME, pod_topology_spread::NAME]
-                            .contains(p)
+                        [
+                            node_resources_fit::NAME,
+                            node_ports::NAME,
+                            inter_pod_affinity::NAME,
+                            pod_topology_spread::NAME,
+                        ]
+                        .contains(p)
                     })
             }
             ClusterEvent::AssignedPodAdd => {
@@ -280,7 +285,9 @@ impl SchedulingQueue {
 /// Whether an update may change the scheduling outcome (upstream `isPodUpdated`: anything but
 /// status and bookkeeping metadata).
 fn scheduling_relevant_change(old: &Pod, new: &Pod) -> bool {
-    old.spec != new.spec || old.metadata.labels != new.metadata.labels || old.metadata.annotations != new.metadata.annotations
+    old.spec != new.spec
+        || old.metadata.labels != new.metadata.labels
+        || old.metadata.annotations != new.metadata.annotations
 }
 
 #[cfg(test)]

@@ -93,16 +93,10 @@ pub(crate) fn pod_requests(pod: &Pod, non_zero_defaults: bool) -> Resource {
         return Resource::default();
     };
     let requests_of = |c: &Container| {
-        let mut r = c
-            .resources
-            .as_ref()
-            .and_then(|r| r.requests.as_ref())
-            .map(Resource::from_map)
-            .unwrap_or_default();
+        let mut r = c.resources.as_ref().and_then(|r| r.requests.as_ref()).map(Resource::from_map).unwrap_or_default();
         if non_zero_defaults {
-            let has = |n: &str| {
-                c.resources.as_ref().and_then(|r| r.requests.as_ref()).is_some_and(|m| m.contains_key(n))
-            };
+            let has =
+                |n: &str| c.resources.as_ref().and_then(|r| r.requests.as_ref()).is_some_and(|m| m.contains_key(n));
             if !has("cpu") {
                 r.milli_cpu = DEFAULT_MILLI_CPU_REQUEST;
             }
@@ -253,7 +247,8 @@ mod tests {
         assert_eq!(r.memory, 4 << 30);
         assert_eq!(r.scalar.get("example.com/gpu"), Some(&1));
 
-        let empty: Pod = serde_json::from_value(json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}})).unwrap();
+        let empty: Pod =
+            serde_json::from_value(json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}})).unwrap();
         assert_eq!(pod_requests(&empty, false), Resource::default());
         let nz = pod_requests(&empty, true);
         assert_eq!((nz.milli_cpu, nz.memory), (200, 400 * 1024 * 1024));

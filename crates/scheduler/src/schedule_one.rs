@@ -11,8 +11,8 @@ use rand::Rng;
 use crate::cache::{NodeInfo, PodInfo, Snapshot};
 use crate::framework::{Code, Diagnosis, Status, fit_error_message};
 use crate::plugins::{
-    balanced_allocation, image_locality, inter_pod_affinity, node_affinity, node_name, node_ports,
-    node_resources_fit, node_unschedulable, pod_topology_spread, taint_toleration,
+    balanced_allocation, image_locality, inter_pod_affinity, node_affinity, node_name, node_ports, node_resources_fit,
+    node_unschedulable, pod_topology_spread, taint_toleration,
 };
 
 /// Upstream `minFeasibleNodesToFind`: below this many nodes, every node is checked.

@@ -11,9 +11,9 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -311,7 +311,8 @@ impl ReportCtx {
     }
 
     async fn event(&self, pod: &Pod, type_: EventType, reason: &str, action: &str, note: String) {
-        let ev = Event { type_, reason: reason.into(), note: Some(truncate(note)), action: action.into(), secondary: None };
+        let ev =
+            Event { type_, reason: reason.into(), note: Some(truncate(note)), action: action.into(), secondary: None };
         if let Err(e) = self.recorder.publish(&ev, &pod.object_ref(&())).await {
             tracing::warn!(pod = %pod_key(pod), error = %e, "recording event failed");
         }
@@ -414,3 +415,6 @@ fn truncate(message: String) -> String {
     }
     format!("{} ...", &message[..cut])
 }
+
+#[cfg(test)]
+mod tests;

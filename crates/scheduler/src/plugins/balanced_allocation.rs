@@ -3,7 +3,6 @@
 
 use crate::cache::{NodeInfo, PodInfo};
 
-
 /// `(1 - std(fractions)) * 100` over cpu and memory, using actual (not defaulted) requests.
 pub(crate) fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
     // A pod that requests nothing is skipped upstream: every node scores the same.

@@ -65,9 +65,10 @@ pub(crate) fn filter(state: &FilterState, pod: &PodInfo, node: &NodeInfo, snapsh
     if !satisfies_affinity(state, pod, node, snapshot) {
         return Some(Status::unresolvable(NAME, AFFINITY_REASON));
     }
-    let anti = pod.required_anti_affinity.iter().any(|t| {
-        pair(node, &t.topology_key).is_some_and(|p| state.anti_affinity.get(&p).copied().unwrap_or(0) > 0)
-    });
+    let anti = pod
+        .required_anti_affinity
+        .iter()
+        .any(|t| pair(node, &t.topology_key).is_some_and(|p| state.anti_affinity.get(&p).copied().unwrap_or(0) > 0));
     if anti {
         return Some(Status::unschedulable(NAME, ANTI_AFFINITY_REASON));
     }
@@ -130,11 +131,7 @@ pub(crate) fn pre_score(pod: &PodInfo, snapshot: &Snapshot) -> ScoreState {
 }
 
 pub(crate) fn score(state: &ScoreState, node: &NodeInfo) -> i64 {
-    state
-        .topology_score
-        .iter()
-        .filter_map(|(key, values)| node.labels.get(key).and_then(|v| values.get(v)))
-        .sum()
+    state.topology_score.iter().filter_map(|(key, values)| node.labels.get(key).and_then(|v| values.get(v))).sum()
 }
 
 /// Min-max normalization to 0..=100 (all zero when every node scores the same).

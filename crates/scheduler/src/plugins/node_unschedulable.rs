@@ -15,11 +15,8 @@ pub(crate) fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
     if !cordoned {
         return None;
     }
-    let taint = Taint {
-        key: "node.kubernetes.io/unschedulable".into(),
-        effect: "NoSchedule".into(),
-        ..Taint::default()
-    };
+    let taint =
+        Taint { key: "node.kubernetes.io/unschedulable".into(), effect: "NoSchedule".into(), ..Taint::default() };
     let tolerations = pod.pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
     if tolerations.iter().any(|t| tolerates(t, &taint)) {
         return None;

@@ -159,8 +159,8 @@ pub(crate) fn pre_score(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snapsh
                 continue;
             }
             let p = (c.key.clone(), node.labels[&c.key].clone());
-            if !s.pair_counts.contains_key(&p) {
-                s.pair_counts.insert(p, 0);
+            if let std::collections::hash_map::Entry::Vacant(e) = s.pair_counts.entry(p) {
+                e.insert(0);
                 sizes[i] += 1;
             }
         }

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use crate::cache::{NodeInfo, PodInfo, Snapshot};
 use crate::framework::{Code, Diagnosis, Status};
 use crate::plugins::{
-    balanced_allocation, image_locality, inter_pod_affinity, node_affinity, node_name, node_ports,
-    node_resources_fit, node_unschedulable, pod_topology_spread, taint_toleration,
+    balanced_allocation, image_locality, inter_pod_affinity, node_affinity, node_name, node_ports, node_resources_fit,
+    node_unschedulable, pod_topology_spread, taint_toleration,
 };
 use crate::schedule_one::{ScheduleFailure, post_filter, schedule_pod, score_nodes};
 
@@ -102,8 +102,11 @@ fn taint_toleration_filter_and_score() {
         taint_toleration::filter(&half, &tainted).unwrap().reasons,
         vec!["node(s) had untolerated taint {node.kubernetes.io/not-ready: }"]
     );
-    let all = pod("p", json!({"spec": {"tolerations": [{"operator": "Exists", "effect": "NoSchedule"},
-                                                          {"operator": "Exists", "effect": "NoExecute"}]}}));
+    let all = pod(
+        "p",
+        json!({"spec": {"tolerations": [{"operator": "Exists", "effect": "NoSchedule"},
+                                                          {"operator": "Exists", "effect": "NoExecute"}]}}),
+    );
     assert_eq!(taint_toleration::filter(&all, &tainted), None);
     // PreferNoSchedule is only scored: one intolerable taint.
     assert_eq!(taint_toleration::score(&all, &tainted), 1);
@@ -152,7 +155,10 @@ fn node_ports_filter() {
     );
     n.add_pod(Arc::new(holder));
     let want = |port: i64, ip: &str, proto: &str| {
-        pod("p", json!({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 1, "hostPort": port, "hostIP": ip, "protocol": proto}]}]}}))
+        pod(
+            "p",
+            json!({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 1, "hostPort": port, "hostIP": ip, "protocol": proto}]}]}}),
+        )
     };
     let reject = Some(Status::unschedulable("NodePorts", "node(s) didn't have free ports for the requested pod ports"));
     assert_eq!(node_ports::filter(&want(8080, "10.0.0.1", "TCP"), &n), reject);
@@ -173,7 +179,8 @@ fn node_resources_fit_filter() {
     // Larger than the whole node: preemption cannot help.
     let s = node_resources_fit::filter(&pod("p", requests("5", "1Gi")), &n).unwrap();
     assert_eq!((s.code, s.reasons.clone()), (Code::UnschedulableAndUnresolvable, vec!["Insufficient cpu".to_string()]));
-    let gpu = pod("p", json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"example.com/gpu": "2"}}}]}}));
+    let gpu =
+        pod("p", json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"example.com/gpu": "2"}}}]}}));
     assert_eq!(node_resources_fit::filter(&gpu, &n).unwrap().reasons, vec!["Insufficient example.com/gpu"]);
     n.add_pod(Arc::new(pod("b", json!({}))));
     assert_eq!(node_resources_fit::filter(&pod("p", json!({})), &n).unwrap().reasons, vec!["Too many pods"]);
@@ -250,7 +257,8 @@ fn inter_pod_affinity_filter() {
         ]}}}}),
     );
     place(&mut snap, "c", guard);
-    let existing = Some(Status::unschedulable("InterPodAffinity", "node(s) didn't satisfy existing pods anti-affinity rules"));
+    let existing =
+        Some(Status::unschedulable("InterPodAffinity", "node(s) didn't satisfy existing pods anti-affinity rules"));
     assert_eq!(check(&labelled("w", json!({"app": "web"})), &snap), vec![None, None, existing]);
     // Other namespaces are not selected by default.
     let other_ns = pod("w", json!({"metadata": {"namespace": "other", "labels": {"app": "web"}}}));
@@ -378,7 +386,8 @@ fn fit_error_message_with_preemption() {
     let post = post_filter(&never, &snap, &d);
     assert_eq!(post.message.as_deref(), Some("preemption: not eligible due to preemptionPolicy=Never."));
     assert_eq!(
-        ScheduleFailure::Unfit { num_all_nodes: 3, diagnosis: Diagnosis { post_filter_msg: post.message, ..d } }.message(),
+        ScheduleFailure::Unfit { num_all_nodes: 3, diagnosis: Diagnosis { post_filter_msg: post.message, ..d } }
+            .message(),
         "0/3 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never."
     );
     assert_eq!(
@@ -390,7 +399,8 @@ fn fit_error_message_with_preemption() {
 #[test]
 fn preemption_picks_victims_and_reprieves() {
     let mut snap = Snapshot::new(vec![node("w1", "2", "8Gi", json!({})), node("w2", "2", "8Gi", json!({}))]);
-    let prio = |name: &str, p: i32, cpu: &str| pod(name, with(requests(cpu, "100Mi"), json!({"spec": {"priority": p}})));
+    let prio =
+        |name: &str, p: i32, cpu: &str| pod(name, with(requests(cpu, "100Mi"), json!({"spec": {"priority": p}})));
     place(&mut snap, "w1", prio("low0", 0, "500m"));
     place(&mut snap, "w1", prio("low10", 10, "1"));
     place(&mut snap, "w2", prio("mid", 50, "1500m"));
