@@ -40,6 +40,8 @@ impl Status {
 pub(crate) struct Diagnosis {
     /// The first rejecting status of each node that was evaluated.
     pub(crate) node_to_status: BTreeMap<String, Status>,
+    /// Set when a pre-filter rejected the pod outright (then per-node reasons are not listed).
+    pub(crate) pre_filter_msg: Option<String>,
     /// The post-filter (preemption) message, already prefixed with `preemption: `.
     pub(crate) post_filter_msg: Option<String>,
 }
@@ -55,9 +57,13 @@ impl Diagnosis {
 /// reasons counted over nodes and sorted as strings (so "10 x" sorts before "2 y", as upstream).
 pub(crate) fn fit_error_message(num_all_nodes: usize, diagnosis: &Diagnosis) -> String {
     let mut msg = format!("{}:", NO_NODE_AVAILABLE.replace("{}", &num_all_nodes.to_string()));
-    let histogram = reason_histogram(diagnosis.node_to_status.values());
-    if !histogram.is_empty() {
-        msg.push_str(&format!(" {}.", histogram.join(", ")));
+    if let Some(pre) = &diagnosis.pre_filter_msg {
+        msg.push_str(&format!(" {pre}."));
+    } else {
+        let histogram = reason_histogram(diagnosis.node_to_status.values());
+        if !histogram.is_empty() {
+            msg.push_str(&format!(" {}.", histogram.join(", ")));
+        }
     }
     if let Some(post) = &diagnosis.post_filter_msg {
         // Messages that already end in a period (e.g. "…preemptionPolicy=Never.") get one.

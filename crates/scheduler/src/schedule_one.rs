@@ -163,13 +163,33 @@ pub(crate) fn schedule_pod(
     if n == 0 {
         return Err(ScheduleFailure::NoNodes);
     }
-    let state = pre_filter(pod, snapshot);
-    let want = num_feasible_nodes_to_find(percentage, n);
-    let mut feasible: Vec<&NodeInfo> = Vec::new();
     let mut diagnosis = Diagnosis::default();
+    let candidates: Vec<&NodeInfo> = match node_affinity::pre_filter(pod) {
+        Err(status) => {
+            diagnosis.pre_filter_msg = Some(status.reasons.join(", "));
+            for node in &snapshot.nodes {
+                diagnosis.node_to_status.insert(node.name.clone(), status.clone());
+            }
+            return Err(ScheduleFailure::Unfit { num_all_nodes: n, diagnosis });
+        }
+        Ok(None) => snapshot.nodes.iter().collect(),
+        Ok(Some(names)) => {
+            let skipped = Status::unresolvable(
+                node_affinity::NAME,
+                format!("node(s) didn't satisfy plugin(s) [{}]", node_affinity::NAME),
+            );
+            for node in snapshot.nodes.iter().filter(|n| !names.contains(&n.name)) {
+                diagnosis.node_to_status.insert(node.name.clone(), skipped.clone());
+            }
+            snapshot.nodes.iter().filter(|n| names.contains(&n.name)).collect()
+        }
+    };
+    let state = pre_filter(pod, snapshot);
+    let want = num_feasible_nodes_to_find(percentage, candidates.len());
+    let mut feasible: Vec<&NodeInfo> = Vec::new();
     let mut processed = 0;
-    for i in 0..n {
-        let node = &snapshot.nodes[(*next_start + i) % n];
+    for i in 0..candidates.len() {
+        let node = candidates[(*next_start + i) % candidates.len()];
         processed += 1;
         match run_filters(&state, pod, node, snapshot) {
             None => {

@@ -381,7 +381,7 @@ fn fit_error_message_with_preemption() {
     let never = pod("p", with(requests("2", "1Gi"), json!({"spec": {"preemptionPolicy": "Never"}})));
     let d = Diagnosis {
         node_to_status: [("w1".to_string(), Status::unschedulable("NodeResourcesFit", "Insufficient cpu"))].into(),
-        post_filter_msg: None,
+        ..Default::default()
     };
     let post = post_filter(&never, &snap, &d);
     assert_eq!(post.message.as_deref(), Some("preemption: not eligible due to preemptionPolicy=Never."));
@@ -427,5 +427,57 @@ fn preemption_picks_victims_and_reprieves() {
     assert_eq!(
         post_filter(&big, &snap, &diagnosis).message.as_deref(),
         Some("preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling")
+    );
+}
+
+fn unfit_message(p: &PodInfo, snap: &Snapshot) -> String {
+    let Err(ScheduleFailure::Unfit { num_all_nodes, mut diagnosis }) =
+        schedule_pod(p, snap, None, &mut 0, &mut rand::rng())
+    else {
+        panic!("expected a fit error")
+    };
+    diagnosis.post_filter_msg = post_filter(p, snap, &diagnosis).message;
+    ScheduleFailure::Unfit { num_all_nodes, diagnosis }.message()
+}
+
+#[test]
+fn daemonset_style_pods_only_consider_their_node() {
+    let mut snap = Snapshot::new(vec![
+        node("a", "1", "8Gi", json!({})),
+        node("b", "4", "8Gi", json!({})),
+        node("c", "4", "8Gi", json!({})),
+    ]);
+    place(&mut snap, "a", pod("x", requests("1", "1Gi")));
+    let pinned = |names: Value| {
+        pod(
+            "ds",
+            with(
+                requests("100m", "10Mi"),
+                json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchFields": [{"key": "metadata.name", "operator": "In", "values": names}]}
+                ]}}}}}),
+            ),
+        )
+    };
+    assert_eq!(
+        unfit_message(&pinned(json!(["a"])), &snap),
+        "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't satisfy plugin(s) [NodeAffinity]. \
+         preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, \
+         2 Preemption is not helpful for scheduling."
+    );
+    let r = schedule_pod(&pinned(json!(["c", "missing"])), &snap, None, &mut 0, &mut rand::rng()).unwrap();
+    assert_eq!((r.node.as_str(), r.evaluated_nodes), ("c", 1));
+    // Two ANDed name requirements that don't intersect: rejected before filtering.
+    let conflict = pod(
+        "ds",
+        json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]},
+                             {"key": "metadata.name", "operator": "In", "values": ["b"]}]}
+        ]}}}}}),
+    );
+    assert_eq!(
+        unfit_message(&conflict, &snap),
+        "0/3 nodes are available: pod affinity terms conflict. preemption: 0/3 nodes are available: \
+         3 Preemption is not helpful for scheduling."
     );
 }
