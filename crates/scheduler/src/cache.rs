@@ -245,6 +245,9 @@ pub(crate) struct Snapshot {
     pub(crate) image_nodes: HashMap<String, usize>,
     /// Namespace labels for `namespaceSelector` in affinity terms (may be empty).
     pub(crate) namespace_labels: HashMap<String, BTreeMap<String, String>>,
+    /// Pending pods nominated to a node by an earlier preemption, by node name: they hold their
+    /// room against pods of lower or equal priority.
+    pub(crate) nominated: HashMap<String, Vec<Arc<PodInfo>>>,
 }
 
 impl Snapshot {
@@ -255,7 +258,7 @@ impl Snapshot {
                 *image_nodes.entry(img.clone()).or_default() += 1;
             }
         }
-        Snapshot { nodes, image_nodes, namespace_labels: HashMap::new() }
+        Snapshot { nodes, image_nodes, namespace_labels: HashMap::new(), nominated: HashMap::new() }
     }
 
     pub(crate) fn all_pods(&self) -> impl Iterator<Item = (&NodeInfo, &Arc<PodInfo>)> {
@@ -271,6 +274,10 @@ pub(crate) struct Cache {
     pods: HashMap<String, (String, Arc<PodInfo>)>,
     /// Keys of pods that are assumed (decided, bind not yet observed).
     assumed: HashSet<String>,
+    /// Namespace labels, for affinity terms' `namespaceSelector`.
+    namespaces: HashMap<String, BTreeMap<String, String>>,
+    /// Pending pods with `status.nominatedNodeName`: key → (node, pod).
+    nominated: HashMap<String, (String, Arc<PodInfo>)>,
 }
 
 impl Cache {
@@ -321,6 +328,36 @@ impl Cache {
         self.assumed.contains(key)
     }
 
+    pub(crate) fn set_namespace_labels(&mut self, name: String, labels: BTreeMap<String, String>) {
+        self.namespaces.insert(name, labels);
+    }
+
+    pub(crate) fn remove_namespace(&mut self, name: &str) {
+        self.namespaces.remove(name);
+    }
+
+    pub(crate) fn namespace_names(&self) -> Vec<String> {
+        self.namespaces.keys().cloned().collect()
+    }
+
+    /// Records (or clears) a pending pod's nomination from its `status.nominatedNodeName`.
+    pub(crate) fn set_pending_pod(&mut self, pod: Arc<Pod>) {
+        let key = pod_key(&pod);
+        match pod.status.as_ref().and_then(|s| s.nominated_node_name.clone()).filter(|n| !n.is_empty()) {
+            Some(node) => {
+                self.nominated.insert(key, (node, Arc::new(PodInfo::new(pod))));
+            }
+            None => {
+                self.nominated.remove(&key);
+            }
+        }
+    }
+
+    /// The pod is no longer pending (bound, deleted, or not ours).
+    pub(crate) fn remove_pending_pod(&mut self, key: &str) {
+        self.nominated.remove(key);
+    }
+
     pub(crate) fn snapshot(&self) -> Snapshot {
         let mut infos: BTreeMap<&str, NodeInfo> =
             self.nodes.iter().map(|(name, n)| (name.as_str(), NodeInfo::new(n.clone()))).collect();
@@ -331,7 +368,14 @@ impl Cache {
                 n.add_pod(info.clone());
             }
         }
-        Snapshot::new(infos.into_values().collect())
+        let mut snapshot = Snapshot::new(infos.into_values().collect());
+        snapshot.namespace_labels = self.namespaces.clone();
+        let mut nominated: Vec<&(String, Arc<PodInfo>)> = self.nominated.values().collect();
+        nominated.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+        for (node, info) in nominated {
+            snapshot.nominated.entry(node.clone()).or_default().push(info.clone());
+        }
+        snapshot
     }
 }
 

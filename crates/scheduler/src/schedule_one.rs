@@ -60,6 +60,34 @@ pub(crate) fn run_filters(state: &CycleState, pod: &PodInfo, node: &NodeInfo, sn
         .or_else(|| inter_pod_affinity::filter(&state.affinity, pod, node, snapshot))
 }
 
+/// Upstream `RunFilterPluginsWithNominatedPods`: pods nominated to this node with at least our
+/// priority count as if already there (so a preemptor keeps the room it freed); the node must
+/// also pass without them, since affinity may depend on their absence.
+pub(crate) fn run_filters_with_nominated(
+    state: &CycleState,
+    pod: &PodInfo,
+    node: &NodeInfo,
+    snapshot: &Snapshot,
+) -> Option<Status> {
+    let nominated: Vec<_> = snapshot
+        .nominated
+        .get(&node.name)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.key != pod.key && p.priority >= pod.priority)
+        .collect();
+    if !nominated.is_empty() {
+        let mut with = node.clone();
+        for p in nominated {
+            with.add_pod(p.clone());
+        }
+        if let Some(status) = run_filters(state, pod, &with, snapshot) {
+            return Some(status);
+        }
+    }
+    run_filters(state, pod, node, snapshot)
+}
+
 /// Upstream `DefaultNormalizeScore`: scale to 0..=100 by the maximum, optionally reversed.
 fn default_normalize(scores: &mut [i64], reverse: bool) {
     let max = scores.iter().copied().max().unwrap_or(0);
@@ -185,13 +213,20 @@ pub(crate) fn schedule_pod(
         }
     };
     let state = pre_filter(pod, snapshot);
+    // A pod that preempted others tries its nominated node first.
+    let nominated = pod.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref());
+    if let Some(node) = candidates.iter().find(|n| Some(n.name.as_str()) == nominated)
+        && run_filters_with_nominated(&state, pod, node, snapshot).is_none()
+    {
+        return Ok(ScheduleResult { node: node.name.clone(), evaluated_nodes: 1, feasible_nodes: 1 });
+    }
     let want = num_feasible_nodes_to_find(percentage, candidates.len());
     let mut feasible: Vec<&NodeInfo> = Vec::new();
     let mut processed = 0;
     for i in 0..candidates.len() {
         let node = candidates[(*next_start + i) % candidates.len()];
         processed += 1;
-        match run_filters(&state, pod, node, snapshot) {
+        match run_filters_with_nominated(&state, pod, node, snapshot) {
             None => {
                 feasible.push(node);
                 if feasible.len() >= want {

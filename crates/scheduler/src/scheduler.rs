@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Node, Pod, PodCondition};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
@@ -46,8 +46,10 @@ struct Loop {
     /// Keys seen during a (re-)list in progress.
     pod_relist: Option<HashSet<String>>,
     node_relist: Option<HashSet<String>>,
+    namespace_relist: Option<HashSet<String>>,
     pods_synced: bool,
     nodes_synced: bool,
+    namespaces_synced: bool,
     next_start: usize,
     binds: mpsc::UnboundedSender<BindOutcome>,
 }
@@ -59,7 +61,8 @@ pub(crate) async fn run(
 ) -> Result<(), SchedulerError> {
     let pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff();
     let node_events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).default_backoff();
-    run_with(client, config, shutdown, pod_events, node_events).await
+    let namespace_events = watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()).default_backoff();
+    run_with(client, config, shutdown, pod_events, node_events, namespace_events).await
 }
 
 async fn run_with(
@@ -68,9 +71,11 @@ async fn run_with(
     shutdown: CancellationToken,
     pod_events: impl Stream<Item = Result<watcher::Event<Pod>, watcher::Error>>,
     node_events: impl Stream<Item = Result<watcher::Event<Node>, watcher::Error>>,
+    namespace_events: impl Stream<Item = Result<watcher::Event<Namespace>, watcher::Error>>,
 ) -> Result<(), SchedulerError> {
     let mut pod_events = std::pin::pin!(pod_events);
     let mut node_events = std::pin::pin!(node_events);
+    let mut namespace_events = std::pin::pin!(namespace_events);
     let (binds, mut bind_results) = mpsc::unbounded_channel();
     let reporter = Reporter { controller: config.scheduler_name.clone(), instance: reporting_instance(&config) };
     let mut state = Loop {
@@ -82,14 +87,16 @@ async fn run_with(
         pods: HashMap::new(),
         pod_relist: None,
         node_relist: None,
+        namespace_relist: None,
         pods_synced: false,
         nodes_synced: false,
+        namespaces_synced: false,
         next_start: 0,
         binds,
     };
     loop {
         let wakeup = state.queue.next_wakeup();
-        let ready = state.pods_synced && state.nodes_synced && state.queue.has_active();
+        let ready = state.pods_synced && state.nodes_synced && state.namespaces_synced && state.queue.has_active();
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(()),
@@ -102,6 +109,11 @@ async fn run_with(
                 Some(Ok(ev)) => state.on_node_event(ev),
                 Some(Err(e)) => tracing::warn!(error = %e, "node watch failed; retrying"),
                 None => return Err(SchedulerError::WatchEnded("nodes")),
+            },
+            ev = namespace_events.next() => match ev {
+                Some(Ok(ev)) => state.on_namespace_event(ev),
+                Some(Err(e)) => tracing::warn!(error = %e, "namespace watch failed; retrying"),
+                None => return Err(SchedulerError::WatchEnded("namespaces")),
             },
             Some(outcome) = bind_results.recv() => state.on_bind_outcome(outcome),
             _ = sleep_until(wakeup) => state.queue.flush(Instant::now()),
@@ -165,6 +177,7 @@ impl Loop {
         let old = self.pods.insert(key.clone(), pod.clone());
         if node_name(&pod).is_some() {
             self.queue.delete(&key);
+            self.cache.remove_pending_pod(&key);
             let was_bound = old.as_deref().and_then(node_name).is_some();
             let labels_changed = old.as_ref().is_some_and(|o| o.metadata.labels != pod.metadata.labels);
             let was_assumed = self.cache.is_assumed(&key);
@@ -176,10 +189,15 @@ impl Loop {
         }
         let ours = pod.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()).unwrap_or("default-scheduler")
             == self.config.scheduler_name;
-        if !ours || pod.metadata.deletion_timestamp.is_some() {
+        // Gated pods (`spec.schedulingGates`) wait outside the queue until the gates are removed
+        // (upstream's SchedulingGates PreEnqueue plugin); the API server sets their condition.
+        let gated = pod.spec.as_ref().and_then(|s| s.scheduling_gates.as_ref()).is_some_and(|g| !g.is_empty());
+        if !ours || gated || pod.metadata.deletion_timestamp.is_some() {
             self.queue.delete(&key);
+            self.cache.remove_pending_pod(&key);
             return;
         }
+        self.cache.set_pending_pod(pod.clone());
         if self.cache.is_assumed(&key) {
             // Our bind is in flight; the watch has not caught up yet.
             return;
@@ -191,6 +209,7 @@ impl Loop {
         let key = pod_key(pod);
         self.pods.remove(&key);
         self.queue.delete(&key);
+        self.cache.remove_pending_pod(&key);
         if self.cache.remove_pod(&key) {
             self.queue.on_cluster_event(ClusterEvent::AssignedPodDelete, Instant::now());
         }
@@ -223,6 +242,30 @@ impl Loop {
             watcher::Event::Delete(node) => {
                 self.cache.remove_node(node.metadata.name.as_deref().unwrap_or_default());
             }
+        }
+    }
+
+    fn on_namespace_event(&mut self, ev: watcher::Event<Namespace>) {
+        match ev {
+            watcher::Event::Init => self.namespace_relist = Some(HashSet::new()),
+            watcher::Event::InitApply(ns) | watcher::Event::Apply(ns) => {
+                let name = ns.metadata.name.clone().unwrap_or_default();
+                if let Some(seen) = self.namespace_relist.as_mut() {
+                    seen.insert(name.clone());
+                }
+                self.cache.set_namespace_labels(name, ns.metadata.labels.unwrap_or_default());
+            }
+            watcher::Event::InitDone => {
+                if let Some(seen) = self.namespace_relist.take() {
+                    for name in self.cache.namespace_names() {
+                        if !seen.contains(&name) {
+                            self.cache.remove_namespace(&name);
+                        }
+                    }
+                }
+                self.namespaces_synced = true;
+            }
+            watcher::Event::Delete(ns) => self.cache.remove_namespace(ns.metadata.name.as_deref().unwrap_or_default()),
         }
     }
 

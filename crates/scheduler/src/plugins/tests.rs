@@ -481,3 +481,71 @@ fn daemonset_style_pods_only_consider_their_node() {
          3 Preemption is not helpful for scheduling."
     );
 }
+
+#[test]
+fn nominated_pods_hold_their_room() {
+    let mut snap = Snapshot::new(vec![node("n", "2", "8Gi", json!({}))]);
+    let prio = |name: &str, p: i32, cpu: &str| pod(name, with(requests(cpu, "10Mi"), json!({"spec": {"priority": p}})));
+    snap.nominated.insert("n".into(), vec![Arc::new(prio("high", 100, "1500m"))]);
+    assert_eq!(
+        unfit_message(&prio("mid", 50, "1"), &snap),
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: \
+         1 No preemption victims found for incoming pod."
+    );
+    let top = schedule_pod(&prio("top", 200, "1"), &snap, None, &mut 0, &mut rand::rng()).unwrap();
+    assert_eq!(top.node, "n");
+    // The nominated pod itself is not in its own way, and tries its node first.
+    let mut high = (*prio("high", 100, "1500m").pod).clone();
+    high.status = Some(serde_json::from_value(json!({"nominatedNodeName": "n"})).unwrap());
+    let high = PodInfo::new(Arc::new(high));
+    let r = schedule_pod(&high, &snap, None, &mut 0, &mut rand::rng()).unwrap();
+    assert_eq!((r.node.as_str(), r.evaluated_nodes), ("n", 1));
+}
+
+#[test]
+fn terminating_victims_on_the_nominated_node_stop_more_preemption() {
+    let mut snap = Snapshot::new(vec![node("n", "2", "8Gi", json!({}))]);
+    let victim = pod(
+        "victim",
+        with(requests("1500m", "10Mi"), json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}})),
+    );
+    place(&mut snap, "n", victim);
+    place(&mut snap, "n", pod("other", with(requests("100m", "10Mi"), json!({}))));
+    let mut p = (*pod("p", with(requests("1", "10Mi"), json!({"spec": {"priority": 10}}))).pod).clone();
+    p.status = Some(serde_json::from_value(json!({"nominatedNodeName": "n"})).unwrap());
+    let p = PodInfo::new(Arc::new(p));
+    assert_eq!(
+        unfit_message(&p, &snap),
+        "0/1 nodes are available: 1 Insufficient cpu. \
+         preemption: not eligible due to a terminating pod on the nominated node."
+    );
+}
+
+#[test]
+fn affinity_namespace_selector_uses_namespace_labels() {
+    let mut snap = Snapshot::new(vec![zoned("a", "z1"), zoned("b", "z2")]);
+    snap.namespace_labels.insert("team-a".into(), [("team".to_string(), "a".to_string())].into());
+    snap.namespace_labels.insert("default".into(), Default::default());
+    place(&mut snap, "a", pod("db", json!({"metadata": {"namespace": "team-a", "labels": {"app": "db"}}})));
+    let p = pod(
+        "p",
+        json!({"spec": {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "db"}}, "namespaceSelector": {"matchLabels": {"team": "a"}},
+             "topologyKey": "zone"}
+        ]}}}}),
+    );
+    let r = schedule_pod(&p, &snap, None, &mut 0, &mut rand::rng()).unwrap();
+    assert_eq!(r.node, "a");
+    // Without the namespace selector, only the pod's own namespace is searched: no match.
+    let own = pod(
+        "p",
+        json!({"spec": {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}
+        ]}}}}),
+    );
+    assert_eq!(
+        unfit_message(&own, &snap),
+        "0/2 nodes are available: 2 node(s) didn't match pod affinity rules. preemption: 0/2 nodes are available: \
+         2 Preemption is not helpful for scheduling."
+    );
+}

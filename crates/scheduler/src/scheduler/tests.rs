@@ -276,3 +276,57 @@ async fn deleting_a_pod_frees_room_and_no_nodes_is_reported() {
     assert_eq!(h.node_of("second").await, "n");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn preemption_evicts_lower_priority_pods_and_nominates_the_node() {
+    let h = Harness::start().await;
+    h.node("n", "2", json!({})).await;
+    h.pod("low", "1500m", json!({"spec": {"nodeName": "n", "priority": 0}})).await;
+    h.pod("high", "1", json!({"spec": {"priority": 100}})).await;
+
+    let high = h
+        .wait_for("high to be nominated", async || {
+            let p = h.pods().get("high").await.unwrap();
+            let nominated = p.status.as_ref()?.nominated_node_name.clone()?;
+            Some((p, nominated))
+        })
+        .await;
+    assert_eq!(high.1, "n");
+    let low = h.pods().get("low").await.unwrap();
+    assert!(low.metadata.deletion_timestamp.is_some(), "the victim is being deleted");
+    let preempted = h
+        .wait_for("the Preempted event", async || {
+            let evs = h.events_for("low", "Preempted").await;
+            (!evs.is_empty()).then_some(evs)
+        })
+        .await;
+    let uid = high.0.metadata.uid.clone().unwrap();
+    assert_eq!(preempted[0].note.as_deref(), Some(format!("Preempted by pod {uid} on node n").as_str()));
+    let cond = h
+        .wait_for("the PodScheduled condition", async || {
+            let p = h.pods().get("high").await.unwrap();
+            p.status?.conditions?.into_iter().find(|c| c.type_ == "PodScheduled")
+        })
+        .await;
+    assert_eq!(cond.message.as_deref(), Some("0/1 nodes are available: 1 Insufficient cpu."));
+    // No kubelet here to finish the graceful deletion: do it by force, and the preemptor lands.
+    let force = kube::api::DeleteParams { grace_period_seconds: Some(0), ..Default::default() };
+    h.pods().delete("low", &force).await.unwrap();
+    assert_eq!(h.node_of("high").await, "n");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn gated_pods_wait_for_their_gates() {
+    let h = Harness::start().await;
+    h.node("n", "2", json!({})).await;
+    h.pod("gated", "100m", json!({"spec": {"schedulingGates": [{"name": "example.com/wait"}]}})).await;
+    h.pod("free", "100m", json!({})).await;
+    assert_eq!(h.node_of("free").await, "n");
+    let gated = h.pods().get("gated").await.unwrap();
+    assert_eq!(gated.spec.as_ref().unwrap().node_name, None);
+    let patch = kube::api::Patch::Merge(json!({"spec": {"schedulingGates": null}}));
+    h.pods().patch("gated", &Default::default(), &patch).await.unwrap();
+    assert_eq!(h.node_of("gated").await, "n");
+    h.stop().await;
+}
