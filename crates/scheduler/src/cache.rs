@@ -113,7 +113,8 @@ impl PodInfo {
     pub(crate) fn new(pod: Arc<Pod>) -> PodInfo {
         let spec = pod.spec.clone().unwrap_or_default();
         let mut host_ports = Vec::new();
-        for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+        // Only regular containers' host ports count, as upstream's getContainerPorts.
+        for c in &spec.containers {
             for p in c.ports.iter().flatten() {
                 if let Some(hp) = p.host_port.filter(|p| *p > 0) {
                     host_ports.push(HostPort {

@@ -387,7 +387,8 @@ async fn bind(ctx: &ReportCtx, pod: &Pod, node: &str) -> Result<(), String> {
         }
         Err(e) => {
             tracing::info!(pod = %pod_key(pod), node, error = %e, "binding failed");
-            Err(api_message(&e))
+            // Upstream wraps bind plugin errors the same way.
+            Err(format!("running Bind plugin \"DefaultBinder\": {}", api_message(&e)))
         }
     }
 }

@@ -549,3 +549,20 @@ fn affinity_namespace_selector_uses_namespace_labels() {
          2 Preemption is not helpful for scheduling."
     );
 }
+
+#[test]
+fn large_clusters_stop_filtering_early_and_rotate() {
+    let nodes: Vec<NodeInfo> = (0..200).map(|i| node(&format!("n{i:03}"), "4", "8Gi", json!({}))).collect();
+    let snap = Snapshot::new(nodes);
+    let p = pod("p", requests("100m", "10Mi"));
+    let mut start = 0;
+    // 50 - 200/125 = 49% of 200 = 98, raised to the 100-node minimum.
+    let r = schedule_pod(&p, &snap, None, &mut start, &mut rand::rng()).unwrap();
+    assert_eq!((r.evaluated_nodes, r.feasible_nodes, start), (100, 100, 100));
+    assert!(r.node.as_str() < "n100", "{}", r.node);
+    let r = schedule_pod(&p, &snap, None, &mut start, &mut rand::rng()).unwrap();
+    assert!(r.node.as_str() >= "n100", "the next cycle starts where the last stopped: {}", r.node);
+    assert_eq!(start, 0);
+    let r = schedule_pod(&p, &snap, Some(100), &mut start, &mut rand::rng()).unwrap();
+    assert_eq!(r.evaluated_nodes, 200);
+}
