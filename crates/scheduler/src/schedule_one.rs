@@ -4,7 +4,8 @@
 //! `FitError` message. The async side ([`crate::scheduler`]) assumes, binds and reports.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use rand::Rng;
 
@@ -19,6 +20,11 @@ use crate::plugins::{
 const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
 /// Upstream `minFeasibleNodesPercentageToFind`.
 const MIN_FEASIBLE_NODES_PERCENTAGE: usize = 5;
+
+/// From this many candidate nodes on, filtering runs on several threads.
+const PARALLEL_FILTER_THRESHOLD: usize = 256;
+/// Upstream's default `parallelism`.
+const MAX_FILTER_THREADS: usize = 16;
 
 /// Message when the cluster has no nodes at all (upstream `ErrNoNodesAvailable`).
 pub(crate) const NO_NODES_MESSAGE: &str = "no nodes available to schedule pods";
@@ -222,17 +228,12 @@ pub(crate) fn schedule_pod(
     }
     let want = num_feasible_nodes_to_find(percentage, candidates.len());
     let mut feasible: Vec<&NodeInfo> = Vec::new();
-    let mut processed = 0;
-    for i in 0..candidates.len() {
+    let results = filter_candidates(&state, pod, &candidates, *next_start, want, snapshot);
+    let processed = results.len();
+    for (i, result) in results.into_iter().enumerate() {
         let node = candidates[(*next_start + i) % candidates.len()];
-        processed += 1;
-        match run_filters_with_nominated(&state, pod, node, snapshot) {
-            None => {
-                feasible.push(node);
-                if feasible.len() >= want {
-                    break;
-                }
-            }
+        match result {
+            None => feasible.push(node),
             Some(status) => {
                 diagnosis.node_to_status.insert(node.name.clone(), status);
             }
@@ -250,6 +251,67 @@ pub(crate) fn schedule_pod(
         select_host(&scored, rng).unwrap_or(feasible[0].name.as_str()).to_string()
     };
     Ok(ScheduleResult { node, evaluated_nodes: processed, feasible_nodes: feasible.len() })
+}
+
+/// Filters `candidates` starting at `start` (wrapping), stopping once `want` nodes passed.
+/// Returns the filter result of each processed node, in processing order. Large clusters are
+/// filtered on several threads; the result is the same as filtering one node after another.
+fn filter_candidates(
+    state: &CycleState,
+    pod: &PodInfo,
+    candidates: &[&NodeInfo],
+    start: usize,
+    want: usize,
+    snapshot: &Snapshot,
+) -> Vec<Option<Status>> {
+    let len = candidates.len();
+    let eval = |i: usize| run_filters_with_nominated(state, pod, candidates[(start + i) % len], snapshot);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_FILTER_THREADS);
+    let mut results = Vec::new();
+    if len < PARALLEL_FILTER_THRESHOLD || threads < 2 {
+        let mut found = 0;
+        for i in 0..len {
+            let r = eval(i);
+            found += usize::from(r.is_none());
+            results.push(r);
+            if found >= want {
+                break;
+            }
+        }
+        return results;
+    }
+    // Workers claim indexes in order, so every index below the highest claimed one is
+    // evaluated: the evaluated set is a prefix, cut below at the `want`-th feasible node.
+    let next = AtomicUsize::new(0);
+    let found = AtomicUsize::new(0);
+    let slots: Vec<OnceLock<Option<Status>>> = (0..len).map(|_| OnceLock::new()).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while found.load(Ordering::Relaxed) < want {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= len {
+                        break;
+                    }
+                    let r = eval(i);
+                    if r.is_none() {
+                        found.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = slots[i].set(r);
+                }
+            });
+        }
+    });
+    let mut feasible = 0;
+    for slot in slots {
+        let Some(r) = slot.into_inner() else { break };
+        feasible += usize::from(r.is_none());
+        results.push(r);
+        if feasible >= want {
+            break;
+        }
+    }
+    results
 }
 
 /// A node where evicting lower-priority pods would let the pod fit.

@@ -566,3 +566,32 @@ fn large_clusters_stop_filtering_early_and_rotate() {
     let r = schedule_pod(&p, &snap, Some(100), &mut start, &mut rand::rng()).unwrap();
     assert_eq!(r.evaluated_nodes, 200);
 }
+
+#[test]
+fn parallel_filtering_matches_sequential_order() {
+    // 600 nodes: every third has room. Filtering runs on threads but must pick the same prefix.
+    let nodes: Vec<NodeInfo> = (0..600).map(|i| node(&format!("n{i:03}"), "4", "8Gi", json!({}))).collect();
+    let mut snap = Snapshot::new(nodes);
+    for i in 0..600 {
+        if i % 3 != 0 {
+            place(&mut snap, &format!("n{i:03}"), pod(&format!("f{i}"), requests("4", "1Gi")));
+        }
+    }
+    let p = pod("p", requests("1", "1Gi"));
+    // 50 - 600/125 = 46% of 600 = 276 wanted, but only 200 fit: all nodes are processed.
+    let mut start = 7;
+    let r = schedule_pod(&p, &snap, None, &mut start, &mut rand::rng()).unwrap();
+    assert_eq!((r.evaluated_nodes, r.feasible_nodes, start), (600, 200, 7));
+    // Want 100 (10% → 60, raised to 100): fitting nodes from n007 on are n009, n012, …, the
+    // 100th is n306, the 300th node processed.
+    let r = schedule_pod(&p, &snap, Some(10), &mut start, &mut rand::rng()).unwrap();
+    assert_eq!((r.evaluated_nodes, r.feasible_nodes), (300, 100));
+    assert_eq!(start, 307);
+    // Unfit everywhere: every node's reason is collected.
+    let huge = pod("h", requests("5", "1Gi"));
+    let Err(ScheduleFailure::Unfit { diagnosis, .. }) = schedule_pod(&huge, &snap, None, &mut 0, &mut rand::rng())
+    else {
+        panic!("expected a fit error")
+    };
+    assert_eq!(diagnosis.node_to_status.len(), 600);
+}
