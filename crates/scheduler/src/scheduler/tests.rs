@@ -330,3 +330,35 @@ async fn gated_pods_wait_for_their_gates() {
     assert_eq!(h.node_of("gated").await, "n");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn repeated_failures_become_an_event_series() {
+    let h = Harness::start().await;
+    h.node("n", "1", json!({})).await;
+    h.pod("needy", "2", json!({})).await;
+    h.wait_for("the first FailedScheduling", async || {
+        let evs = h.events_for("needy", "FailedScheduling").await;
+        (!evs.is_empty()).then_some(())
+    })
+    .await;
+    // A node change that does not help: the pod is retried (after its 1 s backoff) and fails
+    // again; the recorder turns the repeat into a series on the same Event.
+    let nodes: Api<Node> = Api::all(h.client.clone());
+    let patch = kube::api::Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}}));
+    nodes.patch("n", &Default::default(), &patch).await.unwrap();
+    let evs = h
+        .wait_for("a series of two", async || {
+            let evs = h.events_for("needy", "FailedScheduling").await;
+            evs.first().and_then(|e| e.series.as_ref()).is_some_and(|s| s.count == 2).then_some(evs)
+        })
+        .await;
+    assert_eq!(evs.len(), 1);
+    assert_eq!(
+        evs[0].note.as_deref(),
+        Some(
+            "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: \
+             1 Preemption is not helpful for scheduling."
+        )
+    );
+    h.stop().await;
+}
