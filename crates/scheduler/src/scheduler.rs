@@ -180,9 +180,10 @@ impl Loop {
             self.cache.remove_pending_pod(&key);
             let was_bound = old.as_deref().and_then(node_name).is_some();
             let labels_changed = old.as_ref().is_some_and(|o| o.metadata.labels != pod.metadata.labels);
-            let was_assumed = self.cache.is_assumed(&key);
             self.cache.set_bound_pod(pod);
-            if (!was_bound && !was_assumed) || labels_changed {
+            // Even a pod we assumed ourselves may be what a parked pod's affinity or spreading
+            // was waiting for (it may have failed before the assumption).
+            if !was_bound || labels_changed {
                 self.queue.on_cluster_event(ClusterEvent::AssignedPodAdd, now);
             }
             return;

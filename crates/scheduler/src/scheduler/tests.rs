@@ -362,3 +362,37 @@ async fn repeated_failures_become_an_event_series() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn pod_affinity_waits_for_its_peer() {
+    let h = Harness::start().await;
+    h.node("a", "4", json!({"metadata": {"labels": {"zone": "z1"}}})).await;
+    h.node("b", "4", json!({"metadata": {"labels": {"zone": "z2"}}})).await;
+    // "web" wants to share a zone with a "db" pod that does not exist yet.
+    h.pod(
+        "web",
+        "100m",
+        json!({"spec": {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}
+        ]}}}}),
+    )
+    .await;
+    let cond = h
+        .wait_for("web to be reported", async || {
+            let p = h.pods().get("web").await.unwrap();
+            p.status?.conditions?.into_iter().find(|c| c.type_ == "PodScheduled")
+        })
+        .await;
+    assert_eq!(
+        cond.message.as_deref(),
+        Some(
+            "0/2 nodes are available: 2 node(s) didn't match pod affinity rules. preemption: 0/2 nodes are \
+             available: 2 Preemption is not helpful for scheduling."
+        )
+    );
+    // Once the db pod is scheduled (by us), web follows it into its zone.
+    h.pod("db", "100m", json!({"metadata": {"labels": {"app": "db"}}, "spec": {"nodeSelector": {"zone": "z2"}}})).await;
+    assert_eq!(h.node_of("db").await, "b");
+    assert_eq!(h.node_of("web").await, "b");
+    h.stop().await;
+}
