@@ -40,11 +40,17 @@ impl AffinityTerm {
             namespaces.insert(own_ns);
         }
         let mut selector = Selector::new(term.label_selector.as_ref());
-        // matchLabelKeys: the pod's own values for those keys are ANDed into the selector.
+        // matchLabelKeys / mismatchLabelKeys: the pod's own values for those keys are ANDed into
+        // the selector as `in` / `notin` requirements.
         let labels = pod.metadata.labels.clone().unwrap_or_default();
         for key in term.match_label_keys.iter().flatten() {
             if let Some(v) = labels.get(key) {
                 selector = selector.with_label(key, v);
+            }
+        }
+        for key in term.mismatch_label_keys.iter().flatten() {
+            if let Some(v) = labels.get(key) {
+                selector = selector.without_label(key, v);
             }
         }
         AffinityTerm {

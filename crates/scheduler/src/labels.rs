@@ -59,6 +59,14 @@ impl Selector {
         self
     }
 
+    /// Adds a `key notin (value)` requirement (used for `mismatchLabelKeys`).
+    pub(crate) fn without_label(mut self, key: &str, value: &str) -> Selector {
+        if let Selector::Requirements(reqs) = &mut self {
+            reqs.push(Requirement { key: key.to_string(), op: SelectorOp::NotIn, values: vec![value.to_string()] });
+        }
+        self
+    }
+
     pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         match self {
             Selector::Nothing => false,

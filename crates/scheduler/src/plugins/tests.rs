@@ -595,3 +595,28 @@ fn parallel_filtering_matches_sequential_order() {
     };
     assert_eq!(diagnosis.node_to_status.len(), 600);
 }
+
+#[test]
+fn affinity_match_and_mismatch_label_keys() {
+    // Anti-affinity only against pods of other tenants: mismatchLabelKeys adds `tenant notin (a)`.
+    let mut snap = Snapshot::new(vec![zoned("a", "z1"), zoned("b", "z2")]);
+    place(&mut snap, "a", labelled("same", json!({"app": "web", "tenant": "a"})));
+    place(&mut snap, "b", labelled("other", json!({"app": "web", "tenant": "b"})));
+    let p = pod(
+        "p",
+        json!({"metadata": {"labels": {"app": "web", "tenant": "a"}},
+               "spec": {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "web"}}, "mismatchLabelKeys": ["tenant"], "topologyKey": "zone"}
+        ]}}}}),
+    );
+    assert_eq!(schedule_pod(&p, &snap, None, &mut 0, &mut rand::rng()).unwrap().node, "a");
+    // matchLabelKeys: affinity to pods of the same tenant only.
+    let q = pod(
+        "q",
+        json!({"metadata": {"labels": {"tenant": "b"}},
+               "spec": {"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "web"}}, "matchLabelKeys": ["tenant"], "topologyKey": "zone"}
+        ]}}}}),
+    );
+    assert_eq!(schedule_pod(&q, &snap, None, &mut 0, &mut rand::rng()).unwrap().node, "b");
+}
