@@ -1,10 +1,10 @@
 //! The kube-scheduler: watches pending pods and nodes through the API (kube-rs), picks a node for
 //! each pod with upstream's default plugins, and binds it with `POST pods/{name}/binding`.
 //!
-//! Layout follows upstream: [`queue`] (active / backoff / unschedulable), [`cache`] (node infos
-//! with assumed pods), [`framework`] (statuses, the FitError message), [`plugins`] (one file per
-//! plugin), [`schedule_one`] (one cycle, no I/O) and [`scheduler`] (the event loop, binding and
-//! reporting). In the request path (`docs/data-path.md`) it sits between the API server's pod
+//! Layout follows upstream: `queue` (active / backoff / unschedulable), `cache` (node infos with
+//! assumed and nominated pods), `framework` (statuses, the FitError message), `plugins` (one file
+//! per plugin), `schedule_one` (one cycle, no I/O: filter, score, preemption dry run) and
+//! `scheduler` (the event loop, binding, preemption and reporting). In the request path (`docs/data-path.md`) it sits between the API server's pod
 //! store and the kubelet, which starts pods once `spec.nodeName` is set.
 
 mod cache;
