@@ -113,6 +113,10 @@ pub(crate) struct PodInfo {
     pub(crate) required_anti_affinity: Vec<AffinityTerm>,
     pub(crate) preferred_affinity: Vec<WeightedTerm>,
     pub(crate) preferred_anti_affinity: Vec<WeightedTerm>,
+    /// For pods without spread constraints: the selector of their Services and controller
+    /// (upstream `DefaultSelector`), which turns on the system default spreading. Set by the
+    /// scheduler loop for the pod being scheduled only.
+    pub(crate) default_spread_selector: Option<Selector>,
 }
 
 impl PodInfo {
@@ -168,6 +172,7 @@ impl PodInfo {
             preferred_anti_affinity: preferred(
                 paa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
             ),
+            default_spread_selector: None,
             pod,
         }
     }

@@ -10,6 +10,7 @@
 mod cache;
 mod framework;
 mod labels;
+mod owners;
 mod plugins;
 mod queue;
 mod resources;

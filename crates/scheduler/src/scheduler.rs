@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Cache, PodInfo, pod_key};
+use crate::owners::{OwnerEvent, Owners};
 use crate::queue::{ClusterEvent, SchedulingQueue};
 use crate::schedule_one::{PreemptionCandidate, ScheduleFailure, post_filter, schedule_pod};
 use crate::{SchedulerConfig, SchedulerError};
@@ -41,6 +42,8 @@ struct Loop {
     recorder: Recorder,
     cache: Cache,
     queue: SchedulingQueue,
+    /// Service and controller selectors for the default spreading constraints.
+    owners: Owners,
     /// Last seen version of every pod, to diff re-lists and spot label changes.
     pods: HashMap<String, Arc<Pod>>,
     /// Keys seen during a (re-)list in progress.
@@ -62,7 +65,18 @@ pub(crate) async fn run(
     let pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff();
     let node_events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default()).default_backoff();
     let namespace_events = watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()).default_backoff();
-    run_with(client, config, shutdown, pod_events, node_events, namespace_events).await
+    // Score-only inputs: scheduling does not wait for these lists (nor stop if they fail).
+    let cfg = watcher::Config::default;
+    let owner_events = futures::stream::select_all([
+        watcher(Api::all(client.clone()), cfg()).default_backoff().map(|e| e.map(OwnerEvent::Service)).boxed(),
+        watcher(Api::all(client.clone()), cfg())
+            .default_backoff()
+            .map(|e| e.map(OwnerEvent::ReplicationController))
+            .boxed(),
+        watcher(Api::all(client.clone()), cfg()).default_backoff().map(|e| e.map(OwnerEvent::ReplicaSet)).boxed(),
+        watcher(Api::all(client.clone()), cfg()).default_backoff().map(|e| e.map(OwnerEvent::StatefulSet)).boxed(),
+    ]);
+    run_with(client, config, shutdown, pod_events, node_events, namespace_events, owner_events).await
 }
 
 async fn run_with(
@@ -72,7 +86,9 @@ async fn run_with(
     pod_events: impl Stream<Item = Result<watcher::Event<Pod>, watcher::Error>>,
     node_events: impl Stream<Item = Result<watcher::Event<Node>, watcher::Error>>,
     namespace_events: impl Stream<Item = Result<watcher::Event<Namespace>, watcher::Error>>,
+    owner_events: impl Stream<Item = Result<OwnerEvent, watcher::Error>>,
 ) -> Result<(), SchedulerError> {
+    let mut owner_events = std::pin::pin!(owner_events);
     let mut pod_events = std::pin::pin!(pod_events);
     let mut node_events = std::pin::pin!(node_events);
     let mut namespace_events = std::pin::pin!(namespace_events);
@@ -84,6 +100,7 @@ async fn run_with(
         config,
         cache: Cache::default(),
         queue: SchedulingQueue::default(),
+        owners: Owners::default(),
         pods: HashMap::new(),
         pod_relist: None,
         node_relist: None,
@@ -114,6 +131,10 @@ async fn run_with(
                 Some(Ok(ev)) => state.on_namespace_event(ev),
                 Some(Err(e)) => tracing::warn!(error = %e, "namespace watch failed; retrying"),
                 None => return Err(SchedulerError::WatchEnded("namespaces")),
+            },
+            Some(ev) = owner_events.next() => match ev {
+                Ok(ev) => state.owners.on_event(ev),
+                Err(e) => tracing::debug!(error = %e, "service/controller watch failed; retrying"),
             },
             Some(outcome) = bind_results.recv() => state.on_bind_outcome(outcome),
             _ = sleep_until(wakeup) => state.queue.flush(Instant::now()),
@@ -273,7 +294,8 @@ impl Loop {
     fn schedule_one(&mut self) {
         let Some(qp) = self.queue.pop() else { return };
         let now = Instant::now();
-        let info = PodInfo::new(qp.pod.clone());
+        let mut info = PodInfo::new(qp.pod.clone());
+        info.default_spread_selector = self.owners.default_selector(&qp.pod);
         let snapshot = self.cache.snapshot();
         let mut rng = rand::rng();
         match schedule_pod(&info, &snapshot, self.config.percentage_of_nodes_to_score, &mut self.next_start, &mut rng) {

@@ -30,10 +30,33 @@ pub(crate) struct Constraint {
     honor_taints: bool,
 }
 
-fn constraints(pod: &PodInfo, when: &str) -> Vec<Constraint> {
+/// Upstream's system default constraints, applied (for scoring only) to pods that have none of
+/// their own but belong to a Service, ReplicaSet, StatefulSet or ReplicationController.
+const SYSTEM_DEFAULTS: [(&str, i64); 2] = [(HOSTNAME, 3), ("topology.kubernetes.io/zone", 5)];
+
+/// The pod's constraints for `when`, and whether they are the system defaults.
+fn constraints(pod: &PodInfo, when: &str) -> (Vec<Constraint>, bool) {
     let list: &[TopologySpreadConstraint] =
         pod.pod.spec.as_ref().and_then(|s| s.topology_spread_constraints.as_deref()).unwrap_or_default();
-    list.iter()
+    if list.is_empty() {
+        let defaults = match (&pod.default_spread_selector, when) {
+            (Some(selector), "ScheduleAnyway") => SYSTEM_DEFAULTS
+                .iter()
+                .map(|(key, max_skew)| Constraint {
+                    max_skew: *max_skew,
+                    key: key.to_string(),
+                    selector: selector.clone(),
+                    min_domains: None,
+                    honor_affinity: true,
+                    honor_taints: false,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        return (defaults, true);
+    }
+    let own = list
+        .iter()
         .filter(|c| c.when_unsatisfiable == when)
         .map(|c| {
             let mut selector = Selector::new(c.label_selector.as_ref());
@@ -51,7 +74,8 @@ fn constraints(pod: &PodInfo, when: &str) -> Vec<Constraint> {
                 honor_taints: c.node_taints_policy.as_deref() == Some("Honor"),
             }
         })
-        .collect()
+        .collect();
+    (own, false)
 }
 
 fn has_all_keys(node: &NodeInfo, cs: &[Constraint]) -> bool {
@@ -86,7 +110,7 @@ pub(crate) struct FilterState {
 }
 
 pub(crate) fn pre_filter(pod: &PodInfo, snapshot: &Snapshot) -> FilterState {
-    let cs = constraints(pod, "DoNotSchedule");
+    let (cs, _) = constraints(pod, "DoNotSchedule");
     let mut s = FilterState::default();
     if cs.is_empty() {
         return s;
@@ -143,14 +167,17 @@ pub(crate) struct ScoreState {
 }
 
 pub(crate) fn pre_score(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snapshot) -> ScoreState {
-    let cs = constraints(pod, "ScheduleAnyway");
+    let (cs, system_defaulted) = constraints(pod, "ScheduleAnyway");
+    // System defaults don't require nodes to carry every topology label (a node without a zone
+    // still spreads by hostname).
+    let require_all = !system_defaulted;
     let mut s = ScoreState::default();
     if cs.is_empty() {
         return s;
     }
     let mut sizes = vec![0usize; cs.len()];
     for node in feasible {
-        if !has_all_keys(node, &cs) {
+        if require_all && !has_all_keys(node, &cs) {
             s.ignored.insert(node.name.clone());
             continue;
         }
@@ -158,7 +185,7 @@ pub(crate) fn pre_score(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snapsh
             if c.key == HOSTNAME {
                 continue;
             }
-            let p = (c.key.clone(), node.labels[&c.key].clone());
+            let p = (c.key.clone(), node.labels.get(&c.key).cloned().unwrap_or_default());
             if let std::collections::hash_map::Entry::Vacant(e) = s.pair_counts.entry(p) {
                 e.insert(0);
                 sizes[i] += 1;
@@ -174,14 +201,14 @@ pub(crate) fn pre_score(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snapsh
         })
         .collect();
     for node in &snapshot.nodes {
-        if !has_all_keys(node, &cs) {
+        if require_all && !has_all_keys(node, &cs) {
             continue;
         }
         for c in &cs {
             if !included(c, pod, node) {
                 continue;
             }
-            let p = (c.key.clone(), node.labels[&c.key].clone());
+            let p = (c.key.clone(), node.labels.get(&c.key).cloned().unwrap_or_default());
             if let Some(n) = s.pair_counts.get_mut(&p) {
                 *n += count_matching(node, &c.selector, &pod.namespace);
             }

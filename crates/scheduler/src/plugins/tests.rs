@@ -620,3 +620,35 @@ fn affinity_match_and_mismatch_label_keys() {
     );
     assert_eq!(schedule_pod(&q, &snap, None, &mut 0, &mut rand::rng()).unwrap().node, "b");
 }
+
+#[test]
+fn system_default_spreading_for_owned_pods() {
+    // No zone labels: the default zone constraint is skipped, hostname spreading still applies.
+    let mut snap = Snapshot::new(vec![
+        node("a", "4", "8Gi", json!({})),
+        node("b", "4", "8Gi", json!({})),
+        node("c", "4", "8Gi", json!({})),
+    ]);
+    place(&mut snap, "a", labelled("w1", json!({"app": "web"})));
+    place(&mut snap, "a", labelled("w2", json!({"app": "web"})));
+    place(&mut snap, "c", labelled("w3", json!({"app": "web"})));
+    let mut p = labelled("p", json!({"app": "web"}));
+    let feasible: Vec<&NodeInfo> = snap.nodes.iter().collect();
+    let normalized = |p: &PodInfo| {
+        let state = pod_topology_spread::pre_score(p, &feasible, &snap);
+        let raw: Vec<Option<i64>> = feasible.iter().map(|n| pod_topology_spread::score(&state, p, n)).collect();
+        let normalized = pod_topology_spread::normalize(&state, &raw);
+        (raw, normalized)
+    };
+    // Not selected by any Service or controller: no default constraints.
+    assert_eq!(normalized(&p).1, vec![0, 0, 0]);
+    p.default_spread_selector = Some(crate::labels::Selector::new(Some(
+        &serde_json::from_value(json!({"matchLabels": {"app": "web"}})).unwrap(),
+    )));
+    // hostname: count * ln(5) + (3 - 1): a 5.2 → 5, b 2, c 3.6 → 4; normalized 100 * (5 + 2 - s) / 5.
+    assert_eq!(normalized(&p), (vec![Some(5), Some(2), Some(4)], vec![40, 100, 60]));
+    // Pods with constraints of their own don't get the defaults.
+    let mut own = spread("ScheduleAnyway", "zone", json!({}));
+    own.default_spread_selector = p.default_spread_selector.clone();
+    assert_eq!(normalized(&own).1, vec![0, 0, 0], "no node has a zone label: all ignored");
+}
