@@ -28,12 +28,12 @@ pub(crate) struct Owners {
     stateful_sets: ByKey<LabelSelector>,
 }
 
-/// A watch event of one of the kinds [`Owners`] keeps.
+/// A watch event of one of the kinds [`Owners`] keeps (boxed: the objects are large).
 pub(crate) enum OwnerEvent {
-    Service(watcher::Event<Service>),
-    ReplicationController(watcher::Event<ReplicationController>),
-    ReplicaSet(watcher::Event<ReplicaSet>),
-    StatefulSet(watcher::Event<StatefulSet>),
+    Service(Box<watcher::Event<Service>>),
+    ReplicationController(Box<watcher::Event<ReplicationController>>),
+    ReplicaSet(Box<watcher::Event<ReplicaSet>>),
+    StatefulSet(Box<watcher::Event<StatefulSet>>),
 }
 
 /// Applies one watch event to one kind's map. A (re-)list starts from scratch: scoring may use
@@ -62,18 +62,18 @@ impl Owners {
         match ev {
             // Services with a nil selector match nothing, not everything.
             OwnerEvent::Service(ev) => {
-                apply(&mut self.services, ev, |s: &Service| s.spec.as_ref().and_then(|s| s.selector.clone()))
+                apply(&mut self.services, *ev, |s: &Service| s.spec.as_ref().and_then(|s| s.selector.clone()))
             }
             OwnerEvent::ReplicationController(ev) => {
-                apply(&mut self.replication_controllers, ev, |rc: &ReplicationController| {
+                apply(&mut self.replication_controllers, *ev, |rc: &ReplicationController| {
                     rc.spec.as_ref().and_then(|s| s.selector.clone())
                 })
             }
             OwnerEvent::ReplicaSet(ev) => {
-                apply(&mut self.replica_sets, ev, |rs: &ReplicaSet| rs.spec.as_ref().map(|s| s.selector.clone()))
+                apply(&mut self.replica_sets, *ev, |rs: &ReplicaSet| rs.spec.as_ref().map(|s| s.selector.clone()))
             }
             OwnerEvent::StatefulSet(ev) => {
-                apply(&mut self.stateful_sets, ev, |ss: &StatefulSet| ss.spec.as_ref().map(|s| s.selector.clone()))
+                apply(&mut self.stateful_sets, *ev, |ss: &StatefulSet| ss.spec.as_ref().map(|s| s.selector.clone()))
             }
         }
     }
@@ -146,20 +146,20 @@ mod tests {
     #[test]
     fn default_selector_merges_services_and_controller() {
         let mut o = Owners::default();
-        o.on_event(OwnerEvent::Service(watcher::Event::Apply(obj(json!({
+        o.on_event(OwnerEvent::Service(Box::new(watcher::Event::Apply(obj(json!({
             "metadata": {"name": "web", "namespace": "ns"}, "spec": {"selector": {"app": "web"}}
-        })))));
+        }))))));
         // Another namespace's service and a selector-less service don't count.
-        o.on_event(OwnerEvent::Service(watcher::Event::Apply(obj(json!({
+        o.on_event(OwnerEvent::Service(Box::new(watcher::Event::Apply(obj(json!({
             "metadata": {"name": "web", "namespace": "other"}, "spec": {"selector": {"tier": "x"}}
-        })))));
-        o.on_event(OwnerEvent::Service(watcher::Event::Apply(obj(json!({
+        }))))));
+        o.on_event(OwnerEvent::Service(Box::new(watcher::Event::Apply(obj(json!({
             "metadata": {"name": "headless", "namespace": "ns"}, "spec": {}
-        })))));
-        o.on_event(OwnerEvent::ReplicaSet(watcher::Event::Apply(obj(json!({
+        }))))));
+        o.on_event(OwnerEvent::ReplicaSet(Box::new(watcher::Event::Apply(obj(json!({
             "metadata": {"name": "web-1", "namespace": "ns"},
             "spec": {"selector": {"matchLabels": {"app": "web", "hash": "1"}}}
-        })))));
+        }))))));
         let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
         };
@@ -173,8 +173,8 @@ mod tests {
         // Nothing selects it: no default spreading.
         assert!(o.default_selector(&pod(json!({"app": "db"}), None)).is_none());
         // A re-list forgets what is gone.
-        o.on_event(OwnerEvent::Service(watcher::Event::Init));
-        o.on_event(OwnerEvent::Service(watcher::Event::InitDone));
+        o.on_event(OwnerEvent::Service(Box::new(watcher::Event::Init)));
+        o.on_event(OwnerEvent::Service(Box::new(watcher::Event::InitDone)));
         assert!(o.default_selector(&pod(json!({"app": "web"}), None)).is_none());
     }
 }

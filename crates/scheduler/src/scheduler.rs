@@ -68,13 +68,22 @@ pub(crate) async fn run(
     // Score-only inputs: scheduling does not wait for these lists (nor stop if they fail).
     let cfg = watcher::Config::default;
     let owner_events = futures::stream::select_all([
-        watcher(Api::all(client.clone()), cfg()).default_backoff().map(|e| e.map(OwnerEvent::Service)).boxed(),
         watcher(Api::all(client.clone()), cfg())
             .default_backoff()
-            .map(|e| e.map(OwnerEvent::ReplicationController))
+            .map(|e| e.map(|ev| OwnerEvent::Service(Box::new(ev))))
             .boxed(),
-        watcher(Api::all(client.clone()), cfg()).default_backoff().map(|e| e.map(OwnerEvent::ReplicaSet)).boxed(),
-        watcher(Api::all(client.clone()), cfg()).default_backoff().map(|e| e.map(OwnerEvent::StatefulSet)).boxed(),
+        watcher(Api::all(client.clone()), cfg())
+            .default_backoff()
+            .map(|e| e.map(|ev| OwnerEvent::ReplicationController(Box::new(ev))))
+            .boxed(),
+        watcher(Api::all(client.clone()), cfg())
+            .default_backoff()
+            .map(|e| e.map(|ev| OwnerEvent::ReplicaSet(Box::new(ev))))
+            .boxed(),
+        watcher(Api::all(client.clone()), cfg())
+            .default_backoff()
+            .map(|e| e.map(|ev| OwnerEvent::StatefulSet(Box::new(ev))))
+            .boxed(),
     ]);
     run_with(client, config, shutdown, pod_events, node_events, namespace_events, owner_events).await
 }
