@@ -21,6 +21,9 @@ const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
 /// Upstream `minFeasibleNodesPercentageToFind`.
 const MIN_FEASIBLE_NODES_PERCENTAGE: usize = 5;
 
+/// The preemption plugin's name, in its statuses.
+const PREEMPTION: &str = "DefaultPreemption";
+
 /// From this many candidate nodes on, filtering runs on several threads.
 const PARALLEL_FILTER_THRESHOLD: usize = 256;
 /// Upstream's default `parallelism`.
@@ -370,17 +373,13 @@ pub(crate) fn post_filter(pod: &PodInfo, snapshot: &Snapshot, diagnosis: &Diagno
     if let Some(best) = pick_candidate(candidates) {
         return PostFilterResult { message: None, candidate: Some(best) };
     }
-    let mut d = Diagnosis::default();
-    let absent = snapshot.nodes.len() - statuses.len();
-    d.node_to_status = statuses;
-    let mut msg = fit_error_message(snapshot.nodes.len(), &d);
-    if absent > 0 {
-        // Nodes not worth trying count under one predefined reason, merged into the sorted list.
-        let mut all = crate::framework::reason_histogram(d.node_to_status.values());
-        all.push(format!("{absent} Preemption is not helpful for scheduling"));
-        all.sort();
-        msg = format!("0/{} nodes are available: {}.", snapshot.nodes.len(), all.join(", "));
-    }
+    let d = Diagnosis {
+        node_to_status: statuses,
+        // Nodes where preemption was not even tried.
+        absent_status: Some(Status::unresolvable(PREEMPTION, "Preemption is not helpful for scheduling")),
+        ..Diagnosis::default()
+    };
+    let msg = fit_error_message(snapshot.nodes.len(), &d);
     with_prefix(msg.trim_end_matches('.'))
 }
 
@@ -389,7 +388,7 @@ fn select_victims(pod: &PodInfo, snapshot: &Snapshot, index: usize) -> Result<Ve
     let node = &snapshot.nodes[index];
     let mut lower: Vec<Arc<PodInfo>> = node.pods.iter().filter(|p| p.priority < pod.priority).cloned().collect();
     if lower.is_empty() {
-        return Err(Status::unresolvable("DefaultPreemption", "No preemption victims found for incoming pod"));
+        return Err(Status::unresolvable(PREEMPTION, "No preemption victims found for incoming pod"));
     }
     let mut trial = snapshot.clone();
     for v in &lower {
