@@ -40,8 +40,8 @@ impl Status {
 pub(crate) struct Diagnosis {
     /// The first rejecting status of each node that was evaluated.
     pub(crate) node_to_status: BTreeMap<String, Status>,
-    /// The status of nodes missing from `node_to_status` (counted when formatting the message).
-    pub(crate) absent_status: Option<Status>,
+    /// The reason for nodes missing from `node_to_status` (counted when formatting the message).
+    pub(crate) absent_reason: Option<String>,
     /// Set when a pre-filter rejected the pod outright (then per-node reasons are not listed).
     pub(crate) pre_filter_msg: Option<String>,
     /// The post-filter (preemption) message, already prefixed with `preemption: `.
@@ -64,8 +64,8 @@ pub(crate) fn fit_error_message(num_all_nodes: usize, diagnosis: &Diagnosis) -> 
     } else {
         let mut histogram = reason_histogram(diagnosis.node_to_status.values());
         let absent = num_all_nodes.saturating_sub(diagnosis.node_to_status.len());
-        if let Some(status) = diagnosis.absent_status.as_ref().filter(|_| absent > 0) {
-            histogram.extend(status.reasons.iter().map(|r| format!("{absent} {r}")));
+        if let Some(reason) = diagnosis.absent_reason.as_ref().filter(|_| absent > 0) {
+            histogram.push(format!("{absent} {reason}"));
             histogram.sort();
         }
         if !histogram.is_empty() {

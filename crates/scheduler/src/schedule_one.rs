@@ -376,7 +376,7 @@ pub(crate) fn post_filter(pod: &PodInfo, snapshot: &Snapshot, diagnosis: &Diagno
     let d = Diagnosis {
         node_to_status: statuses,
         // Nodes where preemption was not even tried.
-        absent_status: Some(Status::unresolvable(PREEMPTION, "Preemption is not helpful for scheduling")),
+        absent_reason: Some("Preemption is not helpful for scheduling".into()),
         ..Diagnosis::default()
     };
     let msg = fit_error_message(snapshot.nodes.len(), &d);
