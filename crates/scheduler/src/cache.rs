@@ -1,0 +1,456 @@
+//! The scheduler's node-info cache: nodes and the pods bound (or *assumed* bound) to them, kept up
+//! to date from the pod and node watches. Each scheduling cycle takes a [`Snapshot`] so filters and
+//! scores see one consistent view. An assumed pod counts on its node from the moment the scheduler
+//! decides, before the bind call returns, so the next cycle cannot double-book the same room; it is
+//! forgotten if the bind fails and confirmed when the watch shows the pod bound.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm};
+
+use crate::labels::Selector;
+use crate::resources::{Resource, pod_requests};
+
+/// `namespace/name`, the key of a pod everywhere in the scheduler.
+pub(crate) fn pod_key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// A pod affinity term, compiled.
+#[derive(Clone, Debug)]
+pub(crate) struct AffinityTerm {
+    /// Namespaces the term applies to (the pod's own when none are listed).
+    pub(crate) namespaces: HashSet<String>,
+    /// `namespaceSelector`: `Some(Nothing)` when unset.
+    pub(crate) namespace_selector: Selector,
+    pub(crate) selector: Selector,
+    pub(crate) topology_key: String,
+}
+
+impl AffinityTerm {
+    fn new(pod: &Pod, term: &PodAffinityTerm) -> AffinityTerm {
+        let own_ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let mut namespaces: HashSet<String> = term.namespaces.iter().flatten().cloned().collect();
+        if namespaces.is_empty() && term.namespace_selector.is_none() {
+            namespaces.insert(own_ns);
+        }
+        let mut selector = Selector::new(term.label_selector.as_ref());
+        // matchLabelKeys / mismatchLabelKeys: the pod's own values for those keys are ANDed into
+        // the selector as `in` / `notin` requirements.
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        for key in term.match_label_keys.iter().flatten() {
+            if let Some(v) = labels.get(key) {
+                selector = selector.with_label(key, v);
+            }
+        }
+        for key in term.mismatch_label_keys.iter().flatten() {
+            if let Some(v) = labels.get(key) {
+                selector = selector.without_label(key, v);
+            }
+        }
+        AffinityTerm {
+            namespaces,
+            namespace_selector: Selector::new(term.namespace_selector.as_ref()),
+            selector,
+            topology_key: term.topology_key.clone(),
+        }
+    }
+
+    /// Whether `pod` is selected by this term. `ns_labels` gives namespace labels for
+    /// `namespaceSelector`.
+    pub(crate) fn matches(&self, pod: &PodInfo, ns_labels: &HashMap<String, BTreeMap<String, String>>) -> bool {
+        let ns_ok = self.namespaces.contains(&pod.namespace)
+            || ns_labels.get(&pod.namespace).is_some_and(|l| self.namespace_selector.matches(l))
+            || (matches!(&self.namespace_selector, Selector::Requirements(r) if r.is_empty()));
+        ns_ok && self.selector.matches(&pod.labels)
+    }
+}
+
+/// A weighted (preferred) pod affinity term.
+#[derive(Clone, Debug)]
+pub(crate) struct WeightedTerm {
+    pub(crate) term: AffinityTerm,
+    pub(crate) weight: i64,
+}
+
+/// A host port a pod wants or holds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct HostPort {
+    pub(crate) ip: String,
+    pub(crate) protocol: String,
+    pub(crate) port: i32,
+}
+
+impl HostPort {
+    /// Upstream `HostPortInfo.CheckConflict`: same protocol and port, and same IP or either is
+    /// the wildcard.
+    pub(crate) fn conflicts(&self, other: &HostPort) -> bool {
+        self.port == other.port
+            && self.protocol == other.protocol
+            && (self.ip == other.ip || self.ip == "0.0.0.0" || other.ip == "0.0.0.0")
+    }
+}
+
+/// A pod with everything the plugins need precomputed once.
+#[derive(Clone, Debug)]
+pub(crate) struct PodInfo {
+    pub(crate) pod: Arc<Pod>,
+    pub(crate) key: String,
+    pub(crate) namespace: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) priority: i32,
+    pub(crate) terminating: bool,
+    pub(crate) requests: Resource,
+    /// Requests with the scoring defaults for containers that ask for no cpu / memory.
+    pub(crate) non_zero_requests: Resource,
+    pub(crate) host_ports: Vec<HostPort>,
+    pub(crate) required_affinity: Vec<AffinityTerm>,
+    pub(crate) required_anti_affinity: Vec<AffinityTerm>,
+    pub(crate) preferred_affinity: Vec<WeightedTerm>,
+    pub(crate) preferred_anti_affinity: Vec<WeightedTerm>,
+    /// For pods without spread constraints: the selector of their Services and controller
+    /// (upstream `DefaultSelector`), which turns on the system default spreading. Set by the
+    /// scheduler loop for the pod being scheduled only.
+    pub(crate) default_spread_selector: Option<Selector>,
+}
+
+impl PodInfo {
+    pub(crate) fn new(pod: Arc<Pod>) -> PodInfo {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut host_ports = Vec::new();
+        // Only regular containers' host ports count, as upstream's getContainerPorts.
+        for c in &spec.containers {
+            for p in c.ports.iter().flatten() {
+                if let Some(hp) = p.host_port.filter(|p| *p > 0) {
+                    host_ports.push(HostPort {
+                        ip: p.host_ip.clone().filter(|ip| !ip.is_empty()).unwrap_or_else(|| "0.0.0.0".into()),
+                        protocol: p.protocol.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "TCP".into()),
+                        port: hp,
+                    });
+                }
+            }
+        }
+        let affinity = spec.affinity.as_ref();
+        let pa = affinity.and_then(|a| a.pod_affinity.as_ref());
+        let paa = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
+        let required = |terms: Option<&Vec<PodAffinityTerm>>| -> Vec<AffinityTerm> {
+            terms.into_iter().flatten().map(|t| AffinityTerm::new(&pod, t)).collect()
+        };
+        let preferred = |terms: Option<&Vec<k8s_openapi::api::core::v1::WeightedPodAffinityTerm>>| {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|t| WeightedTerm {
+                    term: AffinityTerm::new(&pod, &t.pod_affinity_term),
+                    weight: i64::from(t.weight),
+                })
+                .collect::<Vec<_>>()
+        };
+        PodInfo {
+            key: pod_key(&pod),
+            namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            priority: spec.priority.unwrap_or(0),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+            requests: pod_requests(&pod, false),
+            non_zero_requests: pod_requests(&pod, true),
+            host_ports,
+            required_affinity: required(
+                pa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
+            ),
+            required_anti_affinity: required(
+                paa.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
+            ),
+            preferred_affinity: preferred(
+                pa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
+            ),
+            preferred_anti_affinity: preferred(
+                paa.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
+            ),
+            default_spread_selector: None,
+            pod,
+        }
+    }
+}
+
+/// One node with the pods on it and their aggregate requests.
+#[derive(Clone, Debug)]
+pub(crate) struct NodeInfo {
+    pub(crate) name: String,
+    pub(crate) node: Arc<Node>,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) pods: Vec<Arc<PodInfo>>,
+    pub(crate) allocatable: Resource,
+    pub(crate) requested: Resource,
+    pub(crate) non_zero_requested: Resource,
+    pub(crate) used_ports: Vec<HostPort>,
+    /// Normalized image name → size in bytes, from `status.images`.
+    pub(crate) images: HashMap<String, i64>,
+}
+
+impl NodeInfo {
+    pub(crate) fn new(node: Arc<Node>) -> NodeInfo {
+        let allocatable =
+            node.status.as_ref().and_then(|s| s.allocatable.as_ref()).map(Resource::from_map).unwrap_or_default();
+        let mut images = HashMap::new();
+        for img in node.status.as_ref().and_then(|s| s.images.as_ref()).into_iter().flatten() {
+            for name in img.names.iter().flatten() {
+                images.insert(normalized_image_name(name), img.size_bytes.unwrap_or(0));
+            }
+        }
+        NodeInfo {
+            name: node.metadata.name.clone().unwrap_or_default(),
+            labels: node.metadata.labels.clone().unwrap_or_default(),
+            node,
+            pods: Vec::new(),
+            allocatable,
+            requested: Resource::default(),
+            non_zero_requested: Resource::default(),
+            used_ports: Vec::new(),
+            images,
+        }
+    }
+
+    pub(crate) fn add_pod(&mut self, pod: Arc<PodInfo>) {
+        self.requested.add(&pod.requests);
+        self.non_zero_requested.add(&pod.non_zero_requests);
+        self.used_ports.extend(pod.host_ports.iter().cloned());
+        self.pods.push(pod);
+    }
+
+    /// Removes a pod by key (used by the preemption dry run).
+    pub(crate) fn remove_pod(&mut self, key: &str) {
+        if let Some(i) = self.pods.iter().position(|p| p.key == key) {
+            let pod = self.pods.remove(i);
+            self.requested.sub(&pod.requests);
+            self.non_zero_requested.sub(&pod.non_zero_requests);
+            for hp in &pod.host_ports {
+                if let Some(j) = self.used_ports.iter().position(|u| u == hp) {
+                    self.used_ports.remove(j);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn taints(&self) -> &[k8s_openapi::api::core::v1::Taint] {
+        self.node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default()
+    }
+}
+
+/// Upstream `normalizedImageName`: an image without a tag or digest means `:latest`.
+pub(crate) fn normalized_image_name(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || name.contains('@') { name.to_string() } else { format!("{name}:latest") }
+}
+
+/// The consistent view one scheduling cycle works on.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Snapshot {
+    /// Nodes in a stable order (by name).
+    pub(crate) nodes: Vec<NodeInfo>,
+    /// Normalized image name → number of nodes that have it (ImageLocality spreads by this).
+    pub(crate) image_nodes: HashMap<String, usize>,
+    /// Namespace labels for `namespaceSelector` in affinity terms (may be empty).
+    pub(crate) namespace_labels: HashMap<String, BTreeMap<String, String>>,
+    /// Pending pods nominated to a node by an earlier preemption, by node name: they hold their
+    /// room against pods of lower or equal priority.
+    pub(crate) nominated: HashMap<String, Vec<Arc<PodInfo>>>,
+}
+
+impl Snapshot {
+    pub(crate) fn new(nodes: Vec<NodeInfo>) -> Snapshot {
+        let mut image_nodes: HashMap<String, usize> = HashMap::new();
+        for n in &nodes {
+            for img in n.images.keys() {
+                *image_nodes.entry(img.clone()).or_default() += 1;
+            }
+        }
+        Snapshot { nodes, image_nodes, namespace_labels: HashMap::new(), nominated: HashMap::new() }
+    }
+
+    pub(crate) fn all_pods(&self) -> impl Iterator<Item = (&NodeInfo, &Arc<PodInfo>)> {
+        self.nodes.iter().flat_map(|n| n.pods.iter().map(move |p| (n, p)))
+    }
+}
+
+/// The live cache behind snapshots.
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    nodes: BTreeMap<String, Arc<Node>>,
+    /// Bound pods by key, with their node name.
+    pods: HashMap<String, (String, Arc<PodInfo>)>,
+    /// Keys of pods that are assumed (decided, bind not yet observed).
+    assumed: HashSet<String>,
+    /// Namespace labels, for affinity terms' `namespaceSelector`.
+    namespaces: HashMap<String, BTreeMap<String, String>>,
+    /// Pending pods with `status.nominatedNodeName`: key → (node, pod).
+    nominated: HashMap<String, (String, Arc<PodInfo>)>,
+}
+
+impl Cache {
+    pub(crate) fn set_node(&mut self, node: Arc<Node>) -> Option<Arc<Node>> {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        self.nodes.insert(name, node)
+    }
+
+    pub(crate) fn remove_node(&mut self, name: &str) {
+        self.nodes.remove(name);
+    }
+
+    pub(crate) fn node_names(&self) -> Vec<String> {
+        self.nodes.keys().cloned().collect()
+    }
+
+    /// Adds or updates a pod the API shows as bound; this confirms an assumed pod.
+    pub(crate) fn set_bound_pod(&mut self, pod: Arc<Pod>) {
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { return };
+        let info = PodInfo::new(pod);
+        self.assumed.remove(&info.key);
+        self.pods.insert(info.key.clone(), (node, Arc::new(info)));
+    }
+
+    /// Removes a pod (deleted or finished); returns whether it was known.
+    pub(crate) fn remove_pod(&mut self, key: &str) -> bool {
+        self.assumed.remove(key);
+        self.pods.remove(key).is_some()
+    }
+
+    /// Counts `pod` on `node` before the bind is confirmed.
+    pub(crate) fn assume(&mut self, pod: &Pod, node: &str) {
+        let mut bound = pod.clone();
+        bound.spec.get_or_insert_default().node_name = Some(node.to_string());
+        let info = PodInfo::new(Arc::new(bound));
+        self.assumed.insert(info.key.clone());
+        self.pods.insert(info.key.clone(), (node.to_string(), Arc::new(info)));
+    }
+
+    /// Undoes [`Cache::assume`] after a failed bind (no-op if the watch already confirmed it).
+    pub(crate) fn forget(&mut self, key: &str) {
+        if self.assumed.remove(key) {
+            self.pods.remove(key);
+        }
+    }
+
+    pub(crate) fn is_assumed(&self, key: &str) -> bool {
+        self.assumed.contains(key)
+    }
+
+    pub(crate) fn set_namespace_labels(&mut self, name: String, labels: BTreeMap<String, String>) {
+        self.namespaces.insert(name, labels);
+    }
+
+    pub(crate) fn remove_namespace(&mut self, name: &str) {
+        self.namespaces.remove(name);
+    }
+
+    pub(crate) fn namespace_names(&self) -> Vec<String> {
+        self.namespaces.keys().cloned().collect()
+    }
+
+    /// Records (or clears) a pending pod's nomination from its `status.nominatedNodeName`.
+    pub(crate) fn set_pending_pod(&mut self, pod: Arc<Pod>) {
+        let key = pod_key(&pod);
+        match pod.status.as_ref().and_then(|s| s.nominated_node_name.clone()).filter(|n| !n.is_empty()) {
+            Some(node) => {
+                self.nominated.insert(key, (node, Arc::new(PodInfo::new(pod))));
+            }
+            None => {
+                self.nominated.remove(&key);
+            }
+        }
+    }
+
+    /// The pod is no longer pending (bound, deleted, or not ours).
+    pub(crate) fn remove_pending_pod(&mut self, key: &str) {
+        self.nominated.remove(key);
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut infos: BTreeMap<&str, NodeInfo> =
+            self.nodes.iter().map(|(name, n)| (name.as_str(), NodeInfo::new(n.clone()))).collect();
+        let mut pods: Vec<&(String, Arc<PodInfo>)> = self.pods.values().collect();
+        pods.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+        for (node, info) in pods {
+            if let Some(n) = infos.get_mut(node.as_str()) {
+                n.add_pod(info.clone());
+            }
+        }
+        let mut snapshot = Snapshot::new(infos.into_values().collect());
+        snapshot.namespace_labels = self.namespaces.clone();
+        let mut nominated: Vec<&(String, Arc<PodInfo>)> = self.nominated.values().collect();
+        nominated.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+        for (node, info) in nominated {
+            snapshot.nominated.entry(node.clone()).or_default().push(info.clone());
+        }
+        snapshot
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(name: &str) -> Arc<Node> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                           "images": [{"names": ["docker.io/library/nginx:1.27", "nginx"], "sizeBytes": 1000}]}
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn pod(name: &str, node: Option<&str>, cpu: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}},
+                     "ports": [{"containerPort": 80, "hostPort": 8080}]}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn assume_confirm_forget() {
+        let mut cache = Cache::default();
+        cache.set_node(node("n1"));
+        cache.set_bound_pod(Arc::new(pod("a", Some("n1"), "1")));
+        cache.assume(&pod("b", None, "2"), "n1");
+        let snap = cache.snapshot();
+        assert_eq!(snap.nodes[0].requested.milli_cpu, 3000);
+        assert_eq!(snap.nodes[0].pods.len(), 2);
+        assert_eq!(snap.nodes[0].used_ports.len(), 2);
+        assert_eq!(snap.nodes[0].allocatable.allowed_pods, 110);
+        assert_eq!(snap.image_nodes.get("nginx:latest"), Some(&1));
+        assert_eq!(snap.image_nodes.get("docker.io/library/nginx:1.27"), Some(&1));
+        assert!(cache.is_assumed("default/b"));
+        cache.forget("default/b");
+        assert_eq!(cache.snapshot().nodes[0].requested.milli_cpu, 1000);
+        // A confirmed pod is not forgotten by a late bind failure report.
+        cache.assume(&pod("c", None, "1"), "n1");
+        cache.set_bound_pod(Arc::new(pod("c", Some("n1"), "1")));
+        cache.forget("default/c");
+        assert_eq!(cache.snapshot().nodes[0].requested.milli_cpu, 2000);
+        // Pods on unknown nodes are kept but not shown.
+        cache.set_bound_pod(Arc::new(pod("d", Some("n2"), "1")));
+        assert_eq!(cache.snapshot().nodes.len(), 1);
+        cache.set_node(node("n2"));
+        assert_eq!(cache.snapshot().nodes[1].requested.milli_cpu, 1000);
+        assert!(cache.remove_pod("default/d"));
+        assert!(!cache.remove_pod("default/d"));
+    }
+
+    #[test]
+    fn image_names() {
+        assert_eq!(normalized_image_name("nginx"), "nginx:latest");
+        assert_eq!(normalized_image_name("localhost:5000/app"), "localhost:5000/app:latest");
+        assert_eq!(normalized_image_name("a/b:1"), "a/b:1");
+        assert_eq!(normalized_image_name("a/b@sha256:00"), "a/b@sha256:00");
+    }
+}

@@ -1,0 +1,26 @@
+//! NodeResourcesBalancedAllocation: prefers nodes whose cpu and memory utilisation (with this pod)
+//! are close to each other, so neither resource is stranded.
+
+use crate::cache::{NodeInfo, PodInfo};
+
+/// `(1 - std(fractions)) * 100` over cpu and memory, using actual (not defaulted) requests.
+pub(crate) fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
+    // A pod that requests nothing is skipped upstream: every node scores the same.
+    if pod.requests.milli_cpu == 0 && pod.requests.memory == 0 {
+        return 0;
+    }
+    let pairs = [
+        (node.allocatable.milli_cpu, node.requested.milli_cpu + pod.requests.milli_cpu),
+        (node.allocatable.memory, node.requested.memory + pod.requests.memory),
+    ];
+    let fractions: Vec<f64> = pairs
+        .iter()
+        .filter(|(alloc, _)| *alloc != 0)
+        .map(|(alloc, req)| (*req as f64 / *alloc as f64).min(1.0))
+        .collect();
+    let std = match fractions.as_slice() {
+        [a, b] => ((a - b) / 2.0).abs(),
+        _ => 0.0,
+    };
+    ((1.0 - std) * 100.0) as i64
+}

@@ -1,0 +1,460 @@
+//! One scheduling cycle over a [`Snapshot`], with no I/O: pre-filter, filter the nodes (stopping
+//! once upstream's adaptive number of feasible nodes is found), score, and pick the best node with
+//! random tie-breaking; on failure, the diagnosis and the preemption dry run that make up the
+//! `FitError` message. The async side ([`crate::scheduler`]) assumes, binds and reports.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use rand::Rng;
+
+use crate::cache::{NodeInfo, PodInfo, Snapshot};
+use crate::framework::{Code, Diagnosis, Status, fit_error_message};
+use crate::plugins::{
+    balanced_allocation, image_locality, inter_pod_affinity, node_affinity, node_name, node_ports, node_resources_fit,
+    node_unschedulable, pod_topology_spread, taint_toleration,
+};
+
+/// Upstream `minFeasibleNodesToFind`: below this many nodes, every node is checked.
+const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
+/// Upstream `minFeasibleNodesPercentageToFind`.
+const MIN_FEASIBLE_NODES_PERCENTAGE: usize = 5;
+
+/// The preemption plugin's name, in its statuses.
+const PREEMPTION: &str = "DefaultPreemption";
+
+/// From this many candidate nodes on, filtering runs on several threads.
+const PARALLEL_FILTER_THRESHOLD: usize = 256;
+/// Upstream's default `parallelism`.
+const MAX_FILTER_THREADS: usize = 16;
+
+/// Message when the cluster has no nodes at all (upstream `ErrNoNodesAvailable`).
+pub(crate) const NO_NODES_MESSAGE: &str = "no nodes available to schedule pods";
+
+/// Upstream `numFeasibleNodesToFind`: how many feasible nodes are enough to stop filtering.
+pub(crate) fn num_feasible_nodes_to_find(percentage: Option<u32>, num_all_nodes: usize) -> usize {
+    if num_all_nodes < MIN_FEASIBLE_NODES_TO_FIND {
+        return num_all_nodes;
+    }
+    let percentage = match percentage.map(|p| p as usize) {
+        Some(p) if p > 0 => p.min(100),
+        _ => (50usize.saturating_sub(num_all_nodes / 125)).max(MIN_FEASIBLE_NODES_PERCENTAGE),
+    };
+    (num_all_nodes * percentage / 100).max(MIN_FEASIBLE_NODES_TO_FIND)
+}
+
+/// Pre-filter results reused by every node's filter.
+pub(crate) struct CycleState {
+    spread: pod_topology_spread::FilterState,
+    affinity: inter_pod_affinity::FilterState,
+}
+
+pub(crate) fn pre_filter(pod: &PodInfo, snapshot: &Snapshot) -> CycleState {
+    CycleState {
+        spread: pod_topology_spread::pre_filter(pod, snapshot),
+        affinity: inter_pod_affinity::pre_filter(pod, snapshot),
+    }
+}
+
+/// Runs the filters in upstream's default order; the first rejection wins.
+pub(crate) fn run_filters(state: &CycleState, pod: &PodInfo, node: &NodeInfo, snapshot: &Snapshot) -> Option<Status> {
+    node_unschedulable::filter(pod, node)
+        .or_else(|| node_name::filter(pod, node))
+        .or_else(|| taint_toleration::filter(pod, node))
+        .or_else(|| node_affinity::filter(pod, node))
+        .or_else(|| node_ports::filter(pod, node))
+        .or_else(|| node_resources_fit::filter(pod, node))
+        .or_else(|| pod_topology_spread::filter(&state.spread, pod, node))
+        .or_else(|| inter_pod_affinity::filter(&state.affinity, pod, node, snapshot))
+}
+
+/// Upstream `RunFilterPluginsWithNominatedPods`: pods nominated to this node with at least our
+/// priority count as if already there (so a preemptor keeps the room it freed); the node must
+/// also pass without them, since affinity may depend on their absence.
+pub(crate) fn run_filters_with_nominated(
+    state: &CycleState,
+    pod: &PodInfo,
+    node: &NodeInfo,
+    snapshot: &Snapshot,
+) -> Option<Status> {
+    let nominated: Vec<_> = snapshot
+        .nominated
+        .get(&node.name)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.key != pod.key && p.priority >= pod.priority)
+        .collect();
+    if !nominated.is_empty() {
+        let mut with = node.clone();
+        for p in nominated {
+            with.add_pod(p.clone());
+        }
+        if let Some(status) = run_filters(state, pod, &with, snapshot) {
+            return Some(status);
+        }
+    }
+    run_filters(state, pod, node, snapshot)
+}
+
+/// Upstream `DefaultNormalizeScore`: scale to 0..=100 by the maximum, optionally reversed.
+fn default_normalize(scores: &mut [i64], reverse: bool) {
+    let max = scores.iter().copied().max().unwrap_or(0);
+    for s in scores.iter_mut() {
+        if max == 0 {
+            *s = if reverse { 100 } else { 0 };
+        } else {
+            let v = 100 * *s / max;
+            *s = if reverse { 100 - v } else { v };
+        }
+    }
+}
+
+/// Total weighted score per feasible node (same order as `feasible`), using upstream's default
+/// weights: TaintToleration 3, NodeAffinity 2, PodTopologySpread 2, InterPodAffinity 2,
+/// NodeResourcesFit 1, NodeResourcesBalancedAllocation 1, ImageLocality 1.
+pub(crate) fn score_nodes(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snapshot) -> Vec<i64> {
+    let mut taints: Vec<i64> = feasible.iter().map(|n| taint_toleration::score(pod, n)).collect();
+    default_normalize(&mut taints, true);
+    let mut affinity: Vec<i64> = feasible.iter().map(|n| node_affinity::score(pod, n)).collect();
+    default_normalize(&mut affinity, false);
+    let spread_state = pod_topology_spread::pre_score(pod, feasible, snapshot);
+    let raw: Vec<Option<i64>> = feasible.iter().map(|n| pod_topology_spread::score(&spread_state, pod, n)).collect();
+    let spread = pod_topology_spread::normalize(&spread_state, &raw);
+    let ipa_state = inter_pod_affinity::pre_score(pod, snapshot);
+    let mut ipa: Vec<i64> = feasible.iter().map(|n| inter_pod_affinity::score(&ipa_state, n)).collect();
+    inter_pod_affinity::normalize(&mut ipa);
+    feasible
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            3 * taints[i]
+                + 2 * affinity[i]
+                + 2 * spread[i]
+                + 2 * ipa[i]
+                + node_resources_fit::score(pod, n)
+                + balanced_allocation::score(pod, n)
+                + image_locality::score(pod, n, snapshot)
+        })
+        .collect()
+}
+
+/// Picks a highest-scoring node, uniformly among ties (reservoir sampling, as upstream).
+pub(crate) fn select_host<'a>(scored: &[(&'a str, i64)], rng: &mut impl Rng) -> Option<&'a str> {
+    let mut best: Option<(&str, i64)> = None;
+    let mut ties = 0u32;
+    for &(name, score) in scored {
+        match best {
+            Some((_, b)) if score < b => {}
+            Some((_, b)) if score == b => {
+                ties += 1;
+                if rng.random_range(0..ties) == 0 {
+                    best = Some((name, score));
+                }
+            }
+            _ => {
+                best = Some((name, score));
+                ties = 1;
+            }
+        }
+    }
+    best.map(|(n, _)| n)
+}
+
+/// A successful cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ScheduleResult {
+    pub(crate) node: String,
+    pub(crate) evaluated_nodes: usize,
+    pub(crate) feasible_nodes: usize,
+}
+
+/// A failed cycle.
+#[derive(Debug, Clone)]
+pub(crate) enum ScheduleFailure {
+    /// The cluster has no nodes.
+    NoNodes,
+    /// No node passed the filters.
+    Unfit { num_all_nodes: usize, diagnosis: Diagnosis },
+}
+
+impl ScheduleFailure {
+    pub(crate) fn message(&self) -> String {
+        match self {
+            ScheduleFailure::NoNodes => NO_NODES_MESSAGE.to_string(),
+            ScheduleFailure::Unfit { num_all_nodes, diagnosis } => fit_error_message(*num_all_nodes, diagnosis),
+        }
+    }
+}
+
+/// Filters and scores `pod` over the snapshot. `next_start` rotates the node where filtering
+/// starts, so that stopping early does not always favour the same nodes.
+pub(crate) fn schedule_pod(
+    pod: &PodInfo,
+    snapshot: &Snapshot,
+    percentage: Option<u32>,
+    next_start: &mut usize,
+    rng: &mut impl Rng,
+) -> Result<ScheduleResult, ScheduleFailure> {
+    let n = snapshot.nodes.len();
+    if n == 0 {
+        return Err(ScheduleFailure::NoNodes);
+    }
+    let mut diagnosis = Diagnosis::default();
+    let candidates: Vec<&NodeInfo> = match node_affinity::pre_filter(pod) {
+        Err(status) => {
+            diagnosis.pre_filter_msg = Some(status.reasons.join(", "));
+            for node in &snapshot.nodes {
+                diagnosis.node_to_status.insert(node.name.clone(), status.clone());
+            }
+            return Err(ScheduleFailure::Unfit { num_all_nodes: n, diagnosis });
+        }
+        Ok(None) => snapshot.nodes.iter().collect(),
+        Ok(Some(names)) => {
+            let skipped = Status::unresolvable(
+                node_affinity::NAME,
+                format!("node(s) didn't satisfy plugin(s) [{}]", node_affinity::NAME),
+            );
+            for node in snapshot.nodes.iter().filter(|n| !names.contains(&n.name)) {
+                diagnosis.node_to_status.insert(node.name.clone(), skipped.clone());
+            }
+            snapshot.nodes.iter().filter(|n| names.contains(&n.name)).collect()
+        }
+    };
+    let state = pre_filter(pod, snapshot);
+    // A pod that preempted others tries its nominated node first.
+    let nominated = pod.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref());
+    if let Some(node) = candidates.iter().find(|n| Some(n.name.as_str()) == nominated)
+        && run_filters_with_nominated(&state, pod, node, snapshot).is_none()
+    {
+        return Ok(ScheduleResult { node: node.name.clone(), evaluated_nodes: 1, feasible_nodes: 1 });
+    }
+    let want = num_feasible_nodes_to_find(percentage, candidates.len());
+    let mut feasible: Vec<&NodeInfo> = Vec::new();
+    let results = filter_candidates(&state, pod, &candidates, *next_start, want, snapshot);
+    let processed = results.len();
+    for (i, result) in results.into_iter().enumerate() {
+        let node = candidates[(*next_start + i) % candidates.len()];
+        match result {
+            None => feasible.push(node),
+            Some(status) => {
+                diagnosis.node_to_status.insert(node.name.clone(), status);
+            }
+        }
+    }
+    *next_start = (*next_start + processed) % n;
+    if feasible.is_empty() {
+        return Err(ScheduleFailure::Unfit { num_all_nodes: n, diagnosis });
+    }
+    let node = if feasible.len() == 1 {
+        feasible[0].name.clone()
+    } else {
+        let scores = score_nodes(pod, &feasible, snapshot);
+        let scored: Vec<(&str, i64)> = feasible.iter().map(|n| n.name.as_str()).zip(scores).collect();
+        select_host(&scored, rng).unwrap_or(feasible[0].name.as_str()).to_string()
+    };
+    Ok(ScheduleResult { node, evaluated_nodes: processed, feasible_nodes: feasible.len() })
+}
+
+/// Filters `candidates` starting at `start` (wrapping), stopping once `want` nodes passed.
+/// Returns the filter result of each processed node, in processing order. Large clusters are
+/// filtered on several threads; the result is the same as filtering one node after another.
+fn filter_candidates(
+    state: &CycleState,
+    pod: &PodInfo,
+    candidates: &[&NodeInfo],
+    start: usize,
+    want: usize,
+    snapshot: &Snapshot,
+) -> Vec<Option<Status>> {
+    let len = candidates.len();
+    let eval = |i: usize| run_filters_with_nominated(state, pod, candidates[(start + i) % len], snapshot);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_FILTER_THREADS);
+    let mut results = Vec::new();
+    if len < PARALLEL_FILTER_THRESHOLD || threads < 2 {
+        let mut found = 0;
+        for i in 0..len {
+            let r = eval(i);
+            found += usize::from(r.is_none());
+            results.push(r);
+            if found >= want {
+                break;
+            }
+        }
+        return results;
+    }
+    // Workers claim indexes in order, so every index below the highest claimed one is
+    // evaluated: the evaluated set is a prefix, cut below at the `want`-th feasible node.
+    let next = AtomicUsize::new(0);
+    let found = AtomicUsize::new(0);
+    let slots: Vec<OnceLock<Option<Status>>> = (0..len).map(|_| OnceLock::new()).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while found.load(Ordering::Relaxed) < want {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= len {
+                        break;
+                    }
+                    let r = eval(i);
+                    if r.is_none() {
+                        found.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = slots[i].set(r);
+                }
+            });
+        }
+    });
+    let mut feasible = 0;
+    for slot in slots {
+        let Some(r) = slot.into_inner() else { break };
+        feasible += usize::from(r.is_none());
+        results.push(r);
+        if feasible >= want {
+            break;
+        }
+    }
+    results
+}
+
+/// A node where evicting lower-priority pods would let the pod fit.
+#[derive(Debug, Clone)]
+pub(crate) struct PreemptionCandidate {
+    pub(crate) node: String,
+    /// Pods to evict, highest priority first.
+    pub(crate) victims: Vec<Arc<PodInfo>>,
+}
+
+/// What the preemption (post-filter) step concluded.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PostFilterResult {
+    /// The `preemption: …` message for the FitError, when preemption cannot help.
+    pub(crate) message: Option<String>,
+    /// The chosen node and victims, when it can.
+    pub(crate) candidate: Option<PreemptionCandidate>,
+}
+
+/// Upstream DefaultPreemption's dry run: on every node rejected only *resolvably*, remove all
+/// lower-priority pods and re-run the filters; then keep back as many victims as still fit.
+pub(crate) fn post_filter(pod: &PodInfo, snapshot: &Snapshot, diagnosis: &Diagnosis) -> PostFilterResult {
+    let with_prefix = |msg: &str| PostFilterResult { message: Some(format!("preemption: {msg}")), candidate: None };
+    let policy = pod.pod.spec.as_ref().and_then(|s| s.preemption_policy.as_deref());
+    if policy == Some("Never") {
+        return with_prefix("not eligible due to preemptionPolicy=Never.");
+    }
+    // While victims of an earlier preemption are still terminating on the nominated node, wait
+    // for them instead of evicting more pods.
+    let nominated = pod.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).filter(|n| !n.is_empty());
+    if let Some(nominated) = nominated {
+        let resolvable = diagnosis.node_to_status.get(nominated).is_none_or(|s| s.code == Code::Unschedulable);
+        let terminating = snapshot
+            .nodes
+            .iter()
+            .find(|n| n.name == nominated)
+            .is_some_and(|n| n.pods.iter().any(|p| p.terminating && p.priority < pod.priority));
+        if resolvable && terminating {
+            return with_prefix("not eligible due to a terminating pod on the nominated node.");
+        }
+    }
+    let mut statuses: BTreeMap<String, Status> = BTreeMap::new();
+    let mut candidates = Vec::new();
+    for (i, node) in snapshot.nodes.iter().enumerate() {
+        let helps = diagnosis.node_to_status.get(&node.name).is_some_and(|s| s.code == Code::Unschedulable);
+        if !helps {
+            continue;
+        }
+        match select_victims(pod, snapshot, i) {
+            Ok(victims) => candidates.push(PreemptionCandidate { node: node.name.clone(), victims }),
+            Err(status) => {
+                statuses.insert(node.name.clone(), status);
+            }
+        }
+    }
+    if let Some(best) = pick_candidate(candidates) {
+        return PostFilterResult { message: None, candidate: Some(best) };
+    }
+    let d = Diagnosis {
+        node_to_status: statuses,
+        // Nodes where preemption was not even tried.
+        absent_reason: Some("Preemption is not helpful for scheduling".into()),
+        ..Diagnosis::default()
+    };
+    let msg = fit_error_message(snapshot.nodes.len(), &d);
+    with_prefix(msg.trim_end_matches('.'))
+}
+
+/// Victims on node `index`, or why preemption cannot help there.
+fn select_victims(pod: &PodInfo, snapshot: &Snapshot, index: usize) -> Result<Vec<Arc<PodInfo>>, Status> {
+    let node = &snapshot.nodes[index];
+    let mut lower: Vec<Arc<PodInfo>> = node.pods.iter().filter(|p| p.priority < pod.priority).cloned().collect();
+    if lower.is_empty() {
+        return Err(Status::unresolvable(PREEMPTION, "No preemption victims found for incoming pod"));
+    }
+    let mut trial = snapshot.clone();
+    for v in &lower {
+        trial.nodes[index].remove_pod(&v.key);
+    }
+    let fits = |trial: &Snapshot| {
+        let state = pre_filter(pod, trial);
+        run_filters(&state, pod, &trial.nodes[index], trial)
+    };
+    if let Some(status) = fits(&trial) {
+        return Err(status);
+    }
+    // Reprieve as many victims as possible, most important first.
+    lower.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.key.cmp(&b.key)));
+    let mut victims = Vec::new();
+    for v in lower {
+        trial.nodes[index].add_pod(v.clone());
+        if fits(&trial).is_some() {
+            trial.nodes[index].remove_pod(&v.key);
+            victims.push(v);
+        }
+    }
+    Ok(victims)
+}
+
+/// Upstream `pickOneNodeForPreemption`, without PDBs: lowest highest-victim priority, then
+/// lowest sum of victim priorities, then fewest victims, then the first.
+fn pick_candidate(candidates: Vec<PreemptionCandidate>) -> Option<PreemptionCandidate> {
+    let key = |c: &PreemptionCandidate| {
+        let highest = c.victims.iter().map(|v| i64::from(v.priority)).max().unwrap_or(i64::MIN);
+        // Upstream adds MaxInt32+1 to each priority so negative priorities sum sensibly.
+        let sum: i64 = c.victims.iter().map(|v| i64::from(v.priority) + i64::from(i32::MAX) + 1).sum();
+        (highest, sum, c.victims.len())
+    };
+    candidates.into_iter().enumerate().min_by_key(|(i, c)| (key(c), *i)).map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feasible_nodes_to_find() {
+        assert_eq!(num_feasible_nodes_to_find(None, 0), 0);
+        assert_eq!(num_feasible_nodes_to_find(None, 99), 99);
+        // 50 - 1000/125 = 42% of 1000
+        assert_eq!(num_feasible_nodes_to_find(None, 1000), 420);
+        // 50 - 5000/125 = 10% of 5000
+        assert_eq!(num_feasible_nodes_to_find(None, 5000), 500);
+        // floor of 5%
+        assert_eq!(num_feasible_nodes_to_find(None, 10000), 500);
+        // never below 100
+        assert_eq!(num_feasible_nodes_to_find(Some(1), 200), 100);
+        assert_eq!(num_feasible_nodes_to_find(Some(100), 5000), 5000);
+        assert_eq!(num_feasible_nodes_to_find(Some(0), 1000), 420);
+    }
+
+    #[test]
+    fn select_host_breaks_ties_randomly() {
+        let mut rng = rand::rng();
+        let scored = [("a", 10), ("b", 30), ("c", 30), ("d", 5)];
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            seen.insert(select_host(&scored, &mut rng).unwrap());
+        }
+        assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec!["b", "c"]);
+        assert_eq!(select_host(&[], &mut rng), None);
+    }
+}
