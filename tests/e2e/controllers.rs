@@ -29,13 +29,20 @@ impl Drop for Env {
 /// The API server, the controller manager, and (with `kubelet`) pods becoming Ready after
 /// `ready_after`.
 async fn env(kubelet: Option<Duration>) -> Env {
+    env_with(kubelet, Default::default()).await
+}
+
+async fn env_with(
+    kubelet: Option<Duration>,
+    node_lifecycle: skiff_controllers::nodelifecycle::NodeLifecycleConfig,
+) -> Env {
     let api = InProcess::start().await;
     let stop = CancellationToken::new();
     let cm_client = api.server.client("system:kube-controller-manager", &["system:masters"]);
     let config = skiff_controllers::Config {
         root_ca_pem: "-----BEGIN CERTIFICATE-----\ntest\n".into(),
         workers: 2,
-        ..Default::default()
+        node_lifecycle,
     };
     tokio::spawn(skiff_controllers::ControllerManager::new(cm_client, config).run(stop.clone()));
     let client = api.server.client("admin", &["system:masters"]);
@@ -430,4 +437,86 @@ async fn disruption_budgets_and_eviction() {
     // Evicting a pod that does not exist is a 404.
     let err = pods.evict("nope", &EvictParams::default()).await.unwrap_err();
     assert!(matches!(&err, kube::Error::Api(s) if s.code == 404), "{err:?}");
+}
+
+/// A node that stops renewing its lease becomes Unknown and tainted unreachable; its pods are
+/// evicted when their tolerationSeconds run out (an untolerating pod at once); cordon adds the
+/// unschedulable taint; pods of a deleted node are garbage-collected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_lifecycle_taints_and_evictions() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::Node;
+    let cfg = skiff_controllers::nodelifecycle::NodeLifecycleConfig {
+        monitor_period: Duration::from_millis(200),
+        grace_period: Duration::from_secs(2),
+    };
+    let e = env_with(None, cfg).await;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let nodes: Api<Node> = Api::all(e.client.clone());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    let stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+        "message": "kubelet is posting ready status", "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}]}});
+    nodes.patch_status("n1", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    let leases: Api<Lease> = Api::namespaced(e.client.clone(), "kube-node-lease");
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "n1"},
+        "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40,
+                 "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}}))
+    .unwrap();
+    leases.create(&PostParams::default(), &lease).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
+    let pod = |name: &str, tolerations: serde_json::Value| -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"nodeName": "n1",
+            "containers": [{"name": "c", "image": "busybox"}], "tolerations": tolerations}}))
+        .unwrap()
+    };
+    // Admission gives "patient" the default 300 s tolerations; "short" tolerates 1 s.
+    pods.create(&PostParams::default(), &pod("patient", json!([]))).await.unwrap();
+    let short = json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 1}]);
+    pods.create(&PostParams::default(), &pod("short", short)).await.unwrap();
+    // Cordon: the unschedulable taint appears while the node is healthy.
+    nodes.patch("n1", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"unschedulable": true}}))).await.unwrap();
+    let taints = async || -> Vec<(String, String)> {
+        let n = nodes.get("n1").await.unwrap();
+        let mut t: Vec<(String, String)> =
+            n.spec.unwrap().taints.unwrap_or_default().into_iter().map(|t| (t.key, t.effect)).collect();
+        t.sort();
+        t
+    };
+    eventually("cordon taint", Duration::from_secs(5), async || {
+        (taints().await == [("node.kubernetes.io/unschedulable".to_string(), "NoSchedule".to_string())]).then_some(())
+    })
+    .await;
+    // The lease is not renewed: Unknown, unreachable taints.
+    let n = eventually("node Unknown", Duration::from_secs(10), async || {
+        let n = nodes.get("n1").await.ok()?;
+        let ready = n.status.clone()?.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
+        (ready.status == "Unknown").then_some(ready)
+    })
+    .await;
+    assert_eq!(n.reason.as_deref(), Some("NodeStatusUnknown"));
+    assert_eq!(n.message.as_deref(), Some("Kubelet stopped posting node status."));
+    let want: Vec<(String, String)> = [
+        ("node.kubernetes.io/unreachable", "NoExecute"),
+        ("node.kubernetes.io/unreachable", "NoSchedule"),
+        ("node.kubernetes.io/unschedulable", "NoSchedule"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    eventually("unreachable taints", Duration::from_secs(5), async || (taints().await == want).then_some(())).await;
+    // "short" is evicted (bound, so it waits Terminating for a kubelet that is gone);
+    // "patient" stays for its 300 s.
+    eventually("short evicted", Duration::from_secs(10), async || {
+        pods.get("short").await.ok()?.metadata.deletion_timestamp.map(|_| ())
+    })
+    .await;
+    assert!(pods.get("patient").await.unwrap().metadata.deletion_timestamp.is_none());
+    // The node is deleted: pod GC removes its pods for good.
+    nodes.delete("n1", &DeleteParams::default()).await.unwrap();
+    eventually("pods collected", Duration::from_secs(10), async || {
+        pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await;
 }

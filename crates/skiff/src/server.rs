@@ -67,6 +67,9 @@ pub(crate) struct ServerArgs {
     /// per-namespace defaults).
     #[arg(long)]
     pub disable_controller_manager: bool,
+    /// Do not run the scheduler (pods are then bound only through `spec.nodeName`).
+    #[arg(long)]
+    pub disable_scheduler: bool,
     /// Log filter (tracing's env-filter syntax), e.g. info or skiff_apiserver=debug.
     #[arg(long, default_value = "info", env = "SKIFF_LOG")]
     pub log_level: String,
@@ -290,6 +293,16 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
         let config = skiff_controllers::Config { root_ca_pem: pki.ca_cert_pem.clone(), ..Default::default() };
         let cm = skiff_controllers::ControllerManager::new(client, config);
         components.push(tokio::spawn(cm.run(shutdown.clone())));
+    }
+    if !args.disable_scheduler {
+        let client = server.client("system:kube-scheduler", &["system:masters"]);
+        let scheduler = skiff_scheduler::Scheduler::new(client, skiff_scheduler::SchedulerConfig::default());
+        let stop = shutdown.clone();
+        components.push(tokio::spawn(async move {
+            if let Err(e) = scheduler.run(stop).await {
+                tracing::error!(error = %e, "the scheduler stopped");
+            }
+        }));
     }
 
     let creds = kubeconfig::Credentials {
