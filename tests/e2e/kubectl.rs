@@ -368,6 +368,15 @@ fn deployments_replicasets_and_cascading_deletion() {
     assert_eq!(rows[0][..4], ["NAME", "DESIRED", "CURRENT", "READY"]);
     assert!(rows[1][0].starts_with("web-") && rows[1][1] == "3" && rows[1][2] == "3", "{rs}");
     assert!(rows[1].last().unwrap().starts_with("app=web,pod-template-hash="), "{rs}");
+    // Events as upstream's controllers write them.
+    let rs_name = rows[1][0].clone();
+    let described =
+        wait_for(&c, &["describe", "deploy", "web"], "the scaling event", |o| o.contains("ScalingReplicaSet"));
+    assert!(described.contains(&format!("Scaled up replica set {rs_name} from 0 to 3")), "{described}");
+    let described = wait_for(&c, &["describe", "rs", &rs_name], "three create events", |o| {
+        o.matches("SuccessfulCreate").count() == 3
+    });
+    assert!(described.contains("replicaset-controller  Created pod: web-"), "{described}");
 
     c.kubectl(&["scale", "deploy", "web", "--replicas=5"]).ok();
     wait_for(&c, &["get", "pods", "-l", "app=web", "-o", "name"], "5 pods", |o| o.lines().count() == 5);

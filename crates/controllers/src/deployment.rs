@@ -51,6 +51,7 @@ pub(crate) struct DeploymentController {
     /// ReplicaSet writes per Deployment (name, resourceVersion) the informer has not shown
     /// yet: the next sync waits for them, so it never decides twice on the same stale view.
     written: std::sync::Mutex<std::collections::HashMap<Key, PendingWrites>>,
+    events: crate::events::Events,
 }
 
 impl DeploymentController {
@@ -61,6 +62,7 @@ impl DeploymentController {
         pods: Informer<Pod>,
     ) -> Arc<Self> {
         let c = Arc::new(DeploymentController {
+            events: crate::events::Events::new(client.clone(), "deployment-controller"),
             client,
             deployments: deployments.clone(),
             sets: sets.clone(),
@@ -305,6 +307,10 @@ impl DeploymentController {
         match api.create(&PostParams::default(), &rs).await {
             Ok(rs) => {
                 self.wrote(d, &rs);
+                if initial > 0 {
+                    let note = format!("Scaled up replica set {} from 0 to {initial}", rs.name_any());
+                    self.events.publish(d, false, "ScalingReplicaSet", note).await;
+                }
                 Ok(rs)
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {
@@ -331,6 +337,10 @@ impl DeploymentController {
         });
         let updated = api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
         self.wrote(d, &updated);
+        let from = spec_replicas(rs);
+        let dir = if replicas > from { "up" } else { "down" };
+        let note = format!("Scaled {dir} replica set {} from {from} to {replicas}", rs.name_any());
+        self.events.publish(d, false, "ScalingReplicaSet", note).await;
         Ok(())
     }
 

@@ -13,6 +13,7 @@
 pub mod defaults;
 pub mod deployment;
 pub mod disruption;
+mod events;
 pub mod gc;
 pub mod informer;
 pub mod nodelifecycle;

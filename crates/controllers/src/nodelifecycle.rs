@@ -56,6 +56,7 @@ pub(crate) struct NodeLifecycleController {
     leases: Informer<Lease>,
     pods: Informer<Pod>,
     config: NodeLifecycleConfig,
+    events: crate::events::Events,
 }
 
 fn ready_condition(node: &Node) -> Option<&k8s_openapi::api::core::v1::NodeCondition> {
@@ -83,7 +84,8 @@ impl NodeLifecycleController {
         config: NodeLifecycleConfig,
     ) -> Arc<Self> {
         let leases = Informer::new(Api::<Lease>::namespaced(client.clone(), "kube-node-lease"));
-        Arc::new(NodeLifecycleController { client, nodes, leases, pods, config })
+        let events = crate::events::Events::new(client.clone(), "taint-eviction-controller");
+        Arc::new(NodeLifecycleController { client, nodes, leases, pods, config, events })
     }
 
     pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
@@ -276,6 +278,8 @@ impl NodeLifecycleController {
                     preconditions: Some(kube::api::Preconditions { uid: pod.uid(), resource_version: None }),
                     ..Default::default()
                 };
+                let note = format!("Marking for deletion Pod {ns}/{}", pod.name_any());
+                self.events.publish(pod.as_ref(), false, "TaintManagerEviction", note).await;
                 match api.delete(&pod.name_any(), &dp).await {
                     Ok(_) | Err(kube::Error::Api(_)) => {}
                     Err(e) => return Err(e),

@@ -46,11 +46,13 @@ pub(crate) struct ReplicaSetController {
     pods: Informer<Pod>,
     queue: WorkQueue<Key>,
     expectations: Mutex<HashMap<Key, Expectations>>,
+    events: crate::events::Events,
 }
 
 impl ReplicaSetController {
     pub(crate) fn new(client: kube::Client, sets: Informer<ReplicaSet>, pods: Informer<Pod>) -> Arc<Self> {
         let c = Arc::new(ReplicaSetController {
+            events: crate::events::Events::new(client.clone(), "replicaset-controller"),
             client,
             sets: sets.clone(),
             pods: pods.clone(),
@@ -185,13 +187,25 @@ impl ReplicaSetController {
                 let results = futures::future::join_all((0..n).map(|_| api.create(&pp, &template))).await;
                 let mut names = Vec::new();
                 let mut first_err = None;
+                let mut refs = Vec::new();
                 for r in results {
                     match r {
-                        Ok(p) => names.push(p.name_any()),
+                        Ok(p) => {
+                            names.push(p.name_any());
+                            refs.push((p.name_any(), p.object_ref(&())));
+                        }
                         Err(e) => {
                             first_err.get_or_insert(e);
                         }
                     }
+                }
+                for (n, r) in refs {
+                    self.events
+                        .publish_related(rs, Some(r), false, "SuccessfulCreate", format!("Created pod: {n}"))
+                        .await;
+                }
+                if let Some(kube::Error::Api(s)) = &first_err {
+                    self.events.publish(rs, true, "FailedCreate", format!("Error creating: {}", s.message)).await;
                 }
                 created += names.len();
                 self.expect(key, names, []);
@@ -215,9 +229,15 @@ impl ReplicaSetController {
                 async move { api.delete(&name, &dp).await }
             }))
             .await;
-            for r in results {
+            for ((r, name), pod) in results.into_iter().zip(&names).zip(&victims) {
                 match r {
-                    Ok(_) | Err(kube::Error::Api(_)) => {}
+                    Ok(_) => {
+                        let note = format!("Deleted pod: {name}");
+                        self.events
+                            .publish_related(rs, Some(pod.object_ref(&())), false, "SuccessfulDelete", note)
+                            .await
+                    }
+                    Err(kube::Error::Api(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
