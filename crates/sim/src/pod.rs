@@ -1,0 +1,603 @@
+//! The pod half of a simulated kubelet: one watch over all scheduled pods, filtered to our
+//! nodes, and for each of ours the status writes a kubelet would make — Running once "started",
+//! exits driven by annotations (crate docs), termination and final deletion when the pod is
+//! deleted.
+//!
+//! Everything runs in one task ([`Engine::run`]) that owns all state: a small [`PodState`] per
+//! pod (no copy of the Pod), one timer heap for all exits and retries, one de-duplicated queue of
+//! pods with pending writes, and at most [`MAX_POD_WRITES`] writes in flight. A pod changed again
+//! while its write is queued is written once, with its latest state (writes coalesce), so 150,000
+//! pods cost a few hundred bytes each and no task of their own.
+//!
+//! Pod lifecycle here ([`Phase`]), each transition followed by a status write:
+//! - new pod bound to one of our nodes → `Running` (address allocated, containers running);
+//! - exit timer fires → `Running` again with `restartCount + 1` if the restart policy restarts,
+//!   else `Succeeded` (code 0) / `Failed` (address released);
+//! - `deletionTimestamp` set → containers terminated (`Succeeded`) → status written → deleted
+//!   with `gracePeriodSeconds: 0`;
+//! - the watch reports the pod gone → state dropped.
+
+mod exit;
+mod status;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::Value;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::ipam::{self, Pool};
+use crate::node::SimNode;
+use crate::retry::{code, is_transient};
+use exit::Exit;
+
+/// Pod writes in flight at once.
+const MAX_POD_WRITES: usize = 64;
+/// How long a pod whose write failed waits before it is written again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Re-reads after a conflict before the write is retried later instead.
+const CONFLICT_ATTEMPTS: usize = 3;
+
+/// Where a simulated pod is in its life (the kubelet's pod phase, minus `Pending`: a pod is
+/// "started" the moment we see it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Containers running (after any number of restarts).
+    Running,
+    /// All containers exited 0 and will not restart. Terminal.
+    Succeeded,
+    /// A container exited non-zero and will not restart. Terminal.
+    Failed,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Running => "Running",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+/// The pod's `restartPolicy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+impl RestartPolicy {
+    /// Whether containers that exited with `code` are started again.
+    fn restarts(self, code: i32) -> bool {
+        match self {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => code != 0,
+            RestartPolicy::Never => false,
+        }
+    }
+}
+
+/// A container as far as its status needs it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Container {
+    name: Box<str>,
+    image: Box<str>,
+    /// An init container with `restartPolicy: Always`: runs alongside the regular ones.
+    sidecar: bool,
+}
+
+/// The containers of a pod. Pods of one template have equal shapes, and share one copy.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Shape {
+    init: Box<[Container]>,
+    containers: Box<[Container]>,
+    restart: RestartPolicy,
+}
+
+impl Shape {
+    fn of(spec: &PodSpec) -> Shape {
+        let c = |c: &k8s_openapi::api::core::v1::Container| Container {
+            name: c.name.as_str().into(),
+            image: c.image.as_deref().unwrap_or_default().into(),
+            sidecar: c.restart_policy.as_deref() == Some("Always"),
+        };
+        Shape {
+            init: spec.init_containers.iter().flatten().map(c).collect(),
+            containers: spec.containers.iter().map(c).collect(),
+            restart: match spec.restart_policy.as_deref() {
+                Some("Never") => RestartPolicy::Never,
+                Some("OnFailure") => RestartPolicy::OnFailure,
+                _ => RestartPolicy::Always,
+            },
+        }
+    }
+}
+
+/// The previous run of the containers (`lastState.terminated`).
+#[derive(Clone, Copy, Debug)]
+struct LastRun {
+    code: i32,
+    started: Timestamp,
+    finished: Timestamp,
+}
+
+/// Everything we keep about one pod of ours.
+#[derive(Debug)]
+struct PodState {
+    uid: Box<str>,
+    /// Index of its node.
+    node: u32,
+    /// Host number of its address in the node's range; `None` once released.
+    ip: Option<u8>,
+    shape: Arc<Shape>,
+    /// From the annotations: when its containers exit.
+    exit: Option<Exit>,
+    phase: Phase,
+    /// Exit code of the final run (terminal phases).
+    exit_code: i32,
+    /// `status.startTime`.
+    started: Timestamp,
+    /// `lastTransitionTime` of `PodScheduled` (the scheduler's, if it set one).
+    scheduled: Timestamp,
+    /// When the current run of the containers started.
+    run_started: Timestamp,
+    /// When the pod finished (terminal phases).
+    finished: Timestamp,
+    restarts: u32,
+    last: Option<LastRun>,
+    /// Generation of the exit timer: a fired timer of an older generation is stale.
+    timer: u32,
+    /// `deletionTimestamp` seen: terminate, then delete.
+    deleting: bool,
+    /// The final delete was done (or the pod is gone anyway).
+    deleted: bool,
+    /// The status in the API is behind this state.
+    dirty: bool,
+    /// In the write queue.
+    queued: bool,
+    /// A write of this pod is in flight.
+    in_flight: bool,
+}
+
+/// The two writes a pod gets.
+enum Write {
+    Status(Value),
+    Delete,
+}
+
+/// How a write ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    /// The pod is gone or was replaced by another of the same name.
+    Gone,
+    /// Try again later.
+    Retry,
+    /// The server refused it for good (logged).
+    Refused,
+}
+
+/// A finished write: which pod, which uid, what it was, how it went.
+type Finished = (Box<str>, Box<str>, bool, Outcome);
+
+/// Timers of the heap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// The containers' run of this generation ends.
+    Exit(u32),
+    /// Write the pod again after a failed write.
+    Retry,
+}
+
+/// The pod engine: all pods of all simulated nodes.
+pub(crate) struct Engine {
+    client: kube::Client,
+    nodes: Arc<[SimNode]>,
+    /// Node name → index, to filter the watch.
+    by_name: HashMap<String, u32>,
+    /// Pod addresses in use, per node.
+    pools: Vec<Pool>,
+    /// Our pods by `namespace/name`.
+    pods: HashMap<Box<str>, PodState>,
+    /// Interned shapes; an entry whose only other holder left is removed.
+    shapes: HashSet<Arc<Shape>>,
+    /// Pods whose writes are due, each at most once.
+    queue: VecDeque<Box<str>>,
+    timers: BinaryHeap<Reverse<(Instant, Box<str>, Timer)>>,
+    /// During a re-list: the pods listed so far (the others were deleted meanwhile).
+    relisting: Option<HashSet<Box<str>>>,
+}
+
+impl Engine {
+    pub(crate) fn new(client: kube::Client, nodes: Arc<[SimNode]>) -> Engine {
+        let by_name = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i as u32)).collect();
+        let pools = vec![Pool::default(); nodes.len()];
+        Engine {
+            client,
+            nodes,
+            by_name,
+            pools,
+            pods: HashMap::new(),
+            shapes: HashSet::new(),
+            queue: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            relisting: None,
+        }
+    }
+
+    /// Drives our pods until `shutdown`.
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        // Unscheduled pods are never ours; the watch cache answers the (re-)lists.
+        let config = watcher::Config::default().fields("spec.nodeName!=").any_semantic();
+        let mut events = watcher(api, config).default_backoff().boxed();
+        let mut in_flight: FuturesUnordered<BoxFuture<'static, Finished>> = FuturesUnordered::new();
+        loop {
+            self.dispatch(&mut in_flight);
+            let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                ev = events.next() => match ev {
+                    Some(Ok(ev)) => self.on_event(ev),
+                    // The watcher backs off and re-lists by itself.
+                    Some(Err(e)) => tracing::warn!(error = %e, "watching pods failed"),
+                    None => return,
+                },
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => self.on_done(done),
+                _ = tokio::time::sleep_until(next_timer.unwrap_or_else(Instant::now)), if next_timer.is_some() => {
+                    self.fire_timers();
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: watcher::Event<Pod>) {
+        match ev {
+            watcher::Event::Init => self.relisting = Some(HashSet::new()),
+            watcher::Event::InitApply(pod) => {
+                if let (Some(seen), Some(key)) = (&mut self.relisting, key_of(&pod)) {
+                    seen.insert(key);
+                }
+                self.apply(&pod);
+            }
+            watcher::Event::InitDone => {
+                if let Some(seen) = self.relisting.take() {
+                    let gone: Vec<Box<str>> = self.pods.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                    for key in gone {
+                        self.remove(&key);
+                    }
+                }
+            }
+            watcher::Event::Apply(pod) => self.apply(&pod),
+            watcher::Event::Delete(pod) => {
+                if let Some(key) = key_of(&pod)
+                    && self.pods.get(&key).is_some_and(|s| Some(&*s.uid) == pod.metadata.uid.as_deref())
+                {
+                    self.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// A pod was added or changed.
+    fn apply(&mut self, pod: &Pod) {
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).and_then(|n| self.by_name.get(n))
+        else {
+            return;
+        };
+        let node = *node;
+        let (Some(key), Some(uid)) = (key_of(pod), pod.metadata.uid.as_deref()) else { return };
+        if self.pods.get(&key).is_some_and(|s| &*s.uid != uid) {
+            // Deleted and created again under the same name while we were not watching.
+            self.remove(&key);
+        }
+        let deleting = pod.metadata.deletion_timestamp.is_some();
+        if !self.pods.contains_key(&key) && !self.adopt(pod, key.clone(), uid, node) {
+            return;
+        }
+        if deleting {
+            self.start_deleting(&key);
+        }
+    }
+
+    /// Starts tracking a pod; false if it cannot run here (no address left).
+    fn adopt(&mut self, pod: &Pod, key: Box<str>, uid: &str, node: u32) -> bool {
+        let Some(spec) = pod.spec.as_ref() else { return false };
+        let status = pod.status.clone().unwrap_or_default();
+        let now = Timestamp::now();
+        let scheduled = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "PodScheduled")
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map_or(now, |t| t.0);
+        let shape = self.intern(Shape::of(spec));
+        let mut state = PodState {
+            uid: uid.into(),
+            node,
+            ip: None,
+            shape,
+            exit: None,
+            phase: Phase::Running,
+            exit_code: 0,
+            started: now,
+            scheduled,
+            run_started: now,
+            finished: now,
+            restarts: 0,
+            last: None,
+            timer: 0,
+            deleting: false,
+            deleted: false,
+            dirty: true,
+            queued: false,
+            in_flight: false,
+        };
+        let phase = status.phase.as_deref().unwrap_or_default();
+        if matches!(phase, "Succeeded" | "Failed") {
+            // Finished before we saw it (a previous run): nothing to write, nothing to hold;
+            // tracked only so its deletion is finished.
+            state.phase = if phase == "Succeeded" { Phase::Succeeded } else { Phase::Failed };
+            state.dirty = false;
+            self.pods.insert(key, state);
+            return true;
+        }
+        let pool = &mut self.pools[node as usize];
+        let range = self.nodes[node as usize].pod_range;
+        // Running from a previous run of ours: keep its address, times and restarts.
+        let kept =
+            status.pod_ip.as_deref().and_then(|ip| ipam::host_in_range(range, ip)).filter(|_| phase == "Running");
+        if let Some(host) = kept
+            && pool.reserve(host)
+        {
+            state.ip = Some(host);
+            state.dirty = false;
+            state.started = status.start_time.as_ref().map_or(now, |t| t.0);
+            let first = status.container_statuses.iter().flatten().next();
+            state.restarts = first.map_or(0, |c| c.restart_count.max(0) as u32);
+            state.run_started = first
+                .and_then(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref())
+                .map_or(state.started, |t| t.0);
+        } else {
+            let Some(host) = pool.allocate() else {
+                tracing::warn!(pod = %key, node = %self.nodes[node as usize].name, "no pod address left on the node; pod left pending");
+                self.release_shape(state.shape);
+                return false;
+            };
+            state.ip = Some(host);
+        }
+        state.exit = exit::from_annotations(&key, pod.metadata.annotations.as_ref());
+        if let Some(exit) = state.exit {
+            let ran = Duration::try_from(now - state.run_started).unwrap_or_default();
+            self.timers.push(Reverse((Instant::now() + exit.after.saturating_sub(ran), key.clone(), Timer::Exit(0))));
+        }
+        let dirty = state.dirty;
+        self.pods.insert(key.clone(), state);
+        if dirty {
+            self.enqueue(&key);
+        }
+        true
+    }
+
+    /// The pod is being deleted: its containers stop (at once: nothing runs), the final status
+    /// is written, then the pod is deleted for good.
+    fn start_deleting(&mut self, key: &str) {
+        let Some(st) = self.pods.get_mut(key) else { return };
+        if st.deleting {
+            return;
+        }
+        st.deleting = true;
+        if st.phase == Phase::Running {
+            // Containers stopped by SIGTERM exit cleanly here.
+            Self::finish(&mut self.pools, st, 0, Timestamp::now());
+        }
+        self.enqueue(key);
+    }
+
+    /// Moves a running pod to its terminal phase.
+    fn finish(pools: &mut [Pool], st: &mut PodState, code: i32, now: Timestamp) {
+        st.phase = if code == 0 { Phase::Succeeded } else { Phase::Failed };
+        st.exit_code = code;
+        st.finished = now;
+        st.timer = st.timer.wrapping_add(1);
+        st.dirty = true;
+        // The sandbox is gone: its address may serve another pod. The status keeps showing it.
+        if let Some(h) = st.ip {
+            pools[st.node as usize].release(h);
+        }
+    }
+
+    /// Forgets a pod that is gone.
+    fn remove(&mut self, key: &str) {
+        let Some(st) = self.pods.remove(key) else { return };
+        if st.phase == Phase::Running
+            && let Some(h) = st.ip
+        {
+            self.pools[st.node as usize].release(h);
+        }
+        self.release_shape(st.shape);
+    }
+
+    fn intern(&mut self, shape: Shape) -> Arc<Shape> {
+        if let Some(s) = self.shapes.get(&shape) {
+            return s.clone();
+        }
+        let s = Arc::new(shape);
+        self.shapes.insert(s.clone());
+        s
+    }
+
+    fn release_shape(&mut self, shape: Arc<Shape>) {
+        // Ours plus the set's: nobody else uses it any more.
+        if Arc::strong_count(&shape) == 2 {
+            self.shapes.remove(&shape);
+        }
+    }
+
+    fn enqueue(&mut self, key: &str) {
+        if let Some(st) = self.pods.get_mut(key)
+            && !st.queued
+        {
+            st.queued = true;
+            self.queue.push_back(key.into());
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, key, timer))) = self.timers.pop() else { break };
+            match timer {
+                Timer::Retry => self.enqueue(&key),
+                Timer::Exit(generation) => self.exit(&key, generation),
+            }
+        }
+    }
+
+    /// The containers of `key` exit (if the timer is still current).
+    fn exit(&mut self, key: &str, generation: u32) {
+        let Some(st) = self.pods.get_mut(key) else { return };
+        let Some(exit) = st.exit else { return };
+        if st.timer != generation || st.phase != Phase::Running || st.deleting {
+            return;
+        }
+        let now = Timestamp::now();
+        if st.shape.restart.restarts(exit.code) {
+            // Restarted at once: no crash-loop back-off in a simulation.
+            st.last = Some(LastRun { code: exit.code, started: st.run_started, finished: now });
+            st.restarts = st.restarts.saturating_add(1);
+            st.run_started = now;
+            st.timer = st.timer.wrapping_add(1);
+            st.dirty = true;
+            let generation = st.timer;
+            self.timers.push(Reverse((Instant::now() + exit.after, key.into(), Timer::Exit(generation))));
+        } else {
+            Self::finish(&mut self.pools, st, exit.code, now);
+        }
+        self.enqueue(key);
+    }
+
+    /// Starts queued writes up to the limit.
+    fn dispatch(&mut self, in_flight: &mut FuturesUnordered<BoxFuture<'static, Finished>>) {
+        while in_flight.len() < MAX_POD_WRITES {
+            let Some(key) = self.queue.pop_front() else { return };
+            let Some(st) = self.pods.get_mut(&key) else { continue };
+            st.queued = false;
+            if st.in_flight {
+                // on_done queues it again if it still has work.
+                continue;
+            }
+            let write = if st.dirty {
+                st.dirty = false;
+                Write::Status(status::patch(st, &self.nodes[st.node as usize]))
+            } else if st.deleting && !st.deleted {
+                Write::Delete
+            } else {
+                continue;
+            };
+            st.in_flight = true;
+            in_flight.push(Box::pin(write_pod(self.client.clone(), key, st.uid.clone(), write)));
+        }
+    }
+
+    fn on_done(&mut self, (key, uid, was_status, outcome): Finished) {
+        let Some(st) = self.pods.get_mut(&key) else { return };
+        if st.uid != uid {
+            return;
+        }
+        st.in_flight = false;
+        match outcome {
+            Outcome::Done if !was_status => st.deleted = true,
+            Outcome::Done => {}
+            Outcome::Gone | Outcome::Refused => {
+                // Nothing more to do for it: the watch will report it gone (or it stays as the
+                // server wants it).
+                st.dirty = false;
+                st.deleted = true;
+            }
+            Outcome::Retry => {
+                if was_status {
+                    st.dirty = true;
+                }
+                self.timers.push(Reverse((Instant::now() + RETRY_AFTER, key, Timer::Retry)));
+                return;
+            }
+        }
+        if st.dirty || (st.deleting && !st.deleted) {
+            self.enqueue(&key);
+        }
+    }
+}
+
+/// `namespace/name` of a pod.
+fn key_of(pod: &Pod) -> Option<Box<str>> {
+    Some(format!("{}/{}", pod.metadata.namespace.as_deref()?, pod.metadata.name.as_deref()?).into())
+}
+
+/// Performs one write. A status write that conflicts re-reads the pod and applies again while
+/// it is still the same pod, so no update is lost.
+async fn write_pod(client: kube::Client, key: Box<str>, uid: Box<str>, write: Write) -> Finished {
+    let (ns, name) = key.split_once('/').unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client, ns);
+    let outcome = match &write {
+        Write::Status(patch) => write_status(&api, name, &uid, patch).await,
+        Write::Delete => {
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+                ..DeleteParams::default()
+            };
+            match api.delete(name, &dp).await {
+                Ok(_) => Outcome::Done,
+                // Gone already, or the name now belongs to another pod.
+                Err(e) if matches!(code(&e), Some(404 | 409)) => Outcome::Gone,
+                Err(e) => classify(&key, "deleting", e),
+            }
+        }
+    };
+    (key, uid, matches!(write, Write::Status(_)), outcome)
+}
+
+async fn write_status(api: &Api<Pod>, name: &str, uid: &str, patch: &Value) -> Outcome {
+    let pp = PatchParams::default();
+    for _ in 0..CONFLICT_ATTEMPTS {
+        match api.patch_status(name, &pp, &Patch::Strategic(patch)).await {
+            Ok(_) => return Outcome::Done,
+            Err(e) if code(&e) == Some(404) => return Outcome::Gone,
+            Err(e) if code(&e) == Some(409) => match api.get_opt(name).await {
+                Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => continue,
+                Ok(_) => return Outcome::Gone,
+                Err(e) => return classify(name, "re-reading", e),
+            },
+            Err(e) => return classify(name, "writing the status of", e),
+        }
+    }
+    Outcome::Retry
+}
+
+fn classify(pod: &str, what: &str, e: kube::Error) -> Outcome {
+    if is_transient(&e) {
+        tracing::debug!(pod, error = %e, "{what} pod failed; retrying");
+        Outcome::Retry
+    } else {
+        tracing::warn!(pod, error = %e, "{what} pod refused");
+        Outcome::Refused
+    }
+}
