@@ -241,8 +241,9 @@ impl Engine {
     /// Drives our pods until `shutdown`.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         let api: Api<Pod> = Api::all(self.client.clone());
-        // Unscheduled pods are never ours; the watch cache answers the (re-)lists.
-        let config = watcher::Config::default().fields("spec.nodeName!=").any_semantic();
+        // Unscheduled pods are never ours. Lists stay paginated (no `any_semantic`): with
+        // 150,000 pods one unpaginated answer would be hundreds of megabytes.
+        let config = watcher::Config::default().fields("spec.nodeName!=");
         let mut events = watcher(api, config).default_backoff().boxed();
         let mut in_flight: FuturesUnordered<BoxFuture<'static, Finished>> = FuturesUnordered::new();
         loop {
@@ -526,12 +527,15 @@ impl Engine {
         match outcome {
             Outcome::Done if !was_status => st.deleted = true,
             Outcome::Done => {}
-            Outcome::Gone | Outcome::Refused => {
-                // Nothing more to do for it: the watch will report it gone (or it stays as the
-                // server wants it).
+            Outcome::Gone => {
+                // The watch will report it gone.
                 st.dirty = false;
                 st.deleted = true;
             }
+            // A refused status write is not repeated (it would be refused again), but a pod
+            // being deleted is still deleted; a refused delete is left to its deleter.
+            Outcome::Refused if was_status => st.dirty = false,
+            Outcome::Refused => st.deleted = true,
             Outcome::Retry => {
                 if was_status {
                     st.dirty = true;

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
@@ -226,6 +227,86 @@ async fn leases_and_heartbeats_advance() {
     .await;
     assert_eq!(condition(&later, "Ready")["lastTransitionTime"], since, "no transition without a change");
     assert_eq!(condition(&later, "Ready")["status"], "True");
+    // A deleted lease is made again by the next renewal, as the node lease controller does.
+    leases.delete("sim-1", &DeleteParams::default()).await.expect("delete lease");
+    let again = eventually("lease recreated", || async { leases.get_opt("sim-1").await.ok()? }).await;
+    assert_ne!(again.metadata.uid, lease.metadata.uid);
+    assert_eq!(again.spec.and_then(|s| s.holder_identity).as_deref(), Some("sim-1"));
+}
+
+/// Runs `nodes` nodes with `per_node` pods each and checks every pod runs with its own address
+/// in its node's range. Returns how long registration and pod start-up took.
+async fn many_pods(nodes: usize, per_node: usize) -> (Duration, Duration) {
+    let begin = std::time::Instant::now();
+    let sim = start(SimConfig { nodes, ..SimConfig::default() }).await;
+    let last = format!("sim-{}", nodes - 1);
+    let all = Api::<Node>::all(sim.client.clone());
+    eventually("all nodes registered", || async {
+        let list = all.list(&Default::default()).await.ok()?;
+        let ready = list.items.iter().filter(|n| n.status.as_ref().is_some_and(|s| s.node_info.is_some())).count();
+        (ready == nodes).then_some(())
+    })
+    .await;
+    node_json(&sim, &last).await.expect("last node registered");
+    let registered = begin.elapsed();
+    let begin = std::time::Instant::now();
+    let pods = sim.pods();
+    let creates = (0..nodes * per_node).map(|i| {
+        let p = pod(&format!("p{i}"), &format!("sim-{}", i % nodes), json!({}), "Always");
+        let pods = pods.clone();
+        async move { pods.create(&PostParams::default(), &p).await.map(|_| ()) }
+    });
+    let results: Vec<_> = futures::stream::iter(creates).buffer_unordered(32).collect().await;
+    assert!(results.iter().all(Result::is_ok), "all pods created");
+    println!("{} pods created in {:?}", nodes * per_node, begin.elapsed());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let list = pods.list(&Default::default()).await.expect("list pods");
+        let running: Vec<&Pod> = list
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .collect();
+        if running.len() == nodes * per_node {
+            let mut seen = std::collections::HashSet::new();
+            for p in running {
+                let node: usize = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .and_then(|n| n.strip_prefix("sim-"))
+                    .and_then(|i| i.parse().ok())
+                    .expect("our node");
+                let ip: Ipv4Addr =
+                    p.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|i| i.parse().ok()).expect("pod IP");
+                assert_eq!(Ipv4Addr::from(u32::from(ip) & !0xff), ipam::pod_range(node), "{ip} on sim-{node}");
+                assert!(seen.insert(ip), "{ip} given twice");
+            }
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{} of {} pods running", running.len(), nodes * per_node);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    (registered, begin.elapsed())
+}
+
+#[tokio::test]
+async fn a_thousand_pods_on_forty_nodes() {
+    many_pods(40, 25).await;
+}
+
+/// The target scale: `SKIFF_SIM_NODES` (5,000) nodes with `SKIFF_SIM_PODS_PER_NODE` (30) pods.
+/// `cargo test -p skiff-sim --release --lib -- --ignored --nocapture at_scale`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "minutes long; run by hand to measure"]
+async fn at_scale() {
+    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (nodes, per_node) = (env("SKIFF_SIM_NODES", 5000), env("SKIFF_SIM_PODS_PER_NODE", 30));
+    let (registered, started) = many_pods(nodes, per_node).await;
+    println!(
+        "{nodes} nodes registered in {registered:?}; {} pods created and running in {started:?}",
+        nodes * per_node
+    );
 }
 
 #[tokio::test]
