@@ -137,7 +137,7 @@ impl SimNodes {
             writes.clone(),
             shutdown.clone(),
         );
-        let pods = pod::Engine::new(self.client.clone(), nodes).run(shutdown.clone());
+        let pods = pod::Engine::new(self.client.clone(), nodes, self.config.pods).run(shutdown.clone());
         tokio::join!(leases, status, pods);
         Ok(())
     }

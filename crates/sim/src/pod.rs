@@ -10,7 +10,9 @@
 //! pods cost a few hundred bytes each and no task of their own.
 //!
 //! Pod lifecycle here ([`Phase`]), each transition followed by a status write:
-//! - new pod bound to one of our nodes → `Running` (address allocated, containers running);
+//! - new pod bound to one of our nodes → `Running` (address allocated, containers running), or
+//!   `Failed` with reason `OutOfpods` when the node already runs its pod capacity (the kubelet's
+//!   admission; there may be no scheduler to prevent it);
 //! - exit timer fires → `Running` again with `restartCount + 1` if the restart policy restarts,
 //!   else `Succeeded` (code 0) / `Failed` (address released);
 //! - `deletionTimestamp` set → containers terminated (`Succeeded`) → status written → deleted
@@ -158,6 +160,8 @@ struct PodState {
     finished: Timestamp,
     restarts: u32,
     last: Option<LastRun>,
+    /// Rejected by admission because the node was full: how many pods it ran then.
+    rejected: Option<u16>,
     /// Generation of the exit timer: a fired timer of an older generation is stale.
     timer: u32,
     /// `deletionTimestamp` seen: terminate, then delete.
@@ -208,8 +212,10 @@ pub(crate) struct Engine {
     nodes: Arc<[SimNode]>,
     /// Node name → index, to filter the watch.
     by_name: HashMap<String, u32>,
-    /// Pod addresses in use, per node.
+    /// Pod addresses in use, per node (one per running pod).
     pools: Vec<Pool>,
+    /// The nodes' pod capacity: more running pods are rejected, as the kubelet's admission does.
+    max_pods: u32,
     /// Our pods by `namespace/name`.
     pods: HashMap<Box<str>, PodState>,
     /// Interned shapes; an entry whose only other holder left is removed.
@@ -222,7 +228,7 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(client: kube::Client, nodes: Arc<[SimNode]>) -> Engine {
+    pub(crate) fn new(client: kube::Client, nodes: Arc<[SimNode]>, max_pods: u32) -> Engine {
         let by_name = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i as u32)).collect();
         let pools = vec![Pool::default(); nodes.len()];
         Engine {
@@ -230,6 +236,7 @@ impl Engine {
             nodes,
             by_name,
             pools,
+            max_pods,
             pods: HashMap::new(),
             shapes: HashSet::new(),
             queue: VecDeque::new(),
@@ -341,6 +348,7 @@ impl Engine {
             finished: now,
             restarts: 0,
             last: None,
+            rejected: None,
             timer: 0,
             deleting: false,
             deleted: false,
@@ -373,6 +381,15 @@ impl Engine {
             state.run_started = first
                 .and_then(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref())
                 .map_or(state.started, |t| t.0);
+        } else if pool.in_use() >= self.max_pods {
+            // No scheduler kept the node within its capacity: the kubelet's admission rejects
+            // the pod for good.
+            state.phase = Phase::Failed;
+            state.rejected = Some(u16::try_from(pool.in_use()).unwrap_or(u16::MAX));
+            tracing::info!(pod = %key, node = %self.nodes[node as usize].name, "pod rejected: node is full");
+            self.pods.insert(key.clone(), state);
+            self.enqueue(&key);
+            return true;
         } else {
             let Some(host) = pool.allocate() else {
                 tracing::warn!(pod = %key, node = %self.nodes[node as usize].name, "no pod address left on the node; pod left pending");
@@ -507,7 +524,7 @@ impl Engine {
             }
             let write = if st.dirty {
                 st.dirty = false;
-                Write::Status(status::patch(st, &self.nodes[st.node as usize]))
+                Write::Status(status::patch(st, &self.nodes[st.node as usize], self.max_pods))
             } else if st.deleting && !st.deleted {
                 Write::Delete
             } else {

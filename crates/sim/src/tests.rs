@@ -241,12 +241,16 @@ async fn many_pods(nodes: usize, per_node: usize) -> (Duration, Duration) {
     let sim = start(SimConfig { nodes, ..SimConfig::default() }).await;
     let last = format!("sim-{}", nodes - 1);
     let all = Api::<Node>::all(sim.client.clone());
-    eventually("all nodes registered", || async {
-        let list = all.list(&Default::default()).await.ok()?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let list = all.list(&Default::default()).await.expect("list nodes");
         let ready = list.items.iter().filter(|n| n.status.as_ref().is_some_and(|s| s.node_info.is_some())).count();
-        (ready == nodes).then_some(())
-    })
-    .await;
+        if ready == nodes {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ready} of {nodes} nodes registered");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     node_json(&sim, &last).await.expect("last node registered");
     let registered = begin.elapsed();
     let begin = std::time::Instant::now();
@@ -489,6 +493,31 @@ async fn takes_over_an_existing_node_and_keeps_state_across_restarts() {
     assert_eq!(p2["status"]["containerStatuses"], p["status"]["containerStatuses"]);
     assert_eq!(ip_of(&q, "podIP").octets()[..3], [10, 42, 7]);
     assert_ne!(ip_of(&q, "podIP"), ip);
+}
+
+#[tokio::test]
+async fn a_full_node_rejects_pods_until_one_is_gone() {
+    let sim = start(SimConfig { pods: 2, ..test_config(1) }).await;
+    eventually("sim-0 registered", || node_json(&sim, "sim-0")).await;
+    create(&sim, &pod("a", "sim-0", json!({}), "Always")).await;
+    create(&sim, &pod("b", "sim-0", json!({}), "Always")).await;
+    pod_in_phase(&sim, "a", "Running").await;
+    pod_in_phase(&sim, "b", "Running").await;
+    create(&sim, &pod("c", "sim-0", json!({}), "Always")).await;
+    let c = pod_in_phase(&sim, "c", "Failed").await;
+    assert_eq!(c["status"]["reason"], "OutOfpods");
+    assert_eq!(
+        c["status"]["message"],
+        "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: 2, capacity: 2"
+    );
+    assert!(c["status"].get("podIP").is_none());
+    sim.pods().delete("a", &DeleteParams::default()).await.expect("delete a");
+    eventually("a gone", || async { sim.pods().get_opt("a").await.ok()?.is_none().then_some(()) }).await;
+    create(&sim, &pod("d", "sim-0", json!({}), "Always")).await;
+    pod_in_phase(&sim, "d", "Running").await;
+    // The rejected pod is deleted like any other.
+    sim.pods().delete("c", &DeleteParams::default()).await.expect("delete c");
+    eventually("c gone", || async { sim.pods().get_opt("c").await.ok()?.is_none().then_some(()) }).await;
 }
 
 #[tokio::test]

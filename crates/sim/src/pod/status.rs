@@ -13,7 +13,17 @@ use crate::node::SimNode;
 
 /// A strategic merge patch for `pods/status`. The uid makes it apply to this pod only, as the
 /// kubelet's status manager does.
-pub(super) fn patch(p: &PodState, node: &SimNode) -> Value {
+pub(super) fn patch(p: &PodState, node: &SimNode, max_pods: u32) -> Value {
+    if let Some(used) = p.rejected {
+        // The kubelet's `rejectPod`: a failed phase with the admission's reason, nothing else.
+        return json!({"metadata": {"uid": &*p.uid}, "status": {
+            "phase": "Failed",
+            "reason": "OutOfpods",
+            "message": format!(
+                "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: {used}, capacity: {max_pods}"
+            ),
+        }});
+    }
     let host_ip = node.address.to_string();
     let mut status = json!({
         "phase": p.phase.as_str(),
