@@ -162,8 +162,9 @@ struct PodState {
     last: Option<LastRun>,
     /// Rejected by admission because the node was full: how many pods it ran then.
     rejected: Option<u16>,
-    /// Generation of the exit timer: a fired timer of an older generation is stale.
-    timer: u32,
+    /// Id of the pending exit timer (0: none). Ids are unique across pods, so a stale timer
+    /// of a deleted pod cannot end a new pod of the same name.
+    timer: u64,
     /// `deletionTimestamp` seen: terminate, then delete.
     deleting: bool,
     /// The final delete was done (or the pod is gone anyway).
@@ -200,8 +201,8 @@ type Finished = (Box<str>, Box<str>, bool, Outcome);
 /// Timers of the heap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
-    /// The containers' run of this generation ends.
-    Exit(u32),
+    /// The containers' run with this timer id ends.
+    Exit(u64),
     /// Write the pod again after a failed write.
     Retry,
 }
@@ -225,6 +226,8 @@ pub(crate) struct Engine {
     timers: BinaryHeap<Reverse<(Instant, Box<str>, Timer)>>,
     /// During a re-list: the pods listed so far (the others were deleted meanwhile).
     relisting: Option<HashSet<Box<str>>>,
+    /// The last exit timer id handed out.
+    last_timer: u64,
 }
 
 impl Engine {
@@ -242,6 +245,7 @@ impl Engine {
             queue: VecDeque::new(),
             timers: BinaryHeap::new(),
             relisting: None,
+            last_timer: 0,
         }
     }
 
@@ -401,7 +405,7 @@ impl Engine {
         state.exit = exit::from_annotations(&key, pod.metadata.annotations.as_ref());
         if let Some(exit) = state.exit {
             let ran = Duration::try_from(now - state.run_started).unwrap_or_default();
-            self.timers.push(Reverse((Instant::now() + exit.after.saturating_sub(ran), key.clone(), Timer::Exit(0))));
+            state.timer = self.schedule_exit(&key, exit.after.saturating_sub(ran));
         }
         let dirty = state.dirty;
         self.pods.insert(key.clone(), state);
@@ -431,7 +435,7 @@ impl Engine {
         st.phase = if code == 0 { Phase::Succeeded } else { Phase::Failed };
         st.exit_code = code;
         st.finished = now;
-        st.timer = st.timer.wrapping_add(1);
+        st.timer = 0;
         st.dirty = true;
         // The sandbox is gone: its address may serve another pod. The status keeps showing it.
         if let Some(h) = st.ip {
@@ -475,6 +479,13 @@ impl Engine {
         }
     }
 
+    /// Schedules the end of a run of `key`'s containers; returns the timer's id.
+    fn schedule_exit(&mut self, key: &str, after: Duration) -> u64 {
+        self.last_timer += 1;
+        self.timers.push(Reverse((Instant::now() + after, key.into(), Timer::Exit(self.last_timer))));
+        self.last_timer
+    }
+
     fn fire_timers(&mut self) {
         let now = Instant::now();
         while let Some(Reverse((at, _, _))) = self.timers.peek() {
@@ -484,16 +495,16 @@ impl Engine {
             let Some(Reverse((_, key, timer))) = self.timers.pop() else { break };
             match timer {
                 Timer::Retry => self.enqueue(&key),
-                Timer::Exit(generation) => self.exit(&key, generation),
+                Timer::Exit(id) => self.exit(&key, id),
             }
         }
     }
 
     /// The containers of `key` exit (if the timer is still current).
-    fn exit(&mut self, key: &str, generation: u32) {
+    fn exit(&mut self, key: &str, id: u64) {
         let Some(st) = self.pods.get_mut(key) else { return };
         let Some(exit) = st.exit else { return };
-        if st.timer != generation || st.phase != Phase::Running || st.deleting {
+        if st.timer != id || st.phase != Phase::Running || st.deleting {
             return;
         }
         let now = Timestamp::now();
@@ -502,10 +513,11 @@ impl Engine {
             st.last = Some(LastRun { code: exit.code, started: st.run_started, finished: now });
             st.restarts = st.restarts.saturating_add(1);
             st.run_started = now;
-            st.timer = st.timer.wrapping_add(1);
             st.dirty = true;
-            let generation = st.timer;
-            self.timers.push(Reverse((Instant::now() + exit.after, key.into(), Timer::Exit(generation))));
+            let id = self.schedule_exit(key, exit.after);
+            if let Some(st) = self.pods.get_mut(key) {
+                st.timer = id;
+            }
         } else {
             Self::finish(&mut self.pools, st, exit.code, now);
         }

@@ -235,8 +235,9 @@ async fn leases_and_heartbeats_advance() {
 }
 
 /// Runs `nodes` nodes with `per_node` pods each and checks every pod runs with its own address
-/// in its node's range. Returns how long registration and pod start-up took.
-async fn many_pods(nodes: usize, per_node: usize) -> (Duration, Duration) {
+/// in its node's range. Returns how long registration and pod start-up took, and the running
+/// simulation.
+async fn many_pods(nodes: usize, per_node: usize) -> (Duration, Duration, Sim) {
     let begin = std::time::Instant::now();
     let sim = start(SimConfig { nodes, ..SimConfig::default() }).await;
     let last = format!("sim-{}", nodes - 1);
@@ -291,7 +292,7 @@ async fn many_pods(nodes: usize, per_node: usize) -> (Duration, Duration) {
         assert!(tokio::time::Instant::now() < deadline, "{} of {} pods running", running.len(), nodes * per_node);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    (registered, begin.elapsed())
+    (registered, begin.elapsed(), sim)
 }
 
 #[tokio::test]
@@ -306,11 +307,28 @@ async fn a_thousand_pods_on_forty_nodes() {
 async fn at_scale() {
     let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
     let (nodes, per_node) = (env("SKIFF_SIM_NODES", 5000), env("SKIFF_SIM_PODS_PER_NODE", 30));
-    let (registered, started) = many_pods(nodes, per_node).await;
+    let (registered, started, sim) = many_pods(nodes, per_node).await;
     println!(
         "{nodes} nodes registered in {registered:?}; {} pods created and running in {started:?}",
         nodes * per_node
     );
+    // Under that load every lease was still renewed within its duration.
+    let leases = Api::<Lease>::namespaced(sim.client.clone(), "kube-node-lease")
+        .list(&Default::default())
+        .await
+        .expect("leases");
+    assert_eq!(leases.items.len(), nodes);
+    let now = jiff::Timestamp::now();
+    let stalest = leases
+        .items
+        .iter()
+        .filter_map(|l| l.spec.as_ref()?.renew_time.as_ref())
+        .map(|t| now.duration_since(t.0).as_secs_f64())
+        .fold(0f64, f64::max);
+    println!("stalest lease renewed {stalest:.1}s ago");
+    assert!(stalest < 40.0, "a lease expired: renewed {stalest:.1}s ago");
+    let rss = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    println!("{}", rss.lines().find(|l| l.starts_with("VmRSS")).unwrap_or_default());
 }
 
 #[tokio::test]
@@ -434,6 +452,51 @@ async fn exit_annotation_ends_or_restarts_the_containers() {
     assert_eq!(last["exitCode"], 1);
     assert_eq!(last["reason"], "Error");
     assert_ne!(last["containerID"], c["containerID"], "each run is a new container");
+}
+
+#[tokio::test]
+async fn a_recreated_pod_does_not_inherit_the_exit_of_its_namesake() {
+    let sim = start(test_config(1)).await;
+    eventually("sim-0 registered", || node_json(&sim, "sim-0")).await;
+    let begin = tokio::time::Instant::now();
+    create(&sim, &pod("x", "sim-0", json!({EXIT_AFTER_ANNOTATION: "1s"}), "Never")).await;
+    let first = pod_in_phase(&sim, "x", "Running").await;
+    sim.pods().delete("x", &DeleteParams::default()).await.expect("delete x");
+    eventually("x gone", || async { sim.pods().get_opt("x").await.ok()?.is_none().then_some(()) }).await;
+    create(&sim, &pod("x", "sim-0", json!({EXIT_AFTER_ANNOTATION: "20s"}), "Never")).await;
+    let second = eventually("new x running", || async {
+        pod_json(&sim, "x")
+            .await
+            .filter(|p| p["metadata"]["uid"] != first["metadata"]["uid"] && p["status"]["phase"] == "Running")
+    })
+    .await;
+    assert_ne!(ip_of(&second, "podIP"), Ipv4Addr::UNSPECIFIED);
+    // Past the first pod's exit time, the second one still runs.
+    tokio::time::sleep_until(begin + Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = pod_json(&sim, "x").await.expect("x exists");
+    assert_eq!(later["status"]["phase"], "Running");
+    assert_eq!(later["metadata"]["uid"], second["metadata"]["uid"]);
+}
+
+#[tokio::test]
+async fn a_pod_bound_later_through_the_binding_subresource_runs() {
+    let sim = start(test_config(1)).await;
+    eventually("sim-0 registered", || node_json(&sim, "sim-0")).await;
+    create(&sim, &pod("later", "", json!({}), "Always")).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(pod_json(&sim, "later").await.expect("pod")["status"]["phase"], "Pending");
+    let binding = json!({
+        "apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": "later"},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "sim-0"},
+    });
+    sim.pods()
+        .create_subresource::<Value, Value>("binding", "later", &PostParams::default(), &binding)
+        .await
+        .expect("bound");
+    let v = pod_in_phase(&sim, "later", "Running").await;
+    assert_eq!(ip_of(&v, "podIP").octets()[..3], [10, 128, 0]);
 }
 
 #[tokio::test]
