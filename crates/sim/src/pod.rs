@@ -107,6 +107,8 @@ struct Shape {
     init: Box<[Container]>,
     containers: Box<[Container]>,
     restart: RestartPolicy,
+    /// `hostNetwork`: the pod's address is the node's.
+    host_network: bool,
 }
 
 impl Shape {
@@ -124,6 +126,7 @@ impl Shape {
                 Some("OnFailure") => RestartPolicy::OnFailure,
                 _ => RestartPolicy::Always,
             },
+            host_network: spec.host_network == Some(true),
         }
     }
 }
@@ -142,7 +145,8 @@ struct PodState {
     uid: Box<str>,
     /// Index of its node.
     node: u32,
-    /// Host number of its address in the node's range; `None` once released.
+    /// Host number of its address in the node's range; `None` once released, and for
+    /// host-network pods.
     ip: Option<u8>,
     shape: Arc<Shape>,
     /// From the annotations: when its containers exit.
@@ -207,14 +211,33 @@ enum Timer {
     Retry,
 }
 
+/// What runs on one node.
+#[derive(Clone, Debug, Default)]
+struct Usage {
+    /// Addresses of its running pods.
+    pool: Pool,
+    /// Its running pods (host-network ones have no address of their own).
+    running: u32,
+}
+
+impl Usage {
+    /// A running pod stopped.
+    fn stop(&mut self, ip: Option<u8>) {
+        self.running = self.running.saturating_sub(1);
+        if let Some(h) = ip {
+            self.pool.release(h);
+        }
+    }
+}
+
 /// The pod engine: all pods of all simulated nodes.
 pub(crate) struct Engine {
     client: kube::Client,
     nodes: Arc<[SimNode]>,
     /// Node name → index, to filter the watch.
     by_name: HashMap<String, u32>,
-    /// Pod addresses in use, per node (one per running pod).
-    pools: Vec<Pool>,
+    /// Per node: running pods and their addresses.
+    usage: Vec<Usage>,
     /// The nodes' pod capacity: more running pods are rejected, as the kubelet's admission does.
     max_pods: u32,
     /// Our pods by `namespace/name`.
@@ -233,12 +256,12 @@ pub(crate) struct Engine {
 impl Engine {
     pub(crate) fn new(client: kube::Client, nodes: Arc<[SimNode]>, max_pods: u32) -> Engine {
         let by_name = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i as u32)).collect();
-        let pools = vec![Pool::default(); nodes.len()];
+        let usage = vec![Usage::default(); nodes.len()];
         Engine {
             client,
             nodes,
             by_name,
-            pools,
+            usage,
             max_pods,
             pods: HashMap::new(),
             shapes: HashSet::new(),
@@ -369,15 +392,19 @@ impl Engine {
             self.pods.insert(key, state);
             return true;
         }
-        let pool = &mut self.pools[node as usize];
+        let usage = &mut self.usage[node as usize];
         let range = self.nodes[node as usize].pod_range;
+        let host_network = state.shape.host_network;
         // Running from a previous run of ours: keep its address, times and restarts.
-        let kept =
-            status.pod_ip.as_deref().and_then(|ip| ipam::host_in_range(range, ip)).filter(|_| phase == "Running");
-        if let Some(host) = kept
-            && pool.reserve(host)
-        {
-            state.ip = Some(host);
+        let kept = match status.pod_ip.as_deref() {
+            _ if phase != "Running" => None,
+            Some(ip) if host_network => (ip == self.nodes[node as usize].address.to_string()).then_some(None),
+            Some(ip) => ipam::host_in_range(range, ip).filter(|h| usage.pool.reserve(*h)).map(Some),
+            None => None,
+        };
+        if let Some(host) = kept {
+            usage.running += 1;
+            state.ip = host;
             state.dirty = false;
             state.started = status.start_time.as_ref().map_or(now, |t| t.0);
             let first = status.container_statuses.iter().flatten().next();
@@ -385,21 +412,25 @@ impl Engine {
             state.run_started = first
                 .and_then(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref())
                 .map_or(state.started, |t| t.0);
-        } else if pool.in_use() >= self.max_pods {
+        } else if usage.running >= self.max_pods {
             // No scheduler kept the node within its capacity: the kubelet's admission rejects
             // the pod for good.
             state.phase = Phase::Failed;
-            state.rejected = Some(u16::try_from(pool.in_use()).unwrap_or(u16::MAX));
+            state.rejected = Some(u16::try_from(usage.running).unwrap_or(u16::MAX));
             tracing::info!(pod = %key, node = %self.nodes[node as usize].name, "pod rejected: node is full");
             self.pods.insert(key.clone(), state);
             self.enqueue(&key);
             return true;
+        } else if host_network {
+            // The node's own address, as for any pod in the host's network namespace.
+            usage.running += 1;
         } else {
-            let Some(host) = pool.allocate() else {
+            let Some(host) = usage.pool.allocate() else {
                 tracing::warn!(pod = %key, node = %self.nodes[node as usize].name, "no pod address left on the node; pod left pending");
                 self.release_shape(state.shape);
                 return false;
             };
+            usage.running += 1;
             state.ip = Some(host);
         }
         state.exit = exit::from_annotations(&key, pod.metadata.annotations.as_ref());
@@ -425,31 +456,27 @@ impl Engine {
         st.deleting = true;
         if st.phase == Phase::Running {
             // Containers stopped by SIGTERM exit cleanly here.
-            Self::finish(&mut self.pools, st, 0, Timestamp::now());
+            Self::finish(&mut self.usage, st, 0, Timestamp::now());
         }
         self.enqueue(key);
     }
 
     /// Moves a running pod to its terminal phase.
-    fn finish(pools: &mut [Pool], st: &mut PodState, code: i32, now: Timestamp) {
+    fn finish(usage: &mut [Usage], st: &mut PodState, code: i32, now: Timestamp) {
         st.phase = if code == 0 { Phase::Succeeded } else { Phase::Failed };
         st.exit_code = code;
         st.finished = now;
         st.timer = 0;
         st.dirty = true;
         // The sandbox is gone: its address may serve another pod. The status keeps showing it.
-        if let Some(h) = st.ip {
-            pools[st.node as usize].release(h);
-        }
+        usage[st.node as usize].stop(st.ip);
     }
 
     /// Forgets a pod that is gone.
     fn remove(&mut self, key: &str) {
         let Some(st) = self.pods.remove(key) else { return };
-        if st.phase == Phase::Running
-            && let Some(h) = st.ip
-        {
-            self.pools[st.node as usize].release(h);
+        if st.phase == Phase::Running {
+            self.usage[st.node as usize].stop(st.ip);
         }
         self.release_shape(st.shape);
     }
@@ -519,7 +546,7 @@ impl Engine {
                 st.timer = id;
             }
         } else {
-            Self::finish(&mut self.pools, st, exit.code, now);
+            Self::finish(&mut self.usage, st, exit.code, now);
         }
         self.enqueue(key);
     }
@@ -632,5 +659,28 @@ fn classify(pod: &str, what: &str, e: kube::Error) -> Outcome {
     } else {
         tracing::warn!(pod, error = %e, "{what} pod refused");
         Outcome::Refused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_pod_state_stays_small() {
+        // 150,000 pods: every 100 bytes here is 15 MB.
+        let size = std::mem::size_of::<PodState>();
+        assert!(size <= 256, "PodState is {size} bytes");
+        println!("PodState: {size} bytes");
+    }
+
+    #[test]
+    fn restart_policies() {
+        assert!(RestartPolicy::Always.restarts(0));
+        assert!(RestartPolicy::Always.restarts(2));
+        assert!(!RestartPolicy::OnFailure.restarts(0));
+        assert!(RestartPolicy::OnFailure.restarts(2));
+        assert!(!RestartPolicy::Never.restarts(0));
+        assert!(!RestartPolicy::Never.restarts(2));
     }
 }

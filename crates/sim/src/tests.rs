@@ -559,6 +559,27 @@ async fn takes_over_an_existing_node_and_keeps_state_across_restarts() {
 }
 
 #[tokio::test]
+async fn host_network_pods_use_the_node_address() {
+    let sim = start(SimConfig { pods: 2, ..test_config(2) }).await;
+    eventually("sim-1 registered", || node_json(&sim, "sim-1")).await;
+    let mut p = pod("agent", "sim-1", json!({}), "Always");
+    if let Some(spec) = p.spec.as_mut() {
+        spec.host_network = Some(true);
+    }
+    create(&sim, &p).await;
+    let v = pod_in_phase(&sim, "agent", "Running").await;
+    assert_eq!(v["status"]["podIP"], "100.64.0.2");
+    assert_eq!(v["status"]["podIPs"], json!([{"ip": "100.64.0.2"}]));
+    assert_eq!(v["status"]["hostIP"], "100.64.0.2");
+    // It still counts against the node's pod capacity.
+    create(&sim, &pod("b", "sim-1", json!({}), "Always")).await;
+    pod_in_phase(&sim, "b", "Running").await;
+    create(&sim, &pod("c", "sim-1", json!({}), "Always")).await;
+    let c = pod_in_phase(&sim, "c", "Failed").await;
+    assert_eq!(c["status"]["reason"], "OutOfpods");
+}
+
+#[tokio::test]
 async fn a_full_node_rejects_pods_until_one_is_gone() {
     let sim = start(SimConfig { pods: 2, ..test_config(1) }).await;
     eventually("sim-0 registered", || node_json(&sim, "sim-0")).await;

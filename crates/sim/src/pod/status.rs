@@ -36,10 +36,14 @@ pub(super) fn patch(p: &PodState, node: &SimNode, max_pods: u32) -> Value {
     if !p.shape.init.is_empty() {
         status["initContainerStatuses"] = p.shape.init.iter().map(|c| init_container(p, c)).collect();
     }
-    // A finished pod keeps the address it had in its status (as upstream's do), though the
-    // address itself is free again.
-    if let Some(h) = p.ip {
-        let ip = ipam::pod_address(node.pod_range, h).to_string();
+    // A finished pod keeps showing the address it had (as upstream's do), though the address
+    // itself is free again.
+    let ip = match p.ip {
+        _ if p.shape.host_network => Some(host_ip),
+        Some(h) => Some(ipam::pod_address(node.pod_range, h).to_string()),
+        None => None,
+    };
+    if let Some(ip) = ip {
         status["podIP"] = json!(ip);
         status["podIPs"] = json!([{"ip": ip}]);
     }
