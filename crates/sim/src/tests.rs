@@ -227,7 +227,12 @@ async fn leases_and_heartbeats_advance() {
     .await;
     assert_eq!(condition(&later, "Ready")["lastTransitionTime"], since, "no transition without a change");
     assert_eq!(condition(&later, "Ready")["status"], "True");
-    // A deleted lease is made again by the next renewal, as the node lease controller does.
+    // A deleted Node stays deleted (a kubelet registers only when it starts) ...
+    sim.nodes().delete("sim-0", &DeleteParams::default()).await.expect("delete node");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(sim.nodes().get_opt("sim-0").await.expect("get node").is_none());
+    // ... but a deleted lease is made again by the next renewal, as the node lease controller
+    // does.
     leases.delete("sim-1", &DeleteParams::default()).await.expect("delete lease");
     let again = eventually("lease recreated", || async { leases.get_opt("sim-1").await.ok()? }).await;
     assert_ne!(again.metadata.uid, lease.metadata.uid);
@@ -547,6 +552,9 @@ async fn takes_over_an_existing_node_and_keeps_state_across_restarts() {
     // A second run of the simulation adopts the running pod as it is and does not reuse its
     // address for a new pod.
     let api = sim.stop().await;
+    // A stopped simulation leaves its nodes behind, like a kubelet that stopped.
+    let admin = api.server.client("admin", &["system:masters"]);
+    assert!(Api::<Node>::all(admin).get_opt("sim-0").await.expect("get node").is_some());
     let sim = start_on(api, test_config(1)).await;
     create(&sim, &pod("q", "sim-0", json!({}), "Always")).await;
     let q = pod_in_phase(&sim, "q", "Running").await;
