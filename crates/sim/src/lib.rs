@@ -19,8 +19,23 @@
 //! shows in `lastState.terminated`, and the containers exit again after the same delay. Invalid
 //! values are logged and ignored.
 //!
-//! Layout: [`node`] registers nodes and heartbeats them (leases, node status); [`pod`] watches
-//! all pods once and drives the ones bound to our nodes; [`ipam`] hands out addresses.
+//! Otherwise a simulated node behaves like a kubelet whose containers start instantly:
+//!
+//! - node `i` is `<prefix><i>`, InternalIP `100.64.0.0 + i + 1`, podCIDR the /24 number `i` of
+//!   `10.128.0.0/9` (an existing Node of that name is taken over and keeps its podCIDR); nothing
+//!   routes these addresses, and there is no kubelet endpoint (port 0: `logs`/`exec` fail);
+//! - a pod bound to it (`spec.nodeName`, or a binding) becomes `Running` and Ready with an address
+//!   from the podCIDR (`hostNetwork` pods: the node's address); past the node's pod capacity it is
+//!   rejected (`Failed`, reason `OutOfpods`) as kubelet admission does;
+//! - a deleted pod's containers stop at once (exit 0), its final status is written and it is
+//!   deleted with `gracePeriodSeconds: 0`;
+//! - when the simulation stops, Nodes and pods stay; the leases expire and the node lifecycle
+//!   controller (when there is one) takes it from there. A new run adopts running pods as they
+//!   are (same address, start time and restart count).
+//!
+//! Layout: `node` registers nodes and heartbeats them (leases, node status); `pod` watches
+//! all pods once and drives the ones bound to our nodes; `ipam` hands out addresses; `retry`
+//! decides what to repeat.
 
 mod ipam;
 mod node;
