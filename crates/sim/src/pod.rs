@@ -674,6 +674,129 @@ mod tests {
         println!("PodState: {size} bytes");
     }
 
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    /// Answers requests from a script and records them.
+    struct Fake {
+        answers: Mutex<VecDeque<(u16, Value)>>,
+        log: Mutex<Vec<String>>,
+        bodies: Mutex<Vec<Value>>,
+    }
+
+    fn fake(answers: Vec<(u16, Value)>) -> (kube::Client, Arc<Fake>) {
+        let fake = Arc::new(Fake {
+            answers: Mutex::new(answers.into()),
+            log: Mutex::new(Vec::new()),
+            bodies: Mutex::new(Vec::new()),
+        });
+        let f = fake.clone();
+        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let f = f.clone();
+            async move {
+                let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let line = format!("{} {}", req.method(), req.uri().path());
+                let line = if ct.contains("patch") { format!("{line} {ct}") } else { line };
+                let body =
+                    http_body_util::BodyExt::collect(req.into_body()).await.map(|b| b.to_bytes()).unwrap_or_default();
+                f.log.lock().expect("log").push(line);
+                f.bodies.lock().expect("bodies").push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                let (code, body) = f.answers.lock().expect("answers").pop_front().unwrap_or((599, json!({})));
+                let body = kube::client::Body::from(serde_json::to_vec(&body).unwrap_or_default());
+                let resp = http::Response::builder().status(code).header("content-type", "application/json").body(body);
+                Ok::<_, std::convert::Infallible>(resp.expect("response"))
+            }
+        });
+        (kube::Client::new(svc, "default"), fake)
+    }
+
+    fn status(code: u16, reason: &str) -> (u16, Value) {
+        (
+            code,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": reason, "reason": reason, "code": code}),
+        )
+    }
+
+    fn pod(uid: &str) -> (u16, Value) {
+        (200, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns", "uid": uid}}))
+    }
+
+    async fn status_write(answers: Vec<(u16, Value)>) -> (Outcome, Vec<String>) {
+        let (client, fake) = fake(answers);
+        let patch = json!({"metadata": {"uid": "u1"}, "status": {"phase": "Running"}});
+        let (_, _, was_status, outcome) =
+            write_pod(client, "ns/p".into(), "u1".into(), Write::Status(patch.clone())).await;
+        assert!(was_status);
+        let log = fake.log.lock().expect("log").clone();
+        // Every attempt sends the whole patch again.
+        for (line, body) in log.iter().zip(fake.bodies.lock().expect("bodies").iter()) {
+            if line.starts_with("PATCH") {
+                assert_eq!(body, &patch);
+            }
+        }
+        (outcome, log)
+    }
+
+    const PATCH: &str = "PATCH /api/v1/namespaces/ns/pods/p/status application/strategic-merge-patch+json";
+    const GET: &str = "GET /api/v1/namespaces/ns/pods/p";
+
+    #[tokio::test]
+    async fn a_conflict_re_reads_and_applies_again() {
+        let (outcome, log) = status_write(vec![status(409, "Conflict"), pod("u1"), pod("u1")]).await;
+        assert_eq!(outcome, Outcome::Done);
+        assert_eq!(log, [PATCH, GET, PATCH]);
+    }
+
+    #[tokio::test]
+    async fn a_conflict_with_a_new_pod_of_that_name_stops() {
+        let (outcome, log) = status_write(vec![status(409, "Conflict"), pod("u2")]).await;
+        assert_eq!(outcome, Outcome::Gone);
+        assert_eq!(log, [PATCH, GET]);
+        let (outcome, _) = status_write(vec![status(409, "Conflict"), status(404, "NotFound")]).await;
+        assert_eq!(outcome, Outcome::Gone);
+    }
+
+    #[tokio::test]
+    async fn endless_conflicts_are_retried_later() {
+        let mut answers = Vec::new();
+        for _ in 0..CONFLICT_ATTEMPTS {
+            answers.push(status(409, "Conflict"));
+            answers.push(pod("u1"));
+        }
+        let (outcome, log) = status_write(answers).await;
+        assert_eq!(outcome, Outcome::Retry);
+        assert_eq!(log.len(), 2 * CONFLICT_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_classified() {
+        assert_eq!(status_write(vec![status(404, "NotFound")]).await.0, Outcome::Gone);
+        assert_eq!(status_write(vec![status(500, "InternalError")]).await.0, Outcome::Retry);
+        assert_eq!(status_write(vec![status(429, "TooManyRequests")]).await.0, Outcome::Retry);
+        assert_eq!(status_write(vec![status(422, "Invalid")]).await.0, Outcome::Refused);
+        assert_eq!(
+            status_write(vec![status(409, "Conflict"), status(503, "ServiceUnavailable")]).await.0,
+            Outcome::Retry
+        );
+    }
+
+    #[tokio::test]
+    async fn the_final_delete_is_unconditional_in_time_but_bound_to_the_uid() {
+        let (client, fake) = fake(vec![pod("u1"), status(409, "Conflict"), status(404, "NotFound"), status(500, "x")]);
+        for want in [Outcome::Done, Outcome::Gone, Outcome::Gone, Outcome::Retry] {
+            let (_, _, was_status, outcome) =
+                write_pod(client.clone(), "ns/p".into(), "u1".into(), Write::Delete).await;
+            assert!(!was_status);
+            assert_eq!(outcome, want);
+        }
+        let log = fake.log.lock().expect("log").clone();
+        assert_eq!(log, ["DELETE /api/v1/namespaces/ns/pods/p"; 4]);
+        let body = fake.bodies.lock().expect("bodies")[0].clone();
+        assert_eq!(body["gracePeriodSeconds"], 0);
+        assert_eq!(body["preconditions"], json!({"uid": "u1"}));
+    }
+
     #[test]
     fn restart_policies() {
         assert!(RestartPolicy::Always.restarts(0));
