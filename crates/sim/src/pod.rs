@@ -15,6 +15,7 @@
 //!   admission; there may be no scheduler to prevent it);
 //! - exit timer fires → `Running` again with `restartCount + 1` if the restart policy restarts,
 //!   else `Succeeded` (code 0) / `Failed` (address released);
+//! - the conditions of its `readinessGates` change → `Ready` follows them;
 //! - `deletionTimestamp` set → containers terminated (`Succeeded`) → status written → deleted
 //!   with `gracePeriodSeconds: 0`;
 //! - the watch reports the pod gone → state dropped.
@@ -109,6 +110,8 @@ struct Shape {
     restart: RestartPolicy,
     /// `hostNetwork`: the pod's address is the node's.
     host_network: bool,
+    /// Condition types of `readinessGates`: the pod is Ready only when they are all True.
+    gates: Box<[Box<str>]>,
 }
 
 impl Shape {
@@ -127,6 +130,7 @@ impl Shape {
                 _ => RestartPolicy::Always,
             },
             host_network: spec.host_network == Some(true),
+            gates: spec.readiness_gates.iter().flatten().map(|g| g.condition_type.as_str().into()).collect(),
         }
     }
 }
@@ -164,6 +168,10 @@ struct PodState {
     finished: Timestamp,
     restarts: u32,
     last: Option<LastRun>,
+    /// Why readiness gates hold the pod unready (upstream's message); `None` when they do not.
+    gates: Option<Box<str>>,
+    /// When `gates` last changed.
+    gates_changed: Timestamp,
     /// Rejected by admission because the node was full: how many pods it ran then.
     rejected: Option<u16>,
     /// Id of the pending exit timer (0: none). Ids are unique across pods, so a stale timer
@@ -340,8 +348,23 @@ impl Engine {
             self.remove(&key);
         }
         let deleting = pod.metadata.deletion_timestamp.is_some();
-        if !self.pods.contains_key(&key) && !self.adopt(pod, key.clone(), uid, node) {
-            return;
+        match self.pods.get_mut(&key) {
+            None => {
+                if !self.adopt(pod, key.clone(), uid, node) {
+                    return;
+                }
+            }
+            // Someone (a load-balancer controller, say) changed a readiness gate's condition.
+            Some(st) if st.phase == Phase::Running && !st.shape.gates.is_empty() => {
+                let gates = unready_gates(&st.shape, pod);
+                if gates != st.gates {
+                    st.gates = gates;
+                    st.gates_changed = Timestamp::now();
+                    st.dirty = true;
+                    self.enqueue(&key);
+                }
+            }
+            Some(_) => {}
         }
         if deleting {
             self.start_deleting(&key);
@@ -375,6 +398,8 @@ impl Engine {
             finished: now,
             restarts: 0,
             last: None,
+            gates: None,
+            gates_changed: now,
             rejected: None,
             timer: 0,
             deleting: false,
@@ -407,6 +432,7 @@ impl Engine {
             state.ip = host;
             state.dirty = false;
             state.started = status.start_time.as_ref().map_or(now, |t| t.0);
+            state.gates_changed = state.started;
             let first = status.container_statuses.iter().flatten().next();
             state.restarts = first.map_or(0, |c| c.restart_count.max(0) as u32);
             state.run_started = first
@@ -433,6 +459,7 @@ impl Engine {
             usage.running += 1;
             state.ip = Some(host);
         }
+        state.gates = unready_gates(&state.shape, pod);
         state.exit = exit::from_annotations(&key, pod.metadata.annotations.as_ref());
         if let Some(exit) = state.exit {
             let ran = Duration::try_from(now - state.run_started).unwrap_or_default();
@@ -604,6 +631,24 @@ impl Engine {
             self.enqueue(&key);
         }
     }
+}
+
+/// Upstream's message for readiness gates whose conditions are missing or not True, or `None`
+/// when all are True.
+fn unready_gates(shape: &Shape, pod: &Pod) -> Option<Box<str>> {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let unready: Vec<String> = shape
+        .gates
+        .iter()
+        .filter_map(|gate| match conditions.iter().find(|c| c.type_ == **gate) {
+            None => Some(format!("corresponding condition of pod readiness gate {gate:?} does not exist.")),
+            Some(c) if c.status != "True" => {
+                Some(format!("the status of pod readiness gate {gate:?} is not \"True\", but {}", c.status))
+            }
+            Some(_) => None,
+        })
+        .collect();
+    (!unready.is_empty()).then(|| unready.join(", ").into())
 }
 
 /// `namespace/name` of a pod.

@@ -57,11 +57,16 @@ fn time(ts: Timestamp) -> Value {
 /// One pod condition. `null` reason and message remove what an earlier writer left in a
 /// condition of that type (the list merges by type).
 fn condition(type_: &str, status: bool, reason: Option<&str>, at: Timestamp) -> Value {
+    explained(type_, status, reason, None, at)
+}
+
+/// A condition with a message.
+fn explained(type_: &str, status: bool, reason: Option<&str>, message: Option<&str>, at: Timestamp) -> Value {
     json!({
         "type": type_,
         "status": if status { "True" } else { "False" },
         "reason": reason,
-        "message": null,
+        "message": message,
         "lastTransitionTime": time(at),
     })
 }
@@ -74,8 +79,11 @@ fn conditions(p: &PodState) -> Value {
             condition("PodReadyToStartContainers", true, None, p.started),
             condition("Initialized", true, None, p.started),
             // A restart would make the pod unready for a moment: the last transition is the
-            // last start.
-            condition("Ready", true, None, p.run_started),
+            // last start, or the last change of its readiness gates.
+            match &p.gates {
+                Some(why) => explained("Ready", false, Some("ReadinessGatesNotReady"), Some(why), p.gates_changed),
+                None => condition("Ready", true, None, p.run_started.max(p.gates_changed)),
+            },
             condition("ContainersReady", true, None, p.run_started),
             scheduled,
         ]),
