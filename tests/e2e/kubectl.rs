@@ -340,28 +340,15 @@ fn data_survives_a_restart() {
     assert_eq!(svc["spec"]["clusterIP"], "10.43.0.1");
 }
 
-/// Poll `kubectl` until `f` accepts its output.
-fn wait_for(c: &Cluster, args: &[&str], what: &str, f: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = c.kubectl(args).ok();
-        if f(&out) {
-            return out;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; last output:\n{out}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The workload commands of the controllers issue, with no nodes: ReplicaSets and pods are
 /// created, scaled, rolled out, rolled back and cascaded by the controller manager.
 #[test]
 fn deployments_replicasets_and_cascading_deletion() {
     let c = cluster();
     c.kubectl(&["create", "deployment", "web", "--image=busybox", "--replicas=3"]).ok();
-    let pods = wait_for(&c, &["get", "pods", "-l", "app=web", "-o", "name"], "3 pods", |o| o.lines().count() == 3);
+    let pods = c.kubectl_until(&["get", "pods", "-l", "app=web", "-o", "name"], "3 pods", |o| o.lines().count() == 3);
     assert!(pods.lines().all(|l| l.starts_with("pod/web-")), "{pods}");
-    let rs = wait_for(&c, &["get", "rs", "-o", "wide"], "replica set status", |o| {
+    let rs = c.kubectl_until(&["get", "rs", "-o", "wide"], "replica set status", |o| {
         table(o).get(1).is_some_and(|r| r.get(2).map(String::as_str) == Some("3"))
     });
     let rows = table(&rs);
@@ -371,18 +358,18 @@ fn deployments_replicasets_and_cascading_deletion() {
     // Events as upstream's controllers write them.
     let rs_name = rows[1][0].clone();
     let described =
-        wait_for(&c, &["describe", "deploy", "web"], "the scaling event", |o| o.contains("ScalingReplicaSet"));
+        c.kubectl_until(&["describe", "deploy", "web"], "the scaling event", |o| o.contains("ScalingReplicaSet"));
     assert!(described.contains(&format!("Scaled up replica set {rs_name} from 0 to 3")), "{described}");
-    let described = wait_for(&c, &["describe", "rs", &rs_name], "three create events", |o| {
+    let described = c.kubectl_until(&["describe", "rs", &rs_name], "three create events", |o| {
         o.matches("SuccessfulCreate").count() == 3
     });
     assert!(described.contains("replicaset-controller  Created pod: web-"), "{described}");
 
     c.kubectl(&["scale", "deploy", "web", "--replicas=5"]).ok();
-    wait_for(&c, &["get", "pods", "-l", "app=web", "-o", "name"], "5 pods", |o| o.lines().count() == 5);
+    c.kubectl_until(&["get", "pods", "-l", "app=web", "-o", "name"], "5 pods", |o| o.lines().count() == 5);
     c.kubectl(&["set", "image", "deploy/web", "busybox=busybox:1.36"]).ok();
-    wait_for(&c, &["get", "rs", "-o", "name"], "a second replica set", |o| o.lines().count() == 2);
-    let history = wait_for(&c, &["rollout", "history", "deploy/web"], "two revisions", |o| o.contains("\n2 "));
+    c.kubectl_until(&["get", "rs", "-o", "name"], "a second replica set", |o| o.lines().count() == 2);
+    let history = c.kubectl_until(&["rollout", "history", "deploy/web"], "two revisions", |o| o.contains("\n2 "));
     assert!(history.contains("REVISION  CHANGE-CAUSE"), "{history}");
     // No pod can become ready without nodes: rollout status reports the wait and times out.
     let status = c.kubectl(&["rollout", "status", "deploy/web", "--timeout=1s"]);
@@ -392,8 +379,7 @@ fn deployments_replicasets_and_cascading_deletion() {
 
     let undo = c.kubectl(&["rollout", "undo", "deploy/web"]).ok();
     assert_eq!(undo.trim(), "deployment.apps/web rolled back");
-    wait_for(
-        &c,
+    c.kubectl_until(
         &["get", "deploy", "web", "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"],
         "revision 3",
         |o| o == "3",
@@ -403,8 +389,7 @@ fn deployments_replicasets_and_cascading_deletion() {
 
     c.kubectl(&["rollout", "pause", "deploy/web"]).ok();
     c.kubectl(&["set", "image", "deploy/web", "busybox=busybox:1.37"]).ok();
-    wait_for(
-        &c,
+    c.kubectl_until(
         &["get", "deploy", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}"],
         "paused",
         |o| o == "DeploymentPaused",
@@ -412,26 +397,25 @@ fn deployments_replicasets_and_cascading_deletion() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(c.kubectl(&["get", "rs", "-o", "name"]).ok().lines().count(), 2, "paused: no new replica set");
     c.kubectl(&["rollout", "resume", "deploy/web"]).ok();
-    wait_for(&c, &["get", "rs", "-o", "name"], "a third replica set", |o| o.lines().count() == 3);
+    c.kubectl_until(&["get", "rs", "-o", "name"], "a third replica set", |o| o.lines().count() == 3);
 
     // Orphan keeps the replica sets (without owner), background deletes everything.
     c.kubectl(&["create", "deployment", "keep", "--image=busybox", "--replicas=2"]).ok();
-    wait_for(&c, &["get", "pods", "-l", "app=keep", "-o", "name"], "2 pods", |o| o.lines().count() == 2);
+    c.kubectl_until(&["get", "pods", "-l", "app=keep", "-o", "name"], "2 pods", |o| o.lines().count() == 2);
     c.kubectl(&["delete", "deploy", "keep", "--cascade=orphan"]).ok();
-    let owners = wait_for(
-        &c,
+    let owners = c.kubectl_until(
         &["get", "rs", "-l", "app=keep", "-o", "jsonpath={.items[*].metadata.ownerReferences}"],
         "orphaned",
         |o| o.is_empty(),
     );
     assert_eq!(owners, "");
     c.kubectl(&["delete", "deploy", "web"]).ok();
-    wait_for(&c, &["get", "rs,pods", "-l", "app=web", "-o", "name"], "cascade", |o| o.trim().is_empty());
+    c.kubectl_until(&["get", "rs,pods", "-l", "app=web", "-o", "name"], "cascade", |o| o.trim().is_empty());
     assert_eq!(c.kubectl(&["get", "pods", "-l", "app=keep", "-o", "name"]).ok().lines().count(), 2);
 
     // Namespaces: a new one gets its defaults; system ones cannot be deleted.
     c.kubectl(&["create", "namespace", "team"]).ok();
-    wait_for(&c, &["-n", "team", "get", "sa,cm", "-o", "name"], "defaults", |o| {
+    c.kubectl_until(&["-n", "team", "get", "sa,cm", "-o", "name"], "defaults", |o| {
         o.contains("serviceaccount/default") && o.contains("configmap/kube-root-ca.crt")
     });
     let err = c.kubectl(&["delete", "namespace", "default"]).fails();

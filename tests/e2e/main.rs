@@ -5,6 +5,7 @@
 //! - `component`: the API server in process over the in-memory store;
 //! - `controllers`: the controller manager in process against it, with a stand-in kubelet;
 //! - `kubectl`: the built `skiff` binary driven by real kubectl 1.32;
+//! - `sim`: workloads, scheduling, drain and events on `--simulate-nodes` with kubectl;
 //! - `crd`: custom resource definitions with kubectl;
 //! - `kube_client`: the built binary driven by kube-rs (typed API, watcher, reflector);
 //! - `image`: `skiff image` with real archives, registries, skopeo and overlayfs.
@@ -17,3 +18,4 @@ mod crd;
 mod image;
 mod kube_client;
 mod kubectl;
+mod sim;

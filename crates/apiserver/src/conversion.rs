@@ -84,6 +84,45 @@ fn events_event_to_core(obj: Value) -> Value {
     take(&mut m, "related", &mut out, "related");
     take(&mut m, "reportingController", &mut out, "reportingComponent");
     take(&mut m, "reportingInstance", &mut out, "reportingInstance");
+    // The core view's timestamps and count follow eventTime and the series when the writer
+    // (an events.k8s.io client) left the deprecated fields out. Upstream leaves them null, and
+    // then `kubectl get events --sort-by=.lastTimestamp` prints nothing at all; see
+    // docs/decisions/0004.
+    let series_last = out.get("series").and_then(|s| s.get("lastObservedTime")).filter(|v| !v.is_null()).cloned();
+    let series_count = out.get("series").and_then(|s| s.get("count")).filter(|v| !v.is_null()).cloned();
+    if let Some(event_time) = out.get("eventTime").filter(|v| !v.is_null()).cloned() {
+        // Second precision, as the core type's timestamps are.
+        let seconds = |v: &Value| -> Value {
+            match v.as_str() {
+                Some(t) => match t.split_once('.') {
+                    Some((whole, _)) => json!(format!("{whole}Z")),
+                    None => v.clone(),
+                },
+                None => v.clone(),
+            }
+        };
+        if !out.contains_key("firstTimestamp") {
+            out.insert("firstTimestamp".into(), seconds(&event_time));
+        }
+        match &series_last {
+            Some(last) => {
+                out.insert("lastTimestamp".into(), seconds(last));
+            }
+            None if !out.contains_key("lastTimestamp") => {
+                out.insert("lastTimestamp".into(), seconds(&event_time));
+            }
+            None => {}
+        }
+        match series_count {
+            Some(c) => {
+                out.insert("count".into(), c);
+            }
+            None if !out.contains_key("count") => {
+                out.insert("count".into(), json!(1));
+            }
+            None => {}
+        }
+    }
     // The core type requires an involvedObject; upstream also fills source from the reporter.
     if !out.contains_key("involvedObject") {
         out.insert("involvedObject".into(), json!({}));
@@ -233,6 +272,25 @@ mod tests {
         assert_eq!(ev["deprecatedCount"], 2);
         let back = convert(ev, &info("", "v1", "Event"));
         assert_eq!(back, core);
+    }
+
+    #[test]
+    fn new_style_events_get_core_timestamps_from_event_time_and_series() {
+        let ev = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"},
+            "eventTime": "2026-01-01T10:00:00.123456Z", "reason": "Scheduled", "note": "ok", "type": "Normal",
+            "regarding": {"kind": "Pod", "name": "p"}, "reportingController": "default-scheduler", "action": "Binding"});
+        let core = convert(ev.clone(), &info("", "v1", "Event"));
+        assert_eq!(core["firstTimestamp"], "2026-01-01T10:00:00Z");
+        assert_eq!(core["lastTimestamp"], "2026-01-01T10:00:00Z");
+        assert_eq!(core["count"], 1);
+        // A series moves lastTimestamp and count along, even when the writer sends back the
+        // deprecated fields it read.
+        let mut again = convert(core, &info("events.k8s.io", "v1", "Event"));
+        again["series"] = json!({"count": 3, "lastObservedTime": "2026-01-01T10:05:00.5Z"});
+        let core = convert(again, &info("", "v1", "Event"));
+        assert_eq!(core["firstTimestamp"], "2026-01-01T10:00:00Z");
+        assert_eq!(core["lastTimestamp"], "2026-01-01T10:05:00Z");
+        assert_eq!(core["count"], 3);
     }
 
     #[test]

@@ -70,6 +70,19 @@ pub(crate) struct ServerArgs {
     /// Do not run the scheduler (pods are then bound only through `spec.nodeName`).
     #[arg(long)]
     pub disable_scheduler: bool,
+    /// Run this many simulated nodes (`sim-0` …) in the server: nodes that register, renew
+    /// their leases and report the pods bound to them Running, but run nothing.
+    #[arg(long, default_value_t = 0)]
+    pub simulate_nodes: usize,
+    /// CPU capacity of each simulated node.
+    #[arg(long, default_value = "8")]
+    pub sim_node_cpu: String,
+    /// Memory capacity of each simulated node.
+    #[arg(long, default_value = "32Gi")]
+    pub sim_node_memory: String,
+    /// Pod capacity of each simulated node (at most 253).
+    #[arg(long, default_value_t = 110)]
+    pub sim_node_pods: u32,
     /// Log filter (tracing's env-filter syntax), e.g. info or skiff_apiserver=debug.
     #[arg(long, default_value = "info", env = "SKIFF_LOG")]
     pub log_level: String,
@@ -293,6 +306,23 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
         let config = skiff_controllers::Config { root_ca_pem: pki.ca_cert_pem.clone(), ..Default::default() };
         let cm = skiff_controllers::ControllerManager::new(client, config);
         components.push(tokio::spawn(cm.run(shutdown.clone())));
+    }
+    if args.simulate_nodes > 0 {
+        let client = server.client("system:node:sim", &["system:nodes", "system:masters"]);
+        let config = skiff_sim::SimConfig {
+            nodes: args.simulate_nodes,
+            cpu: args.sim_node_cpu.clone(),
+            memory: args.sim_node_memory.clone(),
+            pods: args.sim_node_pods,
+            ..Default::default()
+        };
+        let sim = skiff_sim::SimNodes::new(client, config);
+        let stop = shutdown.clone();
+        components.push(tokio::spawn(async move {
+            if let Err(e) = sim.run(stop).await {
+                tracing::error!(error = %e, "the simulated nodes stopped");
+            }
+        }));
     }
     if !args.disable_scheduler {
         let client = server.client("system:kube-scheduler", &["system:masters"]);

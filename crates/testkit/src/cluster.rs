@@ -188,6 +188,20 @@ impl Cluster {
     }
 
     /// Run kubectl with `stdin` as its standard input.
+    /// Run kubectl until `accept` takes its output (30 s at most, then panic with `what`).
+    #[track_caller]
+    pub fn kubectl_until(&self, args: &[&str], what: &str, accept: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = self.kubectl(args).ok();
+            if accept(&out) {
+                return out;
+            }
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}; last output:\n{out}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> KubectlOutput {
         self.run_kubectl(args, stdin, &[])
     }

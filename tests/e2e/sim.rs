@@ -1,0 +1,90 @@
+//! The controllers and scheduler issue's commands with real kubectl against
+//! `skiff server --simulate-nodes`: nodes that register and report their pods Running without
+//! running anything.
+
+use skiff_testkit::Cluster;
+
+fn column(out: &str, i: usize) -> Vec<String> {
+    out.lines().skip(1).filter_map(|l| l.split_whitespace().nth(i).map(String::from)).collect()
+}
+
+#[test]
+fn deployments_on_simulated_nodes() {
+    let c = Cluster::start_with(&["--simulate-nodes", "5", "--sim-node-cpu", "4", "--sim-node-memory", "8Gi"])
+        .expect("server starts");
+    let nodes = c.kubectl_until(&["get", "nodes"], "5 Ready nodes", |o| o.matches(" Ready ").count() == 5);
+    assert_eq!(column(&nodes, 0), ["sim-0", "sim-1", "sim-2", "sim-3", "sim-4"]);
+    let cpu =
+        c.kubectl(&["get", "node", "sim-2", "-o", "jsonpath={.status.capacity.cpu} {.status.allocatable.memory}"]).ok();
+    assert_eq!(cpu, "4 8Gi");
+
+    c.kubectl(&["create", "deployment", "web", "--image=busybox", "--replicas=3"]).ok();
+    let status = c.kubectl(&["rollout", "status", "deploy/web", "--timeout=30s"]).ok();
+    assert!(status.contains("deployment \"web\" successfully rolled out"), "{status}");
+    let pods = c.kubectl(&["get", "pods", "-o", "wide"]).ok();
+    assert_eq!(column(&pods, 2), ["Running"; 3], "{pods}");
+    assert!(column(&pods, 6).iter().all(|n| n.starts_with("sim-")), "{pods}");
+
+    c.kubectl(&["scale", "deploy", "web", "--replicas=10"]).ok();
+    c.kubectl(&["set", "image", "deploy/web", "busybox=busybox:1.36"]).ok();
+    let status = c.kubectl(&["rollout", "status", "deploy/web", "--timeout=60s"]).ok();
+    assert!(status.contains("successfully rolled out"), "{status}");
+    let images = c.kubectl(&["get", "pods", "-o", "jsonpath={.items[*].spec.containers[0].image}"]).ok();
+    assert_eq!(images.split(' ').filter(|i| *i == "busybox:1.36").count(), 10, "{images}");
+    // Spread over the nodes (LeastAllocated + default topology spreading).
+    let wide = c.kubectl(&["get", "pods", "-o", "wide"]).ok();
+    let nodes_used: std::collections::BTreeSet<String> = column(&wide, 6).into_iter().collect();
+    assert_eq!(nodes_used.len(), 5, "{wide}");
+
+    let history = c.kubectl(&["rollout", "history", "deploy/web"]).ok();
+    assert!(history.contains("\n1 ") && history.contains("\n2 "), "{history}");
+    c.kubectl(&["rollout", "undo", "deploy/web"]).ok();
+    c.kubectl(&["rollout", "status", "deploy/web", "--timeout=60s"]).ok();
+    let image = c.kubectl(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]).ok();
+    assert_eq!(image, "busybox");
+    c.kubectl(&["rollout", "restart", "deploy/web"]).ok();
+    c.kubectl(&["rollout", "status", "deploy/web", "--timeout=60s"]).ok();
+
+    // Cordon and drain, within a PodDisruptionBudget.
+    c.kubectl(&["cordon", "sim-3"]).ok();
+    c.kubectl(&["create", "pdb", "web", "--selector=app=web", "--min-available=9"]).ok();
+    c.kubectl_until(&["get", "pdb", "web", "-o", "jsonpath={.status.disruptionsAllowed}"], "budget status", |o| {
+        o == "1"
+    });
+    let drain = c.kubectl(&["drain", "sim-3", "--ignore-daemonsets", "--timeout=90s"]).ok();
+    assert!(drain.contains("node/sim-3 drained"), "{drain}");
+    let nodes = c.kubectl(&["get", "nodes"]).ok();
+    assert!(nodes.contains("sim-3   Ready,SchedulingDisabled"), "{nodes}");
+    let on3 = c.kubectl(&["get", "pods", "--field-selector", "spec.nodeName=sim-3", "-o", "name"]).ok();
+    assert!(on3.trim().is_empty(), "{on3}");
+    c.kubectl_until(&["get", "deploy", "web", "-o", "jsonpath={.status.availableReplicas}"], "10 available", |o| {
+        o == "10"
+    });
+
+    // A pod that fits nowhere: upstream's FailedScheduling message, sorted events.
+    c.kubectl(&[
+        "run",
+        "huge",
+        "--image=busybox",
+        "--overrides",
+        r#"{"spec":{"containers":[{"name":"huge","image":"busybox","resources":{"requests":{"cpu":"64"}}}]}}"#,
+    ])
+    .ok();
+    let events = c.kubectl_until(&["get", "events", "--sort-by=.lastTimestamp"], "FailedScheduling", |o| {
+        o.contains("FailedScheduling")
+    });
+    assert!(events.contains("0/5 nodes are available: 1 node(s) were unschedulable, 4 Insufficient cpu."), "{events}");
+    assert!(events.contains("ScalingReplicaSet") && events.contains("Scheduled"), "{events}");
+    let cond = c.kubectl(&["get", "pod", "huge", "-o", "jsonpath={.status.conditions[0].reason}"]).ok();
+    assert_eq!(cond, "Unschedulable");
+
+    // Namespace deletion takes everything in it.
+    c.kubectl(&["create", "namespace", "demo"]).ok();
+    c.kubectl(&["-n", "demo", "create", "deployment", "d", "--image=busybox", "--replicas=2"]).ok();
+    c.kubectl(&["-n", "demo", "rollout", "status", "deploy/d", "--timeout=30s"]).ok();
+    c.kubectl(&["delete", "namespace", "demo", "--timeout=60s"]).ok();
+    let err = c.kubectl(&["get", "namespace", "demo"]).fails();
+    assert!(err.contains("NotFound"), "{err}");
+    c.kubectl(&["delete", "deploy", "web"]).ok();
+    c.kubectl_until(&["get", "pods", "-l", "app=web", "-o", "name"], "pods gone", |o| o.trim().is_empty());
+}
