@@ -281,7 +281,7 @@ async fn replicaset_adopts_replaces_and_scales() {
     let sets: Api<ReplicaSet> = Api::namespaced(e.client.clone(), "default");
     sets.create(&PostParams::default(), &rs).await.unwrap();
     let count = async |n: usize| {
-        eventually(&format!("{n} pods"), Duration::from_secs(10), async || {
+        eventually(&format!("{n} pods"), Duration::from_secs(30), async || {
             let l = pods.list(&ListParams::default()).await.ok()?;
             (l.items.len() == n).then_some(l.items)
         })
@@ -296,7 +296,7 @@ async fn replicaset_adopts_replaces_and_scales() {
             .all(|p| p.metadata.name.as_deref() == Some("orphan")
                 || p.metadata.name.as_ref().unwrap().starts_with("rs-"))
     );
-    let st = eventually("status", Duration::from_secs(10), async || {
+    let st = eventually("status", Duration::from_secs(30), async || {
         let r = sets.get("rs").await.ok()?;
         r.status.filter(|s| s.replicas == 3 && s.observed_generation == Some(1))
     })
@@ -323,10 +323,10 @@ async fn garbage_collector_deletion_modes() {
         deploys.create(&PostParams::default(), &deployment(name, 2, "busybox", json!({}))).await.unwrap();
     }
     for name in ["bg", "fg", "or"] {
-        eventually("pods", Duration::from_secs(10), async || (pods_of(name).await.len() == 2).then_some(())).await;
+        eventually("pods", Duration::from_secs(30), async || (pods_of(name).await.len() == 2).then_some(())).await;
     }
     deploys.delete("bg", &DeleteParams::default()).await.unwrap();
-    eventually("background cascade", Duration::from_secs(10), async || {
+    eventually("background cascade", Duration::from_secs(30), async || {
         let rs = sets.list(&ListParams::default().labels("app=bg")).await.ok()?;
         (rs.items.is_empty() && pods_of("bg").await.is_empty()).then_some(())
     })
@@ -340,7 +340,7 @@ async fn garbage_collector_deletion_modes() {
     if let Ok(d) = deploys.get("fg").await {
         assert!(d.metadata.deletion_timestamp.is_some());
     }
-    eventually("foreground cascade", Duration::from_secs(10), async || {
+    eventually("foreground cascade", Duration::from_secs(30), async || {
         let gone = deploys.get_opt("fg").await.ok()?.is_none();
         let rs = sets.list(&ListParams::default().labels("app=fg")).await.ok()?;
         (gone && rs.items.is_empty() && pods_of("fg").await.is_empty()).then_some(())
@@ -351,7 +351,7 @@ async fn garbage_collector_deletion_modes() {
         .delete("or", &DeleteParams { propagation_policy: Some(PropagationPolicy::Orphan), ..Default::default() })
         .await
         .unwrap();
-    let rs = eventually("orphaned replica set", Duration::from_secs(10), async || {
+    let rs = eventually("orphaned replica set", Duration::from_secs(30), async || {
         let gone = deploys.get_opt("or").await.ok()?.is_none();
         let rs = sets.list(&ListParams::default().labels("app=or")).await.ok()?.items;
         (gone && rs.len() == 1 && rs[0].metadata.owner_references.as_ref().is_none_or(|o| o.is_empty()))
@@ -372,7 +372,7 @@ async fn namespace_defaults() {
     Api::<Namespace>::all(e.client.clone()).create(&PostParams::default(), &ns).await.unwrap();
     let sas: Api<ServiceAccount> = Api::namespaced(e.client.clone(), "team");
     let cms: Api<ConfigMap> = Api::namespaced(e.client.clone(), "team");
-    eventually("defaults", Duration::from_secs(10), async || {
+    eventually("defaults", Duration::from_secs(30), async || {
         let sa = sas.get_opt("default").await.ok()??;
         let cm = cms.get_opt("kube-root-ca.crt").await.ok()??;
         assert_eq!(cm.data.unwrap()["ca.crt"], "-----BEGIN CERTIFICATE-----\ntest\n");
@@ -381,7 +381,7 @@ async fn namespace_defaults() {
     .await;
     cms.delete("kube-root-ca.crt", &DeleteParams::default()).await.unwrap();
     sas.delete("default", &DeleteParams::default()).await.unwrap();
-    eventually("defaults again", Duration::from_secs(10), async || {
+    eventually("defaults again", Duration::from_secs(30), async || {
         (sas.get_opt("default").await.ok()?.is_some() && cms.get_opt("kube-root-ca.crt").await.ok()?.is_some())
             .then_some(())
     })
@@ -404,7 +404,7 @@ async fn disruption_budgets_and_eviction() {
         "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "db"}}}}))
     .unwrap();
     budgets.create(&PostParams::default(), &pdb).await.unwrap();
-    let status = eventually("budget status", Duration::from_secs(10), async || {
+    let status = eventually("budget status", Duration::from_secs(30), async || {
         budgets.get("db").await.ok()?.status.filter(|s| s.observed_generation == Some(1) && s.current_healthy == 3)
     })
     .await;
@@ -428,7 +428,7 @@ async fn disruption_budgets_and_eviction() {
     assert_eq!(causes[0].reason, "DisruptionBudget");
     assert!(pods.get_opt(&names[1]).await.unwrap().is_some(), "a refused eviction deletes nothing");
     // The replacement becomes ready, the budget allows one disruption again.
-    eventually("budget recovers", Duration::from_secs(10), async || {
+    eventually("budget recovers", Duration::from_secs(30), async || {
         let s = budgets.get("db").await.ok()?.status?;
         (s.current_healthy == 3 && s.disruptions_allowed == 1).then_some(())
     })
@@ -489,7 +489,7 @@ async fn node_lifecycle_taints_and_evictions() {
     })
     .await;
     // The lease is not renewed: Unknown, unreachable taints.
-    let n = eventually("node Unknown", Duration::from_secs(10), async || {
+    let n = eventually("node Unknown", Duration::from_secs(30), async || {
         let n = nodes.get("n1").await.ok()?;
         let ready = n.status.clone()?.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
         (ready.status == "Unknown").then_some(ready)
@@ -508,15 +508,50 @@ async fn node_lifecycle_taints_and_evictions() {
     eventually("unreachable taints", Duration::from_secs(5), async || (taints().await == want).then_some(())).await;
     // "short" is evicted (bound, so it waits Terminating for a kubelet that is gone);
     // "patient" stays for its 300 s.
-    eventually("short evicted", Duration::from_secs(10), async || {
+    eventually("short evicted", Duration::from_secs(30), async || {
         pods.get("short").await.ok()?.metadata.deletion_timestamp.map(|_| ())
     })
     .await;
     assert!(pods.get("patient").await.unwrap().metadata.deletion_timestamp.is_none());
     // The node is deleted: pod GC removes its pods for good.
     nodes.delete("n1", &DeleteParams::default()).await.unwrap();
-    eventually("pods collected", Duration::from_secs(10), async || {
+    eventually("pods collected", Duration::from_secs(30), async || {
         pods.list(&ListParams::default()).await.ok()?.items.is_empty().then_some(())
+    })
+    .await;
+}
+
+/// ReplicationControllers (core/v1) run on the ReplicaSet logic: pods owned by the RC, status,
+/// scaling through the scale subresource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_controllers() {
+    use k8s_openapi::api::core::v1::ReplicationController;
+    let e = env(Some(Duration::from_millis(10))).await;
+    let rcs: Api<ReplicationController> = Api::namespaced(e.client.clone(), "default");
+    let rc: ReplicationController = serde_json::from_value(json!({"metadata": {"name": "legacy"}, "spec": {"replicas": 2,
+        "selector": {"app": "legacy"},
+        "template": {"metadata": {"labels": {"app": "legacy"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}))
+    .unwrap();
+    rcs.create(&PostParams::default(), &rc).await.unwrap();
+    let st = eventually("rc status", Duration::from_secs(30), async || {
+        rcs.get("legacy").await.ok()?.status.filter(|s| s.replicas == 2 && s.available_replicas == Some(2))
+    })
+    .await;
+    assert_eq!((st.ready_replicas, st.fully_labeled_replicas, st.observed_generation), (Some(2), Some(2), Some(1)));
+    let pods: Api<Pod> = Api::namespaced(e.client.clone(), "default");
+    let items = pods.list(&ListParams::default().labels("app=legacy")).await.unwrap().items;
+    assert_eq!(items.len(), 2);
+    for p in &items {
+        let owner = &p.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.api_version.as_str(), owner.name.as_str()),
+            ("ReplicationController", "v1", "legacy")
+        );
+        assert!(p.metadata.name.as_ref().unwrap().starts_with("legacy-"));
+    }
+    rcs.patch_scale("legacy", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"replicas": 0}}))).await.unwrap();
+    eventually("scaled to zero", Duration::from_secs(30), async || {
+        pods.list(&ListParams::default().labels("app=legacy")).await.ok()?.items.is_empty().then_some(())
     })
     .await;
 }

@@ -5,7 +5,7 @@
 //! the API — the same client a controller outside the process would use. Failed keys are
 //! retried with per-key exponential back-off.
 //!
-//! Controllers: [`replicaset`], [`deployment`], [`disruption`] (PodDisruptionBudget status),
+//! Controllers: [`replicaset`] (ReplicaSets and ReplicationControllers), [`deployment`], [`disruption`] (PodDisruptionBudget status),
 //! [`nodelifecycle`] (node health, taints, taint-based eviction, pod GC), [`gc`] (the garbage collector: ownerReferences,
 //! background/foreground/orphan deletion) and [`defaults`] (the `default` ServiceAccount and the
 //! `kube-root-ca.crt` ConfigMap in every namespace).
@@ -104,6 +104,8 @@ impl ControllerManager {
         let deployments = Informer::new(Api::<Deployment>::all(c.clone()));
         let namespaces = Informer::new(Api::<Namespace>::all(c.clone()));
         let rs = replicaset::ReplicaSetController::new(c.clone(), sets.clone(), pods.clone());
+        let rcs = Informer::new(Api::<k8s_openapi::api::core::v1::ReplicationController>::all(c.clone()));
+        let rc = replicaset::ReplicaSetController::new(c.clone(), rcs.clone(), pods.clone());
         let deploy = deployment::DeploymentController::new(c.clone(), deployments.clone(), sets.clone(), pods.clone());
         let defaults = defaults::NamespaceDefaults::new(c.clone(), namespaces.clone(), self.config.root_ca_pem.clone());
         let budgets = Informer::new(Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::all(c.clone()));
@@ -119,12 +121,14 @@ impl ControllerManager {
         // Every handler is registered: start watching.
         pods.start(shutdown.clone());
         sets.start(shutdown.clone());
+        rcs.start(shutdown.clone());
         deployments.start(shutdown.clone());
         namespaces.start(shutdown.clone());
         nodes.start(shutdown.clone());
         let workers = self.config.workers.max(1);
         tokio::join!(
             rs.run(workers, shutdown.clone()),
+            rc.run(workers, shutdown.clone()),
             deploy.run(workers, shutdown.clone()),
             defaults.run(shutdown.clone()),
             disruption.run(shutdown.clone()),

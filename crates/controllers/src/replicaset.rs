@@ -1,4 +1,5 @@
-//! The ReplicaSet controller: keeps `spec.replicas` active pods matching the selector.
+//! The ReplicaSet controller — and, over the same code, the ReplicationController controller
+//! (the legacy core/v1 workload): keeps `spec.replicas` active pods matching the selector.
 //!
 //! As upstream (`pkg/controller/replicaset`): pods are found through their controller
 //! reference (orphans that match the selector are adopted, owned pods that no longer match
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
@@ -40,19 +41,87 @@ struct Expectations {
     at: Option<Instant>,
 }
 
-pub(crate) struct ReplicaSetController {
+/// A workload the ReplicaSet logic runs: ReplicaSets and ReplicationControllers, whose spec
+/// and status have the same shape (an RC's selector is a plain label map).
+pub(crate) trait Replicated:
+    kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The reporting controller of its events.
+    const CONTROLLER: &'static str;
+    /// The object in ReplicaSet form.
+    fn as_replica_set(&self) -> ReplicaSet;
+}
+
+impl Replicated for ReplicaSet {
+    const CONTROLLER: &'static str = "replicaset-controller";
+    fn as_replica_set(&self) -> ReplicaSet {
+        self.clone()
+    }
+}
+
+impl Replicated for ReplicationController {
+    const CONTROLLER: &'static str = "replication-controller";
+    fn as_replica_set(&self) -> ReplicaSet {
+        let spec = self.spec.clone().unwrap_or_default();
+        // An RC without a selector selects its template's labels (upstream defaulting).
+        let selector = spec
+            .selector
+            .clone()
+            .or_else(|| spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()));
+        let status = self.status.clone().map(|st| ReplicaSetStatus {
+            replicas: st.replicas,
+            fully_labeled_replicas: st.fully_labeled_replicas,
+            ready_replicas: st.ready_replicas,
+            available_replicas: st.available_replicas,
+            observed_generation: st.observed_generation,
+            terminating_replicas: None,
+            conditions: st.conditions.map(|cs| {
+                cs.into_iter()
+                    .map(|c| ReplicaSetCondition {
+                        type_: c.type_,
+                        status: c.status,
+                        reason: c.reason,
+                        message: c.message,
+                        last_transition_time: c.last_transition_time,
+                    })
+                    .collect()
+            }),
+        });
+        ReplicaSet {
+            metadata: self.metadata.clone(),
+            spec: Some(k8s_openapi::api::apps::v1::ReplicaSetSpec {
+                replicas: spec.replicas,
+                min_ready_seconds: spec.min_ready_seconds,
+                selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                    match_labels: selector,
+                    match_expressions: None,
+                },
+                template: spec.template,
+            }),
+            status,
+        }
+    }
+}
+
+pub(crate) struct ReplicaSetController<W: Replicated = ReplicaSet> {
     client: kube::Client,
-    sets: Informer<ReplicaSet>,
+    sets: Informer<W>,
     pods: Informer<Pod>,
     queue: WorkQueue<Key>,
     expectations: Mutex<HashMap<Key, Expectations>>,
     events: crate::events::Events,
 }
 
-impl ReplicaSetController {
-    pub(crate) fn new(client: kube::Client, sets: Informer<ReplicaSet>, pods: Informer<Pod>) -> Arc<Self> {
+impl<W: Replicated> ReplicaSetController<W> {
+    pub(crate) fn new(client: kube::Client, sets: Informer<W>, pods: Informer<Pod>) -> Arc<Self> {
         let c = Arc::new(ReplicaSetController {
-            events: crate::events::Events::new(client.clone(), "replicaset-controller"),
+            events: crate::events::Events::new(client.clone(), W::CONTROLLER),
             client,
             sets: sets.clone(),
             pods: pods.clone(),
@@ -74,13 +143,14 @@ impl ReplicaSetController {
         let pod = ch.object();
         let ns = pod.namespace().unwrap_or_default();
         match controller_of(&pod.metadata) {
-            Some(r) if r.kind == "ReplicaSet" => self.queue.add(Key::new(&ns, &r.name)),
+            Some(r) if r.kind == W::kind(&()) => self.queue.add(Key::new(&ns, &r.name)),
             Some(_) => {}
             None if pod.metadata.deletion_timestamp.is_none() => {
                 // An orphan: every ReplicaSet that selects it may adopt it.
-                for rs in self.sets.in_namespace(&ns) {
+                for w in self.sets.in_namespace(&ns) {
+                    let rs = w.as_replica_set();
                     if rs.spec.as_ref().is_some_and(|s| selector_matches(&s.selector, pod.metadata.labels.as_ref())) {
-                        self.queue.add(Key::of(rs.as_ref()));
+                        self.queue.add(Key::of(w.as_ref()));
                     }
                 }
             }
@@ -124,10 +194,12 @@ impl ReplicaSetController {
     }
 
     async fn sync(&self, key: &Key) -> Result<Option<Duration>, Error> {
-        let Some(rs) = self.sets.store().get(&ObjectRef::new(&key.name).within(&key.namespace)) else {
+        let Some(owner) = self.sets.store().get(&ObjectRef::new(&key.name).within(&key.namespace)) else {
             self.expectations.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
             return Ok(None);
         };
+        let owner = owner.as_ref();
+        let rs = owner.as_replica_set();
         if !self.expectations_met(key) {
             // The pod events of our own writes will queue this key again.
             return Ok(Some(Duration::from_secs(1)));
@@ -150,7 +222,7 @@ impl ReplicaSetController {
                     && rs.metadata.deletion_timestamp.is_none()
                     && pod.metadata.deletion_timestamp.is_none() =>
                 {
-                    match adopt(&pods_api, &pod, rs.as_ref()).await {
+                    match adopt(&pods_api, &pod, owner).await {
                         Ok(p) => owned.push(Arc::new(p)),
                         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 || s.code == 422 => {}
                         Err(e) => return Err(e.into()),
@@ -162,11 +234,11 @@ impl ReplicaSetController {
         let active: Vec<Arc<Pod>> = owned.iter().filter(|p| pods::is_active(p)).cloned().collect();
         let mut failure = None;
         if rs.metadata.deletion_timestamp.is_none()
-            && let Err(e) = self.manage(key, &rs, &active, &pods_api).await
+            && let Err(e) = self.manage(key, owner, &rs, &active, &pods_api).await
         {
             failure = Some(e);
         }
-        let requeue = self.update_status(&rs, &active, failure.as_ref()).await?;
+        let requeue = self.update_status(owner, &rs, &active, failure.as_ref()).await?;
         match failure {
             Some(e) => Err(e),
             None => Ok(requeue),
@@ -174,11 +246,18 @@ impl ReplicaSetController {
     }
 
     /// Create or delete pods so that `replicas` are active.
-    async fn manage(&self, key: &Key, rs: &ReplicaSet, active: &[Arc<Pod>], api: &Api<Pod>) -> Result<(), Error> {
+    async fn manage(
+        &self,
+        key: &Key,
+        owner: &W,
+        rs: &ReplicaSet,
+        active: &[Arc<Pod>],
+        api: &Api<Pod>,
+    ) -> Result<(), Error> {
         let want = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
         if active.len() < want {
             let missing = (want - active.len()).min(BURST);
-            let template = pod_from_template(rs)?;
+            let template = pod_from_template(owner, rs)?;
             let pp = PostParams::default();
             let mut created = 0;
             let mut batch = 1;
@@ -201,11 +280,11 @@ impl ReplicaSetController {
                 }
                 for (n, r) in refs {
                     self.events
-                        .publish_related(rs, Some(r), false, "SuccessfulCreate", format!("Created pod: {n}"))
+                        .publish_related(owner, Some(r), false, "SuccessfulCreate", format!("Created pod: {n}"))
                         .await;
                 }
                 if let Some(kube::Error::Api(s)) = &first_err {
-                    self.events.publish(rs, true, "FailedCreate", format!("Error creating: {}", s.message)).await;
+                    self.events.publish(owner, true, "FailedCreate", format!("Error creating: {}", s.message)).await;
                 }
                 created += names.len();
                 self.expect(key, names, []);
@@ -234,7 +313,7 @@ impl ReplicaSetController {
                     Ok(_) => {
                         let note = format!("Deleted pod: {name}");
                         self.events
-                            .publish_related(rs, Some(pod.object_ref(&())), false, "SuccessfulDelete", note)
+                            .publish_related(owner, Some(pod.object_ref(&())), false, "SuccessfulDelete", note)
                             .await
                     }
                     Err(kube::Error::Api(_)) => {}
@@ -249,6 +328,7 @@ impl ReplicaSetController {
     /// `minReadySeconds`).
     async fn update_status(
         &self,
+        owner: &W,
         rs: &ReplicaSet,
         active: &[Arc<Pod>],
         failure: Option<&Error>,
@@ -301,7 +381,7 @@ impl ReplicaSetController {
             terminating_replicas: old.terminating_replicas,
         };
         if status != old {
-            let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &rs.namespace().unwrap_or_default());
+            let api: Api<W> = Api::namespaced(self.client.clone(), &owner.namespace().unwrap_or_default());
             let patch = json!({"status": status});
             match api.patch_status(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
                 Ok(_) => {}
@@ -314,13 +394,13 @@ impl ReplicaSetController {
 }
 
 /// The pod a ReplicaSet creates: its template, named after it, controlled by it.
-fn pod_from_template(rs: &ReplicaSet) -> Result<Pod, Error> {
+fn pod_from_template<W: Replicated>(owner: &W, rs: &ReplicaSet) -> Result<Pod, Error> {
     let template = rs.spec.as_ref().and_then(|s| s.template.clone()).ok_or(Error::NoTemplate)?;
     let mut meta = template.metadata.unwrap_or_default();
     meta.generate_name = Some(format!("{}-", rs.name_any()));
     meta.name = None;
     meta.namespace = rs.namespace();
-    meta.owner_references = Some(vec![owner_ref(rs)]);
+    meta.owner_references = Some(vec![owner_ref(owner)]);
     Ok(Pod { metadata: meta, spec: template.spec, status: None })
 }
 
