@@ -449,6 +449,7 @@ async fn node_lifecycle_taints_and_evictions() {
     let cfg = skiff_controllers::nodelifecycle::NodeLifecycleConfig {
         monitor_period: Duration::from_millis(200),
         grace_period: Duration::from_secs(2),
+        terminated_pod_threshold: 1,
     };
     let e = env_with(None, cfg).await;
     let now = k8s_openapi::jiff::Timestamp::now();
@@ -513,6 +514,21 @@ async fn node_lifecycle_taints_and_evictions() {
     })
     .await;
     assert!(pods.get("patient").await.unwrap().metadata.deletion_timestamp.is_none());
+    // Finished pods beyond the threshold (1 here) go, oldest first.
+    for name in ["done-1", "done-2"] {
+        let p: Pod = serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))
+        .unwrap();
+        pods.create(&PostParams::default(), &p).await.unwrap();
+        let st = json!({"status": {"phase": "Succeeded"}});
+        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&st)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    eventually("oldest finished pod collected", Duration::from_secs(30), async || {
+        (pods.get_opt("done-1").await.ok()?.is_none() && pods.get_opt("done-2").await.ok()?.is_some()).then_some(())
+    })
+    .await;
+    pods.delete("done-2", &DeleteParams::default()).await.unwrap();
     // The node is deleted: pod GC removes its pods for good.
     nodes.delete("n1", &DeleteParams::default()).await.unwrap();
     eventually("pods collected", Duration::from_secs(30), async || {

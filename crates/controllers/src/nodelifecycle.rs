@@ -13,7 +13,8 @@
 //!   their `tolerationSeconds` (300 s by default, added at admission) have run out since the
 //!   taint was added;
 //! - pods bound to a node that no longer exists, and terminating pods that were never bound,
-//!   are force-deleted (pod GC).
+//!   are force-deleted, and finished pods beyond `terminated_pod_threshold` (12,500) are
+//!   deleted oldest first (pod GC).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -42,11 +43,18 @@ pub struct NodeLifecycleConfig {
     /// How long a node may go without a heartbeat before it is `Unknown` (upstream's
     /// `--node-monitor-grace-period`).
     pub grace_period: Duration,
+    /// Finished (Succeeded/Failed) pods kept before the oldest are deleted (upstream's
+    /// `--terminated-pod-gc-threshold`).
+    pub terminated_pod_threshold: usize,
 }
 
 impl Default for NodeLifecycleConfig {
     fn default() -> Self {
-        NodeLifecycleConfig { monitor_period: Duration::from_secs(5), grace_period: Duration::from_secs(40) }
+        NodeLifecycleConfig {
+            monitor_period: Duration::from_secs(5),
+            grace_period: Duration::from_secs(40),
+            terminated_pod_threshold: 12_500,
+        }
     }
 }
 
@@ -292,6 +300,26 @@ impl NodeLifecycleController {
     /// Pod GC: pods of nodes that are gone (checked against the API, not only the store) and
     /// terminating pods that never got a node are deleted at once.
     async fn collect_pods(&self, nodes: &[Arc<Node>]) -> Result<(), kube::Error> {
+        let mut finished: Vec<Arc<Pod>> = self.pods.state_where(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+        });
+        if finished.len() > self.config.terminated_pod_threshold {
+            finished.sort_by_key(|p| (p.metadata.creation_timestamp.as_ref().map(|t| t.0), p.name_any()));
+            let excess = finished.len() - self.config.terminated_pod_threshold;
+            for pod in &finished[..excess] {
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+                let dp = DeleteParams {
+                    grace_period_seconds: Some(0),
+                    preconditions: Some(kube::api::Preconditions { uid: pod.uid(), resource_version: None }),
+                    ..Default::default()
+                };
+                match api.delete(&pod.name_any(), &dp).await {
+                    Ok(_) | Err(kube::Error::Api(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let names: BTreeSet<String> = nodes.iter().map(|n| n.name_any()).collect();
         let node_api: Api<Node> = Api::all(self.client.clone());
         let mut confirmed_gone: BTreeSet<String> = BTreeSet::new();
