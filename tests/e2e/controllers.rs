@@ -571,3 +571,74 @@ async fn replication_controllers() {
     })
     .await;
 }
+
+/// Leader election through a Lease: one candidate works at a time; a clean stop hands over at
+/// once, a crashed leader is replaced after the lease expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_election_hands_over() {
+    use skiff_controllers::leader::LeaderElection;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let api = InProcess::start().await;
+    let client = api.server.client("system:kube-controller-manager", &["system:masters"]);
+    let leading = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let max_concurrent = Arc::new(AtomicUsize::new(0));
+    let candidate = |id: &str, stop: CancellationToken| {
+        let mut e = LeaderElection::new("test-lease", id);
+        e.lease_duration = Duration::from_secs(2);
+        e.renew_deadline = Duration::from_millis(1500);
+        e.retry_period = Duration::from_millis(200);
+        let (leading, max_concurrent, client, id) =
+            (leading.clone(), max_concurrent.clone(), client.clone(), id.to_string());
+        tokio::spawn(async move {
+            e.run(client, stop, |lost| {
+                let (leading, max_concurrent, id) = (leading.clone(), max_concurrent.clone(), id.clone());
+                async move {
+                    let n = {
+                        let mut l = leading.lock().unwrap();
+                        l.push(id.clone());
+                        l.len()
+                    };
+                    max_concurrent.fetch_max(n, Ordering::SeqCst);
+                    lost.cancelled().await;
+                    leading.lock().unwrap().retain(|x| *x != id);
+                }
+            })
+            .await
+        })
+    };
+    let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
+    let a = candidate("a", stop_a.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let b = candidate("b", stop_b.clone());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(*leading.lock().unwrap(), ["a"]);
+    // A clean stop releases the lease: b leads within a retry period or two.
+    stop_a.cancel();
+    a.await.unwrap();
+    eventually("b leads", Duration::from_secs(3), async || (*leading.lock().unwrap() == ["b"]).then_some(())).await;
+    // A crash (no release): a new candidate waits for the lease to expire.
+    b.abort();
+    let _ = b.await;
+    // A crashed process leads nothing (its work was dropped without cleaning up).
+    leading.lock().unwrap().retain(|x| x != "b");
+    let started = tokio::time::Instant::now();
+    let stop_c = CancellationToken::new();
+    let c = candidate("c", stop_c.clone());
+    eventually("c leads", Duration::from_secs(10), async || {
+        leading.lock().unwrap().contains(&"c".to_string()).then_some(())
+    })
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(1000), "took over a live lease after {:?}", started.elapsed());
+    assert_eq!(max_concurrent.load(Ordering::SeqCst), 1, "two leaders at once");
+    stop_c.cancel();
+    c.await.unwrap();
+    let lease = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+        api.server.client("admin", &["system:masters"]),
+        "kube-system",
+    )
+    .get("test-lease")
+    .await
+    .unwrap();
+    assert_eq!(lease.spec.unwrap().lease_transitions, Some(2));
+}

@@ -16,6 +16,7 @@ pub mod disruption;
 mod events;
 pub mod gc;
 pub mod informer;
+pub mod leader;
 pub mod nodelifecycle;
 pub mod pods;
 pub mod queue;

@@ -301,11 +301,25 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
     let tls = skiff_apiserver::tls_config(&pki).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
     let serving = tokio::spawn(skiff_apiserver::serve(server.clone(), listener, tls, shutdown.clone()));
     let mut components = Vec::new();
+    // The controller manager and the scheduler run where they hold their Lease (one server
+    // today; several with HA).
+    let identity = format!(
+        "{}_{:016x}",
+        nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        rand::random::<u64>()
+    );
     if !args.disable_controller_manager {
         let client = server.client("system:kube-controller-manager", &["system:masters"]);
         let config = skiff_controllers::Config { root_ca_pem: pki.ca_cert_pem.clone(), ..Default::default() };
-        let cm = skiff_controllers::ControllerManager::new(client, config);
-        components.push(tokio::spawn(cm.run(shutdown.clone())));
+        let election = skiff_controllers::leader::LeaderElection::new("kube-controller-manager", &identity);
+        let stop = shutdown.clone();
+        components.push(tokio::spawn(async move {
+            election
+                .run(client.clone(), stop, |lost| {
+                    skiff_controllers::ControllerManager::new(client.clone(), config.clone()).run(lost)
+                })
+                .await
+        }));
     }
     if args.simulate_nodes > 0 {
         let client = server.client("system:node:sim", &["system:nodes", "system:masters"]);
@@ -326,12 +340,19 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
     }
     if !args.disable_scheduler {
         let client = server.client("system:kube-scheduler", &["system:masters"]);
-        let scheduler = skiff_scheduler::Scheduler::new(client, skiff_scheduler::SchedulerConfig::default());
+        let election = skiff_controllers::leader::LeaderElection::new("kube-scheduler", &identity);
         let stop = shutdown.clone();
         components.push(tokio::spawn(async move {
-            if let Err(e) = scheduler.run(stop).await {
-                tracing::error!(error = %e, "the scheduler stopped");
-            }
+            election
+                .run(client.clone(), stop, |lost| {
+                    let scheduler = skiff_scheduler::Scheduler::new(client.clone(), Default::default());
+                    async move {
+                        if let Err(e) = scheduler.run(lost).await {
+                            tracing::error!(error = %e, "the scheduler stopped");
+                        }
+                    }
+                })
+                .await
         }));
     }
 
