@@ -21,6 +21,7 @@ mod load;
 mod mixed;
 mod peer;
 mod report;
+mod sched;
 mod servers;
 mod startup;
 mod stats;
@@ -39,6 +40,9 @@ enum Part {
     D,
     /// Server-side apply against plain updates (issue 3); skiff only.
     E,
+    /// Scheduling throughput on 5,000 simulated nodes (issue 6); skiff only, not in the
+    /// default set (it takes a few minutes).
+    F,
 }
 
 #[derive(Parser, Debug)]
@@ -70,6 +74,7 @@ pub(crate) struct Params {
     pub list: list::Params,
     pub watch: watch::Params,
     pub apply: apply::Params,
+    pub sched: sched::Params,
     pub starts: usize,
     /// Idle time before reading memory after the workloads.
     pub settle_after: Duration,
@@ -94,6 +99,7 @@ impl Params {
                 list: list::Params { pods: 1000, repeats: 5, loaders: 64 },
                 watch: watch::Params { watchers: 10, writes: 100, writers: 10 },
                 apply: apply::Params { containers: 20, big_rounds: 10, objects: 50 },
+                sched: sched::Params { nodes: 50, init_pods: 100, measured_pods: 500, creators: 16 },
                 starts: 2,
                 settle_after: Duration::from_secs(1),
             };
@@ -110,6 +116,7 @@ impl Params {
             list: list::Params { pods: 10_000, repeats: 30, loaders: 64 },
             watch: watch::Params { watchers: 100, writes: 1000, writers: 10 },
             apply: apply::Params { containers: 200, big_rounds: 100, objects: 1000 },
+            sched: sched::Params { nodes: 5000, init_pods: 1000, measured_pods: 10_000, creators: 64 },
             starts: 10,
             settle_after: Duration::from_secs(5),
         }
@@ -135,6 +142,8 @@ pub(crate) struct Results {
     pub watch: Option<PerPeer<watch::Watch>>,
     /// Server-side apply against update (skiff only).
     pub apply: Option<apply::Apply>,
+    /// Scheduling throughput (skiff only).
+    pub sched: Option<sched::Sched>,
     /// Memory after the workloads and an idle pause.
     pub rss_after: Option<PerPeer<Memory>>,
     /// Bytes in each data dir at the end.
@@ -152,6 +161,9 @@ fn main() -> Result<()> {
     println!("{}", report::table(&results));
     if let Some(a) = &results.apply {
         println!("{}", report::apply_table(a));
+    }
+    if let Some(s) = &results.sched {
+        println!("{}", report::sched_table(s));
     }
     println!("{}", report::details(&results));
     Ok(())
@@ -178,6 +190,15 @@ async fn run(args: &Args) -> Result<Results> {
         let skiff = startup::run(&env, Kind::Skiff, p.starts).await?;
         let etcd = startup::run(&env, Kind::Etcd, p.starts).await?;
         r.startup = Some(PerPeer { skiff, etcd });
+    }
+
+    if has(Part::F) {
+        progress(&format!("(f) scheduling on {} simulated nodes", p.sched.nodes));
+        r.sched = Some(sched::run(&env, p.sched).await?);
+        if args.only.iter().all(|x| *x == Part::F) {
+            r.wall = t0.elapsed();
+            return Ok(r);
+        }
     }
 
     progress("starting the long-running servers");

@@ -72,6 +72,34 @@ pub(crate) fn apply_table(a: &crate::apply::Apply) -> String {
     out
 }
 
+/// Scheduling throughput beside upstream's scheduler_perf CI thresholds.
+pub(crate) fn sched_table(s: &crate::sched::Sched) -> String {
+    let mut out = String::new();
+    let p = s.params;
+    out.push_str("| Measurement (skiff, whole cluster in one process) | value | upstream CI threshold | ratio | Goal | Verdict |\n");
+    out.push_str("|---|---|---|---|---|---|\n");
+    let _ = writeln!(
+        out,
+        "| (f) SchedulingBasic: {} nodes, {} initial + {} measured pods | {:.0} pods/s | 270 pods/s | {:.1}× | ≥ 3,000 pods/s | {} |",
+        p.nodes,
+        p.init_pods,
+        p.measured_pods,
+        s.per_sec,
+        s.per_sec / 270.0,
+        verdict(s.per_sec >= 3000.0)
+    );
+    let _ = writeln!(out, "| (f) create → bound latency, p50 / p99 | {} |  |  |  |  |", p50_p99(&s.latency));
+    let _ = writeln!(out, "| (f) pod creates/s by the client meanwhile | {:.0}/s |  |  |  |  |", s.create_per_sec);
+    let _ = writeln!(out, "| (f) nodes Ready after start | {:.1} s |  |  |  |  |", s.nodes_ready.as_secs_f64());
+    let _ = writeln!(
+        out,
+        "| (f) server RSS at the end (anonymous) | {:.1} MB ({:.1} MB) |  |  |  |  |",
+        mb(s.rss.rss),
+        mb(s.rss.anon)
+    );
+    out
+}
+
 /// The results table.
 pub(crate) fn table(r: &Results) -> String {
     let Some(p) = r.params else { return String::new() };

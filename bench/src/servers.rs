@@ -90,6 +90,13 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 impl Server {
     /// Starts `kind` in a fresh directory `<work>/<name>` and waits until it is ready.
     pub(crate) async fn start(env: &Env, kind: Kind, name: &str) -> Result<Server> {
+        // The control-plane measurements are of the API server and its store: no controller
+        // or scheduler reacts to the objects they create.
+        Self::start_with(env, kind, name, &["--disable-controller-manager", "--disable-scheduler"]).await
+    }
+
+    /// [`Server::start`] with extra `skiff server` flags (ignored for etcd).
+    pub(crate) async fn start_with(env: &Env, kind: Kind, name: &str, extra: &[&str]) -> Result<Server> {
         let dir = env.work.join(name);
         if dir.exists() {
             bail!("{} already exists", dir.display());
@@ -110,6 +117,7 @@ impl Server {
                     .args(["--https-listen-port", &port.to_string()])
                     .arg("--write-kubeconfig")
                     .arg(dir.join("kubeconfig.yaml"))
+                    .args(extra)
                     .env("SKIFF_LOG", "warn");
                 c
             }

@@ -7,6 +7,7 @@ mod kubeconfig;
 mod reset;
 mod server;
 mod shim;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +26,8 @@ enum Command {
     Reset(reset::ResetArgs),
     /// Manage the node's images: import, pull, ls, inspect, rm, prune, export, tag.
     Image(image::ImageArgs),
+    /// Simulated nodes against an API server (capacity planning, scale tests).
+    Sim(sim::SimArgs),
     /// The container runtime's per-container supervisor (internal).
     #[command(hide = true)]
     Shim(shim::ShimArgs),
@@ -37,6 +40,7 @@ fn main() -> std::process::ExitCode {
         Command::Reset(args) => reset::run(args),
         Command::Image(args) => image::run(args),
         Command::Shim(args) => shim::run(args),
+        Command::Sim(args) => sim::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
