@@ -88,3 +88,38 @@ fn deployments_on_simulated_nodes() {
     c.kubectl(&["delete", "deploy", "web"]).ok();
     c.kubectl_until(&["get", "pods", "-l", "app=web", "-o", "name"], "pods gone", |o| o.trim().is_empty());
 }
+
+/// `skiff sim` in its own process joins simulated nodes to a running server with the cluster
+/// token; a wrong token is refused with the server's answer.
+#[test]
+fn skiff_sim_process_joins_nodes() {
+    let c = Cluster::start_with(&["--disable-controller-manager"]).expect("server starts");
+    let dir = c.data_dir.path();
+    let token = std::fs::read_to_string(dir.join("token")).unwrap();
+    let sim = |token: &str| {
+        std::process::Command::new(skiff_testkit::skiff_binary())
+            .args(["sim", "--server", &c.url(), "--token", token.trim(), "--nodes", "2", "--name-prefix", "ext-"])
+            .arg("--certificate-authority")
+            .arg(dir.join("tls/ca.crt"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let bad = sim("not-the-token").wait_with_output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Unauthorized"), "{}", String::from_utf8_lossy(&bad.stderr));
+
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _sim = Kill(sim(&token));
+    c.kubectl_until(&["get", "nodes"], "2 Ready nodes", |o| o.matches(" Ready ").count() == 2);
+    c.kubectl(&["run", "p", "--image=busybox", "--overrides", r#"{"spec":{"nodeName":"ext-1"}}"#]).ok();
+    let out = c.kubectl_until(&["get", "pod", "p", "-o", "wide"], "pod Running on ext-1", |o| o.contains("Running"));
+    assert!(out.contains("ext-1"), "{out}");
+}

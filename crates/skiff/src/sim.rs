@@ -127,6 +127,6 @@ pub(crate) fn run(args: SimArgs) -> Result<()> {
             }
         });
         eprintln!("simulating {} nodes ({}0 …); stop with Ctrl-C", args.nodes, args.name_prefix);
-        skiff_sim::SimNodes::new(client, config).run(stop).await.map_err(|e| anyhow::anyhow!("{e}"))
+        skiff_sim::SimNodes::new(client, config).run(stop).await.map_err(anyhow::Error::new)
     })
 }
