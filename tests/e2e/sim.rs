@@ -123,3 +123,45 @@ fn skiff_sim_process_joins_nodes() {
     let out = c.kubectl_until(&["get", "pod", "p", "-o", "wide"], "pod Running on ext-1", |o| o.contains("Running"));
     assert!(out.contains("ext-1"), "{out}");
 }
+
+/// LimitRange defaults and bounds, ResourceQuota limits and usage, with kubectl.
+#[test]
+fn limit_ranges_and_quotas() {
+    let c = Cluster::start_with(&["--disable-scheduler"]).expect("server starts");
+    c.kubectl(&["create", "namespace", "q"]).ok();
+    let lr = r#"{"apiVersion":"v1","kind":"LimitRange","metadata":{"name":"lr","namespace":"q"},
+        "spec":{"limits":[{"type":"Container","default":{"cpu":"500m"},"defaultRequest":{"cpu":"250m"},"max":{"cpu":"1"}}]}}"#;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(lr)).ok();
+    c.kubectl(&["-n", "q", "run", "a", "--image=busybox"]).ok();
+    let res = c.kubectl(&["-n", "q", "get", "pod", "a", "-o", "jsonpath={.spec.containers[0].resources}"]).ok();
+    assert_eq!(res, r#"{"limits":{"cpu":"500m"},"requests":{"cpu":"250m"}}"#);
+    let ann = c
+        .kubectl(&["-n", "q", "get", "pod", "a", "-o", "jsonpath={.metadata.annotations.kubernetes\\.io/limit-ranger}"])
+        .ok();
+    assert_eq!(ann, "LimitRanger plugin set: cpu limit for container a; cpu request for container a");
+    let big = r#"{"spec":{"containers":[{"name":"big","image":"busybox","resources":{"limits":{"cpu":"2"}}}]}}"#;
+    let err = c.kubectl(&["-n", "q", "run", "big", "--image=busybox", "--overrides", big]).fails();
+    assert!(
+        err.contains(r#"pods "big" is forbidden: [maximum cpu usage per Container is 1, but limit is 2]"#),
+        "{err}"
+    );
+
+    c.kubectl(&["-n", "q", "create", "quota", "qq", "--hard=pods=2,requests.cpu=600m"]).ok();
+    c.kubectl_until(&["-n", "q", "get", "quota", "qq", "-o", "jsonpath={.status.used}"], "quota usage", |o| {
+        o == r#"{"pods":"1","requests.cpu":"250m"}"#
+    });
+    c.kubectl(&["-n", "q", "run", "b", "--image=busybox"]).ok();
+    let err = c.kubectl(&["-n", "q", "run", "c", "--image=busybox"]).fails();
+    assert!(
+        err.contains(r#"pods "c" is forbidden: exceeded quota: qq, requested: pods=1,requests.cpu=250m, used: pods=2,requests.cpu=500m, limited: pods=2,requests.cpu=600m"#),
+        "{err}"
+    );
+    let described = c.kubectl(&["-n", "q", "describe", "quota", "qq"]).ok();
+    assert!(described.contains("pods          2     2"), "{described}");
+    // Deleting a pod gives its share back.
+    c.kubectl(&["-n", "q", "delete", "pod", "a", "--wait=false"]).ok();
+    c.kubectl_until(&["-n", "q", "get", "quota", "qq", "-o", "jsonpath={.status.used.pods}"], "usage down", |o| {
+        o == "1"
+    });
+    c.kubectl(&["-n", "q", "run", "c", "--image=busybox"]).ok();
+}

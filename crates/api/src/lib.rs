@@ -20,7 +20,7 @@ pub mod fieldpath;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
-pub(crate) mod quantity;
+pub mod quantity;
 pub mod resources;
 pub mod schema;
 pub mod selector;

@@ -258,6 +258,59 @@ impl fmt::Display for Qty {
     }
 }
 
+/// A quantity in milli-units (`"500m"` → 500, `"1Gi"` → 1073741824000), for admission's
+/// arithmetic; `None` if it does not parse.
+pub fn milli_value(s: &str) -> Option<i128> {
+    Qty::parse(s).ok().map(|q| q.milli())
+}
+
+/// Milli-units written back as a quantity: whole units plainly, else with the `m` suffix
+/// (upstream prints CPU that way; byte counts are always whole).
+pub fn format_milli(m: i128) -> String {
+    if m % 1000 == 0 { (m / 1000).to_string() } else { format!("{m}m") }
+}
+
+/// What a pod counts against a quota: `pods`, and requests/limits of cpu, memory and
+/// ephemeral-storage (with the bare `cpu`/`memory` names meaning requests). Finished pods count
+/// nothing.
+pub fn pod_usage(pod: &serde_json::Value) -> std::collections::BTreeMap<String, i128> {
+    let mut u = std::collections::BTreeMap::new();
+    if matches!(pod.pointer("/status/phase").and_then(serde_json::Value::as_str), Some("Succeeded" | "Failed")) {
+        return u;
+    }
+    u.insert("pods".to_string(), 1000);
+    let sum = |field: &str, res: &str| -> i128 {
+        let get = |c: &serde_json::Value| {
+            c.pointer(&format!("/resources/{field}/{res}")).and_then(serde_json::Value::as_str).and_then(milli_value)
+        };
+        let regular: i128 = pod
+            .pointer("/spec/containers")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(get)
+            .sum();
+        let init = pod
+            .pointer("/spec/initContainers")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(get)
+            .max()
+            .unwrap_or(0);
+        regular.max(init)
+    };
+    for res in ["cpu", "memory", "ephemeral-storage"] {
+        let (req, lim) = (sum("requests", res), sum("limits", res));
+        u.insert(format!("requests.{res}"), req);
+        u.insert(format!("limits.{res}"), lim);
+        if res != "ephemeral-storage" {
+            u.insert(res.to_string(), req);
+        }
+    }
+    u
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! `registry` (the generic REST store: metadata, strategy, admission, store CAS) →
 //! the store → `watch_cache` (lists, gets and watches are served from memory).
 
+mod admission;
 mod allocator;
 pub mod auth;
 mod body;

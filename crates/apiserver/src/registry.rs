@@ -413,7 +413,13 @@ pub(crate) async fn create(ctx: &Ctx<'_>, mut obj: Value, opts: &WriteOptions) -
 
 async fn create_once(ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions, ownership: Ownership) -> ApiResult<WriteResult> {
     let mut warnings = Vec::new();
+    let is_pod = ctx.info().group.is_empty() && ctx.info().plural == "pods";
+    let mut obj = obj;
+    if is_pod {
+        crate::admission::limit_ranges(ctx, &mut obj).await?;
+    }
     let mut obj = admit(ctx, obj, Operation::Create, opts, &mut warnings)?;
+    crate::admission::resource_quota(ctx, &obj, opts.dry_run).await?;
     if ownership == Ownership::Record {
         let storage = ctx.storage();
         let managers = skiff_api::apply::managers_for_update(None, &obj, None);
@@ -1018,6 +1024,11 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str, opts: &DeleteOptions) -> A
         }
         match ctx.server.store.update(&key, bytes.clone(), current.mod_revision).await {
             Ok(rev) => {
+                if namespace_pending {
+                    // Creates in the namespace check its phase in the watch cache: let the cache
+                    // see Terminating before the client hears the namespace is going.
+                    ctx.server.cache.sync().await?;
+                }
                 return Ok(DeleteResult {
                     object: present(ctx.server, ctx.info(), inject_resource_version(&bytes, rev)),
                     gone: false,

@@ -6,7 +6,7 @@
 //! retried with per-key exponential back-off.
 //!
 //! Controllers: [`replicaset`] (ReplicaSets and ReplicationControllers), [`deployment`], [`disruption`] (PodDisruptionBudget status),
-//! [`nodelifecycle`] (node health, taints, taint-based eviction, pod GC), [`gc`] (the garbage collector: ownerReferences,
+//! [`quota`] (ResourceQuota status), [`nodelifecycle`] (node health, taints, taint-based eviction, pod GC), [`gc`] (the garbage collector: ownerReferences,
 //! background/foreground/orphan deletion) and [`defaults`] (the `default` ServiceAccount and the
 //! `kube-root-ca.crt` ConfigMap in every namespace).
 
@@ -20,6 +20,7 @@ pub mod leader;
 pub mod nodelifecycle;
 pub mod pods;
 pub mod queue;
+pub mod quota;
 pub mod replicaset;
 
 use std::future::Future;
@@ -112,6 +113,8 @@ impl ControllerManager {
         let budgets = Informer::new(Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::all(c.clone()));
         let disruption = disruption::DisruptionController::new(c.clone(), budgets, pods.clone(), sets.clone());
         let gc = gc::GarbageCollector::new(c.clone());
+        let quotas = Informer::new(Api::<k8s_openapi::api::core::v1::ResourceQuota>::all(c.clone()));
+        let quota = quota::QuotaController::new(c.clone(), quotas, pods.clone());
         let nodes = Informer::new(Api::<k8s_openapi::api::core::v1::Node>::all(c.clone()));
         let lifecycle = nodelifecycle::NodeLifecycleController::new(
             c.clone(),
@@ -135,6 +138,7 @@ impl ControllerManager {
             disruption.run(shutdown.clone()),
             gc.run(shutdown.clone()),
             lifecycle.run(shutdown.clone()),
+            quota.run(shutdown.clone()),
         );
     }
 }
