@@ -3,11 +3,11 @@
 //! exits driven by annotations (crate docs), termination and final deletion when the pod is
 //! deleted.
 //!
-//! Everything runs in one task ([`Engine::run`]) that owns all state: a small [`PodState`] per
-//! pod (no copy of the Pod), one timer heap for all exits and retries, one de-duplicated queue of
-//! pods with pending writes, and at most [`MAX_POD_WRITES`] writes in flight. A pod changed again
-//! while its write is queued is written once, with its latest state (writes coalesce), so 150,000
-//! pods cost a few hundred bytes each and no task of their own.
+//! One task ([`Engine::run`]) owns all state: a small [`PodState`] per pod (no copy of the Pod),
+//! one timer heap for all exits and retries, one de-duplicated queue of pods with pending writes.
+//! Writes run as short tasks, at most [`MAX_POD_WRITES`] at once. A pod changed again while its
+//! write is queued is written once, with its latest state (writes coalesce), so 150,000 pods cost
+//! a few hundred bytes each and no task of their own.
 //!
 //! Pod lifecycle here ([`Phase`]), each transition followed by a status write:
 //! - new pod bound to one of our nodes → `Running` (address allocated, containers running), or
@@ -29,14 +29,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
+use tokio::task::{Id as TaskId, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -238,6 +237,14 @@ impl Usage {
     }
 }
 
+/// The pod writes in flight.
+#[derive(Default)]
+struct Writes {
+    tasks: JoinSet<Finished>,
+    /// Which pod each task writes, to recover from a panicked write.
+    keys: HashMap<TaskId, Box<str>>,
+}
+
 /// The pod engine: all pods of all simulated nodes.
 pub(crate) struct Engine {
     client: kube::Client,
@@ -287,7 +294,7 @@ impl Engine {
         // 150,000 pods one unpaginated answer would be hundreds of megabytes.
         let config = watcher::Config::default().fields("spec.nodeName!=");
         let mut events = watcher(api, config).default_backoff().boxed();
-        let mut in_flight: FuturesUnordered<BoxFuture<'static, Finished>> = FuturesUnordered::new();
+        let mut in_flight = Writes::default();
         loop {
             self.dispatch(&mut in_flight);
             let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
@@ -299,7 +306,24 @@ impl Engine {
                     Some(Err(e)) => tracing::warn!(error = %e, "watching pods failed"),
                     None => return,
                 },
-                Some(done) = in_flight.next(), if !in_flight.is_empty() => self.on_done(done),
+                Some(done) = in_flight.tasks.join_next_with_id(), if !in_flight.tasks.is_empty() => match done {
+                    Ok((id, done)) => {
+                        in_flight.keys.remove(&id);
+                        self.on_done(done);
+                    }
+                    Err(e) => {
+                        // Only a panic gets here (the set is never aborted while we run): write
+                        // that pod again later.
+                        tracing::error!(error = %e, "a pod write panicked");
+                        if let Some(key) = in_flight.keys.remove(&e.id()) {
+                            if let Some(st) = self.pods.get_mut(&key) {
+                                st.in_flight = false;
+                                st.dirty = true;
+                            }
+                            self.timers.push(Reverse((Instant::now() + RETRY_AFTER, key, Timer::Retry)));
+                        }
+                    }
+                },
                 _ = tokio::time::sleep_until(next_timer.unwrap_or_else(Instant::now)), if next_timer.is_some() => {
                     self.fire_timers();
                 }
@@ -579,8 +603,8 @@ impl Engine {
     }
 
     /// Starts queued writes up to the limit.
-    fn dispatch(&mut self, in_flight: &mut FuturesUnordered<BoxFuture<'static, Finished>>) {
-        while in_flight.len() < MAX_POD_WRITES {
+    fn dispatch(&mut self, in_flight: &mut Writes) {
+        while in_flight.tasks.len() < MAX_POD_WRITES {
             let Some(key) = self.queue.pop_front() else { return };
             let Some(st) = self.pods.get_mut(&key) else { continue };
             st.queued = false;
@@ -597,7 +621,10 @@ impl Engine {
                 continue;
             };
             st.in_flight = true;
-            in_flight.push(Box::pin(write_pod(self.client.clone(), key, st.uid.clone(), write)));
+            // A task per write, not per pod: the writes (and, with the in-process client, the
+            // server's work for them) spread over the runtime's threads.
+            let task = in_flight.tasks.spawn(write_pod(self.client.clone(), key.clone(), st.uid.clone(), write));
+            in_flight.keys.insert(task.id(), key);
         }
     }
 
