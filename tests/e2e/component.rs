@@ -732,3 +732,38 @@ async fn system_namespaces_are_immortal() {
     let r = api.request(Method::DELETE, "/api/v1/namespaces/mortal", None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
+
+/// A patch or update naming another uid than the stored object's is refused (uid is
+/// immutable), so controllers can use the uid as a precondition; the right uid is accepted.
+#[tokio::test]
+async fn uid_in_a_patch_is_a_precondition() {
+    let api = InProcess::start().await;
+    let r = api.request(Method::POST, "/api/v1/namespaces/default/configmaps", Some(cm("u", json!({"a": "1"})))).await;
+    let uid = r.json()["metadata"]["uid"].as_str().unwrap().to_string();
+    let patch =
+        |uid: &str| Bytes::from(serde_json::to_vec(&json!({"metadata": {"uid": uid}, "data": {"a": "2"}})).unwrap());
+    let r = api
+        .raw(
+            Method::PATCH,
+            "/api/v1/namespaces/default/configmaps/u",
+            Some(patch("not-it")),
+            "application/merge-patch+json",
+            skiff_testkit::ADMIN_TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.json()["details"]["causes"][0]["field"], "metadata.uid");
+    let r = api
+        .raw(
+            Method::PATCH,
+            "/api/v1/namespaces/default/configmaps/u",
+            Some(patch(&uid)),
+            "application/merge-patch+json",
+            skiff_testkit::ADMIN_TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["data"]["a"], "2");
+}

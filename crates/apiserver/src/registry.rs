@@ -743,6 +743,21 @@ async fn update_once(
             None => m.remove("managedFields"),
         };
     }
+    // A uid that is not the stored object's (a patch or update meant for an object since
+    // replaced by another of the same name) is refused as upstream's metadata validation does.
+    if let (Some(sent), Some(stored)) = (meta_str(&new, "uid"), meta_str(&old, "uid"))
+        && !sent.is_empty()
+        && sent != stored
+    {
+        let path = skiff_api::Path::new("metadata").child("uid");
+        return Err(ApiError::invalid_kind(
+            ctx.info().group,
+            ctx.info().kind,
+            name,
+            &[skiff_api::FieldError::invalid(&path, sent, "field is immutable")],
+        )
+        .into());
+    }
     // System metadata is the server's, whatever the client sent.
     {
         let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
