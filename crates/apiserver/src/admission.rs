@@ -124,7 +124,10 @@ async fn list_async(ctx: &Ctx<'_>, plural: &str, ns: &str) -> ApiResult<Vec<Valu
     let Some(res) = ctx.server.resources().find("", "v1", plural) else { return Ok(Vec::new()) };
     let c = Ctx { server: ctx.server, res, namespace: Some(ns) };
     let mut out = Vec::new();
-    for item in registry::list(&c, &ListOptions::default()).await?.items {
+    // From the watch cache as it is (resourceVersion=0), like upstream's admission informers:
+    // a consistent read would cost a store round trip on every create.
+    let opts = ListOptions { resource_version: Some("0".to_string()), ..ListOptions::default() };
+    for item in registry::list(&c, &opts).await?.items {
         out.push(serde_json::from_slice(&item).map_err(|e| ApiError::internal(format!("stored object: {e}")))?);
     }
     Ok(out)
@@ -150,6 +153,20 @@ fn object_usage(group: &str, plural: &str, obj: &Value) -> BTreeMap<String, i128
     let count = if group.is_empty() { format!("count/{plural}") } else { format!("count/{plural}.{group}") };
     u.insert(count, 1000);
     u
+}
+
+/// (resource, requested, used, limited) of a quota that a create would exceed.
+type Over = (String, i128, i128, i128);
+
+/// Upstream's message: `exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2`.
+fn exceeded(plural: &str, name: &str, quota: &str, over: &[Over]) -> ApiError {
+    let part = |f: fn(&Over) -> String| over.iter().map(f).collect::<Vec<_>>().join(",");
+    ApiError::forbidden(format!(
+        "{plural} {name:?} is forbidden: exceeded quota: {quota}, requested: {}, used: {}, limited: {}",
+        part(|o| format!("{}={}", o.0, format_milli(o.1))),
+        part(|o| format!("{}={}", o.0, format_milli(o.2))),
+        part(|o| format!("{}={}", o.0, format_milli(o.3))),
+    ))
 }
 
 /// `ResourceQuota` for an object being created (after defaulting).
@@ -185,7 +202,7 @@ pub(crate) async fn resource_quota(ctx: &Ctx<'_>, obj: &Value, dry_run: bool) ->
                 missing.join(",")
             )));
         }
-        let mut over = Vec::new();
+        let mut over: Vec<Over> = Vec::new();
         for (res, delta) in &affected {
             let limit = hard.get(res).and_then(Value::as_str).and_then(milli_value).unwrap_or(0);
             let current = used.get(res).and_then(Value::as_str).and_then(milli_value).unwrap_or(0);
@@ -194,15 +211,7 @@ pub(crate) async fn resource_quota(ctx: &Ctx<'_>, obj: &Value, dry_run: bool) ->
             }
         }
         if !over.is_empty() {
-            type Over = (String, i128, i128, i128);
-            let part = |f: fn(&Over) -> String| over.iter().map(f).collect::<Vec<_>>().join(",");
-            return Err(ApiError::forbidden(format!(
-                "{} {name:?} is forbidden: exceeded quota: {qname}, requested: {}, used: {}, limited: {}",
-                info.plural,
-                part(|o| format!("{}={}", o.0, format_milli(o.1))),
-                part(|o| format!("{}={}", o.0, format_milli(o.2))),
-                part(|o| format!("{}={}", o.0, format_milli(o.3))),
-            )));
+            return Err(exceeded(info.plural, &name, &qname, &over));
         }
         if !affected.is_empty() {
             raise.push((qname, affected));
@@ -217,24 +226,34 @@ pub(crate) async fn resource_quota(ctx: &Ctx<'_>, obj: &Value, dry_run: bool) ->
     for (qname, affected) in raise {
         let plural = info.plural.to_string();
         let oname = name.clone();
+        let qname2 = qname.clone();
         registry::guaranteed_update(&qctx, &qname, UpdateTarget::Status, &opts, &move |mut q| {
+            // The quota as stored now (the check above read the cache, which may lag).
             let hard = q.pointer("/spec/hard").and_then(Value::as_object).cloned().unwrap_or_default();
-            for (res, delta) in &affected {
-                let current = q.pointer(&format!("/status/used/{}", res.replace('/', "~1"))).and_then(Value::as_str).and_then(milli_value).unwrap_or(0);
-                let limit = hard.get(res).and_then(Value::as_str).and_then(milli_value).unwrap_or(0);
-                if current + delta > limit {
-                    return Err(ApiError::forbidden(format!(
-                        "{plural} {oname:?} is forbidden: exceeded quota: {}, requested: {res}={}, used: {res}={}, limited: {res}={}",
-                        q.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default(),
-                        format_milli(*delta),
-                        format_milli(current),
-                        format_milli(limit)
-                    )));
-                }
-                if !q["status"]["used"].is_object() {
-                    q["status"]["used"] = json!({});
-                }
-                q["status"]["used"][res] = json!(format_milli(current + delta));
+            let used_now = |res: &str| {
+                q.pointer(&format!("/status/used/{}", res.replace('/', "~1")))
+                    .and_then(Value::as_str)
+                    .and_then(milli_value)
+                    .unwrap_or(0)
+            };
+            let over: Vec<Over> = affected
+                .iter()
+                .map(|(res, delta)| {
+                    let limit = hard.get(res).and_then(Value::as_str).and_then(milli_value).unwrap_or(0);
+                    (res.clone(), *delta, used_now(res), limit)
+                })
+                .filter(|(_, delta, current, limit)| current + delta > *limit)
+                .collect();
+            if !over.is_empty() {
+                return Err(exceeded(&plural, &oname, &qname2, &over));
+            }
+            let updates: Vec<(String, i128)> =
+                affected.iter().map(|(res, delta)| (res.clone(), used_now(res) + delta)).collect();
+            if !q["status"]["used"].is_object() {
+                q["status"]["used"] = json!({});
+            }
+            for (res, v) in updates {
+                q["status"]["used"][&res] = json!(format_milli(v));
             }
             if let Some(m) = q.get_mut("metadata").and_then(Value::as_object_mut) {
                 m.remove("resourceVersion");
