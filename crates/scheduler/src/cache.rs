@@ -183,14 +183,14 @@ impl PodInfo {
 pub(crate) struct NodeInfo {
     pub(crate) name: String,
     pub(crate) node: Arc<Node>,
-    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) labels: Arc<BTreeMap<String, String>>,
     pub(crate) pods: Vec<Arc<PodInfo>>,
     pub(crate) allocatable: Resource,
     pub(crate) requested: Resource,
     pub(crate) non_zero_requested: Resource,
     pub(crate) used_ports: Vec<HostPort>,
     /// Normalized image name → size in bytes, from `status.images`.
-    pub(crate) images: HashMap<String, i64>,
+    pub(crate) images: Arc<HashMap<String, i64>>,
 }
 
 impl NodeInfo {
@@ -205,14 +205,14 @@ impl NodeInfo {
         }
         NodeInfo {
             name: node.metadata.name.clone().unwrap_or_default(),
-            labels: node.metadata.labels.clone().unwrap_or_default(),
+            labels: Arc::new(node.metadata.labels.clone().unwrap_or_default()),
             node,
             pods: Vec::new(),
             allocatable,
             requested: Resource::default(),
             non_zero_requested: Resource::default(),
             used_ports: Vec::new(),
-            images,
+            images: Arc::new(images),
         }
     }
 
@@ -282,6 +282,9 @@ impl Snapshot {
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
     nodes: BTreeMap<String, Arc<Node>>,
+    /// Each node's info without pods, built once per node update (parsing allocatable and
+    /// images on every cycle dominated scheduling at thousands of nodes).
+    bases: HashMap<String, NodeInfo>,
     /// Bound pods by key, with their node name.
     pods: HashMap<String, (String, Arc<PodInfo>)>,
     /// Keys of pods that are assumed (decided, bind not yet observed).
@@ -295,11 +298,13 @@ pub(crate) struct Cache {
 impl Cache {
     pub(crate) fn set_node(&mut self, node: Arc<Node>) -> Option<Arc<Node>> {
         let name = node.metadata.name.clone().unwrap_or_default();
+        self.bases.insert(name.clone(), NodeInfo::new(node.clone()));
         self.nodes.insert(name, node)
     }
 
     pub(crate) fn remove_node(&mut self, name: &str) {
         self.nodes.remove(name);
+        self.bases.remove(name);
     }
 
     pub(crate) fn node_names(&self) -> Vec<String> {
@@ -371,8 +376,14 @@ impl Cache {
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let mut infos: BTreeMap<&str, NodeInfo> =
-            self.nodes.iter().map(|(name, n)| (name.as_str(), NodeInfo::new(n.clone()))).collect();
+        let mut infos: BTreeMap<&str, NodeInfo> = self
+            .nodes
+            .iter()
+            .map(|(name, n)| {
+                let base = self.bases.get(name).cloned().unwrap_or_else(|| NodeInfo::new(n.clone()));
+                (name.as_str(), base)
+            })
+            .collect();
         let mut pods: Vec<&(String, Arc<PodInfo>)> = self.pods.values().collect();
         pods.sort_by(|a, b| a.1.key.cmp(&b.1.key));
         for (node, info) in pods {
