@@ -35,7 +35,7 @@ fn containers_mut(pod: &mut Value) -> Vec<&mut Value> {
 /// `LimitRanger` for a pod being created.
 pub(crate) async fn limit_ranges(ctx: &Ctx<'_>, pod: &mut Value) -> ApiResult<()> {
     let Some(ns) = ctx.namespace else { return Ok(()) };
-    let ranges = list_ranges(ctx, ns).await?;
+    let ranges = list_async(ctx, "limitranges", ns).await?;
     if ranges.is_empty() {
         return Ok(());
     }
@@ -114,10 +114,6 @@ pub(crate) async fn limit_ranges(ctx: &Ctx<'_>, pod: &mut Value) -> ApiResult<()
             json!(format!("LimitRanger plugin set: {}", set.join("; ")));
     }
     Ok(())
-}
-
-async fn list_ranges(ctx: &Ctx<'_>, ns: &str) -> ApiResult<Vec<Value>> {
-    list_async(ctx, "limitranges", ns).await
 }
 
 async fn list_async(ctx: &Ctx<'_>, plural: &str, ns: &str) -> ApiResult<Vec<Value>> {

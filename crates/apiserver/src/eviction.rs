@@ -35,29 +35,14 @@ fn pdb_ctx<'a>(server: &'a Arc<ApiServer>, ns: Option<&'a str>) -> ApiResult<Ctx
     Ok(Ctx { server, res, namespace: ns })
 }
 
-/// A `metav1.LabelSelector` (as JSON) against labels; `{}` matches everything.
+/// A `metav1.LabelSelector` (as JSON) against a pod's labels; `{}` matches everything and a
+/// selector with an unknown operator nothing.
 fn selector_matches(selector: &Value, labels: &Value) -> bool {
-    let label = |k: &str| labels.get(k).and_then(Value::as_str);
-    if let Some(ml) = selector.get("matchLabels").and_then(Value::as_object)
-        && ml.iter().any(|(k, v)| label(k) != v.as_str())
-    {
-        return false;
-    }
-    for e in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
-        let key = e["key"].as_str().unwrap_or_default();
-        let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        let ok = match e["operator"].as_str().unwrap_or_default() {
-            "In" => label(key).is_some_and(|v| values.contains(&v)),
-            "NotIn" => label(key).is_none_or(|v| !values.contains(&v)),
-            "Exists" => label(key).is_some(),
-            "DoesNotExist" => label(key).is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+    let labels: std::collections::BTreeMap<String, String> = labels
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .unwrap_or_default();
+    skiff_api::selector::LabelSelector::from_json(selector).is_ok_and(|s| s.matches(&labels))
 }
 
 fn pod_ready(pod: &Value) -> bool {

@@ -281,17 +281,9 @@ impl NodeLifecycleController {
             if now_due || evict_at.is_some_and(|at| at <= now.as_second()) {
                 let ns = pod.namespace().unwrap_or_default();
                 tracing::info!(pod = %format!("{ns}/{}", pod.name_any()), node = %name, "evicting a pod from a tainted node");
-                let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-                let dp = DeleteParams {
-                    preconditions: Some(kube::api::Preconditions { uid: pod.uid(), resource_version: None }),
-                    ..Default::default()
-                };
                 let note = format!("Marking for deletion Pod {ns}/{}", pod.name_any());
                 self.events.publish(pod.as_ref(), false, "TaintManagerEviction", note).await;
-                match api.delete(&pod.name_any(), &dp).await {
-                    Ok(_) | Err(kube::Error::Api(_)) => {}
-                    Err(e) => return Err(e),
-                }
+                self.delete_pod(&pod, None).await?;
             }
         }
         Ok(())
@@ -308,16 +300,7 @@ impl NodeLifecycleController {
             finished.sort_by_key(|p| (p.metadata.creation_timestamp.as_ref().map(|t| t.0), p.name_any()));
             let excess = finished.len() - self.config.terminated_pod_threshold;
             for pod in &finished[..excess] {
-                let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
-                let dp = DeleteParams {
-                    grace_period_seconds: Some(0),
-                    preconditions: Some(kube::api::Preconditions { uid: pod.uid(), resource_version: None }),
-                    ..Default::default()
-                };
-                match api.delete(&pod.name_any(), &dp).await {
-                    Ok(_) | Err(kube::Error::Api(_)) => {}
-                    Err(e) => return Err(e),
-                }
+                self.delete_pod(pod, Some(0)).await?;
             }
         }
         let names: BTreeSet<String> = nodes.iter().map(|n| n.name_any()).collect();
@@ -338,21 +321,25 @@ impl NodeLifecycleController {
                 }
                 gone
             };
-            if !orphaned {
-                continue;
-            }
-            let ns = pod.namespace().unwrap_or_default();
-            let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-            let dp = DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: Some(kube::api::Preconditions { uid: pod.uid(), resource_version: None }),
-                ..Default::default()
-            };
-            match api.delete(&pod.name_any(), &dp).await {
-                Ok(_) | Err(kube::Error::Api(_)) => {}
-                Err(e) => return Err(e),
+            if orphaned {
+                self.delete_pod(&pod, Some(0)).await?;
             }
         }
         Ok(())
+    }
+
+    /// Delete `pod` (this very pod: its uid is a precondition); an API refusal (gone, changed)
+    /// is not an error.
+    async fn delete_pod(&self, pod: &Pod, grace_period_seconds: Option<u32>) -> Result<(), kube::Error> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+        let dp = DeleteParams {
+            grace_period_seconds,
+            preconditions: Some(kube::api::Preconditions { uid: pod.uid(), resource_version: None }),
+            ..Default::default()
+        };
+        match api.delete(&pod.name_any(), &dp).await {
+            Ok(_) | Err(kube::Error::Api(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -51,8 +51,7 @@ async fn client(args: &SimArgs) -> Result<kube::Client> {
             match &args.certificate_authority {
                 Some(p) => {
                     let pem = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-                    let certs =
-                        rustls_pemfile_der(&pem).with_context(|| format!("no certificate in {}", p.display()))?;
+                    let certs = certificates_der(&pem).with_context(|| format!("no certificate in {}", p.display()))?;
                     c.root_cert = Some(certs);
                 }
                 None => bail!("--server needs --certificate-authority (the cluster CA, <data-dir>/tls/ca.crt)"),
@@ -75,27 +74,13 @@ async fn client(args: &SimArgs) -> Result<kube::Client> {
 }
 
 /// The DER certificates in a PEM file.
-fn rustls_pemfile_der(pem: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let text = std::str::from_utf8(pem).ok()?;
-    let mut out = Vec::new();
-    let mut b64 = String::new();
-    let mut inside = false;
-    for line in text.lines() {
-        match line.trim() {
-            "-----BEGIN CERTIFICATE-----" => {
-                inside = true;
-                b64.clear();
-            }
-            "-----END CERTIFICATE-----" => {
-                inside = false;
-                use base64::Engine;
-                out.push(base64::engine::general_purpose::STANDARD.decode(&b64).ok()?);
-            }
-            l if inside => b64.push_str(l),
-            _ => {}
-        }
-    }
-    (!out.is_empty()).then_some(out)
+fn certificates_der(pem: &[u8]) -> Option<Vec<Vec<u8>>> {
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<Vec<u8>> = rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .map(|c| c.as_ref().to_vec())
+        .collect();
+    (!certs.is_empty()).then_some(certs)
 }
 
 pub(crate) fn run(args: SimArgs) -> Result<()> {
