@@ -495,19 +495,7 @@ impl LinuxRuntime {
 
     async fn remove_container_locked(&self, rec: &ContainerRecord) -> Result<()> {
         self.stop_locked(rec, Duration::ZERO).await?;
-        let dir = self.container_dir(&rec.id);
-        let cg = self.inner.cgroups.clone();
-        let cgroup = rec.cgroup.clone();
-        tokio::task::spawn_blocking(move || -> io::Result<()> {
-            cg.remove(&cgroup)?;
-            match fs::remove_dir_all(&dir) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            }
-        })
-        .await
-        .map_err(|e| internal("removing container", e))?
-        .map_err(|e| internal("removing container", e))?;
+        self.remove_cgroup_and_dir(&rec.cgroup, self.container_dir(&rec.id), "removing container").await?;
         self.unpin_image(&rec.id).await;
         self.forget_lock(&rec.id);
         Ok(())
@@ -674,8 +662,14 @@ impl LinuxRuntime {
                 Err(e) => return Err(internal(&format!("unmounting {}", p.display()), e)),
             }
         }
+        self.remove_cgroup_and_dir(&rec.cgroup, dir, "removing sandbox").await
+    }
+
+    /// Remove a cgroup (killing what is left in it) and then a state dir, off the async
+    /// threads; a dir already gone is fine.
+    async fn remove_cgroup_and_dir(&self, cgroup: &str, dir: PathBuf, what: &str) -> Result<()> {
         let cg = self.inner.cgroups.clone();
-        let cgroup = rec.cgroup.clone();
+        let cgroup = cgroup.to_string();
         tokio::task::spawn_blocking(move || -> io::Result<()> {
             cg.remove(&cgroup)?;
             match fs::remove_dir_all(&dir) {
@@ -684,8 +678,8 @@ impl LinuxRuntime {
             }
         })
         .await
-        .map_err(|e| internal("removing sandbox", e))?
-        .map_err(|e| internal("removing sandbox", e))
+        .map_err(|e| internal(what, e))?
+        .map_err(|e| internal(what, e))
     }
 
     async fn setup_sandbox(&self, rec: &mut SandboxRecord, config: &PodSandboxConfig) -> io::Result<()> {
