@@ -1,6 +1,7 @@
 //! `skiff`: a Kubernetes-compatible cluster in one binary. Each subcommand lives in its own
 //! module; `main` only parses the command line and runs one.
 
+mod agent;
 mod datadir;
 mod image;
 mod kubeconfig;
@@ -20,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a cluster: API server, store and (later) controllers and a node agent.
+    /// Run a cluster: API server, store, controllers, scheduler and a node agent.
     Server(Box<server::ServerArgs>),
     /// Remove everything skiff created on this host for a data dir.
     Reset(reset::ResetArgs),

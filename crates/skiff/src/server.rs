@@ -83,6 +83,41 @@ pub(crate) struct ServerArgs {
     /// Pod capacity of each simulated node (at most 253).
     #[arg(long, default_value_t = 110)]
     pub sim_node_pods: u32,
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// This node's InternalIP (default: the advertise address).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// The kubelet API port; 0 picks a free one. Default: 10250 with the default data dir,
+    /// else 0, so several clusters run side by side.
+    #[arg(long)]
+    pub kubelet_port: Option<u16>,
+    /// Maximum pods on this node.
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
+    /// Resources reserved for Kubernetes' own daemons, e.g. cpu=100m,memory=256Mi.
+    #[arg(long, value_delimiter = ',')]
+    pub kube_reserved: Vec<String>,
+    /// Resources reserved for the system, e.g. cpu=100m,memory=256Mi.
+    #[arg(long, value_delimiter = ',')]
+    pub system_reserved: Vec<String>,
+    /// Cluster DNS server IPs written into pods' resolv.conf (ClusterFirst).
+    #[arg(long, value_delimiter = ',')]
+    pub cluster_dns: Vec<IpAddr>,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Network pods with the first CNI config in this directory (with --cni-bin-dir) instead
+    /// of the built-in bridge.
+    #[arg(long)]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where the CNI plugins are.
+    #[arg(long)]
+    pub cni_bin_dir: Option<PathBuf>,
+    /// Registries pulled from over plain HTTP (loopback registries always are).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
     /// Log filter (tracing's env-filter syntax), e.g. info or skiff_apiserver=debug.
     #[arg(long, default_value = "info", env = "SKIFF_LOG")]
     pub log_level: String,
@@ -90,10 +125,10 @@ pub(crate) struct ServerArgs {
 
 /// The validated configuration.
 #[derive(Debug)]
-struct Validated {
-    data_dir: PathBuf,
+pub(crate) struct Validated {
+    pub(crate) data_dir: PathBuf,
     listen: SocketAddr,
-    api: Config,
+    pub(crate) api: Config,
     kubeconfig_server: String,
 }
 
@@ -137,7 +172,7 @@ fn parse_port_range(s: &str) -> Result<(u16, u16)> {
 }
 
 /// Non-loopback IPv4 addresses of this host.
-fn host_ips() -> Vec<IpAddr> {
+pub(crate) fn host_ips() -> Vec<IpAddr> {
     let mut out = Vec::new();
     if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
         for a in addrs {
@@ -152,7 +187,7 @@ fn host_ips() -> Vec<IpAddr> {
     out
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".into())
 }
 
@@ -380,7 +415,10 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
         },
     };
     if !args.disable_agent {
-        tracing::info!("the node agent is not part of this build yet; running the control plane only");
+        let agent = crate::agent::start_local(&args, &v, &server, &pki, shutdown.clone())
+            .await
+            .context("starting the node agent")?;
+        components.extend(agent);
     }
     tracing::info!(listen = %v.listen, "API server ready");
     println!("skiff is running: {}", v.kubeconfig_server);

@@ -1,0 +1,1019 @@
+//! A pod's life on this node, one task per pod (upstream's pod worker + `SyncPod` +
+//! `computePodActions`), driven by the pod's updates, the manager's relist (a container
+//! changed), and its own timers (back-off expiry, deadlines, probes).
+//!
+//! Each round: observe the pod's sandbox and containers → write the status if it changed
+//! (computed with the waiting reasons the previous round decided, so `kubectl get -w` sees
+//! `Error` before `CrashLoopBackOff` as upstream shows it) → act: sandbox, init containers in
+//! order (sidecars stay running), containers, restarts with back-off, dead-container GC.
+//! A deleted pod is terminated gracefully (preStop, SIGTERM, grace period, SIGKILL), cleaned
+//! up, its final status written, and deleted with `gracePeriodSeconds: 0`.
+//!
+//! Containers are not stopped when the kubelet stops (fail-static): the next run adopts them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod, PodStatus, Secret};
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::{Event, EventType, Recorder};
+use serde_json::json;
+use skiff_runtime::cri::{
+    AuthConfig, ContainerConfig, ContainerState as RtState, ContainerStatus, Mount, PodSandboxStatus, SandboxState,
+};
+use skiff_runtime::{Runtime, RuntimeError};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::KubeletConfig;
+use crate::backoff::{Backoff, go_duration};
+use crate::convert::{self, name, namespace, uid};
+use crate::pods::Registry;
+use crate::status::{self, WorkerView};
+
+/// How long a terminated container's termination message may be (upstream: 4096 bytes).
+const MAX_TERMINATION_MESSAGE: usize = 4096;
+/// Upstream's fallback-to-logs limits: the last 80 lines, at most 2048 bytes.
+const FALLBACK_LOG_LINES: usize = 80;
+const FALLBACK_LOG_BYTES: usize = 2048;
+/// Retry a failed sandbox creation after this long.
+const SANDBOX_RETRY: Duration = Duration::from_secs(2);
+/// Even without news, look again this often.
+const RESYNC: Duration = Duration::from_secs(10);
+
+/// What a worker is told about its pod.
+#[derive(Clone, Debug)]
+pub(crate) enum PodUpdate {
+    /// The pod as last seen in the API.
+    Pod(Box<Pod>),
+    /// The pod is gone from the API (deleted, or bound elsewhere): kill and clean up.
+    Gone,
+}
+
+/// What the workers share.
+pub(crate) struct Shared {
+    pub(crate) client: kube::Client,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    pub(crate) config: KubeletConfig,
+    pub(crate) recorder: Recorder,
+    pub(crate) node_memory: u64,
+    pub(crate) registry: Registry,
+}
+
+/// What the worker starts from: the pod's sandboxes and containers found in the runtime
+/// (a previous run's, adopted).
+#[derive(Default)]
+pub(crate) struct Adopted {
+    pub(crate) sandboxes: Vec<PodSandboxStatus>,
+    pub(crate) containers: Vec<ContainerStatus>,
+}
+
+pub(crate) struct Worker {
+    shared: Arc<Shared>,
+    pod: Pod,
+    updates: watch::Receiver<PodUpdate>,
+    relisted: Arc<tokio::sync::Notify>,
+    view: WorkerView,
+    backoff: Backoff,
+    /// The current sandbox, and older ones to remove.
+    sandbox: Option<PodSandboxStatus>,
+    stale_sandboxes: Vec<String>,
+    /// Every container instance of the pod we know of, by id.
+    containers: HashMap<String, ContainerStatus>,
+    /// When each exited container was first seen exited (the back-off clock).
+    exits: HashMap<String, Instant>,
+    /// Failed sandbox creation: not before this.
+    sandbox_retry_at: Option<Instant>,
+    /// The last status written (JSON), to write only changes.
+    written: Option<serde_json::Value>,
+    /// The next time something is due (back-off end, deadline).
+    wake_at: Option<Instant>,
+    sandbox_attempt: u32,
+}
+
+/// A runtime time (Unix ns) as an `Instant` on tokio's clock.
+fn instant_of(ns: i64) -> Instant {
+    let now_ns = Timestamp::now().as_nanosecond() as i64;
+    let ago = Duration::from_nanos(now_ns.saturating_sub(ns).max(0) as u64);
+    Instant::now().checked_sub(ago).unwrap_or_else(Instant::now)
+}
+
+fn restarts(policy: &str, exit_code: i32) -> bool {
+    match policy {
+        "Never" => false,
+        "OnFailure" => exit_code != 0,
+        _ => true,
+    }
+}
+
+fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
+}
+
+impl Worker {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        pod: Pod,
+        updates: watch::Receiver<PodUpdate>,
+        relisted: Arc<tokio::sync::Notify>,
+        adopted: Adopted,
+    ) -> Worker {
+        let mut sandboxes = adopted.sandboxes;
+        sandboxes.sort_by_key(|s| (s.attempt, s.created_at));
+        let sandbox = sandboxes.pop();
+        let sandbox_attempt = sandbox.as_ref().map(|s| s.attempt).unwrap_or(0);
+        let stale_sandboxes = sandboxes.into_iter().map(|s| s.id).collect();
+        let view = WorkerView::default();
+        let containers: HashMap<String, ContainerStatus> =
+            adopted.containers.into_iter().map(|c| (c.id.clone(), c)).collect();
+        Worker {
+            shared,
+            pod,
+            updates,
+            relisted,
+            view,
+            backoff: Backoff::default(),
+            sandbox,
+            stale_sandboxes,
+            containers,
+            exits: HashMap::new(),
+            sandbox_retry_at: None,
+            written: None,
+            wake_at: None,
+            sandbox_attempt,
+        }
+    }
+
+    fn key(&self) -> String {
+        format!("{}/{}", namespace(&self.pod), name(&self.pod))
+    }
+
+    /// Runs until the pod is gone (terminated and cleaned up) or `shutdown`.
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
+        // Adopted containers: what ran before counts as started and ready until probes say
+        // otherwise (no restart is counted, nothing is re-run).
+        for c in self.containers.values() {
+            if c.state == RtState::Running {
+                self.view.started.insert(c.id.clone());
+                self.view.ready.insert(c.id.clone());
+            }
+        }
+        loop {
+            let update = self.updates.borrow_and_update().clone();
+            match update {
+                PodUpdate::Gone => {
+                    self.terminate(false).await;
+                    return;
+                }
+                PodUpdate::Pod(p) => self.pod = *p,
+            }
+            if self.pod.metadata.deletion_timestamp.is_some() {
+                self.terminate(true).await;
+                return;
+            }
+            self.observe().await;
+            self.write_status().await;
+            let acted = if self.is_terminal() { self.stop_terminal().await } else { self.act().await };
+            if acted {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let wake = self.wake_at.take().unwrap_or_else(|| Instant::now() + RESYNC).min(Instant::now() + RESYNC);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = self.updates.changed() => if r.is_err() { return },
+                _ = self.relisted.notified() => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    fn wake(&mut self, at: Instant) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    fn is_terminal(&self) -> bool {
+        let phase = self.pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        let written = self.written.as_ref().and_then(|w| w.get("phase")).and_then(|p| p.as_str());
+        matches!(written.or(phase), Some("Succeeded" | "Failed"))
+    }
+
+    /// Refresh the sandbox and every known container from the runtime; pick up containers of
+    /// this pod we don't know (created by a previous run just before it died).
+    async fn observe(&mut self) {
+        let rt = self.shared.runtime.clone();
+        if let Some(sb) = &self.sandbox {
+            match rt.pod_sandbox_status(&sb.id).await {
+                Ok(s) => self.sandbox = Some(s),
+                Err(RuntimeError::NotFound { .. }) => self.sandbox = None,
+                Err(e) => tracing::warn!(pod = %self.key(), error = %e, "sandbox status"),
+            }
+        }
+        let ids: Vec<String> = self.containers.keys().cloned().collect();
+        for id in ids {
+            match rt.container_status(&id).await {
+                Ok(mut s) => {
+                    if s.state == RtState::Exited && !self.exits.contains_key(&id) {
+                        self.exits.insert(id.clone(), instant_of(s.finished_at));
+                        if s.message.is_empty() {
+                            s.message = self.termination_message(&s);
+                        }
+                    } else if let Some(old) = self.containers.get(&id) {
+                        // The message is read once, at exit.
+                        if s.message.is_empty() {
+                            s.message = old.message.clone();
+                        }
+                    }
+                    self.containers.insert(id, s);
+                }
+                Err(RuntimeError::NotFound { .. }) => {
+                    self.containers.remove(&id);
+                }
+                Err(e) => tracing::warn!(pod = %self.key(), error = %e, "container status"),
+            }
+        }
+        self.publish();
+    }
+
+    /// Tell the registry (the kubelet API's view) what runs.
+    fn publish(&self) {
+        self.shared.registry.update(&self.pod, self.sandbox.as_ref().map(|s| s.id.clone()), self.containers.values());
+    }
+
+    /// The container's termination message: the file it wrote, or (with
+    /// `FallbackToLogsOnError` and a failure) the tail of its log.
+    fn termination_message(&self, s: &ContainerStatus) -> String {
+        let Some(spec) = self.spec_of(&s.name) else { return String::new() };
+        let file = convert::termination_message_file(&self.shared.config, &self.pod, &s.name, s.attempt);
+        let mut msg = std::fs::read(&file)
+            .map(|b| String::from_utf8_lossy(&b[..b.len().min(MAX_TERMINATION_MESSAGE)]).into_owned())
+            .unwrap_or_default();
+        if msg.is_empty()
+            && s.exit_code != 0
+            && spec.termination_message_policy.as_deref() == Some("FallbackToLogsOnError")
+        {
+            msg = tail_log(&s.log_path);
+        }
+        msg
+    }
+
+    fn spec_of(&self, name: &str) -> Option<Container> {
+        let spec = self.pod.spec.as_ref()?;
+        spec.containers.iter().chain(spec.init_containers.iter().flatten()).find(|c| c.name == name).cloned()
+    }
+
+    fn compute_status(&self) -> PodStatus {
+        let containers: Vec<ContainerStatus> = match &self.sandbox {
+            Some(sb) => self.containers.values().filter(|c| c.sandbox_id == sb.id).cloned().collect(),
+            None => self.containers.values().cloned().collect(),
+        };
+        status::pod_status(
+            &self.pod,
+            &status::Inputs {
+                sandbox: self.sandbox.as_ref(),
+                containers: &containers,
+                view: &self.view,
+                host_ips: &self.shared.config.node_ips,
+                now: Timestamp::now(),
+            },
+        )
+    }
+
+    /// Patch `pods/status` when what we would report changed. A failed write is retried on
+    /// the next round (nothing is marked written), so no status is lost.
+    async fn write_status(&mut self) {
+        let status = self.compute_status();
+        let Ok(mut value) = serde_json::to_value(&status) else { return };
+        // Compare without transition times, which change only with the statuses.
+        if self.written.as_ref() == Some(&value) {
+            return;
+        }
+        let pods: Api<Pod> = Api::namespaced(self.shared.client.clone(), namespace(&self.pod));
+        let patch = json!({"metadata": {"uid": uid(&self.pod)}, "status": value});
+        match pods.patch_status(name(&self.pod), &PatchParams::default(), &Patch::Strategic(patch)).await {
+            Ok(p) => {
+                self.pod.status = p.status;
+                self.written = Some(std::mem::take(&mut value));
+            }
+            Err(e) => {
+                tracing::warn!(pod = %self.key(), error = %e, "writing the pod status failed; retrying");
+                self.wake(Instant::now() + Duration::from_secs(1));
+            }
+        }
+    }
+
+    async fn event(&self, container: Option<&str>, warning: bool, reason: &str, note: String) {
+        let mut reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: self.pod.metadata.name.clone(),
+            namespace: self.pod.metadata.namespace.clone(),
+            uid: self.pod.metadata.uid.clone(),
+            resource_version: self.pod.metadata.resource_version.clone(),
+            field_path: None,
+        };
+        if let Some(c) = container {
+            let init = self
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.init_containers.as_ref())
+                .is_some_and(|i| i.iter().any(|x| x.name == c));
+            reference.field_path = Some(format!("spec.{}{{{c}}}", if init { "initContainers" } else { "containers" }));
+        }
+        let ev = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.shared.recorder.publish(&ev, &reference).await {
+            tracing::debug!(reason, error = %e, "recording an event failed");
+        }
+    }
+
+    fn grace_period(&self) -> Duration {
+        let secs = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .unwrap_or(30)
+            .max(0);
+        Duration::from_secs(secs as u64)
+    }
+
+    /// Latest instance of a container by name (in the current sandbox).
+    fn latest(&self, name: &str) -> Option<&ContainerStatus> {
+        let sandbox = self.sandbox.as_ref().map(|s| s.id.as_str());
+        self.containers
+            .values()
+            .filter(|c| c.name == name && Some(c.sandbox_id.as_str()) == sandbox)
+            .max_by_key(|c| (c.attempt, c.created_at))
+    }
+
+    /// One round of actions; true when something changed (the caller observes again at once).
+    async fn act(&mut self) -> bool {
+        let Some(spec) = self.pod.spec.clone() else { return false };
+        // activeDeadlineSeconds: counted from the pod's start time.
+        if let (Some(ads), Some(start)) =
+            (spec.active_deadline_seconds, self.pod.status.as_ref().and_then(|s| s.start_time.as_ref()))
+        {
+            let deadline = start.0 + jiff::SignedDuration::from_secs(ads);
+            if Timestamp::now() >= deadline {
+                if !self.view.deadline_exceeded {
+                    self.view.deadline_exceeded = true;
+                    self.event(
+                        None,
+                        false,
+                        "DeadlineExceeded",
+                        "Pod was active on the node longer than the specified deadline".into(),
+                    )
+                    .await;
+                    self.kill_all(Duration::from_secs(0)).await;
+                    return true;
+                }
+                return false;
+            }
+            let left = deadline.duration_since(Timestamp::now()).unsigned_abs();
+            self.wake(Instant::now() + left);
+        }
+        if !self.ensure_sandbox().await {
+            return self.sandbox.is_some();
+        }
+        let mut acted = false;
+        for id in std::mem::take(&mut self.stale_sandboxes) {
+            let _ = self.shared.runtime.stop_pod_sandbox(&id).await;
+            if let Err(e) = self.shared.runtime.remove_pod_sandbox(&id).await {
+                tracing::warn!(pod = %self.key(), error = %e, "removing an old sandbox");
+            }
+            self.containers.retain(|_, c| c.sandbox_id != id);
+            acted = true;
+        }
+        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        // Init containers, in order.
+        for c in spec.init_containers.iter().flatten() {
+            let latest = self.latest(&c.name).cloned();
+            if is_sidecar(c) {
+                match latest {
+                    Some(l) if l.state == RtState::Running => {
+                        if self.view.started.contains(&l.id) {
+                            continue;
+                        }
+                        return acted;
+                    }
+                    _ => {
+                        acted |= self.start_or_wait(c, latest.as_ref(), true).await;
+                        return acted;
+                    }
+                }
+            }
+            match latest {
+                Some(l) if l.state == RtState::Exited && l.exit_code == 0 => continue,
+                Some(l) if l.state == RtState::Running => return acted,
+                Some(l) if l.state == RtState::Exited => {
+                    if policy == "Never" {
+                        // The pod failed: its phase says so; nothing more starts.
+                        return acted;
+                    }
+                    acted |= self.start_or_wait(c, Some(&l), true).await;
+                    return acted;
+                }
+                other => {
+                    acted |= self.start_or_wait(c, other.as_ref(), true).await;
+                    return acted;
+                }
+            }
+        }
+        for c in &spec.containers {
+            let latest = self.latest(&c.name).cloned();
+            match &latest {
+                Some(l) if l.state == RtState::Running => {}
+                Some(l) if l.state == RtState::Exited && !restarts(&policy, l.exit_code) => {}
+                _ => acted |= self.start_or_wait(c, latest.as_ref(), restarts(&policy, 1)).await,
+            }
+        }
+        acted |= self.prune_dead().await;
+        acted
+    }
+
+    /// Keep only the newest exited instance of each container (for `logs --previous`).
+    async fn prune_dead(&mut self) -> bool {
+        let mut by_name: HashMap<String, Vec<ContainerStatus>> = HashMap::new();
+        for c in self.containers.values() {
+            by_name.entry(c.name.clone()).or_default().push(c.clone());
+        }
+        let mut acted = false;
+        for (_, mut list) in by_name {
+            list.sort_by_key(|c| std::cmp::Reverse((c.attempt, c.created_at)));
+            // The latest (running or not) and the one before it stay.
+            for old in list.into_iter().skip(2).filter(|c| c.state != RtState::Running) {
+                if self.shared.runtime.remove_container(&old.id).await.is_ok() {
+                    self.containers.remove(&old.id);
+                    self.exits.remove(&old.id);
+                    acted = true;
+                }
+            }
+        }
+        acted
+    }
+
+    /// Make sure a ready sandbox exists; false if not (yet).
+    async fn ensure_sandbox(&mut self) -> bool {
+        if self.sandbox.as_ref().is_some_and(|s| s.state == SandboxState::Ready) {
+            return true;
+        }
+        if let Some(at) = self.sandbox_retry_at
+            && Instant::now() < at
+        {
+            self.wake(at);
+            return false;
+        }
+        if let Some(old) = self.sandbox.take() {
+            // The sandbox died under us (host reboot, someone removed its namespaces).
+            self.event(None, false, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.".into())
+                .await;
+            self.stale_sandboxes.push(old.id);
+            self.sandbox_attempt += 1;
+        }
+        let config = convert::sandbox_config(&self.pod, &self.shared.config, self.sandbox_attempt);
+        if let Err(e) = std::fs::create_dir_all(&config.log_directory) {
+            tracing::warn!(pod = %self.key(), error = %e, "creating the pod log directory");
+        }
+        match self.shared.runtime.run_pod_sandbox(&config).await {
+            Ok(id) => {
+                self.sandbox_retry_at = None;
+                match self.shared.runtime.pod_sandbox_status(&id).await {
+                    Ok(s) => self.sandbox = Some(s),
+                    Err(e) => {
+                        tracing::warn!(pod = %self.key(), error = %e, "sandbox status");
+                        return false;
+                    }
+                }
+                self.publish();
+                true
+            }
+            Err(e) => {
+                self.event(None, true, "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}")).await;
+                self.sandbox_retry_at = Some(Instant::now() + SANDBOX_RETRY);
+                self.wake(Instant::now() + SANDBOX_RETRY);
+                false
+            }
+        }
+    }
+
+    /// Start container `c` (first time, or restart after `latest` exited), unless back-off
+    /// says wait. Returns whether anything changed.
+    async fn start_or_wait(&mut self, c: &Container, latest: Option<&ContainerStatus>, may_restart: bool) -> bool {
+        let pod_desc = format!("{}_{}({})", name(&self.pod), namespace(&self.pod), uid(&self.pod));
+        if let Some(l) = latest {
+            if l.state == RtState::Exited {
+                if !may_restart {
+                    return false;
+                }
+                let since = self.exits.get(&l.id).copied().unwrap_or_else(Instant::now);
+                let now = Instant::now();
+                let key = format!("container/{}", c.name);
+                if self.backoff.in_backoff_since(&key, since, now) {
+                    let delay = self.backoff.get(&key, now).unwrap_or_default();
+                    let msg = format!(
+                        "back-off {} restarting failed container={} pod={pod_desc}",
+                        go_duration(delay),
+                        c.name
+                    );
+                    let first = self.view.waiting.get(&c.name).map(|(r, _)| r.as_str()) != Some("CrashLoopBackOff");
+                    self.view.waiting.insert(c.name.clone(), ("CrashLoopBackOff".into(), msg));
+                    if first {
+                        self.event(
+                            Some(&c.name),
+                            true,
+                            "BackOff",
+                            format!("Back-off restarting failed container {} in pod {pod_desc}", c.name),
+                        )
+                        .await;
+                    }
+                    self.wake(since + delay);
+                    return first;
+                }
+                self.backoff.next(&key, since);
+            } else if l.state == RtState::Created {
+                // Created but never started (a start that failed half-way): replace it.
+                let _ = self.shared.runtime.remove_container(&l.id).await;
+                self.containers.remove(&l.id);
+            }
+        }
+        let attempt = latest.map(|l| l.attempt + 1).unwrap_or(0);
+        match self.start(c, attempt).await {
+            Ok(id) => {
+                self.view.waiting.remove(&c.name);
+                let has_startup = c.startup_probe.is_some();
+                let has_readiness = c.readiness_probe.is_some();
+                if !has_startup {
+                    self.view.started.insert(id.clone());
+                }
+                if !has_readiness {
+                    self.view.ready.insert(id.clone());
+                }
+                true
+            }
+            Err((reason, message)) => {
+                let changed = self.view.waiting.get(&c.name) != Some(&(reason.clone(), message.clone()));
+                self.view.waiting.insert(c.name.clone(), (reason, message));
+                changed
+            }
+        }
+    }
+
+    /// Pull, create and start one container. Err: (waiting reason, message).
+    async fn start(&mut self, c: &Container, attempt: u32) -> Result<String, (String, String)> {
+        let image = self.ensure_image(c).await?;
+        let sandbox = self.sandbox.clone().ok_or(("ContainerCreating".to_string(), String::new()))?;
+        let sandbox_config = convert::sandbox_config(&self.pod, &self.shared.config, self.sandbox_attempt);
+        let config = match self.container_config(c, attempt, &image, &sandbox).await {
+            Ok(cfg) => cfg,
+            Err(msg) => {
+                self.event(Some(&c.name), true, "Failed", format!("Error: {msg}")).await;
+                return Err(("CreateContainerConfigError".into(), msg));
+            }
+        };
+        let rt = self.shared.runtime.clone();
+        let id = match rt.create_container(&sandbox.id, &config, &sandbox_config).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.event(Some(&c.name), true, "Failed", format!("Error: {e}")).await;
+                return Err(("CreateContainerError".into(), e.to_string()));
+            }
+        };
+        if let Ok(s) = rt.container_status(&id).await {
+            self.containers.insert(id.clone(), s);
+        }
+        self.event(Some(&c.name), false, "Created", format!("Created container: {}", c.name)).await;
+        if let Err(e) = rt.start_container(&id).await {
+            self.event(Some(&c.name), true, "Failed", format!("Error: {e}")).await;
+            if let Ok(s) = rt.container_status(&id).await {
+                self.containers.insert(id.clone(), s);
+            }
+            return Err(("RunContainerError".into(), e.to_string()));
+        }
+        self.event(Some(&c.name), false, "Started", format!("Started container {}", c.name)).await;
+        if let Ok(s) = rt.container_status(&id).await {
+            self.containers.insert(id.clone(), s);
+        }
+        self.publish();
+        Ok(id)
+    }
+
+    /// The image per `imagePullPolicy`, pulled if needed. Ok: the image id.
+    async fn ensure_image(&mut self, c: &Container) -> Result<String, (String, String)> {
+        let image = c.image.clone().unwrap_or_default();
+        let rt = self.shared.runtime.clone();
+        let policy = c.image_pull_policy.clone().unwrap_or_else(|| {
+            let tag = image.rsplit('/').next().unwrap_or_default();
+            if !tag.contains(':') || tag.ends_with(":latest") { "Always".into() } else { "IfNotPresent".into() }
+        });
+        let present = rt.image_status(&image).await.ok().flatten();
+        match (policy.as_str(), &present) {
+            ("Never", None) => {
+                let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
+                self.event(Some(&c.name), true, "ErrImageNeverPull", msg.clone()).await;
+                return Err(("ErrImageNeverPull".into(), msg));
+            }
+            ("Never" | "IfNotPresent", Some(i)) => {
+                if self.view.waiting.get(&c.name).is_none_or(|(r, _)| r != "CrashLoopBackOff") {
+                    self.event(
+                        Some(&c.name),
+                        false,
+                        "Pulled",
+                        format!("Container image \"{image}\" already present on machine"),
+                    )
+                    .await;
+                }
+                return Ok(i.id.clone());
+            }
+            _ => {}
+        }
+        let key = format!("image/{image}");
+        let now = Instant::now();
+        if self.view.waiting.get(&c.name).is_some_and(|(r, _)| r == "ErrImagePull" || r == "ImagePullBackOff")
+            && let Some(d) = self.backoff.get(&key, now)
+            && self.backoff.in_backoff_since(&key, now - Duration::from_millis(1), now)
+        {
+            let msg = format!("Back-off pulling image \"{image}\"");
+            if self.view.waiting.get(&c.name).map(|(r, _)| r.as_str()) != Some("ImagePullBackOff") {
+                self.event(Some(&c.name), false, "BackOff", msg.clone()).await;
+            }
+            self.wake(now + d);
+            return Err(("ImagePullBackOff".into(), msg));
+        }
+        self.event(Some(&c.name), false, "Pulling", format!("Pulling image \"{image}\"")).await;
+        let auth = self.pull_auth(&image).await;
+        let started = std::time::Instant::now();
+        match rt.pull_image(&image, auth.as_ref()).await {
+            Ok(id) => {
+                self.backoff.reset(&key);
+                let took = started.elapsed().as_secs_f64();
+                let size = rt.image_status(&id).await.ok().flatten().map(|i| i.size).unwrap_or(0);
+                self.event(
+                    Some(&c.name),
+                    false,
+                    "Pulled",
+                    format!(
+                        "Successfully pulled image \"{image}\" in {took:.3}s ({took:.3}s including waiting). Image size: {size} bytes."
+                    ),
+                )
+                .await;
+                Ok(id)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.event(Some(&c.name), true, "Failed", format!("Failed to pull image \"{image}\": {msg}")).await;
+                self.event(Some(&c.name), true, "Failed", "Error: ErrImagePull".into()).await;
+                self.backoff.next(&key, now);
+                if let Some(d) = self.backoff.get(&key, now) {
+                    self.wake(now + d);
+                }
+                Err(("ErrImagePull".into(), msg))
+            }
+        }
+    }
+
+    /// Credentials for `image` from the pod's `imagePullSecrets` (`.dockerconfigjson` or
+    /// `.dockercfg`), matched by registry host.
+    async fn pull_auth(&self, image: &str) -> Option<AuthConfig> {
+        let secrets = self.pod.spec.as_ref()?.image_pull_secrets.clone()?;
+        let registry = registry_of(image);
+        let api: Api<Secret> = Api::namespaced(self.shared.client.clone(), namespace(&self.pod));
+        for s in secrets {
+            let n = s.name;
+            if n.is_empty() {
+                continue;
+            }
+            let Ok(Some(secret)) = api.get_opt(&n).await else { continue };
+            if let Some(a) = docker_auth(&secret, &registry) {
+                return Some(a);
+            }
+        }
+        None
+    }
+
+    /// The CRI config of a container: command, env, mounts, resources, security.
+    async fn container_config(
+        &self,
+        c: &Container,
+        attempt: u32,
+        image: &str,
+        sandbox: &PodSandboxStatus,
+    ) -> Result<ContainerConfig, String> {
+        let image_user = self.shared.runtime.image_status(image).await.ok().flatten().and_then(|i| i.user);
+        let security = convert::security(&self.pod, c, image_user.as_deref())?;
+        let pod_ips: Vec<IpAddr> = sandbox.ips.clone();
+        let _ = &pod_ips;
+        let env = plain_env(c);
+        let mut mounts: Vec<Mount> = Vec::new();
+        let tm_path = c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
+        if !tm_path.is_empty() {
+            let file = convert::termination_message_file(&self.shared.config, &self.pod, &c.name, attempt);
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            }
+            std::fs::write(&file, b"").map_err(|e| format!("creating {}: {e}", file.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666));
+            mounts.push(Mount {
+                container_path: PathBuf::from(tm_path),
+                host_path: Some(file),
+                readonly: false,
+                tmpfs: None,
+                propagation: Default::default(),
+            });
+        }
+        let expand = |v: &Vec<String>| -> Vec<String> { v.iter().map(|s| expand(s, &env)).collect() };
+        Ok(ContainerConfig {
+            name: c.name.clone(),
+            attempt,
+            image: image.to_string(),
+            command: c.command.as_ref().map(expand).unwrap_or_default(),
+            args: c.args.as_ref().map(expand).unwrap_or_default(),
+            working_dir: c.working_dir.clone().filter(|w| !w.is_empty()),
+            env,
+            mounts,
+            labels: convert::container_labels(&self.pod, &c.name),
+            annotations: Default::default(),
+            log_path: PathBuf::from(&c.name).join(format!("{attempt}.log")),
+            stdin: c.stdin.unwrap_or(false),
+            stdin_once: c.stdin_once.unwrap_or(false),
+            tty: c.tty.unwrap_or(false),
+            resources: convert::container_resources(&self.pod, c, self.shared.node_memory),
+            security,
+        })
+    }
+
+    /// Stop every running container (no hooks), e.g. past the active deadline.
+    async fn kill_all(&mut self, grace: Duration) {
+        let running: Vec<ContainerStatus> =
+            self.containers.values().filter(|c| c.state == RtState::Running).cloned().collect();
+        for c in running {
+            self.event(Some(&c.name), false, "Killing", format!("Stopping container {}", c.name)).await;
+            if let Err(e) = self.shared.runtime.stop_container(&c.id, grace).await {
+                tracing::warn!(pod = %self.key(), error = %e, "stopping a container");
+            }
+        }
+    }
+
+    /// A pod in a terminal phase: stop whatever still runs (sidecars) and release the
+    /// sandbox's network; containers stay for their logs until the pod is deleted.
+    async fn stop_terminal(&mut self) -> bool {
+        let running = self.containers.values().any(|c| c.state == RtState::Running);
+        if running {
+            self.kill_all(self.grace_period()).await;
+            return true;
+        }
+        if let Some(sb) = &self.sandbox
+            && sb.state == SandboxState::Ready
+        {
+            if let Err(e) = self.shared.runtime.stop_pod_sandbox(&sb.id).await {
+                tracing::warn!(pod = %self.key(), error = %e, "stopping the sandbox");
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Graceful termination (deletion): stop containers within the grace period (regular
+    /// ones first, then sidecars), remove the sandbox and the pod's files, write the final
+    /// status and delete the pod for good. Without `in_api` (pod gone), no API writes.
+    async fn terminate(&mut self, in_api: bool) {
+        self.observe().await;
+        self.view.terminating = true;
+        let grace = self.grace_period();
+        let deadline = Instant::now() + grace;
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let sidecars: Vec<String> =
+            spec.init_containers.iter().flatten().filter(|c| is_sidecar(c)).map(|c| c.name.clone()).collect();
+        let running: Vec<ContainerStatus> =
+            self.containers.values().filter(|c| c.state == RtState::Running).cloned().collect();
+        let (side, regular): (Vec<_>, Vec<_>) = running.into_iter().partition(|c| sidecars.contains(&c.name));
+        for group in [regular, side] {
+            let stops = group.iter().map(|c| {
+                let rt = self.shared.runtime.clone();
+                let id = c.id.clone();
+                async move {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    rt.stop_container(&id, left).await
+                }
+            });
+            for c in &group {
+                self.event(Some(&c.name), false, "Killing", format!("Stopping container {}", c.name)).await;
+            }
+            for r in futures::future::join_all(stops).await {
+                if let Err(e) = r {
+                    tracing::warn!(pod = %self.key(), error = %e, "stopping a container");
+                }
+            }
+        }
+        self.observe().await;
+        if in_api {
+            self.write_status().await;
+        }
+        let mut sandboxes: Vec<String> = self.stale_sandboxes.drain(..).collect();
+        sandboxes.extend(self.sandbox.take().map(|s| s.id));
+        for id in sandboxes {
+            let _ = self.shared.runtime.stop_pod_sandbox(&id).await;
+            if let Err(e) = self.shared.runtime.remove_pod_sandbox(&id).await {
+                tracing::warn!(pod = %self.key(), error = %e, "removing the sandbox");
+            }
+        }
+        for id in self.containers.keys() {
+            let _ = self.shared.runtime.remove_container(id).await;
+        }
+        self.containers.clear();
+        let config = &self.shared.config;
+        for dir in [convert::pod_dir(config, &self.pod), convert::log_directory(config, &self.pod)] {
+            if let Err(e) = remove_dir(&dir) {
+                tracing::warn!(pod = %self.key(), dir = %dir.display(), error = %e, "removing pod files");
+            }
+        }
+        self.shared.registry.remove(&self.pod);
+        if in_api {
+            self.final_delete().await;
+        }
+    }
+
+    /// Delete the pod with grace period 0, bound to its uid: the last step of a graceful
+    /// deletion, as upstream's status manager does once the pod's resources are gone.
+    async fn final_delete(&self) {
+        let pods: Api<Pod> = Api::namespaced(self.shared.client.clone(), namespace(&self.pod));
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions { uid: self.pod.metadata.uid.clone(), resource_version: None }),
+            ..Default::default()
+        };
+        for _ in 0..5 {
+            match pods.delete(name(&self.pod), &dp).await {
+                Ok(_) => return,
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return,
+                Err(e) => {
+                    tracing::warn!(pod = %self.key(), error = %e, "deleting the pod failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Interim environment: literal `value`s only (references come with the env module).
+fn plain_env(c: &Container) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for e in c.env.iter().flatten() {
+        let v = expand(e.value.as_deref().unwrap_or_default(), &out);
+        out.push((e.name.clone(), v));
+    }
+    out
+}
+
+/// `$(VAR)` expansion with `$$` escaping; unknown references stay as written.
+fn expand(s: &str, env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('(')
+            && let Some(end) = r.find(')')
+        {
+            let name = &r[..end];
+            match env.iter().rev().find(|(k, _)| k == name) {
+                Some((_, v)) => out.push_str(v),
+                None => {
+                    out.push_str("$(");
+                    out.push_str(name);
+                    out.push(')');
+                }
+            }
+            rest = &r[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Remove a directory tree without following symlinks out of it (a container may have
+/// planted some in its volumes); a missing directory is fine.
+fn remove_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+/// The last lines of a CRI log file, contents only (for `FallbackToLogsOnError`).
+fn tail_log(path: &std::path::Path) -> String {
+    let Ok(text) = std::fs::read_to_string(path) else { return String::new() };
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(FALLBACK_LOG_LINES);
+    let mut out = String::new();
+    for line in &lines[start..] {
+        // `<time> <stream> <P|F> <content>`
+        let mut parts = line.splitn(4, ' ');
+        let (_, _, tag, content) = (parts.next(), parts.next(), parts.next(), parts.next().unwrap_or_default());
+        out.push_str(content);
+        if tag != Some("P") {
+            out.push('\n');
+        }
+    }
+    if out.len() > FALLBACK_LOG_BYTES {
+        let mut cut = out.len() - FALLBACK_LOG_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut += 1;
+        }
+        out = out[cut..].to_string();
+    }
+    out
+}
+
+/// The registry host of an image reference, as Docker normalises it.
+fn registry_of(image: &str) -> String {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first.to_string(),
+        _ => "docker.io".to_string(),
+    }
+}
+
+/// Credentials for `registry` from a docker config secret.
+fn docker_auth(secret: &Secret, registry: &str) -> Option<AuthConfig> {
+    use base64::Engine;
+    let data = secret.data.as_ref()?;
+    let config: serde_json::Value = if let Some(b) = data.get(".dockerconfigjson") {
+        serde_json::from_slice::<serde_json::Value>(&b.0).ok()?.get("auths")?.clone()
+    } else {
+        serde_json::from_slice(&data.get(".dockercfg")?.0).ok()?
+    };
+    let auths = config.as_object()?;
+    let host_of = |k: &str| {
+        let k = k.trim_start_matches("https://").trim_start_matches("http://");
+        let k = k.split('/').next().unwrap_or(k);
+        if k == "index.docker.io" || k == "registry-1.docker.io" { "docker.io".to_string() } else { k.to_string() }
+    };
+    let entry = auths.iter().find(|(k, _)| host_of(k) == registry)?.1;
+    let mut auth = AuthConfig {
+        username: entry.get("username").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+        password: entry.get("password").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+        identity_token: entry.get("identitytoken").and_then(|v| v.as_str()).map(str::to_string),
+    };
+    if auth.username.is_empty()
+        && let Some(a) = entry.get("auth").and_then(|v| v.as_str())
+        && let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(a)
+        && let Some((u, p)) = String::from_utf8_lossy(&raw).split_once(':')
+    {
+        auth.username = u.to_string();
+        auth.password = p.to_string();
+    }
+    Some(auth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registries_and_docker_auth() {
+        assert_eq!(registry_of("busybox"), "docker.io");
+        assert_eq!(registry_of("library/busybox:1.36"), "docker.io");
+        assert_eq!(registry_of("127.0.0.1:5000/busybox"), "127.0.0.1:5000");
+        assert_eq!(registry_of("localhost/x"), "localhost");
+        let secret: Secret = serde_json::from_value(json!({
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": base64_of(r#"{"auths": {"127.0.0.1:5000": {"auth": "dXNlcjpwYXNz"}}}"#)},
+        }))
+        .unwrap();
+        let a = docker_auth(&secret, "127.0.0.1:5000").unwrap();
+        assert_eq!((a.username.as_str(), a.password.as_str()), ("user", "pass"));
+        assert!(docker_auth(&secret, "docker.io").is_none());
+    }
+
+    fn base64_of(s: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    #[test]
+    fn fallback_log_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.log");
+        std::fs::write(&p, "2024-01-01T00:00:00Z stderr P part\n2024-01-01T00:00:00Z stderr F ial\n2024-01-01T00:00:01Z stdout F boom\n").unwrap();
+        assert_eq!(tail_log(&p), "partial\nboom\n");
+    }
+}
