@@ -595,6 +595,8 @@ pub fn container_mounts(
     volumes: &PodVolumes,
     env: &[(String, String)],
 ) -> Result<Vec<Mount>, VolumeError> {
+    // `pod` is part of the signature for parity with upstream's makeMounts; the /etc/hosts
+    // mount it would add is the runtime's job here (the sandbox writes it).
     let _ = pod;
     let mut mounts = Vec::new();
     for vm in container.volume_mounts.iter().flatten() {
@@ -724,6 +726,14 @@ fn teardown_blocking(pod_dir: &Path) -> Result<(), VolumeError> {
         return fs::remove_file(pod_dir).map_err(io_err(format!("remove {}", pod_dir.display())));
     }
     let real = fs::canonicalize(pod_dir).map_err(io_err(format!("resolve {}", pod_dir.display())))?;
+    if real.components().count() < 3 {
+        // A pod directory is never `/` or a top-level directory: refuse rather than unmount and
+        // delete a whole host tree because of a caller's bug.
+        return Err(VolumeError::Io {
+            context: format!("refusing to tear down {}", real.display()),
+            source: io::Error::from(io::ErrorKind::InvalidInput),
+        });
+    }
     let mut mounts = mounts_under(&real).map_err(io_err("reading /proc/self/mountinfo".into()))?;
     mounts.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
     for m in &mounts {

@@ -447,6 +447,8 @@ async fn teardown_removes_without_following_links() {
     assert!(!pod_dir.exists());
     assert_eq!(read(&precious.path().join("keep")), "host data");
     teardown(&pod_dir).await.unwrap();
+    let err = teardown(Path::new("/")).await.unwrap_err();
+    assert_eq!(err.to_string(), "refusing to tear down /: invalid input parameter");
 }
 
 #[test]
