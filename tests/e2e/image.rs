@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use skiff_testkit::images::{docker_archive, docker_archive_with, sha256 as sha, tar_entry};
 use skiff_testkit::{Cluster, skiff_binary};
 
 fn require_root() {
@@ -26,10 +26,6 @@ fn require_tool(tool: &str, package: &str) -> PathBuf {
     let found = std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(tool)).find(|p| p.is_file()));
     found.unwrap_or_else(|| panic!("this test needs `{tool}`: apt-get install {package} (scripts/test.sh does)"))
-}
-
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
 fn skiff(data_dir: &Path, args: &[&str]) -> Output {
@@ -50,29 +46,6 @@ fn ok(o: Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).unwrap()
-}
-
-fn tar_entry(
-    b: &mut tar::Builder<Vec<u8>>,
-    path: &str,
-    kind: tar::EntryType,
-    mode: u32,
-    data: &[u8],
-    link: Option<&str>,
-) {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_size(data.len() as u64);
-    h.set_mtime(1_700_000_000);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_path(path).unwrap();
-    if let Some(l) = link {
-        h.set_link_name(l).unwrap();
-    }
-    h.set_cksum();
-    b.append(&h, data).unwrap();
 }
 
 /// Layers of the busybox test image: (1) busybox-static with its applet links and a
@@ -99,34 +72,6 @@ fn busybox_layers() -> Vec<Vec<u8>> {
     tar_entry(&mut b, "var/cache/new", tar::EntryType::Regular, 0o644, b"new\n", None);
     tar_entry(&mut b, "etc/issue", tar::EntryType::Regular, 0o644, b"skiff test image\n", None);
     vec![base, b.into_inner().unwrap()]
-}
-
-/// A classic `docker save` archive of these (uncompressed) layers.
-fn docker_archive(layers: &[Vec<u8>], tags: &[&str], cmd: &[&str]) -> Vec<u8> {
-    let diff_ids: Vec<String> = layers.iter().map(|l| sha(l)).collect();
-    docker_archive_with(layers, &diff_ids, tags, cmd)
-}
-
-/// The same with layer blobs that may be compressed (their diffids given).
-fn docker_archive_with(layers: &[Vec<u8>], diff_ids: &[String], tags: &[&str], cmd: &[&str]) -> Vec<u8> {
-    let config = serde_json::to_vec(&json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": cmd, "Env": ["PATH=/bin"], "WorkingDir": "/"},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    }))
-    .unwrap();
-    let config_name = format!("{}.json", &sha(&config)[7..]);
-    let mut b = tar::Builder::new(Vec::new());
-    let mut paths = Vec::new();
-    for (i, l) in layers.iter().enumerate() {
-        let p = format!("layer{i}/layer.tar");
-        tar_entry(&mut b, &p, tar::EntryType::Regular, 0o644, l, None);
-        paths.push(p);
-    }
-    tar_entry(&mut b, &config_name, tar::EntryType::Regular, 0o644, &config, None);
-    let manifest = serde_json::to_vec(&json!([{"Config": config_name, "RepoTags": tags, "Layers": paths}])).unwrap();
-    tar_entry(&mut b, "manifest.json", tar::EntryType::Regular, 0o644, &manifest, None);
-    b.into_inner().unwrap()
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {

@@ -23,6 +23,7 @@ pub mod env;
 pub mod node;
 mod pods;
 pub mod probe;
+mod prober;
 pub mod server;
 mod status;
 pub mod volumes;

@@ -98,9 +98,26 @@ impl PodManager {
             client.clone(),
             Reporter { controller: "kubelet".into(), instance: Some(config.node_name.clone()) },
         );
-        let node_memory = crate::node::Machine::read(&config.root_dir).memory_bytes;
+        let machine = crate::node::Machine::read(&config.root_dir);
+        let (_, allocatable) = crate::node::resources(&machine, &config);
+        let volume_host = crate::volumes::VolumeHost {
+            node_allocatable: allocatable
+                .into_iter()
+                .map(|(k, v)| (k, k8s_openapi::apimachinery::pkg::api::resource::Quantity(v)))
+                .collect(),
+            // Secrets and memory-backed emptyDirs on tmpfs need mount rights.
+            tmpfs: nix::unistd::geteuid().is_root(),
+        };
         PodManager {
-            shared: Arc::new(Shared { client, runtime, config, recorder, node_memory, registry: Registry::default() }),
+            shared: Arc::new(Shared {
+                client,
+                runtime,
+                config,
+                recorder,
+                node_memory: machine.memory_bytes,
+                registry: Registry::default(),
+                volume_host,
+            }),
         }
     }
 

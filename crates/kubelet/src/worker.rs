@@ -34,8 +34,12 @@ use tokio_util::sync::CancellationToken;
 use crate::KubeletConfig;
 use crate::backoff::{Backoff, go_duration};
 use crate::convert::{self, name, namespace, uid};
+use crate::env::{self as penv, EnvContext};
 use crate::pods::Registry;
+use crate::probe::{self, ProbeKind, ProbeResult, Target};
+use crate::prober::{self, ProbeEvent};
 use crate::status::{self, WorkerView};
+use crate::volumes::{self, PodVolumes, VolumeHost};
 
 /// How long a terminated container's termination message may be (upstream: 4096 bytes).
 const MAX_TERMINATION_MESSAGE: usize = 4096;
@@ -46,6 +50,8 @@ const FALLBACK_LOG_BYTES: usize = 2048;
 const SANDBOX_RETRY: Duration = Duration::from_secs(2);
 /// Even without news, look again this often.
 const RESYNC: Duration = Duration::from_secs(10);
+/// ConfigMap, Secret and downward API volumes are brought up to date this often.
+const VOLUME_REFRESH: Duration = Duration::from_secs(10);
 
 /// What a worker is told about its pod.
 #[derive(Clone, Debug)]
@@ -64,6 +70,8 @@ pub(crate) struct Shared {
     pub(crate) recorder: Recorder,
     pub(crate) node_memory: u64,
     pub(crate) registry: Registry,
+    /// Node facts for volumes and the environment (allocatable, whether tmpfs works).
+    pub(crate) volume_host: VolumeHost,
 }
 
 /// What the worker starts from: the pod's sandboxes and containers found in the runtime
@@ -95,6 +103,15 @@ pub(crate) struct Worker {
     /// The next time something is due (back-off end, deadline).
     wake_at: Option<Instant>,
     sandbox_attempt: u32,
+    /// The pod's volumes once set up, and when they were last refreshed.
+    volumes: Option<PodVolumes>,
+    volumes_refreshed: Instant,
+    /// The last volume set-up error reported (not repeated every round).
+    volume_error: Option<String>,
+    /// Probers of running containers, by container id.
+    probers: HashMap<String, CancellationToken>,
+    probe_tx: tokio::sync::mpsc::UnboundedSender<ProbeEvent>,
+    probe_rx: tokio::sync::mpsc::UnboundedReceiver<ProbeEvent>,
 }
 
 /// A runtime time (Unix ns) as an `Instant` on tokio's clock.
@@ -132,7 +149,14 @@ impl Worker {
         let view = WorkerView::default();
         let containers: HashMap<String, ContainerStatus> =
             adopted.containers.into_iter().map(|c| (c.id.clone(), c)).collect();
+        let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
         Worker {
+            volumes: None,
+            volumes_refreshed: Instant::now(),
+            volume_error: None,
+            probers: HashMap::new(),
+            probe_tx,
+            probe_rx,
             shared,
             pod,
             updates,
@@ -158,11 +182,15 @@ impl Worker {
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         // Adopted containers: what ran before counts as started and ready until probes say
         // otherwise (no restart is counted, nothing is re-run).
-        for c in self.containers.values() {
-            if c.state == RtState::Running {
-                self.view.started.insert(c.id.clone());
+        let running: Vec<ContainerStatus> =
+            self.containers.values().filter(|c| c.state == RtState::Running).cloned().collect();
+        for c in running {
+            self.view.started.insert(c.id.clone());
+            let Some(spec) = self.spec_of(&c.name) else { continue };
+            if spec.readiness_probe.is_none() {
                 self.view.ready.insert(c.id.clone());
             }
+            self.start_prober(&spec, &c.id, instant_of(c.started_at), true);
         }
         loop {
             let update = self.updates.borrow_and_update().clone();
@@ -189,6 +217,7 @@ impl Worker {
                 _ = shutdown.cancelled() => return,
                 r = self.updates.changed() => if r.is_err() { return },
                 _ = self.relisted.notified() => {}
+                Some(ev) = self.probe_rx.recv() => self.on_probe(ev).await,
                 _ = tokio::time::sleep_until(wake) => {}
             }
         }
@@ -238,7 +267,128 @@ impl Worker {
                 Err(e) => tracing::warn!(pod = %self.key(), error = %e, "container status"),
             }
         }
+        let gone: Vec<String> = self
+            .probers
+            .keys()
+            .filter(|id| self.containers.get(*id).is_none_or(|c| c.state != RtState::Running))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(stop) = self.probers.remove(&id) {
+                stop.cancel();
+            }
+            self.view.ready.remove(&id);
+        }
         self.publish();
+    }
+
+    /// The pod's first IP (the node's for host-network pods): where probes and hooks go.
+    fn pod_ip(&self) -> Option<IpAddr> {
+        if self.pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false) {
+            return self.shared.config.node_ips.first().copied();
+        }
+        self.sandbox.as_ref().and_then(|s| s.ips.first().copied())
+    }
+
+    fn start_prober(&mut self, spec: &Container, id: &str, started_at: Instant, adopted: bool) {
+        if !prober::has_probes(spec) || self.probers.contains_key(id) {
+            return;
+        }
+        let mut spec = spec.clone();
+        if adopted {
+            // It ran before we restarted: its startup is behind it.
+            spec.startup_probe = None;
+        }
+        let stop = CancellationToken::new();
+        self.probers.insert(id.to_string(), stop.clone());
+        tokio::spawn(prober::run(
+            spec,
+            id.to_string(),
+            self.pod_ip(),
+            started_at,
+            self.shared.runtime.clone(),
+            self.probe_tx.clone(),
+            stop,
+        ));
+    }
+
+    async fn on_probe(&mut self, ev: ProbeEvent) {
+        match ev {
+            ProbeEvent::Failed { container, message, warning_only, .. } => {
+                let reason = if warning_only { "ProbeWarning" } else { "Unhealthy" };
+                self.event(Some(&container), true, reason, message).await;
+            }
+            ProbeEvent::Result { id, kind, result } => match (kind, result) {
+                (ProbeKind::Readiness, ProbeResult::Success) => {
+                    self.view.ready.insert(id);
+                }
+                (ProbeKind::Readiness, _) => {
+                    self.view.ready.remove(&id);
+                }
+                (ProbeKind::Startup, ProbeResult::Success) => {
+                    self.view.started.insert(id);
+                }
+                (ProbeKind::Liveness | ProbeKind::Startup, ProbeResult::Failure) => {
+                    let Some(c) = self.containers.get(&id).cloned() else { return };
+                    let what = if kind == ProbeKind::Liveness { "liveness" } else { "startup" };
+                    self.event(
+                        Some(&c.name),
+                        false,
+                        "Killing",
+                        format!("Container {} failed {what} probe, will be restarted", c.name),
+                    )
+                    .await;
+                    let spec = self.spec_of(&c.name);
+                    let probe_grace = spec.as_ref().and_then(|s| {
+                        let p = if kind == ProbeKind::Liveness { &s.liveness_probe } else { &s.startup_probe };
+                        p.as_ref().and_then(|p| p.termination_grace_period_seconds)
+                    });
+                    let grace = probe_grace
+                        .map(|g| Duration::from_secs(g.max(0) as u64))
+                        .unwrap_or_else(|| self.grace_period());
+                    let rt = self.shared.runtime.clone();
+                    // Stopping may take the grace period: not on the worker's time.
+                    tokio::spawn(async move {
+                        if let Err(e) = rt.stop_container(&id, grace).await {
+                            tracing::warn!(container = %id, error = %e, "stopping an unhealthy container");
+                        }
+                    });
+                }
+                _ => {}
+            },
+        }
+    }
+
+    /// Set up the pod's volumes, or bring them up to date; false while they are not ready.
+    async fn ensure_volumes(&mut self) -> bool {
+        let dir = convert::pod_dir(&self.shared.config, &self.pod);
+        let source: &dyn volumes::ObjectSource = &self.shared.client;
+        if let Some(v) = &self.volumes {
+            if self.volumes_refreshed.elapsed() >= VOLUME_REFRESH {
+                self.volumes_refreshed = Instant::now();
+                if let Err(e) = v.refresh(&self.pod, source, &self.shared.volume_host).await {
+                    tracing::debug!(pod = %self.key(), error = %e, "refreshing volumes");
+                }
+            }
+            return true;
+        }
+        match volumes::prepare(&self.pod, &dir, source, &self.shared.volume_host).await {
+            Ok(v) => {
+                self.volumes = Some(v);
+                self.volumes_refreshed = Instant::now();
+                self.volume_error = None;
+                true
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if self.volume_error.as_deref() != Some(msg.as_str()) {
+                    self.event(None, true, volumes::FAILED_MOUNT_REASON, msg.clone()).await;
+                    self.volume_error = Some(msg);
+                }
+                self.wake(Instant::now() + SANDBOX_RETRY);
+                false
+            }
+        }
     }
 
     /// Tell the registry (the kubelet API's view) what runs.
@@ -396,6 +546,9 @@ impl Worker {
             }
             self.containers.retain(|_, c| c.sandbox_id != id);
             acted = true;
+        }
+        if !self.ensure_volumes().await {
+            return acted;
         }
         let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
         // Init containers, in order.
@@ -561,6 +714,7 @@ impl Worker {
                 if !has_readiness {
                     self.view.ready.insert(id.clone());
                 }
+                self.start_prober(c, &id, Instant::now(), false);
                 true
             }
             Err((reason, message)) => {
@@ -603,6 +757,19 @@ impl Worker {
             return Err(("RunContainerError".into(), e.to_string()));
         }
         self.event(Some(&c.name), false, "Started", format!("Started container {}", c.name)).await;
+        if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            let target = Target { container_id: &id, container: c, pod_ip: self.pod_ip() };
+            if let Err(e) = probe::run_hook(hook, &self.pod, &target, rt.as_ref(), self.grace_period()).await {
+                tracing::info!(pod = %self.key(), container = %c.name, error = %e, "postStart hook failed");
+                // Upstream keeps the handler's output out of the event (it may hold secrets).
+                self.event(Some(&c.name), true, probe::FAILED_POST_START_HOOK, "PostStartHook failed".into()).await;
+                let _ = rt.stop_container(&id, self.grace_period()).await;
+                if let Ok(s) = rt.container_status(&id).await {
+                    self.containers.insert(id.clone(), s);
+                }
+                return Err(("PostStartHookError".into(), e.to_string()));
+            }
+        }
         if let Ok(s) = rt.container_status(&id).await {
             self.containers.insert(id.clone(), s);
         }
@@ -713,10 +880,29 @@ impl Worker {
     ) -> Result<ContainerConfig, String> {
         let image_user = self.shared.runtime.image_status(image).await.ok().flatten().and_then(|i| i.user);
         let security = convert::security(&self.pod, c, image_user.as_deref())?;
-        let pod_ips: Vec<IpAddr> = sandbox.ips.clone();
-        let _ = &pod_ips;
-        let env = plain_env(c);
-        let mut mounts: Vec<Mount> = Vec::new();
+        let source: &dyn volumes::ObjectSource = &self.shared.client;
+        let service_env = penv::service_env_for(&self.pod, source).await.map_err(|e| e.to_string())?;
+        let host_network = self.pod.spec.as_ref().and_then(|s| s.host_network).unwrap_or(false);
+        let ctx = EnvContext {
+            node_name: self.shared.config.node_name.clone(),
+            host_ips: self.shared.config.node_ips.iter().map(IpAddr::to_string).collect(),
+            pod_ips: if host_network {
+                self.shared.config.node_ips.iter().map(IpAddr::to_string).collect()
+            } else {
+                sandbox.ips.iter().map(IpAddr::to_string).collect()
+            },
+            service_env,
+            node_allocatable: self.shared.volume_host.node_allocatable.clone(),
+        };
+        let built = penv::container_env(&self.pod, c, source, &ctx).await.map_err(|e| e.to_string())?;
+        for w in &built.warnings {
+            self.event(Some(&c.name), true, penv::INVALID_ENV_NAMES_REASON, w.clone()).await;
+        }
+        let env = built.vars;
+        let mut mounts: Vec<Mount> = match &self.volumes {
+            Some(v) => volumes::container_mounts(&self.pod, c, v, &env).map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
         let tm_path = c.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
         if !tm_path.is_empty() {
             let file = convert::termination_message_file(&self.shared.config, &self.pod, &c.name, attempt);
@@ -734,7 +920,8 @@ impl Worker {
                 propagation: Default::default(),
             });
         }
-        let expand = |v: &Vec<String>| -> Vec<String> { v.iter().map(|s| expand(s, &env)).collect() };
+        let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let expand = |v: &Vec<String>| -> Vec<String> { v.iter().map(|s| penv::expand(s, lookup)).collect() };
         Ok(ContainerConfig {
             name: c.name.clone(),
             attempt,
@@ -801,20 +988,37 @@ impl Worker {
             self.containers.values().filter(|c| c.state == RtState::Running).cloned().collect();
         let (side, regular): (Vec<_>, Vec<_>) = running.into_iter().partition(|c| sidecars.contains(&c.name));
         for group in [regular, side] {
+            let pod = self.pod.clone();
+            let pod_ip = self.pod_ip();
             let stops = group.iter().map(|c| {
                 let rt = self.shared.runtime.clone();
                 let id = c.id.clone();
+                let spec = self.spec_of(&c.name);
+                let pod = &pod;
                 async move {
+                    let mut hook_error = None;
+                    if let Some(spec) = &spec
+                        && let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
+                    {
+                        let target = Target { container_id: &id, container: spec, pod_ip };
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if let Err(e) = probe::run_hook(hook, pod, &target, rt.as_ref(), left).await {
+                            hook_error = Some((spec.name.clone(), e.to_string()));
+                        }
+                    }
                     let left = deadline.saturating_duration_since(Instant::now());
-                    rt.stop_container(&id, left).await
+                    (rt.stop_container(&id, left).await, hook_error)
                 }
             });
             for c in &group {
                 self.event(Some(&c.name), false, "Killing", format!("Stopping container {}", c.name)).await;
             }
-            for r in futures::future::join_all(stops).await {
+            for (r, hook_error) in futures::future::join_all(stops).await {
                 if let Err(e) = r {
                     tracing::warn!(pod = %self.key(), error = %e, "stopping a container");
+                }
+                if let Some((name, msg)) = hook_error {
+                    self.event(Some(&name), true, probe::FAILED_PRE_STOP_HOOK, msg).await;
                 }
             }
         }
@@ -834,11 +1038,17 @@ impl Worker {
             let _ = self.shared.runtime.remove_container(id).await;
         }
         self.containers.clear();
+        for (_, stop) in self.probers.drain() {
+            stop.cancel();
+        }
         let config = &self.shared.config;
-        for dir in [convert::pod_dir(config, &self.pod), convert::log_directory(config, &self.pod)] {
-            if let Err(e) = remove_dir(&dir) {
-                tracing::warn!(pod = %self.key(), dir = %dir.display(), error = %e, "removing pod files");
-            }
+        let pod_dir = convert::pod_dir(config, &self.pod);
+        if let Err(e) = volumes::teardown(&pod_dir).await {
+            tracing::warn!(pod = %self.key(), dir = %pod_dir.display(), error = %e, "removing the pod's volumes");
+        }
+        let logs = convert::log_directory(config, &self.pod);
+        if let Err(e) = remove_dir(&logs) {
+            tracing::warn!(pod = %self.key(), dir = %logs.display(), error = %e, "removing pod logs");
         }
         self.shared.registry.remove(&self.pod);
         if in_api {
@@ -866,48 +1076,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// Interim environment: literal `value`s only (references come with the env module).
-fn plain_env(c: &Container) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for e in c.env.iter().flatten() {
-        let v = expand(e.value.as_deref().unwrap_or_default(), &out);
-        out.push((e.name.clone(), v));
-    }
-    out
-}
-
-/// `$(VAR)` expansion with `$$` escaping; unknown references stay as written.
-fn expand(s: &str, env: &[(String, String)]) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(r) = after.strip_prefix('$') {
-            out.push('$');
-            rest = r;
-        } else if let Some(r) = after.strip_prefix('(')
-            && let Some(end) = r.find(')')
-        {
-            let name = &r[..end];
-            match env.iter().rev().find(|(k, _)| k == name) {
-                Some((_, v)) => out.push_str(v),
-                None => {
-                    out.push_str("$(");
-                    out.push_str(name);
-                    out.push(')');
-                }
-            }
-            rest = &r[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Remove a directory tree without following symlinks out of it (a container may have

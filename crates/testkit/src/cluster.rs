@@ -68,6 +68,8 @@ pub struct Cluster {
     /// When false, no `--write-kubeconfig` is passed: the server merges into
     /// `$KUBECONFIG`/`~/.kube/config` (tests set HOME) and `kubeconfig` is where it went.
     write_kubeconfig: bool,
+    /// Runs the node agent (not `--disable-agent`): host state to reset on drop.
+    agent: bool,
 }
 
 impl Cluster {
@@ -110,9 +112,59 @@ impl Cluster {
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             write_kubeconfig,
+            agent: false,
         };
         c.spawn()?;
         Ok(c)
+    }
+
+    /// Start a whole one-node cluster: the node agent runs (real containers), with a pod
+    /// /24 of its own so clusters of parallel tests never share a subnet. `skiff reset` runs
+    /// on drop, so no container, mount, link or cgroup outlives the test.
+    pub fn start_node(extra: &[&str]) -> Result<Cluster> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let third = (std::process::id().wrapping_mul(7).wrapping_add(n) % 200) + 40;
+        let cidr = format!("10.42.{third}.0/24");
+        let mut args: Vec<&str> = vec!["--cluster-cidr", &cidr, "--kubelet-port", "0"];
+        args.extend_from_slice(extra);
+        let mut c = Cluster {
+            child: None,
+            port: 0,
+            kubeconfig: PathBuf::new(),
+            log: PathBuf::new(),
+            data_dir: tempfile::Builder::new().prefix("skiff-node-").tempdir().context("creating a data dir")?,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            write_kubeconfig: true,
+            agent: true,
+        };
+        c.kubeconfig = c.data_dir.path().join("admin.kubeconfig");
+        c.log = c.data_dir.path().join("server.log");
+        c.spawn()?;
+        Ok(c)
+    }
+
+    /// Import a `docker save` archive into this cluster's node image store.
+    pub fn import_image(&self, archive: &[u8]) -> Result<()> {
+        let path = self.data_dir.path().join("import.tar");
+        std::fs::write(&path, archive)?;
+        let out = Command::new(skiff_binary())
+            .args(["image", "--data-dir"])
+            .arg(self.data_dir.path())
+            .arg("import")
+            .arg(&path)
+            .output()
+            .context("running skiff image import")?;
+        let _ = std::fs::remove_file(&path);
+        if !out.status.success() {
+            bail!(
+                "skiff image import: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -122,7 +174,11 @@ impl Cluster {
             let port = if self.port == 0 { free_port()? } else { self.port };
             let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
             let mut cmd = Command::new(skiff_binary());
-            cmd.args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+            cmd.arg("server");
+            if !self.agent {
+                cmd.arg("--disable-agent");
+            }
+            cmd.args(["--bind-address", "127.0.0.1"])
                 .arg("--data-dir")
                 .arg(self.data_dir.path())
                 .arg("--https-listen-port")
@@ -304,5 +360,14 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
+        if self.agent {
+            // Containers outlive the server (fail-static): reset removes them and every mount,
+            // link and cgroup of this data dir.
+            let _ = Command::new(skiff_binary())
+                .args(["reset", "--data-dir"])
+                .arg(self.data_dir.path())
+                .stdout(Stdio::null())
+                .status();
+        }
     }
 }

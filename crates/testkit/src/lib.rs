@@ -2,10 +2,14 @@
 //!
 //! - [`Cluster`] runs the built `skiff server` binary on a free port with its own data dir, and
 //!   [`Cluster::kubectl`] runs the real kubectl 1.32 against it;
+//! - [`Cluster::start_node`] runs a whole one-node cluster (node agent included) and removes
+//!   its host state (`skiff reset`) when dropped;
+//! - [`images`] builds test images from `busybox-static`;
 //! - [`InProcess`] runs the API server in the test process over the in-memory store, driven
 //!   through [`InProcess::request`] without a socket (component tests).
 
 mod cluster;
+pub mod images;
 mod in_process;
 
 pub use cluster::{Cluster, KubectlOutput, kubectl_binary, skiff_binary};
