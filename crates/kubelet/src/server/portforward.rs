@@ -23,6 +23,7 @@ use skiff_runtime::Runtime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use super::spdy::{self, Stream, header as spdy_header};
+use super::wsstream::normal_close;
 use super::{Kubelet, text};
 
 /// The WebSocket subprotocol of SPDY tunnelled in a WebSocket.
@@ -116,7 +117,7 @@ pub(crate) fn tunnel(ws: WebSocket) -> DuplexStream {
                 }
             }
         }
-        let _ = sink.send(Message::Close(None)).await;
+        let _ = sink.send(Message::Close(Some(normal_close()))).await;
     });
     ours
 }

@@ -86,7 +86,19 @@ fn line(ms: i64, text: &str) -> String {
     format!("{}.{:09}Z stdout F {text}\n", t.strftime("%Y-%m-%dT%H:%M:%S"), t.subsec_nanosecond())
 }
 
+impl Ca {
+    /// The cluster CA of an API server PKI (its key is private to the PKI, so sign through it).
+    fn from_pki(pki: &skiff_apiserver::pki::Pki) -> Ca {
+        let key = KeyPair::from_pem(&std::fs::read_to_string(pki.dir.join("ca.key")).unwrap()).unwrap();
+        Ca { pem: pki.ca_cert_pem.clone(), issuer: Issuer::from_ca_cert_pem(&pki.ca_cert_pem, key).unwrap() }
+    }
+}
+
 async fn start() -> Harness {
+    start_with_ca(ca("cluster-ca")).await
+}
+
+async fn start_with_ca(ca: Ca) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let runtime = Arc::new(FakeRuntime::new());
     runtime.add_image("busybox", ImageConfig::default());
@@ -127,7 +139,6 @@ async fn start() -> Harness {
     }))
     .unwrap();
     let pods = Arc::new(FakePods { sandbox, containers, pods: vec![pod] });
-    let ca = ca("cluster-ca");
     let (cert, key) = leaf(&ca, "node-1", &[], true);
     let tls = tls_config(&ca.pem, &cert, &key).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -602,4 +613,171 @@ async fn port_forward_on_a_plain_spdy_upgrade() {
         .unwrap();
     assert_eq!(h.request(Some(h.apiserver()), req).await.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(h.get("/portForward/default/other").await.0, StatusCode::NOT_FOUND);
+}
+
+/// Unmodified kubectl 1.32 through the API server's proxy to this kubelet server:
+/// `logs`, `exec -i` (stdin, exit code) and `port-forward` (SPDY tunnelled in a WebSocket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_through_the_api_server() {
+    use skiff_apiserver::pki::Pki;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::load_or_create(&dir.path().join("tls"), &["127.0.0.1".to_string()]).unwrap();
+
+    // The kubelet, with the cluster's CA.
+    let h = start_with_ca(Ca::from_pki(&pki)).await;
+    h.runtime.forward_port(8080, echo_server().await);
+    h.runtime.script_streams(
+        "app",
+        Arc::new(|cmd, mut io| {
+            Box::pin(async move {
+                let mut input = Vec::new();
+                if let Some(r) = &mut io.stdin {
+                    let _ = r.read_to_end(&mut input).await;
+                }
+                if let Some(w) = &mut io.stdout {
+                    let _ = w.write_all(&input.to_ascii_uppercase()).await;
+                    let _ = w.write_all(cmd.join(" ").as_bytes()).await;
+                }
+                3
+            })
+        }),
+    );
+
+    // The API server.
+    let mut authn = skiff_apiserver::Authenticator::new();
+    authn.add_token("admin-token", "admin", &["system:masters"]);
+    let shutdown = CancellationToken::new();
+    let api = skiff_apiserver::ApiServer::start(
+        skiff_apiserver::Config::default(),
+        Arc::new(skiff_store::MemoryStore::new()),
+        authn,
+        Box::new(skiff_apiserver::MastersAuthorizer),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    api.set_kubelet_client(skiff_apiserver::KubeletClient::from_pki(&pki).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_addr = listener.local_addr().unwrap();
+    tokio::spawn(skiff_apiserver::serve(api.clone(), listener, skiff_apiserver::tls_config(&pki).unwrap(), shutdown.clone()));
+    let send = |method: Method, path: String, body: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", "Bearer admin-token")
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let resp = api.handle(req).await;
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&body));
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let mut node = send(Method::POST, "/api/v1/nodes".into(), serde_json::json!({"metadata": {"name": "node-1"}})).await;
+    node["status"] = serde_json::json!({
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": h.addr.port()}},
+    });
+    send(Method::PUT, "/api/v1/nodes/node-1/status".into(), node).await;
+    let mut pod = send(
+        Method::POST,
+        "/api/v1/namespaces/default/pods".into(),
+        serde_json::json!({"metadata": {"name": "web"}, "spec": {"nodeName": "node-1",
+            "containers": [{"name": "app", "image": "busybox"}]}}),
+    )
+    .await;
+    // kubectl port-forward wants a running pod.
+    pod["status"]["phase"] = serde_json::json!("Running");
+    send(Method::PUT, "/api/v1/namespaces/default/pods/web/status".into(), pod).await;
+
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{api_addr}\n    certificate-authority-data: {}\nusers:\n- name: u\n  user:\n    token: admin-token\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+            b64(&pki.ca_cert_pem)
+        ),
+    )
+    .unwrap();
+    let kubectl = skiff_testkit::kubectl_binary();
+    let run = |args: Vec<&'static str>, stdin: &'static str| {
+        let (kubectl, kubeconfig) = (kubectl.clone(), kubeconfig.clone());
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = std::process::Command::new(&kubectl)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(&args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("kubectl 1.32 runs");
+            let mut input = child.stdin.take().unwrap();
+            input.write_all(stdin.as_bytes()).unwrap();
+            drop(input);
+            let out = child.wait_with_output().unwrap();
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        })
+    };
+
+    let (code, out, err) = run(vec!["logs", "web"], "").await.unwrap();
+    assert_eq!((code, out.as_str()), (Some(0), "app one\napp two\n"), "{err}");
+    let (code, out, err) = run(vec!["logs", "web", "--tail=1", "--timestamps"], "").await.unwrap();
+    assert_eq!((code, out.as_str()), (Some(0), "2023-11-14T22:13:21Z app two\n"), "{err}");
+    let (code, _, err) = run(vec!["logs", "web", "-c", "nope"], "").await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(err.contains("container nope is not valid for pod web"), "{err}");
+
+    let (code, out, err) = run(vec!["exec", "-i", "web", "--", "tr", "a-z"], "hello").await.unwrap();
+    assert_eq!(out, "HELLOtr a-z", "{err}");
+    assert_eq!(code, Some(3), "kubectl exits with the command's code: {err}");
+
+    // port-forward: kubectl prints the local port, then forwards connections.
+    let mut child = tokio::process::Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["port-forward", "pod/web", ":8080", "--address", "127.0.0.1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = child.stderr.take().unwrap();
+    tokio::spawn(async move {
+        let mut e = String::new();
+        let _ = stderr.read_to_string(&mut e).await;
+        if !e.is_empty() {
+            eprintln!("kubectl port-forward stderr: {e}");
+        }
+    });
+    let mut first = String::new();
+    tokio::time::timeout(Duration::from_secs(20), tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut first))
+        .await
+        .expect("kubectl port-forward starts")
+        .unwrap();
+    // "Forwarding from 127.0.0.1:PORT -> 8080"
+    let port: u16 = first
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected port-forward output {first:?}"));
+    for msg in ["first", "second"] {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        c.write_all(msg.as_bytes()).await.unwrap();
+        c.shutdown().await.unwrap();
+        let mut got = String::new();
+        tokio::time::timeout(Duration::from_secs(10), c.read_to_string(&mut got)).await.expect("echo in time").unwrap();
+        assert_eq!(got, format!("echo:{msg}"));
+    }
+    child.kill().await.unwrap();
+    shutdown.cancel();
 }

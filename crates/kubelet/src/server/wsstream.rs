@@ -169,6 +169,12 @@ async fn pump<R: AsyncRead + Unpin>(mut r: R, channel: u8, out: mpsc::Sender<Mes
     }
 }
 
+/// A close frame with status 1000: client-go treats anything else (even "no status") as an
+/// error on the streams still being read.
+pub(crate) fn normal_close() -> axum::extract::ws::CloseFrame {
+    axum::extract::ws::CloseFrame { code: axum::extract::ws::close_code::NORMAL, reason: "".into() }
+}
+
 fn message(channel: u8, payload: &[u8]) -> Message {
     let mut b = BytesMut::with_capacity(payload.len() + 1);
     b.put_u8(channel);
@@ -276,7 +282,7 @@ where
     }
     let status = status_json(&command, &result);
     let _ = out_tx.send(message(ERROR, status.to_string().as_bytes())).await;
-    let _ = out_tx.send(Message::Close(None)).await;
+    let _ = out_tx.send(Message::Close(Some(normal_close()))).await;
     drop(out_tx);
     let _ = writer.await;
     reader.abort();
