@@ -45,7 +45,8 @@ pub(crate) async fn handle(server: &Arc<ApiServer>, req: Request<Body>) -> Respo
     let result = match (&user, public) {
         (None, false) => Err(ApiError::unauthorized()),
         _ => {
-            let req = RouteRequest { method: &parts.method, path: parts.uri.path(), headers: &parts.headers, query: &query };
+            let req =
+                RouteRequest { method: &parts.method, path: parts.uri.path(), headers: &parts.headers, query: &query };
             route(server, user.as_ref(), req, target, body, pass).await
         }
     };

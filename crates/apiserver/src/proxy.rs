@@ -62,15 +62,13 @@ impl KubeletClient {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
             .collect::<Result<_, _>>()
             .map_err(|e| err("client certificate")(e.to_string()))?;
-        let key =
-            PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| err("client key")(e.to_string()))?;
-        let mut cfg =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| err("TLS versions")(e.to_string()))?
-                .with_root_certificates(roots)
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| err("client certificate")(e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| err("client key")(e.to_string()))?;
+        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| err("TLS versions")(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| err("client certificate")(e.to_string()))?;
         // Upgrades are HTTP/1.1.
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(KubeletClient { tls: Arc::new(cfg) })
@@ -373,8 +371,9 @@ fn log_query(q: &crate::request::Query) -> ApiResult<String> {
         }
     }
     if let Some(t) = q.nonempty("sinceTime") {
-        let ts: jiff::Timestamp =
-            t.parse().map_err(|_| ApiError::bad_request(format!("sinceTime: Invalid value: {t:?}: must be RFC 3339")))?;
+        let ts: jiff::Timestamp = t
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("sinceTime: Invalid value: {t:?}: must be RFC 3339")))?;
         if q.nonempty("sinceSeconds").is_some() {
             return Err(ApiError::bad_request("at most one of `sinceTime` or `sinceSeconds` may be specified"));
         }

@@ -170,7 +170,8 @@ pub async fn serve(
                 }
                 Err(_) => return,
             };
-            let identity = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| Identity::from_der(c));
+            let identity =
+                tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| Identity::from_der(c));
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let (kubelet, identity) = (kubelet.clone(), identity.clone());
                 async move { Ok::<_, std::convert::Infallible>(kubelet.handle(req.map(Body::new), identity.as_ref()).await) }
@@ -272,7 +273,10 @@ impl Kubelet {
             ["healthz"] if get => text(StatusCode::OK, "ok"),
             ["pods"] if get => {
                 let items = self.pods.pods();
-                json(StatusCode::OK, &serde_json::json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}))
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}),
+                )
             }
             ["stats", "summary"] if get => json(StatusCode::OK, &stats::summary(self).await),
             ["metrics", "resource"] if get => {
@@ -281,7 +285,9 @@ impl Kubelet {
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
                 r
             }
-            ["containerLogs", ns, pod, container] if get => logs::serve(self, ns, pod, container, req.uri().query()).await,
+            ["containerLogs", ns, pod, container] if get => {
+                logs::serve(self, ns, pod, container, req.uri().query()).await
+            }
             [kind @ ("exec" | "attach"), ns, pod, container] | [kind @ ("exec" | "attach"), ns, pod, _, container]
                 if get || req.method() == Method::POST =>
             {

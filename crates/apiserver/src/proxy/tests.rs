@@ -22,13 +22,18 @@ async fn api() -> (Arc<ApiServer>, CancellationToken) {
     authn.add_token(USER, "bob", &[]);
     let shutdown = CancellationToken::new();
     let store = Arc::new(skiff_store::MemoryStore::new());
-    let server = ApiServer::start(Config::default(), store, authn, Box::new(MastersAuthorizer), shutdown.clone())
-        .await
-        .unwrap();
+    let server =
+        ApiServer::start(Config::default(), store, authn, Box::new(MastersAuthorizer), shutdown.clone()).await.unwrap();
     (server, shutdown)
 }
 
-async fn call(server: &Arc<ApiServer>, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, String) {
+async fn call(
+    server: &Arc<ApiServer>,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, String) {
     let req = Request::builder()
         .method(method)
         .uri(path)
@@ -47,7 +52,8 @@ fn message(body: &str) -> String {
 }
 
 async fn pod(server: &Arc<ApiServer>, name: &str, node: Option<&str>, containers: &[&str], status: Option<Value>) {
-    let mut spec = json!({"containers": containers.iter().map(|c| json!({"name": c, "image": "busybox"})).collect::<Vec<_>>()});
+    let mut spec =
+        json!({"containers": containers.iter().map(|c| json!({"name": c, "image": "busybox"})).collect::<Vec<_>>()});
     if let Some(n) = node {
         spec["nodeName"] = json!(n);
     }
@@ -95,14 +101,18 @@ async fn validates_like_upstream_before_proxying() {
         (s, message(&b).as_str()),
         (StatusCode::BAD_REQUEST, "a container name must be specified for pod two, choose one of: [a b]")
     );
-    let (s, b) = call(&server, Method::POST, &format!("{base}/two/exec?container=z&command=ls&stdout=1"), ADMIN, None).await;
+    let (s, b) =
+        call(&server, Method::POST, &format!("{base}/two/exec?container=z&command=ls&stdout=1"), ADMIN, None).await;
     assert_eq!((s, message(&b).as_str()), (StatusCode::BAD_REQUEST, "container z is not valid for pod two"));
     let (s, b) = call(&server, Method::POST, &format!("{base}/pending/exec?command=ls&stdout=1"), ADMIN, None).await;
     assert_eq!((s, message(&b).as_str()), (StatusCode::BAD_REQUEST, "pod pending does not have a host assigned"));
     let (s, b) = call(&server, Method::POST, &format!("{base}/pending/portforward"), ADMIN, None).await;
     assert_eq!((s, message(&b).as_str()), (StatusCode::BAD_REQUEST, "pod pending does not have a host assigned"));
     // Logs of a pod not yet scheduled: empty, as upstream.
-    assert_eq!(call(&server, Method::GET, &format!("{base}/pending/log"), ADMIN, None).await, (StatusCode::OK, String::new()));
+    assert_eq!(
+        call(&server, Method::GET, &format!("{base}/pending/log"), ADMIN, None).await,
+        (StatusCode::OK, String::new())
+    );
     let (s, b) = call(&server, Method::GET, &format!("{base}/waiting/log"), ADMIN, None).await;
     assert_eq!(
         (s, message(&b).as_str()),
@@ -112,7 +122,10 @@ async fn validates_like_upstream_before_proxying() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert!(message(&b).starts_with("tailLines"), "{b}");
     // Only GET reads logs; other users are refused; the node must exist.
-    assert_eq!(call(&server, Method::POST, &format!("{base}/two/log?container=a"), ADMIN, None).await.0, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        call(&server, Method::POST, &format!("{base}/two/log?container=a"), ADMIN, None).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
     let (s, _) = call(&server, Method::GET, &format!("{base}/two/log?container=a"), USER, None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, b) = call(&server, Method::GET, &format!("{base}/two/log?container=a"), ADMIN, None).await;
@@ -132,9 +145,8 @@ async fn fake_kubelet(pki: &Pki) -> u16 {
         roots.add(c.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .unwrap();
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap();
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -164,7 +176,8 @@ async fn fake_kubelet(pki: &Pki) -> u16 {
                             *resp.status_mut() = StatusCode::FORBIDDEN;
                         } else if target.starts_with("/containerLogs/default/two/b") {
                             *resp.status_mut() = StatusCode::BAD_REQUEST;
-                            *resp.body_mut() = Body::from("previous terminated container \"b\" in pod \"two\" not found");
+                            *resp.body_mut() =
+                                Body::from("previous terminated container \"b\" in pod \"two\" not found");
                         } else if req.headers().contains_key("upgrade") {
                             let on = hyper::upgrade::on(&mut req);
                             tokio::spawn(async move {
@@ -218,7 +231,10 @@ async fn proxies_logs_upgrades_and_node_paths_to_the_kubelet() {
     .await;
     assert_eq!(
         (s, b.as_str()),
-        (StatusCode::OK, "GET /containerLogs/default/two/a?follow=true&tailLines=3&sinceTime=2024-01-02T03%3A04%3A05Z\n")
+        (
+            StatusCode::OK,
+            "GET /containerLogs/default/two/a?follow=true&tailLines=3&sinceTime=2024-01-02T03%3A04%3A05Z\n"
+        )
     );
     // A kubelet 400 becomes a BadRequest Status with its text.
     let (s, b) = call(&server, Method::GET, &format!("{base}/log?container=b&previous=true"), ADMIN, None).await;

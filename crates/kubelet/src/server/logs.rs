@@ -371,7 +371,9 @@ pub(crate) fn no_logs_reason(pod: &k8s_openapi::api::core::v1::Pod, container: &
     }
     let waiting = status.and_then(|s| s.state.as_ref()).and_then(|s| s.waiting.as_ref());
     match waiting.map(|w| w.reason.as_deref().unwrap_or("")) {
-        Some("ErrImagePull") => format!("container {container:?} in pod {name:?} is waiting to start: image can't be pulled"),
+        Some("ErrImagePull") => {
+            format!("container {container:?} in pod {name:?} is waiting to start: image can't be pulled")
+        }
         Some("ImagePullBackOff") => {
             format!("container {container:?} in pod {name:?} is waiting to start: trying and failing to pull image")
         }
@@ -412,7 +414,9 @@ pub(crate) async fn serve(
     };
     let status = match kubelet.runtime.container_status(&id).await {
         Ok(s) => s,
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("failed to get container status {id:?}: {e}")),
+        Err(e) => {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, format!("failed to get container status {id:?}: {e}"));
+        }
     };
     let path = status.log_path.clone();
     if !path.exists() {

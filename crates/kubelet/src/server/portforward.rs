@@ -94,11 +94,7 @@ pub(crate) fn tunnel(ws: WebSocket) -> DuplexStream {
     tokio::spawn(async move {
         while let Some(Ok(m)) = stream.next().await {
             match m {
-                Message::Binary(b) => {
-                    if w.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
+                Message::Binary(b) if w.write_all(&b).await.is_err() => break,
                 Message::Close(_) => break,
                 _ => {}
             }
@@ -140,7 +136,11 @@ fn request_id(s: &Stream, kind: &str) -> String {
 }
 
 /// Pair up incoming streams and forward each pair until the session ends.
-pub(crate) async fn session(mut streams: tokio::sync::mpsc::Receiver<Stream>, runtime: Arc<dyn Runtime>, sandbox: String) {
+pub(crate) async fn session(
+    mut streams: tokio::sync::mpsc::Receiver<Stream>,
+    runtime: Arc<dyn Runtime>,
+    sandbox: String,
+) {
     let mut pending: HashMap<String, Pair> = HashMap::new();
     while let Some(mut s) = streams.recv().await {
         let kind = spdy_header(s.headers(), "streamType").unwrap_or("").to_string();
@@ -165,10 +165,9 @@ pub(crate) async fn session(mut streams: tokio::sync::mpsc::Receiver<Stream>, ru
 async fn forward(mut data: Stream, mut error: Stream, runtime: Arc<dyn Runtime>, sandbox: String) {
     let port = spdy_header(data.headers(), "port").and_then(|p| p.parse::<u16>().ok()).filter(|p| *p > 0);
     let result = match port {
-        None => Err(format!(
-            "invalid port {:?} in port-forward request",
-            spdy_header(data.headers(), "port").unwrap_or("")
-        )),
+        None => {
+            Err(format!("invalid port {:?} in port-forward request", spdy_header(data.headers(), "port").unwrap_or("")))
+        }
         Some(port) => match runtime.port_forward(&sandbox, port).await {
             Ok(mut conn) => {
                 let _ = tokio::io::copy_bidirectional(&mut data, &mut conn).await;

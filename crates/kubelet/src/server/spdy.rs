@@ -58,6 +58,7 @@ const SETTINGS_INITIAL_WINDOW_SIZE: u32 = 7;
 /// RST_STREAM status codes we send.
 pub(crate) const RST_PROTOCOL_ERROR: u32 = 1;
 pub(crate) const RST_REFUSED_STREAM: u32 = 3;
+#[cfg(test)]
 pub(crate) const RST_CANCEL: u32 = 5;
 pub(crate) const RST_FLOW_CONTROL_ERROR: u32 = 7;
 
@@ -65,15 +66,71 @@ pub(crate) const RST_FLOW_CONTROL_ERROR: u32 = 7;
 /// header names and common values, then a run of status codes, dates and media types.
 pub(crate) static DICTIONARY: LazyLock<Vec<u8>> = LazyLock::new(|| {
     const WORDS: &[&str] = &[
-        "options", "head", "post", "put", "delete", "trace", "accept", "accept-charset", "accept-encoding",
-        "accept-language", "accept-ranges", "age", "allow", "authorization", "cache-control", "connection",
-        "content-base", "content-encoding", "content-language", "content-length", "content-location",
-        "content-md5", "content-range", "content-type", "date", "etag", "expect", "expires", "from", "host",
-        "if-match", "if-modified-since", "if-none-match", "if-range", "if-unmodified-since", "last-modified",
-        "location", "max-forwards", "pragma", "proxy-authenticate", "proxy-authorization", "range", "referer",
-        "retry-after", "server", "te", "trailer", "transfer-encoding", "upgrade", "user-agent", "vary", "via",
-        "warning", "www-authenticate", "method", "get", "status", "200 OK", "version", "HTTP/1.1", "url",
-        "public", "set-cookie", "keep-alive", "origin",
+        "options",
+        "head",
+        "post",
+        "put",
+        "delete",
+        "trace",
+        "accept",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "accept-ranges",
+        "age",
+        "allow",
+        "authorization",
+        "cache-control",
+        "connection",
+        "content-base",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-location",
+        "content-md5",
+        "content-range",
+        "content-type",
+        "date",
+        "etag",
+        "expect",
+        "expires",
+        "from",
+        "host",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-range",
+        "if-unmodified-since",
+        "last-modified",
+        "location",
+        "max-forwards",
+        "pragma",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "range",
+        "referer",
+        "retry-after",
+        "server",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "user-agent",
+        "vary",
+        "via",
+        "warning",
+        "www-authenticate",
+        "method",
+        "get",
+        "status",
+        "200 OK",
+        "version",
+        "HTTP/1.1",
+        "url",
+        "public",
+        "set-cookie",
+        "keep-alive",
+        "origin",
     ];
     const TAIL: &str = "100101201202205206300302303304305306307402405406407408409410411412413414415416417502504505\
 203 Non-Authoritative Information204 No Content301 Moved Permanently400 Bad Request401 Unauthorized\
@@ -121,15 +178,45 @@ pub(crate) fn header<'h>(headers: &'h Headers, name: &str) -> Option<&'h str> {
 /// One SPDY frame, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Frame {
-    SynStream { stream_id: u32, associated: u32, priority: u8, fin: bool, unidirectional: bool, headers: Headers },
-    SynReply { stream_id: u32, fin: bool, headers: Headers },
-    RstStream { stream_id: u32, status: u32 },
-    Settings { entries: Vec<(u8, u32, u32)> },
+    SynStream {
+        stream_id: u32,
+        associated: u32,
+        priority: u8,
+        fin: bool,
+        unidirectional: bool,
+        headers: Headers,
+    },
+    SynReply {
+        stream_id: u32,
+        fin: bool,
+        headers: Headers,
+    },
+    RstStream {
+        stream_id: u32,
+        status: u32,
+    },
+    Settings {
+        entries: Vec<(u8, u32, u32)>,
+    },
     Ping(u32),
-    GoAway { last_good: u32, status: u32 },
-    Headers { stream_id: u32, fin: bool, headers: Headers },
-    WindowUpdate { stream_id: u32, delta: u32 },
-    Data { stream_id: u32, fin: bool, data: Bytes },
+    GoAway {
+        last_good: u32,
+        status: u32,
+    },
+    Headers {
+        stream_id: u32,
+        fin: bool,
+        headers: Headers,
+    },
+    WindowUpdate {
+        stream_id: u32,
+        delta: u32,
+    },
+    Data {
+        stream_id: u32,
+        fin: bool,
+        data: Bytes,
+    },
     /// A control frame type we don't know: ignored, as the spec asks.
     Unknown(u16),
 }

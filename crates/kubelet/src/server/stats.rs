@@ -53,11 +53,8 @@ async fn samples(kubelet: &Kubelet) -> (Vec<ContainerSample>, bool) {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let Some(sandbox) = kubelet.pods.sandbox(&ns, &name) else { continue };
-        let filter = ContainerFilter {
-            sandbox_id: Some(sandbox),
-            state: Some(ContainerState::Running),
-            ..Default::default()
-        };
+        let filter =
+            ContainerFilter { sandbox_id: Some(sandbox), state: Some(ContainerState::Running), ..Default::default() };
         let containers = match kubelet.runtime.list_containers(&filter).await {
             Ok(c) => c,
             Err(_) => {
@@ -105,7 +102,9 @@ fn node_usage() -> Option<(u64, u64)> {
 }
 
 fn rfc3339(ns: i64) -> String {
-    jiff::Timestamp::from_nanosecond(i128::from(ns)).map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
 }
 
 fn now_ns() -> i64 {
@@ -144,7 +143,8 @@ pub(crate) async fn summary(kubelet: &Kubelet) -> Value {
                     })
                 })
                 .collect();
-            let (cpu_total, ws_total): (u64, u64) = cs.iter().fold((0, 0), |a, c| (a.0 + c.cpu_ns, a.1 + c.working_set));
+            let (cpu_total, ws_total): (u64, u64) =
+                cs.iter().fold((0, 0), |a, c| (a.0 + c.cpu_ns, a.1 + c.working_set));
             let time = cs.iter().map(|c| c.time).max().unwrap_or(now);
             let start = cs.iter().map(|c| c.started_at).min().unwrap_or(now);
             json!({
@@ -176,24 +176,36 @@ pub(crate) async fn resource_metrics(kubelet: &Kubelet) -> String {
             let _ = writeln!(out, "{l}");
         }
     };
-    let labels = |s: &ContainerSample| format!("container=\"{}\",namespace=\"{}\",pod=\"{}\"", s.container, s.namespace, s.pod);
+    let labels =
+        |s: &ContainerSample| format!("container=\"{}\",namespace=\"{}\",pod=\"{}\"", s.container, s.namespace, s.pod);
     family(
         "container_cpu_usage_seconds_total",
         "Cumulative cpu time consumed by the container in core-seconds",
         "counter",
-        samples.iter().map(|s| format!("container_cpu_usage_seconds_total{{{}}} {} {}", labels(s), secs(s.cpu_ns), ms(s.time))).collect(),
+        samples
+            .iter()
+            .map(|s| format!("container_cpu_usage_seconds_total{{{}}} {} {}", labels(s), secs(s.cpu_ns), ms(s.time)))
+            .collect(),
     );
     family(
         "container_memory_working_set_bytes",
         "Current working set of the container in bytes",
         "gauge",
-        samples.iter().map(|s| format!("container_memory_working_set_bytes{{{}}} {} {}", labels(s), s.working_set, ms(s.time))).collect(),
+        samples
+            .iter()
+            .map(|s| format!("container_memory_working_set_bytes{{{}}} {} {}", labels(s), s.working_set, ms(s.time)))
+            .collect(),
     );
     family(
         "container_start_time_seconds",
         "Start time of the container since unix epoch in seconds",
         "gauge",
-        samples.iter().map(|s| format!("container_start_time_seconds{{{}}} {} {}", labels(s), s.started_at as f64 / 1e9, ms(s.time))).collect(),
+        samples
+            .iter()
+            .map(|s| {
+                format!("container_start_time_seconds{{{}}} {} {}", labels(s), s.started_at as f64 / 1e9, ms(s.time))
+            })
+            .collect(),
     );
     let now = now_ns();
     let node = node_usage();
@@ -224,13 +236,27 @@ pub(crate) async fn resource_metrics(kubelet: &Kubelet) -> String {
         "pod_cpu_usage_seconds_total",
         "Cumulative cpu time consumed by the pod in core-seconds",
         "counter",
-        pods.iter().map(|p| format!("pod_cpu_usage_seconds_total{{namespace=\"{}\",pod=\"{}\"}} {} {}", p.0, p.1, secs(p.2), ms(p.4))).collect(),
+        pods.iter()
+            .map(|p| {
+                format!(
+                    "pod_cpu_usage_seconds_total{{namespace=\"{}\",pod=\"{}\"}} {} {}",
+                    p.0,
+                    p.1,
+                    secs(p.2),
+                    ms(p.4)
+                )
+            })
+            .collect(),
     );
     family(
         "pod_memory_working_set_bytes",
         "Current working set of the pod in bytes",
         "gauge",
-        pods.iter().map(|p| format!("pod_memory_working_set_bytes{{namespace=\"{}\",pod=\"{}\"}} {} {}", p.0, p.1, p.3, ms(p.4))).collect(),
+        pods.iter()
+            .map(|p| {
+                format!("pod_memory_working_set_bytes{{namespace=\"{}\",pod=\"{}\"}} {} {}", p.0, p.1, p.3, ms(p.4))
+            })
+            .collect(),
     );
     family(
         "scrape_error",

@@ -125,8 +125,7 @@ async fn start_with_ca(ca: Ca) -> Harness {
         runtime.start_container(&id).await.unwrap();
         let path = runtime.container_status(&id).await.unwrap().log_path;
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, [line(0, &format!("{name} one")), line(1000, &format!("{name} two"))].concat())
-            .unwrap();
+        std::fs::write(&path, [line(0, &format!("{name} one")), line(1000, &format!("{name} two"))].concat()).unwrap();
         if name == "app" {
             log_path = path;
         }
@@ -205,11 +204,7 @@ impl Harness {
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
-    async fn websocket(
-        &self,
-        path: &str,
-        protocol: &str,
-    ) -> tokio_tungstenite::WebSocketStream<Tls> {
+    async fn websocket(&self, path: &str, protocol: &str) -> tokio_tungstenite::WebSocketStream<Tls> {
         let tls = self.connect(Some(self.apiserver())).await.unwrap();
         let mut req = format!("wss://{}{path}", self.addr).into_client_request().unwrap();
         req.headers_mut().insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
@@ -288,7 +283,8 @@ async fn container_logs_with_options() {
     assert_eq!(h.get("/containerLogs/default/nope/app").await.0, StatusCode::NOT_FOUND);
 
     // follow: new lines stream until the container exits ("job" exits after 700ms).
-    let req = Request::get("/containerLogs/default/web/job?follow=true").header("host", "k").body(String::new()).unwrap();
+    let req =
+        Request::get("/containerLogs/default/web/job?follow=true").header("host", "k").body(String::new()).unwrap();
     let resp = h.request(Some(h.apiserver()), req).await.unwrap();
     let mut body = resp.into_body();
     let job_log = h.log_path.parent().unwrap().parent().unwrap().join("job/0.log");
@@ -374,7 +370,10 @@ async fn exec_streams_stdin_close_and_exit_codes() {
 
     // Validation happens before the upgrade.
     let (status, body) = h.get("/exec/default/web/app?command=ls").await;
-    assert_eq!((status, body.as_str()), (StatusCode::BAD_REQUEST, "you must specify at least 1 of stdin, stdout, stderr"));
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::BAD_REQUEST, "you must specify at least 1 of stdin, stdout, stderr")
+    );
     let (status, _) = h.get("/exec/default/web/nope?command=ls&stdout=1").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -401,7 +400,9 @@ async fn exec_tty_resize_and_runtime_errors() {
             })
         }),
     );
-    let mut ws = h.websocket("/exec/default/web/uid-1/app?command=sh&stdin=1&stdout=1&stderr=1&tty=1", "v5.channel.k8s.io").await;
+    let mut ws = h
+        .websocket("/exec/default/web/uid-1/app?command=sh&stdin=1&stdout=1&stderr=1&tty=1", "v5.channel.k8s.io")
+        .await;
     ws.send(Message::Binary([&[4u8][..], br#"{"Width":120,"Height":40}"#].concat().into())).await.unwrap();
     let (out, err, status) = collect(&mut ws).await;
     assert_eq!((out.as_str(), err.as_str()), ("120x40 tty=true", ""));
@@ -459,8 +460,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> SpdyClient<T> {
             ("port".to_string(), port.to_string()),
             ("requestid".to_string(), request.to_string()),
         ];
-        self.send(Frame::SynStream { stream_id: id, associated: 0, priority: 0, fin: false, unidirectional: false, headers })
-            .await;
+        self.send(Frame::SynStream {
+            stream_id: id,
+            associated: 0,
+            priority: 0,
+            fin: false,
+            unidirectional: false,
+            headers,
+        })
+        .await;
     }
 
     /// One forwarded connection: open error + data streams, send `payload`, half-close, and
@@ -659,7 +667,12 @@ async fn kubectl_through_the_api_server() {
     api.set_kubelet_client(skiff_apiserver::KubeletClient::from_pki(&pki).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api_addr = listener.local_addr().unwrap();
-    tokio::spawn(skiff_apiserver::serve(api.clone(), listener, skiff_apiserver::tls_config(&pki).unwrap(), shutdown.clone()));
+    tokio::spawn(skiff_apiserver::serve(
+        api.clone(),
+        listener,
+        skiff_apiserver::tls_config(&pki).unwrap(),
+        shutdown.clone(),
+    ));
     let send = |method: Method, path: String, body: serde_json::Value| {
         let api = api.clone();
         async move {
@@ -677,7 +690,8 @@ async fn kubectl_through_the_api_server() {
             serde_json::from_slice::<serde_json::Value>(&body).unwrap()
         }
     };
-    let mut node = send(Method::POST, "/api/v1/nodes".into(), serde_json::json!({"metadata": {"name": "node-1"}})).await;
+    let mut node =
+        send(Method::POST, "/api/v1/nodes".into(), serde_json::json!({"metadata": {"name": "node-1"}})).await;
     node["status"] = serde_json::json!({
         "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": h.addr.port()}},
@@ -723,7 +737,11 @@ async fn kubectl_through_the_api_server() {
             input.write_all(stdin.as_bytes()).unwrap();
             drop(input);
             let out = child.wait_with_output().unwrap();
-            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
         })
     };
 

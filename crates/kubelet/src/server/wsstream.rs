@@ -136,7 +136,9 @@ pub(crate) async fn serve(
     let Some(protocol) = upgrade.selected_protocol().and_then(|p| p.to_str().ok()).map(String::from) else {
         return text(
             StatusCode::BAD_REQUEST,
-            format!("unable to upgrade connection: none of the requested subprotocols is supported (want {V5} or {V4})"),
+            format!(
+                "unable to upgrade connection: none of the requested subprotocols is supported (want {V5} or {V4})"
+            ),
         );
     };
     let runtime = kubelet.runtime.clone();

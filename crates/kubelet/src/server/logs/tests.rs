@@ -21,7 +21,10 @@ async fn read(path: &Path, opts: &LogOptions) -> String {
 #[test]
 fn parses_records() {
     let r = parse_record(b"2016-10-06T00:17:09.669794202Z stdout F hello world\n").unwrap();
-    assert_eq!((r.time, r.stream, r.partial, r.content), ("2016-10-06T00:17:09.669794202Z", "stdout", false, &b"hello world"[..]));
+    assert_eq!(
+        (r.time, r.stream, r.partial, r.content),
+        ("2016-10-06T00:17:09.669794202Z", "stdout", false, &b"hello world"[..])
+    );
     let r = parse_record(b"2016-10-06T00:17:09Z stderr P ").unwrap();
     assert!(r.partial && r.content.is_empty());
     assert!(parse_record(b"2016 stdin F x").is_none());
@@ -42,13 +45,27 @@ fn parses_options_and_rejects_bad_ones() {
     let o = LogOptions::parse(Some("follow=true&tailLines=5&timestamps=1&limitBytes=10&previous=true"), T0).unwrap();
     assert_eq!(
         o,
-        LogOptions { follow: true, previous: true, tail: Some(5), since: None, timestamps: true, limit_bytes: Some(10) }
+        LogOptions {
+            follow: true,
+            previous: true,
+            tail: Some(5),
+            since: None,
+            timestamps: true,
+            limit_bytes: Some(10)
+        }
     );
     let o = LogOptions::parse(Some("sinceSeconds=10"), T0).unwrap();
     assert_eq!(o.since, Some(T0 - 10_000_000_000));
     let o = LogOptions::parse(Some("sinceTime=2023-11-14T22%3A13%3A20Z"), T0).unwrap();
     assert_eq!(o.since, Some(T0));
-    for bad in ["tailLines=-1", "limitBytes=0", "sinceSeconds=0", "follow=maybe", "sinceTime=yesterday", "sinceSeconds=1&sinceTime=2023-11-14T22:13:20Z"] {
+    for bad in [
+        "tailLines=-1",
+        "limitBytes=0",
+        "sinceSeconds=0",
+        "follow=maybe",
+        "sinceTime=yesterday",
+        "sinceSeconds=1&sinceTime=2023-11-14T22:13:20Z",
+    ] {
         assert!(LogOptions::parse(Some(bad), T0).is_err(), "{bad}");
     }
 }
@@ -72,7 +89,10 @@ async fn joins_partials_filters_and_prefixes() {
     let got = read(&p, &o).await;
     let first = got.lines().next().unwrap();
     assert_eq!(first, format!("{} one", format_time(&ts(0))));
-    assert!(got.contains(&format!("{} two", format_time(&ts(1001)))), "a joined line has its first record's time: {got}");
+    assert!(
+        got.contains(&format!("{} two", format_time(&ts(1001)))),
+        "a joined line has its first record's time: {got}"
+    );
     let o = LogOptions { since: Some(T0 + 1_500_000_000), ..Default::default() };
     assert_eq!(read(&p, &o).await, "three\n");
     let o = LogOptions { limit_bytes: Some(6), ..Default::default() };
@@ -88,7 +108,10 @@ async fn joins_partials_filters_and_prefixes() {
     assert_eq!(read(&p, &o).await, "");
     let missing = dir.path().join("nope.log");
     let mut out = Vec::new();
-    assert!(matches!(read_logs(&missing, &LogOptions::default(), &mut out, async {}).await, Err(LogError::NotFound(_))));
+    assert!(matches!(
+        read_logs(&missing, &LogOptions::default(), &mut out, async {}).await,
+        Err(LogError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
