@@ -313,6 +313,7 @@ where
     }
     tokio::pin!(exited);
     let mut done = !opts.follow;
+    let mut draining = false;
     loop {
         line.clear();
         let n = r.read_until(b'\n', &mut line).await.map_err(io_err(path))?;
@@ -329,16 +330,20 @@ where
         if done {
             break;
         }
-        // Rotated: the old file is drained (n == 0), go on with the new one.
+        // Rotated: read the old file once more (records written just before the rename),
+        // then go on with the new one.
         let current = tokio::fs::metadata(path).await.ok().map(|m| inode(&m));
-        if n == 0
-            && current.is_some()
-            && current != ino
-            && let Ok(f) = tokio::fs::File::open(path).await
-        {
-            ino = current;
-            r = tokio::io::BufReader::new(f);
-            continue;
+        if n == 0 && current.is_some() && current != ino {
+            if !draining {
+                draining = true;
+                continue;
+            }
+            if let Ok(f) = tokio::fs::File::open(path).await {
+                ino = current;
+                r = tokio::io::BufReader::new(f);
+                draining = false;
+                continue;
+            }
         }
         tokio::select! {
             _ = &mut exited => done = true,
