@@ -22,7 +22,13 @@ use crate::{ApiServer, KUBERNETES_VERSION, discovery, openapi, watch};
 /// Serve one request.
 pub(crate) async fn handle(server: &Arc<ApiServer>, req: Request<Body>) -> Response<Body> {
     let start = Instant::now();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // Kept for subresources proxied to a kubelet (exec, attach, port-forward upgrades).
+    let pass = crate::proxy::Passthrough {
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        upgrade: parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+    };
     let query = Query::parse(parts.uri.query());
     let watch_param = query.bool("watch").unwrap_or(false);
     let target = classify(&parts.method, parts.uri.path(), watch_param);
@@ -38,7 +44,11 @@ pub(crate) async fn handle(server: &Arc<ApiServer>, req: Request<Body>) -> Respo
     );
     let result = match (&user, public) {
         (None, false) => Err(ApiError::unauthorized()),
-        _ => route(server, user.as_ref(), &parts.method, parts.uri.path(), &parts.headers, &query, target, body).await,
+        _ => {
+            let req =
+                RouteRequest { method: &parts.method, path: parts.uri.path(), headers: &parts.headers, query: &query };
+            route(server, user.as_ref(), req, target, body, pass).await
+        }
     };
     let response = match result {
         Ok(r) => r,
@@ -77,17 +87,23 @@ fn metric_labels(method: &Method, target: &Target) -> (String, String, String) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The parts of a request routing looks at.
+struct RouteRequest<'a> {
+    method: &'a Method,
+    path: &'a str,
+    headers: &'a HeaderMap,
+    query: &'a Query,
+}
+
 async fn route(
     server: &Arc<ApiServer>,
     user: Option<&UserInfo>,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    query: &Query,
+    req: RouteRequest<'_>,
     target: Target,
     body: Body,
+    pass: crate::proxy::Passthrough,
 ) -> ApiResult<Response<Body>> {
+    let RouteRequest { method, path, headers, query } = req;
     match target {
         Target::NonResource(nr) => {
             if let Some(u) = user {
@@ -111,7 +127,7 @@ async fn route(
         }
         Target::Resource(rr) => {
             let user = user.ok_or_else(ApiError::unauthorized)?;
-            resource(server, user, rr, headers, query, body).await
+            resource(server, user, rr, headers, query, body, pass).await
         }
         Target::NotFound => Err(not_found_path()),
     }
@@ -211,6 +227,7 @@ async fn resource(
     headers: &HeaderMap,
     query: &Query,
     body: Body,
+    pass: crate::proxy::Passthrough,
 ) -> ApiResult<Response<Body>> {
     let res = server.resources().find(&rr.group, &rr.version, &rr.resource).ok_or_else(not_found_path)?;
     let info = &res.info.clone();
@@ -238,10 +255,23 @@ async fn resource(
     if let Some(sub) = rr.subresource.as_deref()
         && info.subresource(sub).is_none()
         && !(sub == "finalize" && info.plural == "namespaces")
+        && !crate::proxy::is_kubelet_subresource(info.group, info.plural, sub)
     {
         return Err(not_found_path());
     }
     let ctx = Ctx { server, res: res.clone(), namespace: rr.namespace.as_deref() };
+    // Served by the node's kubelet (see `proxy`).
+    match (info.group, info.plural, rr.subresource.as_deref(), rr.name.as_deref()) {
+        ("", "pods", Some(sub @ ("log" | "exec" | "attach" | "portforward")), Some(name)) => {
+            let verb_ok = if sub == "log" { rr.verb == "get" } else { matches!(rr.verb, "get" | "create") };
+            if !verb_ok {
+                return Err(ApiError::method_not_allowed());
+            }
+            return crate::proxy::pod(&ctx, name, sub, query, headers, pass).await;
+        }
+        ("", "nodes", Some("proxy"), Some(name)) => return crate::proxy::node(server, name, headers, pass, body).await,
+        _ => {}
+    }
     let accept = body::negotiate(headers)?;
     if info.ephemeral {
         if rr.verb != "create" || rr.subresource.is_some() {

@@ -21,6 +21,7 @@ mod metrics;
 mod namespace_lifecycle;
 mod openapi;
 pub mod pki;
+mod proxy;
 mod registry;
 mod request;
 mod reviews;
@@ -43,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 pub use allocator::Cidr;
 pub use auth::{Authenticator, Authorizer, MastersAuthorizer, PeerCertificate, UserInfo};
 pub use metrics::Metrics;
+pub use proxy::{KubeletClient, ProxyError};
 pub use serve::{serve, tls_config};
 pub use status::ApiError;
 
@@ -155,6 +157,9 @@ pub struct ApiServer {
     pub(crate) allocator: allocator::Allocators,
     pub(crate) shutdown: CancellationToken,
     ready: std::sync::atomic::AtomicBool,
+    /// How to reach kubelets for logs, exec, attach, port-forward and `nodes/proxy`; until
+    /// set ([`ApiServer::set_kubelet_client`]) those answer 503.
+    pub(crate) kubelet_client: std::sync::RwLock<Option<KubeletClient>>,
 }
 
 impl ApiServer {
@@ -195,6 +200,7 @@ impl ApiServer {
             allocator,
             shutdown: shutdown.clone(),
             ready: std::sync::atomic::AtomicBool::new(false),
+            kubelet_client: std::sync::RwLock::new(None),
         });
         bootstrap::run(&server).await?;
         namespace_lifecycle::spawn(server.clone());
@@ -233,6 +239,11 @@ impl ApiServer {
         *self.resources.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Resources::new(all));
         self.resources_generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.openapi.invalidate();
+    }
+
+    /// Use `client` to reach kubelets (see [`KubeletClient::from_pki`]).
+    pub fn set_kubelet_client(&self, client: KubeletClient) {
+        *self.kubelet_client.write().unwrap_or_else(|e| e.into_inner()) = Some(client);
     }
 
     /// The metrics registry (for tests and embedding).

@@ -1,5 +1,7 @@
-//! The cluster's PKI: a CA, the API server's serving certificate and the admin client
-//! certificate, created on first start under `<data-dir>/tls` and reused afterwards.
+//! The cluster's PKI: a CA, the API server's serving certificate, the admin client
+//! certificate and the client certificate the API server presents to kubelets
+//! (`kube-apiserver-kubelet-client`), created on first start under `<data-dir>/tls` and
+//! reused afterwards.
 //!
 //! The serving certificate is re-issued (by the same CA) when the wanted SANs change (a new
 //! `--tls-san`, a new node IP) or when it expires within 90 days, so kubeconfigs stay valid.
@@ -49,7 +51,13 @@ pub struct Pki {
     pub serving_key_pem: String,
     pub admin_cert_pem: String,
     pub admin_key_pem: String,
+    /// The API server's client certificate towards kubelets (logs, exec, port-forward).
+    pub kubelet_client_cert_pem: String,
+    pub kubelet_client_key_pem: String,
 }
+
+/// The CN of the API server's client certificate towards kubelets (what kubelets authorize).
+pub const KUBELET_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
 
 impl std::fmt::Debug for Pki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -191,6 +199,8 @@ impl Pki {
             serving_key_pem: String::new(),
             admin_cert_pem: String::new(),
             admin_key_pem: String::new(),
+            kubelet_client_cert_pem: String::new(),
+            kubelet_client_key_pem: String::new(),
         };
 
         let (crt, key) = (dir.join("serving.crt"), dir.join("serving.key"));
@@ -221,6 +231,21 @@ impl Pki {
             Some(pair) => pair,
             None => {
                 let (c, k) = pki.issue("system:admin", &["system:masters"], &[], false)?;
+                write_private(&key, &k, 0o600)?;
+                write_private(&crt, &c, 0o644)?;
+                (c, k)
+            }
+        };
+
+        let (crt, key) = (dir.join("kubelet-client.crt"), dir.join("kubelet-client.key"));
+        let reuse = match (read_opt(&crt)?, read_opt(&key)?) {
+            (Some(c), Some(k)) => (!leaf_facts(&c, &crt)?.expires_soon).then_some((c, k)),
+            _ => None,
+        };
+        (pki.kubelet_client_cert_pem, pki.kubelet_client_key_pem) = match reuse {
+            Some(pair) => pair,
+            None => {
+                let (c, k) = pki.issue(KUBELET_CLIENT_CN, &["system:masters"], &[], false)?;
                 write_private(&key, &k, 0o600)?;
                 write_private(&crt, &c, 0o644)?;
                 (c, k)
@@ -272,6 +297,13 @@ mod tests {
         assert_eq!(a.ca_cert_pem, b.ca_cert_pem);
         assert_eq!(a.serving_cert_pem, b.serving_cert_pem);
         assert_eq!(a.admin_cert_pem, b.admin_cert_pem);
+        assert_eq!(a.kubelet_client_cert_pem, b.kubelet_client_cert_pem);
+        let (_, der) = x509_parser::pem::parse_x509_pem(a.kubelet_client_cert_pem.as_bytes()).unwrap();
+        let cert = der.parse_x509().unwrap();
+        let cn = cert.subject().iter_common_name().next().unwrap().as_str().unwrap().to_string();
+        let o = cert.subject().iter_organization().next().unwrap().as_str().unwrap().to_string();
+        assert_eq!((cn.as_str(), o.as_str()), (KUBELET_CLIENT_CN, "system:masters"));
+        assert!(dir.path().join("kubelet-client.key").exists());
         let more = vec!["127.0.0.1".to_string(), "localhost".to_string(), "skiff.example".to_string()];
         let c = Pki::load_or_create(dir.path(), &more).unwrap();
         assert_eq!(a.ca_cert_pem, c.ca_cert_pem, "the CA is kept");

@@ -8,7 +8,8 @@
 //! Time is tokio's clock, so tests with `start_paused = true` can advance it.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -40,6 +41,10 @@ pub enum FakeCall {
     ListImages,
     RemoveImage(String),
 }
+
+/// A scripted interactive exec or attach: gets the command (empty for attach) and the
+/// streams, returns the exit code.
+pub type StreamScript = Arc<dyn Fn(Vec<String>, StreamIo) -> futures::future::BoxFuture<'static, i32> + Send + Sync>;
 
 /// What a started container does (scripted per container name; the default runs forever).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +82,10 @@ struct State {
     outcomes: BTreeMap<String, Outcome>,
     pull_failures: BTreeMap<String, String>,
     exec_results: BTreeMap<String, ExecResult>,
+    /// Interactive exec/attach scripts by container name.
+    stream_scripts: BTreeMap<String, StreamScript>,
+    /// Port-forward targets by port (a loopback listener standing in for the pod's port).
+    forwards: BTreeMap<u16, SocketAddr>,
     /// One-shot errors by method name (`"run_pod_sandbox"`, `"start_container"`, …).
     fail_next: BTreeMap<String, RuntimeError>,
     next_id: u64,
@@ -118,6 +127,19 @@ impl FakeRuntime {
     /// `exec_sync` in containers named `name` returns `result`.
     pub fn exec_result(&self, name: &str, result: ExecResult) {
         self.lock().exec_results.insert(name.to_string(), result);
+    }
+
+    /// Interactive `exec` and `attach` in containers named `name` run `script` on their
+    /// streams. Without a script, `exec` writes the [`FakeRuntime::exec_result`] output to the
+    /// streams and returns its exit code.
+    pub fn script_streams(&self, name: &str, script: StreamScript) {
+        self.lock().stream_scripts.insert(name.to_string(), script);
+    }
+
+    /// `port_forward` to `port` connects to `addr` (e.g. a test's loopback listener) instead
+    /// of the built-in echo.
+    pub fn forward_port(&self, port: u16, addr: SocketAddr) {
+        self.lock().forwards.insert(port, addr);
     }
 
     /// The next call of `method` (the trait method's name) fails with `error`.
@@ -410,27 +432,58 @@ impl Runtime for FakeRuntime {
         Ok(s.exec_results.get(&name).cloned().unwrap_or(ExecResult { stdout: vec![], stderr: vec![], exit_code: 0 }))
     }
 
-    async fn exec(&self, id: &str, cmd: &[String], _io: StreamIo) -> Result<i32> {
-        let mut s = self.lock();
-        s.record("exec", FakeCall::Exec { id: id.into(), cmd: cmd.to_vec() })?;
-        let name = s.container(id)?.status.name.clone();
-        Ok(s.exec_results.get(&name).map_or(0, |r| r.exit_code))
+    async fn exec(&self, id: &str, cmd: &[String], mut io: StreamIo) -> Result<i32> {
+        let (script, result) = {
+            let mut s = self.lock();
+            s.record("exec", FakeCall::Exec { id: id.into(), cmd: cmd.to_vec() })?;
+            let c = s.container(id)?;
+            if c.status.state != ContainerState::Running {
+                return Err(RuntimeError::InvalidArgument(format!("container {id} is not running")));
+            }
+            let name = c.status.name.clone();
+            (s.stream_scripts.get(&name).cloned(), s.exec_results.get(&name).cloned())
+        };
+        if let Some(script) = script {
+            return Ok(script(cmd.to_vec(), io).await);
+        }
+        use tokio::io::AsyncWriteExt;
+        let r = result.unwrap_or(ExecResult { stdout: vec![], stderr: vec![], exit_code: 0 });
+        if let Some(w) = &mut io.stdout {
+            let _ = w.write_all(&r.stdout).await;
+        }
+        if let Some(w) = &mut io.stderr {
+            let _ = w.write_all(&r.stderr).await;
+        }
+        Ok(r.exit_code)
     }
 
-    async fn attach(&self, id: &str, _io: StreamIo) -> Result<()> {
-        let mut s = self.lock();
-        s.record("attach", FakeCall::Attach(id.into()))?;
-        s.container(id)?;
+    async fn attach(&self, id: &str, io: StreamIo) -> Result<()> {
+        let script = {
+            let mut s = self.lock();
+            s.record("attach", FakeCall::Attach(id.into()))?;
+            let name = s.container(id)?.status.name.clone();
+            s.stream_scripts.get(&name).cloned()
+        };
+        if let Some(script) = script {
+            script(Vec::new(), io).await;
+        }
         Ok(())
     }
 
     async fn port_forward(&self, sandbox_id: &str, port: u16) -> Result<Box<dyn DuplexStream>> {
-        {
+        let target = {
             let mut s = self.lock();
             s.record("port_forward", FakeCall::PortForward { sandbox_id: sandbox_id.into(), port })?;
             if !s.sandboxes.contains_key(sandbox_id) {
                 return Err(RuntimeError::NotFound { kind: "sandbox", id: sandbox_id.into() });
             }
+            s.forwards.get(&port).copied()
+        };
+        if let Some(addr) = target {
+            let conn = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| RuntimeError::Internal(format!("dial tcp {addr}: {e}")))?;
+            return Ok(Box::new(conn));
         }
         // An echo server stands in for the pod.
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
@@ -583,5 +636,55 @@ mod tests {
         s.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"ping");
         assert!(rt.port_forward("nope", 80).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn scripted_streams_and_forwarded_ports() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rt = FakeRuntime::new();
+        rt.add_image("busybox", ImageConfig::default());
+        let sb = rt.run_pod_sandbox(&pod()).await.unwrap();
+        let c = rt.create_container(&sb, &container("sh"), &pod()).await.unwrap();
+        let io = || StreamIo { stdin: None, stdout: None, stderr: None, tty: false, resize: None };
+        assert!(rt.exec(&c, &["true".into()], io()).await.is_err(), "not running");
+        rt.start_container(&c).await.unwrap();
+        // Default: the exec_result output goes to the streams.
+        rt.exec_result("sh", ExecResult { stdout: b"out".to_vec(), stderr: vec![], exit_code: 2 });
+        let (mut ours, theirs) = tokio::io::duplex(64);
+        let mut with_out = io();
+        with_out.stdout = Some(Box::new(theirs));
+        assert_eq!(rt.exec(&c, &["x".into()], with_out).await.unwrap(), 2);
+        let mut got = Vec::new();
+        ours.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"out");
+        // A script sees the command and the streams.
+        rt.script_streams(
+            "sh",
+            Arc::new(|cmd, mut io| {
+                Box::pin(async move {
+                    if let Some(w) = &mut io.stdout {
+                        let _ = w.write_all(cmd.join(" ").as_bytes()).await;
+                    }
+                    7
+                })
+            }),
+        );
+        let (mut ours, theirs) = tokio::io::duplex(64);
+        let mut with_out = io();
+        with_out.stdout = Some(Box::new(theirs));
+        assert_eq!(rt.exec(&c, &["echo".into(), "hi".into()], with_out).await.unwrap(), 7);
+        let mut got = Vec::new();
+        ours.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"echo hi");
+        rt.attach(&c, io()).await.unwrap();
+        // A forwarded port dials the given address.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        rt.forward_port(8080, l.local_addr().unwrap());
+        let mut conn = rt.port_forward(&sb, 8080).await.unwrap();
+        let (mut server, _) = l.accept().await.unwrap();
+        conn.write_all(b"hey").await.unwrap();
+        let mut buf = [0u8; 3];
+        server.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hey");
     }
 }
