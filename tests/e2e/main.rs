@@ -8,7 +8,9 @@
 //! - `sim`: workloads, scheduling, drain and events on `--simulate-nodes` with kubectl;
 //! - `crd`: custom resource definitions with kubectl;
 //! - `kube_client`: the built binary driven by kube-rs (typed API, watcher, reflector);
-//! - `image`: `skiff image` with real archives, registries, skopeo and overlayfs.
+//! - `image`: `skiff image` with real archives, registries, skopeo and overlayfs;
+//! - `node`: whole one-node clusters running real containers, driven by kubectl (logs, exec,
+//!   attach, cp, port-forward, restarts, probes, volumes, termination, fail-static).
 
 mod apply;
 mod cli;
@@ -18,4 +20,5 @@ mod crd;
 mod image;
 mod kube_client;
 mod kubectl;
+mod node;
 mod sim;

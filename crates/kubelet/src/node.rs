@@ -336,7 +336,7 @@ impl NodeAgent {
         let pressure = Pressure::of(&machine, runtime_ok);
         let images = match self.runtime.list_images().await {
             Ok(mut list) => {
-                list.sort_by(|a, b| b.size.cmp(&a.size));
+                list.sort_by_key(|i| std::cmp::Reverse(i.size));
                 list.truncate(MAX_IMAGES);
                 Value::Array(
                     list.into_iter()

@@ -56,7 +56,7 @@ impl Registry {
             ));
         }
         for v in by_name.values_mut() {
-            v.sort_by(|a, b| b.0.cmp(&a.0));
+            v.sort_by_key(|c| std::cmp::Reverse(c.0));
         }
         let key = Self::key(convert::namespace(pod), convert::name(pod));
         let entry = Entry { pod: Some(pod.clone()), sandbox, containers: by_name };
@@ -119,25 +119,6 @@ impl PodManager {
                 volume_host,
             }),
         }
-    }
-
-    /// The sandbox id of a pod on this node.
-    pub fn sandbox(&self, namespace: &str, pod: &str) -> Option<String> {
-        self.shared.registry.with(namespace, pod, |e| e.sandbox.clone())
-    }
-
-    /// The id of a container: the newest instance, or with `previous` the one before it.
-    pub fn container(&self, namespace: &str, pod: &str, container: &str, previous: bool) -> Option<String> {
-        self.shared.registry.with(namespace, pod, |e| {
-            let list = e.containers.get(container)?;
-            list.get(usize::from(previous)).map(|(_, id, _)| id.clone())
-        })
-    }
-
-    /// The pods this kubelet runs.
-    pub fn pods(&self) -> Vec<Pod> {
-        let pods = self.shared.registry.pods.lock().unwrap_or_else(PoisonError::into_inner);
-        pods.values().filter_map(|e| e.pod.clone()).collect()
     }
 
     /// Watch and run pods until `shutdown`; containers keep running afterwards.
@@ -302,6 +283,26 @@ impl PodManager {
                 let _ = std::fs::remove_dir_all(self.shared.config.pods_dir.join(&uid));
             }
         }
+    }
+}
+
+/// What the kubelet API looks pods and containers up in.
+impl crate::server::PodLookup for PodManager {
+    fn sandbox(&self, namespace: &str, pod: &str) -> Option<String> {
+        self.shared.registry.with(namespace, pod, |e| e.sandbox.clone())
+    }
+
+    /// The newest instance, or with `previous` the one before it.
+    fn container(&self, namespace: &str, pod: &str, container: &str, previous: bool) -> Option<String> {
+        self.shared.registry.with(namespace, pod, |e| {
+            let list = e.containers.get(container)?;
+            list.get(usize::from(previous)).map(|(_, id, _)| id.clone())
+        })
+    }
+
+    fn pods(&self) -> Vec<Pod> {
+        let pods = self.shared.registry.pods.lock().unwrap_or_else(PoisonError::into_inner);
+        pods.values().filter_map(|e| e.pod.clone()).collect()
     }
 }
 

@@ -179,9 +179,9 @@ pub(crate) fn phase(
     for (c, s) in init_specs.iter().zip(init) {
         let (running, exit, waiting, last) = state_of(s);
         if is_sidecar(c) {
-            if !(running && s.started == Some(true))
-                && !containers.iter().any(|s| state_of(s).0 || state_of(s).1.is_some())
-            {
+            let sidecar_started = running && s.started == Some(true);
+            let regular_ran = containers.iter().any(|s| state_of(s).0 || state_of(s).1.is_some());
+            if !sidecar_started && !regular_ran {
                 pending_init += 1;
             }
             continue;

@@ -465,7 +465,8 @@ impl Worker {
             name: self.pod.metadata.name.clone(),
             namespace: self.pod.metadata.namespace.clone(),
             uid: self.pod.metadata.uid.clone(),
-            resource_version: self.pod.metadata.resource_version.clone(),
+            // Not the resourceVersion: repeats of an event must fold into one series.
+            resource_version: None,
             field_path: None,
         };
         if let Some(c) = container {
@@ -793,15 +794,13 @@ impl Worker {
                 return Err(("ErrImageNeverPull".into(), msg));
             }
             ("Never" | "IfNotPresent", Some(i)) => {
-                if self.view.waiting.get(&c.name).is_none_or(|(r, _)| r != "CrashLoopBackOff") {
-                    self.event(
-                        Some(&c.name),
-                        false,
-                        "Pulled",
-                        format!("Container image \"{image}\" already present on machine"),
-                    )
-                    .await;
-                }
+                self.event(
+                    Some(&c.name),
+                    false,
+                    "Pulled",
+                    format!("Container image \"{image}\" already present on machine"),
+                )
+                .await;
                 return Ok(i.id.clone());
             }
             _ => {}

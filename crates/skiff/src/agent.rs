@@ -70,7 +70,7 @@ pub(crate) async fn start_local(
     args: &ServerArgs,
     v: &Validated,
     server: &Arc<ApiServer>,
-    _pki: &Pki,
+    pki: &Pki,
     shutdown: CancellationToken,
 ) -> Result<Vec<JoinHandle<()>>> {
     let data_dir = std::path::absolute(&v.data_dir).context("data dir")?;
@@ -90,13 +90,29 @@ pub(crate) async fn start_local(
     let runtime = LinuxRuntime::new(rc, Arc::new(store), Some(images)).context("starting the container runtime")?;
     let runtime: Arc<dyn skiff_runtime::Runtime> = Arc::new(runtime);
 
+    // The kubelet API: its own serving certificate from the cluster CA, for the node's
+    // address (the API server connects there and verifies it).
+    let listen = std::net::SocketAddr::new(
+        args.bind_address,
+        args.kubelet_port.unwrap_or(if data_dir == Path::new(DEFAULT_DATA_DIR) { 10250 } else { 0 }),
+    );
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("kubelet API: listening on {listen}"))?;
+    let kubelet_port = listener.local_addr()?.port();
+    let sans = vec![node_ip.to_string(), node_name.clone(), "127.0.0.1".into(), "localhost".into()];
+    let (cert, key) = pki
+        .issue(&format!("system:node:{node_name}"), &["system:nodes"], &sans, true)
+        .map_err(|e| anyhow::anyhow!("kubelet serving certificate: {e}"))?;
+    let tls = skiff_kubelet::server::tls_config(&pki.ca_cert_pem, &cert, &key)
+        .map_err(|e| anyhow::anyhow!("kubelet TLS: {e}"))?;
+
     let mut config = KubeletConfig::new(&node_name, &data_dir);
     config.node_ips = vec![node_ip];
     config.pod_cidr = Some(pod_cidr.clone());
     config.max_pods = args.max_pods;
     config.cluster_dns = args.cluster_dns.clone();
     config.cluster_domain = args.cluster_domain.clone();
-    config.kubelet_port = args.kubelet_port.unwrap_or(if data_dir == Path::new(DEFAULT_DATA_DIR) { 10250 } else { 0 });
+    config.kubelet_port = kubelet_port;
     parse_reserved(&args.kube_reserved, &mut config.reserved).context("--kube-reserved")?;
     parse_reserved(&args.system_reserved, &mut config.reserved).context("--system-reserved")?;
     for role in ["control-plane", "master"] {
@@ -104,13 +120,20 @@ pub(crate) async fn start_local(
     }
     tracing::info!(node = %node_name, pod_cidr = %pod_cidr, "starting the node agent");
     let client = server.client(&format!("system:node:{node_name}"), &["system:nodes", "system:masters"]);
-    let kubelet = Kubelet::new(client, runtime, config);
+    let kubelet = Kubelet::new(client, runtime.clone(), config);
+    let lookup: Arc<dyn skiff_kubelet::server::PodLookup> = kubelet.pods();
+    let api = tokio::spawn(skiff_kubelet::server::serve(listener, tls, runtime, lookup, node_name, shutdown.clone()));
     let task = tokio::spawn(async move {
         if let Err(e) = kubelet.run(shutdown).await {
             tracing::error!(error = %e, "the node agent stopped");
         }
     });
-    Ok(vec![task])
+    Ok(vec![
+        task,
+        tokio::spawn(async move {
+            let _ = api.await;
+        }),
+    ])
 }
 
 #[cfg(test)]

@@ -333,6 +333,9 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
     let server = ApiServer::start(v.api.clone(), store, authn, Box::new(MastersAuthorizer), shutdown.clone())
         .await
         .map_err(|e| anyhow::anyhow!("starting the API server: {e}"))?;
+    server.set_kubelet_client(
+        skiff_apiserver::KubeletClient::from_pki(&pki).map_err(|e| anyhow::anyhow!("the kubelet client: {e}"))?,
+    );
     let tls = skiff_apiserver::tls_config(&pki).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
     let serving = tokio::spawn(skiff_apiserver::serve(server.clone(), listener, tls, shutdown.clone()));
     let mut components = Vec::new();
