@@ -1088,25 +1088,23 @@ fn remove_dir(dir: &std::path::Path) -> std::io::Result<()> {
 
 /// The last lines of a CRI log file, contents only (for `FallbackToLogsOnError`).
 fn tail_log(path: &std::path::Path) -> String {
-    let Ok(text) = std::fs::read_to_string(path) else { return String::new() };
-    let lines: Vec<&str> = text.lines().collect();
+    let Ok(text) = std::fs::read(path) else { return String::new() };
+    let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
     let start = lines.len().saturating_sub(FALLBACK_LOG_LINES);
-    let mut out = String::new();
-    for line in &lines[start..] {
-        // `<time> <stream> <P|F> <content>`
-        let mut parts = line.splitn(4, ' ');
-        let (_, _, tag, content) = (parts.next(), parts.next(), parts.next(), parts.next().unwrap_or_default());
-        out.push_str(content);
-        if tag != Some("P") {
-            out.push('\n');
+    let mut out = Vec::new();
+    for rec in lines[start..].iter().filter_map(|l| skiff_runtime::linux::parse_record(l)) {
+        out.extend_from_slice(rec.content);
+        if !rec.partial {
+            out.push(b'\n');
         }
     }
+    let out = String::from_utf8_lossy(&out).into_owned();
     if out.len() > FALLBACK_LOG_BYTES {
         let mut cut = out.len() - FALLBACK_LOG_BYTES;
         while !out.is_char_boundary(cut) {
             cut += 1;
         }
-        out = out[cut..].to_string();
+        return out[cut..].to_string();
     }
     out
 }

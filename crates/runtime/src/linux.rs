@@ -40,7 +40,7 @@ mod syscall;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-pub use cri_log::{LogError, LogOptions, LogStream, parse_rfc3339, read_logs};
+pub use cri_log::{LogError, LogOptions, LogStream, Record, go_rfc3339_nano, parse_record, parse_rfc3339, read_logs};
 pub use reset::{ResetReport, reset};
 pub use runtime::{LinuxRuntime, StaticImages};
 pub use shim::shim_main;

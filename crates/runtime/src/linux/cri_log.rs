@@ -205,23 +205,27 @@ impl LogWriter {
     }
 }
 
-/// Rotated files of `path`, oldest first.
+/// Rotated files of `path` (`<name>.<suffix>`), oldest first. Compressed or in-flight files
+/// (`.gz`, `.tmp`) are not records we can read.
 pub(crate) fn rotated_files(path: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(base)) = (path.parent(), path.file_name()) else { return vec![] };
     let prefix = format!("{}.", base.to_string_lossy());
-    let mut out: Vec<(SystemTime, PathBuf)> = fs::read_dir(dir)
+    let mut out: Vec<(SystemTime, String, PathBuf)> = fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                .map(|e| {
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if !name.starts_with(&prefix) || name.ends_with(".gz") || name.ends_with(".tmp") {
+                        return None;
+                    }
                     let t = e.metadata().and_then(|m| m.modified()).unwrap_or(UNIX_EPOCH);
-                    (t, e.path())
+                    Some((t, name, e.path()))
                 })
                 .collect()
         })
         .unwrap_or_default();
     out.sort();
-    out.into_iter().map(|(_, p)| p).collect()
+    out.into_iter().map(|(_, _, p)| p).collect()
 }
 
 /// What `kubectl logs` asks for.
@@ -229,11 +233,11 @@ pub(crate) fn rotated_files(path: &Path) -> Vec<PathBuf> {
 pub struct LogOptions {
     /// Keep streaming new lines until the container exits.
     pub follow: bool,
-    /// Only the last N lines.
+    /// Only the last N lines (counted across rotated files).
     pub tail: Option<u64>,
     /// Only lines at or after this Unix time (ns).
     pub since: Option<i64>,
-    /// Prefix each line with its RFC3339Nano timestamp.
+    /// Prefix each line with its time (Go's RFC3339Nano, as upstream prints it).
     pub timestamps: bool,
     /// Stop after this many bytes.
     pub limit_bytes: Option<u64>,
@@ -244,14 +248,15 @@ pub struct LogOptions {
 
 /// A parsed record.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Record<'a> {
-    pub(crate) timestamp: &'a str,
-    pub(crate) stream: LogStream,
-    pub(crate) partial: bool,
-    pub(crate) content: &'a [u8],
+pub struct Record<'a> {
+    pub timestamp: &'a str,
+    pub stream: LogStream,
+    pub partial: bool,
+    pub content: &'a [u8],
 }
 
-pub(crate) fn parse_record(line: &[u8]) -> Option<Record<'_>> {
+/// Parse one record (`line` may end in `\n`); `None` for a malformed line.
+pub fn parse_record(line: &[u8]) -> Option<Record<'_>> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let mut parts = line.splitn(4, |b| *b == b' ');
     let timestamp = std::str::from_utf8(parts.next()?).ok()?;
@@ -268,12 +273,26 @@ pub(crate) fn parse_record(line: &[u8]) -> Option<Record<'_>> {
     Some(Record { timestamp, stream, partial, content: parts.next().unwrap_or(b"") })
 }
 
+/// A record's time as Go's RFC3339Nano prints it (what upstream shows with `--timestamps`):
+/// the fraction without trailing zeros, none for whole seconds. Unparsable times stay as
+/// they are.
+pub fn go_rfc3339_nano(time: &str) -> String {
+    let Some(ns) = parse_rfc3339(time) else { return time.to_string() };
+    let full = rfc3339_nano(ns);
+    let Some((head, frac)) = full.trim_end_matches('Z').split_once('.') else { return full };
+    match frac.trim_end_matches('0') {
+        "" => format!("{head}Z"),
+        frac => format!("{head}.{frac}Z"),
+    }
+}
+
 /// Errors of [`read_logs`].
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// The log file does not exist (the container never ran, or was removed).
     #[error("log file {0} not found")]
     NotFound(PathBuf),
+    /// Reading the files or writing the output failed.
     #[error("reading {path}: {source}")]
     Io {
         path: PathBuf,
@@ -282,142 +301,196 @@ pub enum LogError {
     },
 }
 
-/// Offset of the start of the last `n` lines of `path` (scanning backwards in blocks).
-fn tail_offset(path: &Path, n: u64) -> io::Result<u64> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = File::open(path)?;
-    let len = f.metadata()?.len();
-    if n == 0 {
-        return Ok(len);
-    }
-    let mut pos = len;
-    let mut newlines = 0u64;
-    let mut buf = vec![0u8; 8192];
-    // The file ends with '\n': that one does not start a line.
-    let mut skip_last = true;
-    while pos > 0 {
-        let read = (pos as usize).min(buf.len());
-        pos -= read as u64;
-        f.seek(SeekFrom::Start(pos))?;
-        f.read_exact(&mut buf[..read])?;
-        for i in (0..read).rev() {
-            if buf[i] == b'\n' {
-                if skip_last && pos + i as u64 == len - 1 {
-                    skip_last = false;
-                    continue;
-                }
-                newlines += 1;
-                if newlines == n {
-                    return Ok(pos + i as u64 + 1);
-                }
+/// Where the last `n` lines start: (index into `files`, byte offset). Lines are counted as
+/// log lines — a run of `P` records and the `F` record that ends it count once.
+fn tail_start(files: &[PathBuf], n: u64) -> io::Result<(usize, u64)> {
+    let mut remaining = n;
+    for (i, f) in files.iter().enumerate().rev() {
+        let content = match fs::read(f) {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        // Record boundaries, then walk them from the end.
+        let mut starts = vec![0usize];
+        for (at, b) in content.iter().enumerate() {
+            if *b == b'\n' && at + 1 < content.len() {
+                starts.push(at + 1);
             }
         }
+        for &start in starts.iter().rev() {
+            let line = &content[start..];
+            let end = line.iter().position(|b| *b == b'\n').map_or(line.len(), |p| p + 1);
+            if parse_record(&line[..end]).is_some_and(|r| !r.partial) {
+                if remaining == 0 {
+                    // The F record before our first line: start right after it.
+                    return Ok((i, (start + end) as u64));
+                }
+                remaining -= 1;
+            }
+        }
+        // With the count reached, the first line may still have begun (as `P` records) in
+        // the previous file: go on until the `F` record that ends the line before it.
     }
-    Ok(0)
+    Ok((0, 0))
 }
 
-/// Copy the log at `path` to `out` as `kubectl logs` shows it: record contents (with
-/// partial records joined), optionally timestamped. With `follow`, keeps reading new records
-/// (and follows a rotation to the new file) until `exited` resolves, then drains what is
-/// left. Returns the number of bytes written.
+/// Formats records for the output: joins partial records, applies the options.
+struct Sink<'o, W> {
+    out: &'o mut W,
+    opts: &'o LogOptions,
+    written: u64,
+    /// Per stream: a line is in progress (its first record was `P`); it has its first
+    /// record's time.
+    in_line: [bool; 2],
+}
+
+impl<W: AsyncWrite + Unpin> Sink<'_, W> {
+    /// Write one record; false once `limit_bytes` is reached.
+    async fn record(&mut self, line: &[u8]) -> io::Result<bool> {
+        let Some(rec) = parse_record(line) else { return Ok(true) };
+        let wanted = match (self.opts.stdout, self.opts.stderr) {
+            (false, false) | (true, true) => true,
+            (true, false) => rec.stream == LogStream::Stdout,
+            (false, true) => rec.stream == LogStream::Stderr,
+        };
+        if !wanted {
+            return Ok(true);
+        }
+        if let Some(since) = self.opts.since
+            && parse_rfc3339(rec.timestamp).is_some_and(|t| t < since)
+        {
+            return Ok(true);
+        }
+        let si = rec.stream.index();
+        let mut chunk = Vec::with_capacity(rec.content.len() + 40);
+        if self.opts.timestamps && !self.in_line[si] {
+            chunk.extend_from_slice(go_rfc3339_nano(rec.timestamp).as_bytes());
+            chunk.push(b' ');
+        }
+        chunk.extend_from_slice(rec.content);
+        if !rec.partial {
+            chunk.push(b'\n');
+        }
+        self.in_line[si] = rec.partial;
+        if let Some(limit) = self.opts.limit_bytes {
+            chunk.truncate(limit.saturating_sub(self.written) as usize);
+        }
+        self.out.write_all(&chunk).await?;
+        self.written += chunk.len() as u64;
+        Ok(self.opts.limit_bytes.is_none_or(|l| self.written < l))
+    }
+
+    async fn finish(self, path: &Path) -> Result<u64, LogError> {
+        self.out.flush().await.map_err(|source| LogError::Io { path: path.to_path_buf(), source })?;
+        Ok(self.written)
+    }
+}
+
+fn inode(m: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(m)
+}
+
+/// Copy the log at `path` — its rotated files first, oldest first, then the live one — to
+/// `out` as `kubectl logs` shows it: record contents with partial records joined, filtered
+/// and prefixed per `opts`. With `follow`, keeps reading new records (and follows a rotation
+/// to the new file, after draining the old one) until `exited` resolves and the file is
+/// drained. Returns the number of bytes written.
 pub async fn read_logs<W, F>(path: &Path, opts: &LogOptions, out: &mut W, exited: F) -> Result<u64, LogError>
 where
     W: AsyncWrite + Unpin,
     F: std::future::Future<Output = ()>,
 {
-    let io_err = |source| LogError::Io { path: path.to_path_buf(), source };
-    let start = match opts.tail {
-        Some(n) => match tail_offset(path, n) {
-            Ok(o) => o,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(LogError::NotFound(path.to_path_buf()));
-            }
-            Err(e) => return Err(io_err(e)),
-        },
-        None => 0,
+    let io_err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| LogError::Io { path: p, source }
     };
-    let open = |p: PathBuf| async move { tokio::fs::File::open(&p).await };
-    let file = match open(path.to_path_buf()).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(LogError::NotFound(path.to_path_buf()));
+    if !path.exists() {
+        return Err(LogError::NotFound(path.to_path_buf()));
+    }
+    let mut files = rotated_files(path);
+    files.push(path.to_path_buf());
+    let (first, offset) = match opts.tail {
+        Some(n) => {
+            let files = files.clone();
+            tokio::task::spawn_blocking(move || tail_start(&files, n))
+                .await
+                .map_err(|e| io_err(path)(io::Error::other(e)))?
+                .map_err(io_err(path))?
         }
-        Err(e) => return Err(io_err(e)),
+        None => (0, 0),
     };
-    let mut ino = file.metadata().await.map(|m| std::os::unix::fs::MetadataExt::ino(&m)).ok();
-    let mut reader = tokio::io::BufReader::new(file);
-    reader.seek(io::SeekFrom::Start(start)).await.map_err(io_err)?;
-    let want = |s: LogStream| match (opts.stdout, opts.stderr) {
-        (false, false) | (true, true) => true,
-        (true, false) => s == LogStream::Stdout,
-        (false, true) => s == LogStream::Stderr,
-    };
-    let mut written = 0u64;
+    let mut sink = Sink { out, opts, written: 0, in_line: [false, false] };
     let mut line = Vec::new();
-    // A partial record starts a line; its timestamp is the line's.
-    let mut in_partial = [false, false];
+    // Rotated files: complete, read straight through.
+    for (i, f) in files.iter().enumerate().take(files.len() - 1).skip(first) {
+        let Ok(file) = tokio::fs::File::open(f).await else { continue };
+        let mut r = tokio::io::BufReader::new(file);
+        if i == first {
+            r.seek(io::SeekFrom::Start(offset)).await.map_err(io_err(f))?;
+        }
+        loop {
+            line.clear();
+            if r.read_until(b'\n', &mut line).await.map_err(io_err(f))? == 0 {
+                break;
+            }
+            if !sink.record(&line).await.map_err(io_err(f))? {
+                return sink.finish(path).await;
+            }
+        }
+    }
+    // The live file.
+    let file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(LogError::NotFound(path.to_path_buf())),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let mut ino = file.metadata().await.ok().map(|m| inode(&m));
+    let mut r = tokio::io::BufReader::new(file);
+    if first == files.len() - 1 {
+        r.seek(io::SeekFrom::Start(offset)).await.map_err(io_err(path))?;
+    }
     tokio::pin!(exited);
     let mut done = !opts.follow;
+    let mut draining = false;
     loop {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line).await.map_err(io_err)?;
+        let n = r.read_until(b'\n', &mut line).await.map_err(io_err(path))?;
         if n > 0 && line.ends_with(b"\n") {
-            let Some(rec) = parse_record(&line) else { continue };
-            if !want(rec.stream) {
-                continue;
-            }
-            if let Some(since) = opts.since
-                && parse_rfc3339(rec.timestamp).is_some_and(|t| t < since)
-            {
-                continue;
-            }
-            let mut chunk = Vec::with_capacity(rec.content.len() + 40);
-            let si = rec.stream.index();
-            if opts.timestamps && !in_partial[si] {
-                chunk.extend_from_slice(rec.timestamp.as_bytes());
-                chunk.push(b' ');
-            }
-            chunk.extend_from_slice(rec.content);
-            if !rec.partial {
-                chunk.push(b'\n');
-            }
-            in_partial[si] = rec.partial;
-            if let Some(limit) = opts.limit_bytes {
-                let left = limit.saturating_sub(written) as usize;
-                chunk.truncate(left);
-            }
-            out.write_all(&chunk).await.map_err(io_err)?;
-            written += chunk.len() as u64;
-            if opts.limit_bytes.is_some_and(|l| written >= l) {
+            if !sink.record(&line).await.map_err(io_err(path))? {
                 break;
             }
             continue;
         }
-        // EOF (or a record still being written: rewind to its start and retry later).
+        // EOF, or a record still being written: rewind to its start and retry later.
         if n > 0 {
-            reader.seek(io::SeekFrom::Current(-(n as i64))).await.map_err(io_err)?;
+            r.seek(io::SeekFrom::Current(-(n as i64))).await.map_err(io_err(path))?;
         }
         if done {
             break;
         }
-        // Rotated? Switch to the new file once the old one is drained.
-        let current = tokio::fs::metadata(path).await.ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m));
-        if n == 0
-            && current.is_some()
-            && current != ino
-            && let Ok(f) = open(path.to_path_buf()).await
-        {
-            ino = current;
-            reader = tokio::io::BufReader::new(f);
-            continue;
+        // Rotated: read the old file once more (records written just before the rename),
+        // then go on with the new one.
+        let current = tokio::fs::metadata(path).await.ok().map(|m| inode(&m));
+        if n == 0 && current.is_some() && current != ino {
+            if !draining {
+                draining = true;
+                continue;
+            }
+            if let Ok(f) = tokio::fs::File::open(path).await {
+                ino = current;
+                r = tokio::io::BufReader::new(f);
+                draining = false;
+                continue;
+            }
         }
         tokio::select! {
-            _ = &mut exited => { done = true; }
+            _ = &mut exited => done = true,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
+        sink.out.flush().await.map_err(io_err(path))?;
     }
-    out.flush().await.map_err(io_err)?;
-    Ok(written)
+    sink.finish(path).await
 }
 
 #[cfg(test)]
