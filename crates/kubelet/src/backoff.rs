@@ -32,6 +32,14 @@ impl Backoff {
         }
     }
 
+    /// When the back-off of `key` since its last update ends, if that is after `now`
+    /// (upstream's `IsInBackOffSinceUpdate`, what image pulls use).
+    pub(crate) fn backoff_until(&self, key: &str, now: Instant) -> Option<Instant> {
+        let (d, last) = self.entries.get(key)?;
+        let until = *last + *d;
+        (now.saturating_duration_since(*last) <= MAX * 2 && now < until).then_some(until)
+    }
+
     /// Record a retry at `at`: the delay doubles (or starts at [`INITIAL`]).
     pub(crate) fn next(&mut self, key: &str, at: Instant) {
         let e = self.entries.entry(key.to_string()).or_insert((Duration::ZERO, at));
@@ -76,6 +84,9 @@ mod tests {
         }
         assert_eq!(seen, [20, 40, 80, 160, 300, 300, 300]);
         assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
+        // Since the last update (image pulls): 300 s from the last `next`.
+        assert_eq!(b.backoff_until("c", at), Some(at - Duration::from_secs(1) + MAX));
+        assert_eq!(b.backoff_until("c", at + MAX), None);
         assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
         // A container that ran for more than 10 minutes starts over.
         let later = at + Duration::from_secs(601);

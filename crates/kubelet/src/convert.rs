@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use skiff_runtime::cri::{
-    DnsConfig, NamespaceOptions, PodSandboxConfig, PortMapping, Protocol, Resources, SeccompProfile, SecurityContext,
+    DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, DnsConfig, NamespaceOptions, PodSandboxConfig, PortMapping, Protocol,
+    Resources, SeccompProfile, SecurityContext,
 };
 
 use crate::KubeletConfig;
@@ -23,23 +24,6 @@ pub(crate) const CONTAINER_NAME_LABEL: &str = "io.kubernetes.container.name";
 const CPU_PERIOD_US: u64 = 100_000;
 /// Upstream's minimum cpu.shares.
 const MIN_SHARES: u64 = 2;
-
-/// containerd's default masked and read-only paths (what upstream pods get unless privileged or
-/// `procMount: Unmasked`).
-const MASKED_PATHS: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 pub(crate) fn name(pod: &Pod) -> &str {
     pod.metadata.name.as_deref().unwrap_or_default()
@@ -59,6 +43,11 @@ pub(crate) fn log_directory(config: &KubeletConfig, pod: &Pod) -> PathBuf {
 /// `<pods_dir>/<uid>`: volumes, termination-message files.
 pub(crate) fn pod_dir(config: &KubeletConfig, pod: &Pod) -> PathBuf {
     config.pods_dir.join(uid(pod))
+}
+
+/// A sidecar: an init container with `restartPolicy: Always` (runs alongside the others).
+pub(crate) fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
 }
 
 pub(crate) fn qos_class(pod: &Pod) -> &str {
@@ -348,12 +337,12 @@ pub(crate) fn security(pod: &Pod, c: &Container, image_user: Option<&str>) -> Re
         masked_paths: if privileged || unmasked {
             vec![]
         } else {
-            MASKED_PATHS.iter().map(|s| s.to_string()).collect()
+            DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect()
         },
         readonly_paths: if privileged || unmasked {
             vec![]
         } else {
-            READONLY_PATHS.iter().map(|s| s.to_string()).collect()
+            DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect()
         },
     })
 }

@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::api::core::v1::{Container, Pod, ResourceFieldSelector, Service};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use skiff_api::field::go_quote;
+
 use crate::volumes::{ObjectSource, SourceError};
 
 #[cfg(test)]
@@ -125,44 +127,23 @@ pub async fn container_env(
             } else if let Some(r) = &from.resource_field_ref {
                 resource_value(pod, container, r, &ctx.node_allocatable).map_err(EnvError::Field)?
             } else if let Some(r) = &from.config_map_key_ref {
-                let optional = r.optional.unwrap_or(false);
-                let Some(data) = config_map_data(source, &mut config_maps, namespace, &r.name).await? else {
-                    if optional {
-                        continue;
-                    }
-                    return Err(EnvError::NotFound { kind: "configmap", name: r.name.clone() });
-                };
-                match data.get(&r.key) {
-                    Some(v) => v.clone(),
-                    None if optional => continue,
-                    None => {
-                        return Err(EnvError::MissingKey {
-                            kind: "ConfigMap",
-                            namespace: namespace.to_string(),
-                            name: r.name.clone(),
-                            key: r.key.clone(),
-                        });
-                    }
+                let data = config_map_data(source, &mut config_maps, namespace, &r.name).await?;
+                match key_ref(
+                    data,
+                    ("configmap", "ConfigMap"),
+                    namespace,
+                    &r.name,
+                    &r.key,
+                    r.optional.unwrap_or(false),
+                )? {
+                    Some(v) => v,
+                    None => continue,
                 }
             } else if let Some(r) = &from.secret_key_ref {
-                let optional = r.optional.unwrap_or(false);
-                let Some(data) = secret_data(source, &mut secrets, namespace, &r.name).await? else {
-                    if optional {
-                        continue;
-                    }
-                    return Err(EnvError::NotFound { kind: "secret", name: r.name.clone() });
-                };
-                match data.get(&r.key) {
-                    Some(v) => v.clone(),
-                    None if optional => continue,
-                    None => {
-                        return Err(EnvError::MissingKey {
-                            kind: "Secret",
-                            namespace: namespace.to_string(),
-                            name: r.name.clone(),
-                            key: r.key.clone(),
-                        });
-                    }
+                let data = secret_data(source, &mut secrets, namespace, &r.name).await?;
+                match key_ref(data, ("secret", "Secret"), namespace, &r.name, &r.key, r.optional.unwrap_or(false))? {
+                    Some(v) => v,
+                    None => continue,
                 }
             } else {
                 String::new()
@@ -202,6 +183,32 @@ impl OrderedEnv {
 
     fn get(&self, name: &str) -> Option<&str> {
         self.index.get(name).map(|&i| self.vars[i].1.as_str())
+    }
+}
+
+/// The value of `key` in a ConfigMap's or Secret's `data` (`None`: the object is missing);
+/// `Ok(None)` when an optional reference finds nothing. `kind` is how upstream names the
+/// kind in its two messages.
+fn key_ref(
+    data: Option<BTreeMap<String, String>>,
+    kind: (&'static str, &'static str),
+    namespace: &str,
+    name: &str,
+    key: &str,
+    optional: bool,
+) -> Result<Option<String>, EnvError> {
+    let Some(data) = data else {
+        return if optional { Ok(None) } else { Err(EnvError::NotFound { kind: kind.0, name: name.to_string() }) };
+    };
+    match data.get(key) {
+        Some(v) => Ok(Some(v.clone())),
+        None if optional => Ok(None),
+        None => Err(EnvError::MissingKey {
+            kind: kind.1,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            key: key.to_string(),
+        }),
     }
 }
 
@@ -412,29 +419,6 @@ fn subscript(path: &str) -> Option<(&str, &str)> {
 /// Upstream's `FormatMap`: `key="value"` lines sorted by key, values quoted like Go's `%q`.
 pub(crate) fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
     map.into_iter().flatten().map(|(k, v)| format!("{k}={}", go_quote(v))).collect::<Vec<_>>().join("\n")
-}
-
-/// Go's `strconv.Quote` for the characters that matter in labels and annotations.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The value of a downward-API `resourceFieldRef` for `container` (or the container it names),

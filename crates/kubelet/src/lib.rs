@@ -121,10 +121,6 @@ pub enum KubeletError {
         #[source]
         source: kube::Error,
     },
-    #[error("the container runtime: {0}")]
-    Runtime(#[from] skiff_runtime::RuntimeError),
-    #[error("{0}")]
-    Host(String),
 }
 
 /// The kubelet: node registration and heartbeats, and the pod manager.

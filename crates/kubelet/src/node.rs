@@ -179,6 +179,16 @@ pub(crate) fn resources(m: &Machine, config: &KubeletConfig) -> (BTreeMap<String
     (capacity, allocatable)
 }
 
+/// What the node status is made of, as last observed.
+#[derive(Clone, Debug, PartialEq)]
+struct Observed {
+    capacity: BTreeMap<String, String>,
+    allocatable: BTreeMap<String, String>,
+    pressure: Pressure,
+    runtime_version: String,
+    images: Value,
+}
+
 /// Registration, lease and status of this node.
 pub struct NodeAgent {
     client: kube::Client,
@@ -287,7 +297,7 @@ impl NodeAgent {
     pub async fn run(self, registered: Registered, shutdown: CancellationToken) {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let leases: Api<Lease> = Api::namespaced(self.client.clone(), LEASE_NAMESPACE);
-        let mut last: Option<(Value, Timestamp)> = None;
+        let mut last: Option<(Observed, Timestamp)> = None;
         let mut transitions: BTreeMap<&'static str, (bool, Timestamp)> = BTreeMap::new();
         let mut lease_due = tokio::time::Instant::now();
         let status_check = Duration::from_secs(10).min(self.config.lease_renew_interval);
@@ -295,13 +305,13 @@ impl NodeAgent {
             let now = Timestamp::now();
             let observed = self.observe().await;
             let changed = last.as_ref().is_none_or(|(v, at)| {
-                *v != observed.0 || now.duration_since(*at).unsigned_abs() >= self.config.status_report_interval
+                *v != observed || now.duration_since(*at).unsigned_abs() >= self.config.status_report_interval
             });
             if changed {
                 let body = self.status_patch(&observed, &mut transitions, now);
                 match nodes.patch_status(&self.config.node_name, &PatchParams::default(), &Patch::Strategic(body)).await
                 {
-                    Ok(_) => last = Some((observed.0.clone(), now)),
+                    Ok(_) => last = Some((observed, now)),
                     Err(e) => tracing::warn!(error = %e, "writing the node status failed; retrying"),
                 }
             }
@@ -322,9 +332,9 @@ impl NodeAgent {
         }
     }
 
-    /// Everything the status is computed from, and a comparable summary of it (heartbeat
-    /// times excluded) to decide whether it changed.
-    async fn observe(&self) -> (Value, Machine, Pressure, String, Value) {
+    /// Everything the status is computed from (heartbeat times excluded: equal means
+    /// unchanged).
+    async fn observe(&self) -> Observed {
         let machine = Machine::read(&self.config.root_dir);
         let (runtime_ok, runtime_version) = match self.runtime.version().await {
             Ok(v) => (true, format!("{}://{}", v.runtime_name, v.runtime_version)),
@@ -351,21 +361,16 @@ impl NodeAgent {
             Err(_) => Value::Array(vec![]),
         };
         let (capacity, allocatable) = resources(&machine, &self.config);
-        let summary = json!({
-            "capacity": capacity, "allocatable": allocatable, "pressure": [pressure.memory, pressure.disk, pressure.pid, pressure.ready],
-            "images": images, "runtime": runtime_version,
-        });
-        (summary, machine, pressure, runtime_version, images)
+        Observed { capacity, allocatable, pressure, runtime_version, images }
     }
 
     fn status_patch(
         &self,
-        observed: &(Value, Machine, Pressure, String, Value),
+        observed: &Observed,
         transitions: &mut BTreeMap<&'static str, (bool, Timestamp)>,
         now: Timestamp,
     ) -> Value {
-        let (_, machine, p, runtime_version, images) = observed;
-        let (capacity, allocatable) = resources(machine, &self.config);
+        let Observed { capacity, allocatable, pressure: p, runtime_version, images } = observed;
         let t = |ts: Timestamp| serde_json::to_value(Time(ts)).unwrap_or(Value::Null);
         let mut cond = |type_: &'static str, status: bool, reason: &str, message: &str| {
             let since = match transitions.get(type_) {

@@ -200,7 +200,6 @@ impl PodManager {
             let _ = h.updates.send(PodUpdate::Pod(Box::new(pod)));
             return;
         }
-        // A pod that finished before we saw it needs no worker unless it must be deleted.
         let (tx, rx) = watch::channel(PodUpdate::Pod(Box::new(pod.clone())));
         let relisted = Arc::new(Notify::new());
         let adopted = adoptable.remove(&uid).unwrap_or_default();

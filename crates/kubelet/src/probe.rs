@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use skiff_runtime::cri::{Runtime, RuntimeError};
 
-use crate::env::go_quote;
+use skiff_api::field::go_quote;
 
 mod grpc;
 mod http;

@@ -14,6 +14,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use skiff_runtime::cri::{ContainerState as RtState, ContainerStatus, PodSandboxStatus, SandboxState};
 
+use crate::convert::is_sidecar;
+
 /// The prefix of `containerID`s, like `containerd://`.
 pub(crate) const CONTAINER_ID_PREFIX: &str = "skiff://";
 
@@ -72,10 +74,6 @@ fn waiting(reason: &str, message: &str) -> ContainerState {
         }),
         ..Default::default()
     }
-}
-
-fn is_sidecar(c: &Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
 }
 
 /// One container's status. `default_wait` is the waiting reason when nothing ran yet.

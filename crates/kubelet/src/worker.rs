@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::KubeletConfig;
 use crate::backoff::{Backoff, go_duration};
-use crate::convert::{self, name, namespace, uid};
+use crate::convert::{self, is_sidecar, name, namespace, uid};
 use crate::env::{self as penv, EnvContext};
 use crate::pods::Registry;
 use crate::probe::{self, ProbeKind, ProbeResult, Target};
@@ -127,10 +127,6 @@ fn restarts(policy: &str, exit_code: i32) -> bool {
         "OnFailure" => exit_code != 0,
         _ => true,
     }
-}
-
-fn is_sidecar(c: &Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
 }
 
 impl Worker {
@@ -440,7 +436,7 @@ impl Worker {
     async fn write_status(&mut self) {
         let status = self.compute_status();
         let Ok(mut value) = serde_json::to_value(&status) else { return };
-        // Compare without transition times, which change only with the statuses.
+        // Transition times only move when a condition's status does: equal means unchanged.
         if self.written.as_ref() == Some(&value) {
             return;
         }
@@ -808,14 +804,13 @@ impl Worker {
         let key = format!("image/{image}");
         let now = Instant::now();
         if self.view.waiting.get(&c.name).is_some_and(|(r, _)| r == "ErrImagePull" || r == "ImagePullBackOff")
-            && let Some(d) = self.backoff.get(&key, now)
-            && self.backoff.in_backoff_since(&key, now - Duration::from_millis(1), now)
+            && let Some(until) = self.backoff.backoff_until(&key, now)
         {
             let msg = format!("Back-off pulling image \"{image}\"");
             if self.view.waiting.get(&c.name).map(|(r, _)| r.as_str()) != Some("ImagePullBackOff") {
                 self.event(Some(&c.name), false, "BackOff", msg.clone()).await;
             }
-            self.wake(now + d);
+            self.wake(until);
             return Err(("ImagePullBackOff".into(), msg));
         }
         self.event(Some(&c.name), false, "Pulling", format!("Pulling image \"{image}\"")).await;
@@ -1111,10 +1106,7 @@ fn tail_log(path: &std::path::Path) -> String {
 
 /// The registry host of an image reference, as Docker normalises it.
 fn registry_of(image: &str) -> String {
-    match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first.to_string(),
-        _ => "docker.io".to_string(),
-    }
+    skiff_runtime::image::registry_of(image).unwrap_or_else(|| "docker.io".to_string())
 }
 
 /// Credentials for `registry` from a docker config secret.

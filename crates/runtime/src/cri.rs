@@ -173,6 +173,25 @@ pub struct Resources {
     pub oom_score_adj: Option<i32>,
 }
 
+/// The paths containerd masks in every unprivileged container unless `procMount: Unmasked`
+/// (what upstream's pods get; the kubelet puts them in [`SecurityContext::masked_paths`]).
+pub const DEFAULT_MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// The paths containerd makes read-only likewise ([`SecurityContext::readonly_paths`]).
+pub const DEFAULT_READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
 /// Linux capabilities and the like from the container's securityContext.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SecurityContext {

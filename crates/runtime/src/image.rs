@@ -45,6 +45,12 @@ pub use service::ImageService;
 pub use store::{GcReport, ImageBuilder, ImageDetails, ImageStore, LayerDetails, NewImageConfig, PruneReport, Removal};
 pub use unpack::UnpackError;
 
+/// The registry an image reference names, as docker normalizes it (`busybox` → `docker.io`,
+/// `127.0.0.1:5000/x` → `127.0.0.1:5000`); `None` for an invalid reference.
+pub fn registry_of(reference: &str) -> Option<String> {
+    reference::Name::parse(reference).ok().map(|n| n.registry)
+}
+
 use crate::cri::RuntimeError;
 
 /// What a long operation (pull, import) reports while it runs; the CLI draws progress bars

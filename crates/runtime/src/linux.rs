@@ -90,15 +90,20 @@ pub struct LinuxRuntimeConfig {
     pub log_max_files: u32,
 }
 
-/// A short stable hash of a data dir, for per-data-dir names.
-fn dir_hash(dir: &Path) -> String {
+/// A short stable hash of a data dir, for per-data-dir host names (bridge, cgroup root, the
+/// server node's pod subnet).
+pub fn data_dir_hash(dir: &Path) -> u32 {
     // FNV-1a: stable across builds and platforms (unlike std's hasher).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in dir.as_os_str().as_encoded_bytes() {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{:08x}", h as u32)
+    h as u32
+}
+
+fn dir_hash(dir: &Path) -> String {
+    format!("{:08x}", data_dir_hash(dir))
 }
 
 /// The bridge and root cgroup names for a data dir: `skiff0`/`skiff-kubepods` for the default

@@ -13,14 +13,12 @@ use skiff_apiserver::ApiServer;
 use skiff_apiserver::pki::Pki;
 use skiff_kubelet::{Kubelet, KubeletConfig};
 use skiff_runtime::image::{ImageService, ImageStore};
+use skiff_runtime::linux::{DEFAULT_DATA_DIR, data_dir_hash};
 use skiff_runtime::{LinuxRuntime, LinuxRuntimeConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::{ServerArgs, Validated};
-
-/// The data dir skiff uses by default: its node gets the well-known names and ports.
-const DEFAULT_DATA_DIR: &str = "/var/lib/skiff";
 
 /// The /24 a node gets from the cluster CIDR: the first one for the default data dir, else one
 /// picked by the data dir's hash (test clusters must not share a subnet: their bridges would
@@ -34,16 +32,7 @@ pub(crate) fn node_pod_cidr(cluster_cidr: &str, data_dir: &Path) -> Result<Strin
         bail!("--cluster-cidr {cluster_cidr:?} must be a /24 or larger: each node gets a /24");
     }
     let subnets = 1u32 << (24 - prefix);
-    let index = if data_dir == Path::new(DEFAULT_DATA_DIR) {
-        0
-    } else {
-        let mut h: u32 = 0x811c_9dc5;
-        for b in data_dir.as_os_str().as_encoded_bytes() {
-            h ^= u32::from(*b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-        h % subnets
-    };
+    let index = if data_dir == Path::new(DEFAULT_DATA_DIR) { 0 } else { data_dir_hash(data_dir) % subnets };
     let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
     let net = u32::from(base) & mask;
     Ok(format!("{}/24", Ipv4Addr::from(net + (index << 8))))
@@ -128,12 +117,7 @@ pub(crate) async fn start_local(
             tracing::error!(error = %e, "the node agent stopped");
         }
     });
-    Ok(vec![
-        task,
-        tokio::spawn(async move {
-            let _ = api.await;
-        }),
-    ])
+    Ok(vec![task, api])
 }
 
 #[cfg(test)]

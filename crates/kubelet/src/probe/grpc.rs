@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::{KUBE_VERSION, ProbeOutcome, go_duration, join_host_port};
-use crate::env::go_quote;
+use skiff_api::field::go_quote;
 
 const SERVING: u64 = 1;
 

@@ -123,8 +123,8 @@ impl Env {
             command: vec!["sh".into(), "-c".into(), script.into()],
             log_path: PathBuf::from(format!("{name}/0.log")),
             security: SecurityContext {
-                masked_paths: DEFAULT_MASKED.iter().map(|s| s.to_string()).collect(),
-                readonly_paths: DEFAULT_READONLY.iter().map(|s| s.to_string()).collect(),
+                masked_paths: crate::cri::DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+                readonly_paths: crate::cri::DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
                 ..Default::default()
             },
             ..Default::default()
@@ -173,23 +173,6 @@ impl Env {
         (st, logs)
     }
 }
-
-/// Upstream's default masked and read-only paths (what the kubelet sends).
-pub(crate) const DEFAULT_MASKED: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-pub(crate) const DEFAULT_READONLY: &[&str] =
-    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// What is left on the host of a data dir after reset.
 pub(crate) fn leaks(dir: &Path, config: &LinuxRuntimeConfig) -> Vec<String> {
