@@ -62,6 +62,11 @@ pub(crate) async fn start_local(
     pki: &Pki,
     shutdown: CancellationToken,
 ) -> Result<Vec<JoinHandle<()>>> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "the node agent runs containers and needs root: run skiff server as root, or pass --disable-agent for the control plane only"
+        );
+    }
     let data_dir = std::path::absolute(&v.data_dir).context("data dir")?;
     let node_name = args.node_name.clone().unwrap_or_else(crate::server::hostname).to_lowercase();
     let node_ip: IpAddr = args.node_ip.unwrap_or(v.api.advertise_address);
