@@ -43,6 +43,7 @@ async fn env_with(
         root_ca_pem: "-----BEGIN CERTIFICATE-----\ntest\n".into(),
         workers: 2,
         node_lifecycle,
+        ..Default::default()
     };
     tokio::spawn(skiff_controllers::ControllerManager::new(cm_client, config).run(stop.clone()));
     let client = api.server.client("admin", &["system:masters"]);

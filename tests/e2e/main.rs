@@ -18,6 +18,7 @@ mod component;
 mod controllers;
 mod crd;
 mod image;
+mod join;
 mod kube_client;
 mod kubectl;
 mod node;

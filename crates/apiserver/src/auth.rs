@@ -221,6 +221,110 @@ impl Authorizer for MastersAuthorizer {
     }
 }
 
+/// What a node may do: upstream's `system:node` ClusterRole, with the Node authorizer's rule
+/// that a node writes only its own Node and Lease. (Upstream's Node authorizer also limits
+/// which Secrets and ConfigMaps a node reads to those its pods use; here every node reads
+/// them all: see docs/decisions/0009-joining-nodes.md.)
+const NODE_RULES: &[(&str, &str, &[&str])] = &[
+    ("", "nodes", &["get", "list", "watch", "create", "update", "patch", "delete"]),
+    ("", "nodes/status", &["get", "update", "patch"]),
+    ("", "pods", &["get", "list", "watch", "create", "delete"]),
+    ("", "pods/status", &["get", "update", "patch"]),
+    ("", "pods/eviction", &["create"]),
+    ("", "configmaps", &["get", "list", "watch"]),
+    ("", "secrets", &["get", "list", "watch"]),
+    ("", "services", &["get", "list", "watch"]),
+    ("", "endpoints", &["get", "list", "watch"]),
+    ("", "persistentvolumes", &["get", "list", "watch"]),
+    ("", "persistentvolumeclaims", &["get", "list", "watch"]),
+    ("", "persistentvolumeclaims/status", &["get", "update", "patch"]),
+    ("", "events", &["create", "update", "patch"]),
+    ("", "serviceaccounts/token", &["create"]),
+    ("events.k8s.io", "events", &["create", "update", "patch"]),
+    ("coordination.k8s.io", "leases", &["get", "list", "watch", "create", "update", "patch", "delete"]),
+    ("certificates.k8s.io", "certificatesigningrequests", &["get", "list", "watch", "create"]),
+    ("discovery.k8s.io", "endpointslices", &["get", "list", "watch"]),
+    ("storage.k8s.io", "volumeattachments", &["get", "list", "watch"]),
+    ("storage.k8s.io", "csidrivers", &["get", "list", "watch"]),
+    ("storage.k8s.io", "csinodes", &["get", "list", "watch", "create", "update", "patch", "delete"]),
+    ("node.k8s.io", "runtimeclasses", &["get", "list", "watch"]),
+    ("authentication.k8s.io", "tokenreviews", &["create"]),
+    ("authorization.k8s.io", "subjectaccessreviews", &["create"]),
+];
+
+/// What a joining agent's bootstrap token may do: upstream's `system:node-bootstrapper` role.
+const BOOTSTRAP_RULES: &[(&str, &str, &[&str])] =
+    &[("certificates.k8s.io", "certificatesigningrequests", &["get", "list", "watch", "create"])];
+
+/// The group of joining agents' bootstrap identities (upstream's name).
+pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
+
+fn in_group(user: &UserInfo, group: &str) -> bool {
+    user.groups.iter().any(|g| g == group)
+}
+
+fn table_allows(table: &[(&str, &str, &[&str])], a: &Attributes<'_>) -> bool {
+    if a.path.is_some() {
+        return false;
+    }
+    let resource = match a.subresource {
+        Some(s) => format!("{}/{s}", a.resource),
+        None => a.resource.to_string(),
+    };
+    table.iter().any(|(g, r, verbs)| *g == a.group && *r == resource && verbs.contains(&a.verb))
+}
+
+fn table_rules(table: &[(&str, &str, &[&str])]) -> Vec<serde_json::Value> {
+    table.iter().map(|(g, r, verbs)| serde_json::json!({"verbs": verbs, "apiGroups": [g], "resources": [r]})).collect()
+}
+
+/// A node writes only its own Node (and its status) and its own Lease.
+fn node_owns(node: &str, a: &Attributes<'_>) -> bool {
+    let writes = matches!(a.verb, "update" | "patch" | "delete");
+    match (a.group, a.resource) {
+        ("", "nodes") if writes || a.subresource.is_some() => a.name == Some(node),
+        ("coordination.k8s.io", "leases") if writes => a.namespace == Some("kube-node-lease") && a.name == Some(node),
+        _ => true,
+    }
+}
+
+/// The authorizer `skiff server` runs until RBAC lands: members of `system:masters` may do
+/// anything; nodes (`system:node:<name>` in `system:nodes`) what upstream's Node authorizer
+/// and `system:node` role let them; joining agents (`system:bootstrappers`) ask for their
+/// certificate; everyone reads discovery and health.
+#[derive(Debug, Default)]
+pub struct DefaultAuthorizer;
+
+impl Authorizer for DefaultAuthorizer {
+    fn allowed(&self, user: &UserInfo, attrs: &Attributes<'_>) -> bool {
+        if MastersAuthorizer.allowed(user, attrs) {
+            return true;
+        }
+        if in_group(user, "system:nodes")
+            && let Some(node) = user.name.strip_prefix("system:node:")
+            && table_allows(NODE_RULES, attrs)
+            && node_owns(node, attrs)
+        {
+            return true;
+        }
+        in_group(user, BOOTSTRAPPERS_GROUP) && table_allows(BOOTSTRAP_RULES, attrs)
+    }
+
+    fn rules(&self, user: &UserInfo, namespace: &str) -> Rules {
+        let mut rules = MastersAuthorizer.rules(user, namespace);
+        if in_group(user, "system:masters") {
+            return rules;
+        }
+        if in_group(user, "system:nodes") && user.name.starts_with("system:node:") {
+            rules.resource_rules.extend(table_rules(NODE_RULES));
+        }
+        if in_group(user, BOOTSTRAPPERS_GROUP) {
+            rules.resource_rules.extend(table_rules(BOOTSTRAP_RULES));
+        }
+        rules
+    }
+}
+
 /// Upstream's Forbidden message for a denied request.
 pub fn forbidden_message(user: &UserInfo, a: &Attributes<'_>) -> String {
     if let Some(path) = a.path {
@@ -264,6 +368,55 @@ mod tests {
         assert!(a.authenticate(None, None).is_none());
         std::fs::write(&f, "onlytoken\n").unwrap();
         assert!(Authenticator::new().load_token_file(&f).unwrap_err().to_string().contains("line 1"));
+    }
+
+    #[test]
+    fn nodes_write_only_their_own_node_and_lease() {
+        let node = UserInfo::new("system:node:a", &["system:nodes"]);
+        let base = Attributes {
+            verb: "patch",
+            group: "",
+            resource: "nodes",
+            subresource: Some("status"),
+            namespace: None,
+            name: Some("a"),
+            path: None,
+        };
+        let z = DefaultAuthorizer;
+        assert!(z.allowed(&node, &base));
+        assert!(!z.allowed(&node, &Attributes { name: Some("b"), ..base.clone() }), "another node's status");
+        assert!(z.allowed(&node, &Attributes { verb: "list", subresource: None, name: None, ..base.clone() }));
+        let lease = Attributes {
+            verb: "update",
+            group: "coordination.k8s.io",
+            resource: "leases",
+            subresource: None,
+            namespace: Some("kube-node-lease"),
+            name: Some("a"),
+            path: None,
+        };
+        assert!(z.allowed(&node, &lease));
+        assert!(!z.allowed(&node, &Attributes { name: Some("b"), ..lease.clone() }));
+        let pods = Attributes { verb: "patch", resource: "pods", subresource: Some("status"), ..base.clone() };
+        assert!(z.allowed(&node, &Attributes { namespace: Some("default"), name: Some("web"), ..pods.clone() }));
+        let deploy = Attributes { verb: "create", group: "apps", resource: "deployments", ..base.clone() };
+        assert!(!z.allowed(&node, &deploy), "nodes don't create workloads");
+        // The node group without a node name is nobody in particular.
+        assert!(!z.allowed(&UserInfo::new("mallory", &["system:nodes"]), &base));
+        let boot = UserInfo::new("system:bootstrap:skiff", &[BOOTSTRAPPERS_GROUP]);
+        let csr = Attributes {
+            verb: "create",
+            group: "certificates.k8s.io",
+            resource: "certificatesigningrequests",
+            subresource: None,
+            namespace: None,
+            name: None,
+            path: None,
+        };
+        assert!(z.allowed(&boot, &csr));
+        assert!(!z.allowed(&boot, &Attributes { verb: "update", subresource: Some("approval"), ..csr.clone() }));
+        assert!(!z.allowed(&boot, &base));
+        assert!(!z.rules(&boot, "default").resource_rules.is_empty());
     }
 
     #[test]

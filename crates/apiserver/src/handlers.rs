@@ -40,7 +40,13 @@ pub(crate) async fn handle(server: &Arc<ApiServer>, req: Request<Body>) -> Respo
     };
     let public = matches!(
         target,
-        Target::NonResource(NonResource::Healthz | NonResource::Livez | NonResource::Readyz | NonResource::Version)
+        Target::NonResource(
+            NonResource::Healthz
+                | NonResource::Livez
+                | NonResource::Readyz
+                | NonResource::Version
+                | NonResource::CaCerts
+        )
     );
     let result = match (&user, public) {
         (None, false) => Err(ApiError::unauthorized()),
@@ -173,6 +179,8 @@ async fn non_resource(
     Ok(match nr {
         NonResource::Version => json_ok(version_info(server)),
         NonResource::Healthz | NonResource::Livez => text(StatusCode::OK, "ok"),
+        NonResource::CaCerts if server.config.ca_cert_pem.is_empty() => return Err(not_found_path()),
+        NonResource::CaCerts => text(StatusCode::OK, server.config.ca_cert_pem.clone()),
         NonResource::Readyz => {
             if server.is_ready() {
                 text(StatusCode::OK, "ok")
@@ -284,7 +292,7 @@ async fn resource(
     }
     let name = rr.name.as_deref().unwrap_or("");
     match (rr.verb, rr.subresource.as_deref()) {
-        ("get", None | Some("status")) => {
+        ("get", None | Some("status" | "approval")) => {
             let obj = registry::get(&ctx, name, query.get("resourceVersion")).await?;
             single_response(&ctx, StatusCode::OK, obj, accept, query, &[])
         }
@@ -325,7 +333,10 @@ async fn resource(
         }
         ("create", None) => {
             let bytes = body::read_body(body, headers).await?;
-            let obj = body::decode_object(&bytes, headers)?;
+            let mut obj = body::decode_object(&bytes, headers)?;
+            if ctx.info().group == "certificates.k8s.io" && ctx.info().plural == "certificatesigningrequests" {
+                record_requester(&mut obj, user);
+            }
             let opts = write_options(query, headers)?;
             let r = registry::create(&ctx, obj, &opts).await?;
             single_response(&ctx, StatusCode::CREATED, r.object, accept, query, &r.warnings)
@@ -460,6 +471,19 @@ async fn delete_options(body: Body, headers: &HeaderMap, query: &Query) -> ApiRe
     let opts_body =
         if bytes.iter().all(u8::is_ascii_whitespace) { None } else { Some(body::decode_object(&bytes, headers)?) };
     DeleteOptions::from_parts(opts_body.as_ref(), query)
+}
+
+/// A CertificateSigningRequest records who asked for it (`spec.username`, `uid`, `groups`),
+/// whatever the body claimed: approvers decide on it, as upstream's strategy does.
+fn record_requester(csr: &mut Value, user: &UserInfo) {
+    let Some(spec) = csr.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    spec.insert("username".into(), Value::String(user.name.clone()));
+    spec.remove("uid");
+    if !user.uid.is_empty() {
+        spec.insert("uid".into(), Value::String(user.uid.clone()));
+    }
+    spec.insert("groups".into(), serde_json::json!(user.groups));
+    spec.remove("extra");
 }
 
 fn parse(b: &[u8]) -> ApiResult<Value> {

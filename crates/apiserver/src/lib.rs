@@ -42,7 +42,9 @@ use skiff_store::Store;
 use tokio_util::sync::CancellationToken;
 
 pub use allocator::Cidr;
-pub use auth::{Authenticator, Authorizer, MastersAuthorizer, PeerCertificate, UserInfo};
+pub use auth::{
+    Authenticator, Authorizer, BOOTSTRAPPERS_GROUP, DefaultAuthorizer, MastersAuthorizer, PeerCertificate, UserInfo,
+};
 pub use metrics::Metrics;
 pub use proxy::{KubeletClient, ProxyError};
 pub use serve::{serve, tls_config};
@@ -72,6 +74,8 @@ pub struct Config {
     /// How long Events live after their last update (upstream's `--event-ttl`); zero keeps
     /// them forever.
     pub event_ttl: std::time::Duration,
+    /// The cluster CA (PEM), served at `/cacerts` for joining agents; empty: not served.
+    pub ca_cert_pem: String,
 }
 
 impl Default for Config {
@@ -84,6 +88,7 @@ impl Default for Config {
             skiff_version: env!("CARGO_PKG_VERSION").to_string(),
             compaction_interval: std::time::Duration::from_secs(300),
             event_ttl: std::time::Duration::from_secs(3600),
+            ca_cert_pem: String::new(),
         }
     }
 }

@@ -284,6 +284,56 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// Sign a PKCS#10 request (PEM) with the cluster CA, as upstream's CSR signing controller
+    /// does: subject and SANs come from the (signature-checked) request; key usages and
+    /// extended key usages from `usages` (the CSR's `spec.usages` names); valid for
+    /// `valid_for` from now (an hour of slack before, for clock skew). Returns the certificate
+    /// PEM.
+    pub fn sign_request(
+        &self,
+        request_pem: &str,
+        usages: &[String],
+        valid_for: std::time::Duration,
+    ) -> Result<String, PkiError> {
+        let ca_key = KeyPair::from_pem(&self.ca_key_pem).map_err(cert_err("load CA key"))?;
+        let issuer = Issuer::from_ca_cert_pem(&self.ca_cert_pem, ca_key).map_err(cert_err("load CA certificate"))?;
+        let mut csr =
+            rcgen::CertificateSigningRequestParams::from_pem(request_pem).map_err(cert_err("parse the request"))?;
+        let p = &mut csr.params;
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.key_usages = usages
+            .iter()
+            .filter_map(|u| match u.as_str() {
+                "digital signature" => Some(KeyUsagePurpose::DigitalSignature),
+                "key encipherment" => Some(KeyUsagePurpose::KeyEncipherment),
+                "content commitment" => Some(KeyUsagePurpose::ContentCommitment),
+                "data encipherment" => Some(KeyUsagePurpose::DataEncipherment),
+                "key agreement" => Some(KeyUsagePurpose::KeyAgreement),
+                _ => None,
+            })
+            .collect();
+        p.extended_key_usages = usages
+            .iter()
+            .filter_map(|u| match u.as_str() {
+                "client auth" => Some(ExtendedKeyUsagePurpose::ClientAuth),
+                "server auth" => Some(ExtendedKeyUsagePurpose::ServerAuth),
+                "code signing" => Some(ExtendedKeyUsagePurpose::CodeSigning),
+                "email protection" => Some(ExtendedKeyUsagePurpose::EmailProtection),
+                "timestamping" => Some(ExtendedKeyUsagePurpose::TimeStamping),
+                "ocsp signing" => Some(ExtendedKeyUsagePurpose::OcspSigning),
+                _ => None,
+            })
+            .collect();
+        p.use_authority_key_identifier_extension = true;
+        let now = time::OffsetDateTime::now_utc();
+        p.not_before = now - time::Duration::hours(1);
+        p.not_after = now + time::Duration::try_from(valid_for).unwrap_or(time::Duration::days(LEAF_DAYS));
+        let cert = csr.signed_by(&issuer).map_err(cert_err("sign the request"))?;
+        Ok(cert.pem())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +363,33 @@ mod tests {
         let mode = fs::metadata(dir.path().join("ca.key")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn signs_requests_with_their_subject_and_the_usages_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::load_or_create(dir.path(), &["localhost".into()]).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::OrganizationName, "system:nodes");
+        params.distinguished_name.push(DnType::CommonName, "system:node:a");
+        params.subject_alt_names = san_list(&["10.0.0.5".into()]);
+        let request = params.serialize_request(&key).unwrap().pem().unwrap();
+        let usages = vec!["digital signature".to_string(), "server auth".to_string()];
+        let pem = pki.sign_request(&request, &usages, std::time::Duration::from_secs(3600 * 24)).unwrap();
+        let facts = leaf_facts(&pem, Path::new("x")).unwrap();
+        assert!(facts.sans.contains("10.0.0.5"), "{:?}", facts.sans);
+        let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        let cert = der.parse_x509().unwrap();
+        assert_eq!(cert.subject().iter_common_name().next().unwrap().as_str().unwrap(), "system:node:a");
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && !eku.client_auth);
+        let (_, ca) = x509_parser::pem::parse_x509_pem(pki.ca_cert_pem.as_bytes()).unwrap();
+        assert_eq!(cert.issuer(), ca.parse_x509().unwrap().subject());
+        let left = cert.validity().not_after.timestamp() - jiff::Timestamp::now().as_second();
+        assert!((3600 * 23..=3600 * 24).contains(&left), "{left}");
+        assert!(pki.sign_request("garbage", &usages, std::time::Duration::from_secs(60)).is_err());
     }
 
     #[test]

@@ -115,6 +115,7 @@ fn subresource_of(target: UpdateTarget) -> Option<&'static str> {
     match target {
         UpdateTarget::Status => Some("status"),
         UpdateTarget::Scale => Some("scale"),
+        UpdateTarget::Approval => Some("approval"),
         UpdateTarget::Main | UpdateTarget::Finalize | UpdateTarget::System => None,
     }
 }
@@ -481,6 +482,8 @@ pub(crate) enum UpdateTarget {
     /// A server-side change through a narrow subresource (`pods/<n>/binding`): the mutation
     /// decides what changes, spec and status alike.
     System,
+    /// `certificatesigningrequests/<n>/approval`: only `status.conditions` changes.
+    Approval,
     /// The `scale` subresource: a main-resource update recorded as written through `scale`.
     Scale,
 }
@@ -491,6 +494,7 @@ impl UpdateTarget {
             None => Ok(UpdateTarget::Main),
             Some("status") if info.subresource("status").is_some() => Ok(UpdateTarget::Status),
             Some("finalize") if info.plural == "namespaces" => Ok(UpdateTarget::Finalize),
+            Some("approval") if info.subresource("approval").is_some() => Ok(UpdateTarget::Approval),
             Some(_) => Err(ApiError::method_not_allowed()),
         }
     }
@@ -725,6 +729,32 @@ async fn update_once(
             }
             new
         }
+        UpdateTarget::Approval => {
+            // Upstream's approval strategy: only the conditions change (Approved, Denied).
+            let mut new = old.clone();
+            let conditions = desired.pointer("/status/conditions").cloned().unwrap_or(json!([]));
+            let types: Vec<&str> =
+                conditions.as_array().into_iter().flatten().filter_map(|c| c["type"].as_str()).collect();
+            if types.contains(&"Approved") && types.contains(&"Denied") {
+                let path = skiff_api::Path::new("status").child("conditions");
+                return Err(ApiError::invalid_kind(
+                    ctx.info().group,
+                    ctx.info().kind,
+                    name,
+                    &[skiff_api::FieldError::invalid(
+                        &path,
+                        "Approved",
+                        "Approved and Denied conditions are mutually exclusive",
+                    )],
+                )
+                .into());
+            }
+            if !new["status"].is_object() {
+                new["status"] = json!({});
+            }
+            new["status"]["conditions"] = conditions;
+            new
+        }
         UpdateTarget::Finalize => {
             let mut new = old.clone();
             let fins = desired.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
@@ -788,7 +818,7 @@ async fn update_once(
         }
     }
     let op = match target {
-        UpdateTarget::Status => Operation::UpdateStatus { old: &old },
+        UpdateTarget::Status | UpdateTarget::Approval => Operation::UpdateStatus { old: &old },
         UpdateTarget::Finalize | UpdateTarget::System => Operation::System { old: &old },
         UpdateTarget::Main | UpdateTarget::Scale => Operation::Update { old: &old },
     };

@@ -15,6 +15,9 @@ pub(crate) enum NonResource {
     Livez,
     Readyz,
     Metrics,
+    /// `/cacerts`: the cluster CA (PEM), public like k3s's, for agents to compare with the
+    /// hash in their join token before trusting anything the server says.
+    CaCerts,
     /// `/api`
     CoreVersions,
     /// `/apis`
@@ -61,6 +64,7 @@ pub(crate) fn classify(method: &Method, path: &str, watch_param: bool) -> Target
         ["livez", ..] => return Target::NonResource(NonResource::Livez),
         ["readyz", ..] => return Target::NonResource(NonResource::Readyz),
         ["metrics"] => return Target::NonResource(NonResource::Metrics),
+        ["cacerts"] => return Target::NonResource(NonResource::CaCerts),
         ["api"] => return Target::NonResource(NonResource::CoreVersions),
         ["apis"] => return Target::NonResource(NonResource::Groups),
         ["apis", g] => return Target::NonResource(NonResource::Group(g.to_string())),

@@ -10,6 +10,7 @@
 //! background/foreground/orphan deletion) and [`defaults`] (the `default` ServiceAccount and the
 //! `kube-root-ca.crt` ConfigMap in every namespace).
 
+pub mod certificates;
 pub mod defaults;
 pub mod deployment;
 pub mod disruption;
@@ -17,6 +18,7 @@ mod events;
 pub mod gc;
 pub mod informer;
 pub mod leader;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod pods;
 pub mod queue;
@@ -79,11 +81,26 @@ pub struct Config {
     /// Workers per workload controller (upstream's `--concurrent-*-syncs` default to 5).
     pub workers: usize,
     pub node_lifecycle: nodelifecycle::NodeLifecycleConfig,
+    /// Signs approved CertificateSigningRequests with the cluster CA; `None`: requests stay
+    /// unsigned (approval still runs).
+    pub signer: Option<certificates::Signer>,
+    /// Hand every Node a /24 of this range as its podCIDR (upstream's
+    /// `--allocate-node-cidrs --cluster-cidr`); `None`: nodes bring their own.
+    pub cluster_cidr: Option<String>,
+    /// Ranges taken already (the server's own node's).
+    pub reserved_pod_cidrs: Vec<String>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { root_ca_pem: String::new(), workers: 5, node_lifecycle: Default::default() }
+        Config {
+            root_ca_pem: String::new(),
+            workers: 5,
+            node_lifecycle: Default::default(),
+            signer: None,
+            cluster_cidr: None,
+            reserved_pod_cidrs: Vec::new(),
+        }
     }
 }
 
@@ -122,6 +139,12 @@ impl ControllerManager {
             pods.clone(),
             self.config.node_lifecycle,
         );
+        let csrs = Informer::new(Api::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>::all(c.clone()));
+        let certs =
+            certificates::CertificateController::new(c.clone(), csrs, nodes.clone(), self.config.signer.clone());
+        let ipam = self.config.cluster_cidr.as_deref().and_then(|cidr| {
+            nodeipam::NodeIpamController::new(c.clone(), nodes.clone(), cidr, self.config.reserved_pod_cidrs.clone())
+        });
         // Every handler is registered: start watching.
         pods.start(shutdown.clone());
         sets.start(shutdown.clone());
@@ -139,6 +162,12 @@ impl ControllerManager {
             gc.run(shutdown.clone()),
             lifecycle.run(shutdown.clone()),
             quota.run(shutdown.clone()),
+            certs.run(shutdown.clone()),
+            async {
+                if let Some(ipam) = ipam {
+                    ipam.run(shutdown.clone()).await
+                }
+            },
         );
     }
 }

@@ -1,14 +1,19 @@
-//! The node agent of `skiff server` (and, with joining, `skiff agent`): the built-in Linux
-//! runtime with the node's image store, and the kubelet on top of it. Host-level names (bridge,
-//! cgroup root, pod CIDR, kubelet port) derive from the data dir unless given, so several
-//! clusters run side by side on one machine.
+//! The node agent: the built-in Linux runtime with the node's image store, and the kubelet
+//! on top of it. `skiff server` runs one for its own node (unless `--disable-agent`);
+//! `skiff agent --server URL --token TOKEN` joins another machine (see `join`). Host-level
+//! names (bridge, cgroup root, pod CIDR, kubelet port) derive from the data dir unless given,
+//! so several clusters and agents run side by side on one machine.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use clap::Args;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use skiff_apiserver::ApiServer;
 use skiff_apiserver::pki::Pki;
 use skiff_kubelet::{Kubelet, KubeletConfig};
@@ -19,6 +24,77 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::{ServerArgs, Validated};
+
+/// The node agent's flags, shared by `skiff server` and `skiff agent`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct NodeArgs {
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// This node's InternalIP (default: the advertise address).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// The kubelet API port; 0 picks a free one. Default: 10250 with the default data dir,
+    /// else 0, so several clusters run side by side.
+    #[arg(long)]
+    pub kubelet_port: Option<u16>,
+    /// Maximum pods on this node.
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
+    /// Resources reserved for Kubernetes' own daemons, e.g. cpu=100m,memory=256Mi.
+    #[arg(long, value_delimiter = ',')]
+    pub kube_reserved: Vec<String>,
+    /// Resources reserved for the system, e.g. cpu=100m,memory=256Mi.
+    #[arg(long, value_delimiter = ',')]
+    pub system_reserved: Vec<String>,
+    /// Cluster DNS server IPs written into pods' resolv.conf (ClusterFirst).
+    #[arg(long, value_delimiter = ',')]
+    pub cluster_dns: Vec<IpAddr>,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Network pods with the first CNI config in this directory (with --cni-bin-dir) instead
+    /// of the built-in bridge.
+    #[arg(long)]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where the CNI plugins are.
+    #[arg(long)]
+    pub cni_bin_dir: Option<PathBuf>,
+    /// Registries pulled from over plain HTTP (loopback registries always are).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+}
+
+/// `skiff agent`: join a cluster as a node.
+#[derive(Args, Debug)]
+pub(crate) struct AgentArgs {
+    /// The server to join, e.g. https://10.0.0.1:6443.
+    #[arg(long, env = "SKIFF_URL")]
+    server: String,
+    /// The join token: the server's <data-dir>/node-token (K10<ca-hash>::server:<secret>).
+    #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the join token.
+    #[arg(long, env = "SKIFF_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Where the agent's state lives (credentials, images, containers).
+    #[arg(long, default_value = DEFAULT_DATA_DIR, env = "SKIFF_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The address the kubelet API listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Log filter (tracing's env-filter syntax).
+    #[arg(long, default_value = "info", env = "SKIFF_LOG")]
+    log_level: String,
+}
+
+/// The log filter: the user's, with kube-rs's warning about the one unverified request (the
+/// CA fetch, checked against the token's hash right after) kept quiet.
+fn agent_log_filter(level: &str) -> String {
+    format!("{level},kube_client::client::tls=error")
+}
 
 /// The /24 a node gets from the cluster CIDR: the first one for the default data dir, else one
 /// picked by the data dir's hash (test clusters must not share a subnet: their bridges would
@@ -54,24 +130,37 @@ fn parse_reserved(items: &[String], into: &mut BTreeMap<String, String>) -> Resu
     Ok(())
 }
 
-/// Start the runtime and kubelet of the server's own node.
-pub(crate) async fn start_local(
-    args: &ServerArgs,
-    v: &Validated,
-    server: &Arc<ApiServer>,
-    pki: &Pki,
-    shutdown: CancellationToken,
-) -> Result<Vec<JoinHandle<()>>> {
+fn require_root(what: &str) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        bail!(
-            "the node agent runs containers and needs root: run skiff server as root, or pass --disable-agent for the control plane only"
-        );
+        bail!("the node agent runs containers and needs root: {what}");
     }
-    let data_dir = std::path::absolute(&v.data_dir).context("data dir")?;
-    let node_name = args.node_name.clone().unwrap_or_else(crate::server::hostname).to_lowercase();
-    let node_ip: IpAddr = args.node_ip.unwrap_or(v.api.advertise_address);
-    let pod_cidr = node_pod_cidr(&args.cluster_cidr, &data_dir)?;
+    Ok(())
+}
 
+/// What differs between the server's own node and a joined one.
+struct NodeSetup {
+    data_dir: PathBuf,
+    node_name: String,
+    node_ip: IpAddr,
+    pod_cidr: String,
+    client: kube::Client,
+    ca_pem: String,
+    /// The kubelet API's certificate and key (PEM).
+    serving: (String, String),
+    listener: tokio::net::TcpListener,
+    labels: BTreeMap<String, String>,
+}
+
+/// The kubelet API's listener: port 10250 with the default data dir, else any free one.
+async fn kubelet_listener(args: &NodeArgs, address: IpAddr, data_dir: &Path) -> Result<tokio::net::TcpListener> {
+    let default = if data_dir == Path::new(DEFAULT_DATA_DIR) { 10250 } else { 0 };
+    let listen = SocketAddr::new(address, args.kubelet_port.unwrap_or(default));
+    tokio::net::TcpListener::bind(listen).await.with_context(|| format!("kubelet API: listening on {listen}"))
+}
+
+/// Start the runtime, the kubelet and the kubelet API.
+async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationToken) -> Result<Vec<JoinHandle<()>>> {
+    let NodeSetup { data_dir, node_name, node_ip, pod_cidr, client, ca_pem, serving, listener, labels } = setup;
     let mut rc = LinuxRuntimeConfig::new(&data_dir);
     rc.pod_cidr = pod_cidr.clone();
     rc.cni_bin_dir = args.cni_bin_dir.clone();
@@ -84,22 +173,9 @@ pub(crate) async fn start_local(
     let runtime = LinuxRuntime::new(rc, Arc::new(store), Some(images)).context("starting the container runtime")?;
     let runtime: Arc<dyn skiff_runtime::Runtime> = Arc::new(runtime);
 
-    // The kubelet API: its own serving certificate from the cluster CA, for the node's
-    // address (the API server connects there and verifies it).
-    let listen = std::net::SocketAddr::new(
-        args.bind_address,
-        args.kubelet_port.unwrap_or(if data_dir == Path::new(DEFAULT_DATA_DIR) { 10250 } else { 0 }),
-    );
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("kubelet API: listening on {listen}"))?;
     let kubelet_port = listener.local_addr()?.port();
-    let sans = vec![node_ip.to_string(), node_name.clone(), "127.0.0.1".into(), "localhost".into()];
-    let (cert, key) = pki
-        .issue(&format!("system:node:{node_name}"), &["system:nodes"], &sans, true)
-        .map_err(|e| anyhow::anyhow!("kubelet serving certificate: {e}"))?;
-    let tls = skiff_kubelet::server::tls_config(&pki.ca_cert_pem, &cert, &key)
+    let tls = skiff_kubelet::server::tls_config(&ca_pem, &serving.0, &serving.1)
         .map_err(|e| anyhow::anyhow!("kubelet TLS: {e}"))?;
-
     let mut config = KubeletConfig::new(&node_name, &data_dir);
     config.node_ips = vec![node_ip];
     config.pod_cidr = Some(pod_cidr.clone());
@@ -107,13 +183,10 @@ pub(crate) async fn start_local(
     config.cluster_dns = args.cluster_dns.clone();
     config.cluster_domain = args.cluster_domain.clone();
     config.kubelet_port = kubelet_port;
+    config.labels = labels;
     parse_reserved(&args.kube_reserved, &mut config.reserved).context("--kube-reserved")?;
     parse_reserved(&args.system_reserved, &mut config.reserved).context("--system-reserved")?;
-    for role in ["control-plane", "master"] {
-        config.labels.insert(format!("node-role.kubernetes.io/{role}"), "true".into());
-    }
-    tracing::info!(node = %node_name, pod_cidr = %pod_cidr, "starting the node agent");
-    let client = server.client(&format!("system:node:{node_name}"), &["system:nodes", "system:masters"]);
+    tracing::info!(node = %node_name, pod_cidr = %pod_cidr, kubelet_port, "starting the node agent");
     let kubelet = Kubelet::new(client, runtime.clone(), config);
     let lookup: Arc<dyn skiff_kubelet::server::PodLookup> = kubelet.pods();
     let api = tokio::spawn(skiff_kubelet::server::serve(listener, tls, runtime, lookup, node_name, shutdown.clone()));
@@ -123,6 +196,159 @@ pub(crate) async fn start_local(
         }
     });
     Ok(vec![task, api])
+}
+
+/// The server's own node's name and podCIDR (the controller manager keeps the range out of
+/// what it hands to joining nodes).
+pub(crate) fn local_node(args: &ServerArgs) -> Result<(String, String)> {
+    let data_dir = std::path::absolute(&args.data_dir).context("data dir")?;
+    let name = args.node.node_name.clone().unwrap_or_else(crate::server::hostname).to_lowercase();
+    Ok((name, node_pod_cidr(&args.cluster_cidr, &data_dir)?))
+}
+
+/// Start the runtime and kubelet of the server's own node.
+pub(crate) async fn start_local(
+    args: &ServerArgs,
+    v: &Validated,
+    server: &Arc<ApiServer>,
+    pki: &Pki,
+    shutdown: CancellationToken,
+) -> Result<Vec<JoinHandle<()>>> {
+    require_root("run skiff server as root, or pass --disable-agent for the control plane only")?;
+    let data_dir = std::path::absolute(&v.data_dir).context("data dir")?;
+    let (node_name, pod_cidr) = local_node(args)?;
+    let node_ip: IpAddr = args.node.node_ip.unwrap_or(v.api.advertise_address);
+    let listener = kubelet_listener(&args.node, args.bind_address, &data_dir).await?;
+    // The kubelet API's serving certificate comes straight from the cluster CA here; a
+    // joined node asks for one (join.rs).
+    let sans = vec![node_ip.to_string(), node_name.clone(), "127.0.0.1".into(), "localhost".into()];
+    let serving = pki
+        .issue(&format!("system:node:{node_name}"), &["system:nodes"], &sans, true)
+        .map_err(|e| anyhow::anyhow!("kubelet serving certificate: {e}"))?;
+    let labels = ["control-plane", "master"]
+        .into_iter()
+        .map(|role| (format!("node-role.kubernetes.io/{role}"), "true".to_string()))
+        .collect();
+    let client = server.client(&format!("system:node:{node_name}"), &["system:nodes", "system:masters"]);
+    let setup = NodeSetup {
+        data_dir,
+        node_name,
+        node_ip,
+        pod_cidr,
+        client,
+        ca_pem: pki.ca_cert_pem.clone(),
+        serving,
+        listener,
+        labels,
+    };
+    start_node(&args.node, setup, shutdown).await
+}
+
+/// Create the Node (if new) with the address its serving certificate will name, and wait for
+/// the controller manager to give it a podCIDR. Returns the podCIDR.
+async fn pre_register(client: &kube::Client, name: &str, ip: IpAddr) -> Result<String> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let cidr_of = |n: &Node| n.spec.as_ref().and_then(|s| s.pod_cidr.clone()).filter(|c| !c.is_empty());
+    let addresses = serde_json::json!([
+        {"type": "InternalIP", "address": ip.to_string()},
+        {"type": "Hostname", "address": name},
+    ]);
+    let existing = nodes.get_opt(name).await.with_context(|| format!("reading node {name}"))?;
+    match existing {
+        Some(_) => {
+            let patch = serde_json::json!({"status": {"addresses": addresses}});
+            nodes
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .with_context(|| format!("updating node {name}'s addresses"))?;
+        }
+        None => {
+            let node: Node = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "labels": {
+                    "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+                }},
+                "status": {"addresses": addresses},
+            }))?;
+            match nodes.create(&PostParams::default(), &node).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(e).with_context(|| format!("registering node {name}")),
+            }
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let node = nodes.get(name).await.with_context(|| format!("reading node {name}"))?;
+        if let Some(cidr) = cidr_of(&node) {
+            return Ok(cidr);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "node {name} got no podCIDR within 60 s: the server's controller manager allocates them from its --cluster-cidr (is it running, and is the range full? kubectl get events -A --field-selector reason=CIDRNotAvailable)"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub(crate) fn run(args: AgentArgs) -> Result<()> {
+    crate::server::init_logging(&agent_log_filter(&args.log_level));
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(agent(args))
+}
+
+async fn agent(args: AgentArgs) -> Result<()> {
+    require_root("run skiff agent as root")?;
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => t.clone(),
+        (None, Some(p)) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading --token-file {}", p.display()))?
+            .trim()
+            .to_string(),
+        (None, None) => bail!("--token or --token-file is required: the server's <data-dir>/node-token"),
+    };
+    let data_dir = std::path::absolute(&args.data_dir).context("data dir")?;
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let _lock = crate::server::lock_data_dir(&data_dir)?;
+    let node_name = args.node.node_name.clone().unwrap_or_else(crate::server::hostname).to_lowercase();
+    let node_ip = match args.node.node_ip {
+        Some(ip) => ip,
+        None => crate::server::host_ips()
+            .into_iter()
+            .next()
+            .context("this machine has no non-loopback IPv4 address: pass --node-ip")?,
+    };
+    let server = args.server.trim_end_matches('/');
+    let creds = crate::join::bootstrap(server, &token, &data_dir, &node_name)
+        .await
+        .with_context(|| format!("joining {server}"))?;
+    let client = crate::join::node_client(&creds).await?;
+    let pod_cidr = pre_register(&client, &node_name, node_ip).await?;
+    let listener = kubelet_listener(&args.node, args.bind_address, &data_dir).await?;
+    let sans = vec![node_ip.to_string(), node_name.clone()];
+    let serving = crate::join::serving_certificate(client.clone(), &data_dir, &node_name, &sans).await?;
+    let shutdown = CancellationToken::new();
+    let setup = NodeSetup {
+        data_dir,
+        node_name: node_name.clone(),
+        node_ip,
+        pod_cidr,
+        client,
+        ca_pem: creds.ca_pem.clone(),
+        serving,
+        listener,
+        labels: BTreeMap::new(),
+    };
+    let tasks = start_node(&args.node, setup, shutdown.clone()).await?;
+    println!("skiff agent: node {node_name} joined {server}");
+    crate::server::wait_for_signal().await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod agent;
 mod datadir;
 mod image;
+mod join;
 mod kubeconfig;
 mod reset;
 mod server;
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run a cluster: API server, store, controllers, scheduler and a node agent.
     Server(Box<server::ServerArgs>),
+    /// Join a cluster as a node: skiff agent --server https://HOST:6443 --token TOKEN.
+    Agent(Box<agent::AgentArgs>),
     /// Remove everything skiff created on this host for a data dir.
     Reset(reset::ResetArgs),
     /// Manage the node's images: import, pull, ls, inspect, rm, prune, export, tag.
@@ -38,6 +41,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => server::run(*args),
+        Command::Agent(args) => agent::run(*args),
         Command::Reset(args) => reset::run(args),
         Command::Image(args) => image::run(args),
         Command::Shim(args) => shim::run(args),

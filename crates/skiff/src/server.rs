@@ -5,11 +5,12 @@
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use skiff_apiserver::pki::Pki;
-use skiff_apiserver::{ApiServer, Authenticator, Cidr, Config, MastersAuthorizer};
+use skiff_apiserver::{ApiServer, Authenticator, BOOTSTRAPPERS_GROUP, Cidr, Config, DefaultAuthorizer};
 use tokio_util::sync::CancellationToken;
 
 use crate::kubeconfig;
@@ -51,6 +52,10 @@ pub(crate) struct ServerArgs {
     /// Generated and kept in <data-dir>/token when not given.
     #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A second secret that only joins agents (k3s's --agent-token): it may ask for node
+    /// certificates and nothing else. Without it, agents join with the cluster token.
+    #[arg(long, env = "SKIFF_AGENT_TOKEN", hide_env_values = true)]
+    pub agent_token: Option<String>,
     /// A file holding the cluster secret (k3s's --token-file).
     #[arg(long, env = "SKIFF_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
@@ -83,41 +88,9 @@ pub(crate) struct ServerArgs {
     /// Pod capacity of each simulated node (at most 253).
     #[arg(long, default_value_t = 110)]
     pub sim_node_pods: u32,
-    /// This node's name (default: the host name).
-    #[arg(long)]
-    pub node_name: Option<String>,
-    /// This node's InternalIP (default: the advertise address).
-    #[arg(long)]
-    pub node_ip: Option<IpAddr>,
-    /// The kubelet API port; 0 picks a free one. Default: 10250 with the default data dir,
-    /// else 0, so several clusters run side by side.
-    #[arg(long)]
-    pub kubelet_port: Option<u16>,
-    /// Maximum pods on this node.
-    #[arg(long, default_value_t = 110)]
-    pub max_pods: u32,
-    /// Resources reserved for Kubernetes' own daemons, e.g. cpu=100m,memory=256Mi.
-    #[arg(long, value_delimiter = ',')]
-    pub kube_reserved: Vec<String>,
-    /// Resources reserved for the system, e.g. cpu=100m,memory=256Mi.
-    #[arg(long, value_delimiter = ',')]
-    pub system_reserved: Vec<String>,
-    /// Cluster DNS server IPs written into pods' resolv.conf (ClusterFirst).
-    #[arg(long, value_delimiter = ',')]
-    pub cluster_dns: Vec<IpAddr>,
-    /// The cluster's DNS domain.
-    #[arg(long, default_value = "cluster.local")]
-    pub cluster_domain: String,
-    /// Network pods with the first CNI config in this directory (with --cni-bin-dir) instead
-    /// of the built-in bridge.
-    #[arg(long)]
-    pub cni_conf_dir: Option<PathBuf>,
-    /// Where the CNI plugins are.
-    #[arg(long)]
-    pub cni_bin_dir: Option<PathBuf>,
-    /// Registries pulled from over plain HTTP (loopback registries always are).
-    #[arg(long = "insecure-registry")]
-    pub insecure_registries: Vec<String>,
+    /// The node agent's settings.
+    #[command(flatten)]
+    pub node: crate::agent::NodeArgs,
     /// Log filter (tracing's env-filter syntax), e.g. info or skiff_apiserver=debug.
     #[arg(long, default_value = "info", env = "SKIFF_LOG")]
     pub log_level: String,
@@ -219,6 +192,7 @@ fn validate(args: &ServerArgs) -> Result<Validated> {
             skiff_version: env!("CARGO_PKG_VERSION").to_string(),
             compaction_interval: args.compaction_interval,
             event_ttl: args.event_ttl,
+            ca_cert_pem: String::new(),
         },
         kubeconfig_server: format!("https://{kube_host}:{}", args.https_listen_port),
     })
@@ -226,7 +200,7 @@ fn validate(args: &ServerArgs) -> Result<Validated> {
 
 /// Holds the data dir's lock for the server's lifetime: two servers on one data dir would
 /// corrupt each other.
-fn lock_data_dir(dir: &Path) -> Result<nix::fcntl::Flock<fs::File>> {
+pub(crate) fn lock_data_dir(dir: &Path) -> Result<nix::fcntl::Flock<fs::File>> {
     let path = dir.join("server.lock");
     let f = fs::OpenOptions::new()
         .create(true)
@@ -235,7 +209,7 @@ fn lock_data_dir(dir: &Path) -> Result<nix::fcntl::Flock<fs::File>> {
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
     nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|(_, e)| anyhow::anyhow!("another skiff server is using {} ({e}); stop it first", dir.display()))
+        .map_err(|(_, e)| anyhow::anyhow!("another skiff process is using {} ({e}); stop it first", dir.display()))
 }
 
 /// The cluster secret: from --token, --token-file, or generated once into <data-dir>/token.
@@ -301,7 +275,7 @@ fn serving_sans(args: &ServerArgs, v: &Validated) -> Vec<String> {
     sans
 }
 
-fn init_logging(filter: &str) {
+pub(crate) fn init_logging(filter: &str) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
@@ -322,6 +296,18 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
     let token = cluster_token(&args, &v.data_dir)?;
     let mut authn = Authenticator::new();
     authn.add_token(&token, "skiff:cluster-token", &["system:masters"]);
+    // Agents join with a token that pins this CA (k3s's format), kept where k3s keeps it.
+    let join_secret = match args.agent_token.as_deref().filter(|t| !t.is_empty()) {
+        Some(t) => {
+            authn.add_token(t, "system:bootstrap:skiff-agent", &[BOOTSTRAPPERS_GROUP]);
+            t
+        }
+        None => token.as_str(),
+    };
+    let node_token = v.data_dir.join("node-token");
+    write_private(&node_token, &format!("{}\n", crate::join::JoinToken::format(&pki.ca_cert_pem, join_secret)))?;
+    let mut api_config = v.api.clone();
+    api_config.ca_cert_pem = pki.ca_cert_pem.clone();
     if let Some(p) = &args.token_auth_file {
         authn.load_token_file(p)?;
     }
@@ -330,7 +316,7 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(v.listen).await.with_context(|| format!("listening on {}", v.listen))?;
     let shutdown = CancellationToken::new();
-    let server = ApiServer::start(v.api.clone(), store, authn, Box::new(MastersAuthorizer), shutdown.clone())
+    let server = ApiServer::start(api_config, store, authn, Box::new(DefaultAuthorizer), shutdown.clone())
         .await
         .map_err(|e| anyhow::anyhow!("starting the API server: {e}"))?;
     server.set_kubelet_client(
@@ -348,7 +334,17 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
     );
     if !args.disable_controller_manager {
         let client = server.client("system:kube-controller-manager", &["system:masters"]);
-        let config = skiff_controllers::Config { root_ca_pem: pki.ca_cert_pem.clone(), ..Default::default() };
+        let reserved_pod_cidrs = match args.disable_agent {
+            true => Vec::new(),
+            false => vec![crate::agent::local_node(&args)?.1],
+        };
+        let config = skiff_controllers::Config {
+            root_ca_pem: pki.ca_cert_pem.clone(),
+            signer: Some(skiff_controllers::certificates::Signer(Arc::new(PkiSigner(pki.clone())))),
+            cluster_cidr: Some(args.cluster_cidr.clone()),
+            reserved_pod_cidrs,
+            ..Default::default()
+        };
         let election = skiff_controllers::leader::LeaderElection::new("kube-controller-manager", &identity);
         let stop = shutdown.clone();
         components.push(tokio::spawn(async move {
@@ -427,6 +423,12 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
     println!("skiff is running: {}", v.kubeconfig_server);
     println!("kubeconfig: {} (context \"skiff\")", target.display());
     println!("try: KUBECONFIG={} kubectl get namespaces", target.display());
+    println!(
+        "join nodes: skiff agent --server https://{}:{} --token-file {}",
+        v.api.advertise_address,
+        v.api.advertise_port,
+        node_token.display()
+    );
 
     wait_for_signal().await;
     tracing::info!("shutting down");
@@ -438,7 +440,16 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// The controller manager's CSR signer: the cluster CA.
+struct PkiSigner(Pki);
+
+impl skiff_controllers::certificates::CsrSigner for PkiSigner {
+    fn sign(&self, request_pem: &str, usages: &[String], valid_for: std::time::Duration) -> Result<String, String> {
+        self.0.sign_request(request_pem, usages, valid_for).map_err(|e| e.to_string())
+    }
+}
+
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

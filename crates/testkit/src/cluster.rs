@@ -56,6 +56,24 @@ impl KubectlOutput {
     }
 }
 
+/// Import a `docker save` archive into the image store of the node with data dir `data_dir`.
+pub fn import_image(data_dir: &Path, archive: &[u8]) -> Result<()> {
+    let path = data_dir.join("import.tar");
+    std::fs::write(&path, archive)?;
+    let out = Command::new(skiff_binary())
+        .args(["image", "--data-dir"])
+        .arg(data_dir)
+        .arg("import")
+        .arg(&path)
+        .output()
+        .context("running skiff image import")?;
+    let _ = std::fs::remove_file(&path);
+    if !out.status.success() {
+        bail!("skiff image import: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
 /// A running `skiff server`, stopped and cleaned up on drop.
 pub struct Cluster {
     child: Option<Child>,
@@ -70,6 +88,8 @@ pub struct Cluster {
     write_kubeconfig: bool,
     /// Runs the node agent (not `--disable-agent`): host state to reset on drop.
     agent: bool,
+    /// `--bind-address` (127.0.0.1 unless agents in network namespaces must reach it).
+    bind_address: String,
 }
 
 impl Cluster {
@@ -113,6 +133,7 @@ impl Cluster {
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             write_kubeconfig,
             agent: false,
+            bind_address: "127.0.0.1".into(),
         };
         c.spawn()?;
         Ok(c)
@@ -125,8 +146,13 @@ impl Cluster {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let third = (std::process::id().wrapping_mul(7).wrapping_add(n) % 200) + 40;
-        let cidr = format!("10.42.{third}.0/24");
-        let mut args: Vec<&str> = vec!["--cluster-cidr", &cidr, "--kubelet-port", "0"];
+        Self::start_node_at("127.0.0.1", &format!("10.42.{third}.0/24"), extra)
+    }
+
+    /// [`Cluster::start_node`] listening on `bind_address` (an address agents in other network
+    /// namespaces reach), handing nodes podCIDRs from `cluster_cidr`.
+    pub fn start_node_at(bind_address: &str, cluster_cidr: &str, extra: &[&str]) -> Result<Cluster> {
+        let mut args: Vec<&str> = vec!["--cluster-cidr", cluster_cidr, "--kubelet-port", "0"];
         args.extend_from_slice(extra);
         let mut c = Cluster {
             child: None,
@@ -138,6 +164,7 @@ impl Cluster {
             env: Vec::new(),
             write_kubeconfig: true,
             agent: true,
+            bind_address: bind_address.into(),
         };
         c.kubeconfig = c.data_dir.path().join("admin.kubeconfig");
         c.log = c.data_dir.path().join("server.log");
@@ -147,24 +174,7 @@ impl Cluster {
 
     /// Import a `docker save` archive into this cluster's node image store.
     pub fn import_image(&self, archive: &[u8]) -> Result<()> {
-        let path = self.data_dir.path().join("import.tar");
-        std::fs::write(&path, archive)?;
-        let out = Command::new(skiff_binary())
-            .args(["image", "--data-dir"])
-            .arg(self.data_dir.path())
-            .arg("import")
-            .arg(&path)
-            .output()
-            .context("running skiff image import")?;
-        let _ = std::fs::remove_file(&path);
-        if !out.status.success() {
-            bail!(
-                "skiff image import: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(())
+        import_image(self.data_dir.path(), archive)
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -178,7 +188,7 @@ impl Cluster {
             if !self.agent {
                 cmd.arg("--disable-agent");
             }
-            cmd.args(["--bind-address", "127.0.0.1"])
+            cmd.args(["--bind-address", &self.bind_address])
                 .arg("--data-dir")
                 .arg(self.data_dir.path())
                 .arg("--https-listen-port")
@@ -351,9 +361,9 @@ impl Cluster {
         self.spawn()
     }
 
-    /// `https://127.0.0.1:<port>`
+    /// `https://<bind address>:<port>`
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.bind_address, self.port)
     }
 }
 
