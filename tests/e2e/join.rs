@@ -126,6 +126,16 @@ fn an_agent_joins_from_its_own_network_namespace() {
     assert!(pod_ip.starts_with(&pod_cidr[..pod_cidr.len() - 4]), "{pod_ip} in {pod_cidr}");
     wait_for("the pod's log", &logs, || c.kubectl(&["logs", "web"]).stdout.contains("hello from the agent"));
     assert_eq!(c.kubectl(&["exec", "web", "--", "cat", "/etc/hostname"]).ok().trim(), "web");
+    let out = c.kubectl_stdin(&["exec", "-i", "web", "--", "sh", "-c", "cat > /tmp/www; exit 4"], Some("served"));
+    assert_eq!(out.status, 4, "{out:?}");
+    let local = agent.data_dir.path().join("index.html");
+    std::fs::write(&local, "copied to the agent\n").unwrap();
+    c.kubectl(&["cp", local.to_str().unwrap(), "web:/index.html"]).ok();
+    let back = agent.data_dir.path().join("back.txt");
+    c.kubectl(&["cp", "web:/index.html", back.to_str().unwrap()]).ok();
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied to the agent\n");
+    let body = c.get_through_port_forward("pod/web", 8080, "/index.html").unwrap();
+    assert!(body.contains("copied to the agent"), "{body}");
 
     // The node's own credentials: it reads pods, but writes only its own Node.
     let kubeconfig = agent.data_dir.path().join("agent").join("kubelet.kubeconfig");

@@ -6,8 +6,7 @@
 //! Needs root and `busybox-static` (scripts/test.sh installs it). Every cluster runs
 //! `skiff reset` when dropped: no container, mount, link or cgroup outlives a test.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -121,34 +120,8 @@ fn node_registers_and_pods_run_with_logs_exec_cp_attach_and_port_forward() {
     assert!(std::fs::read_to_string(&back).unwrap().starts_with("root:x:0:0"));
 
     // port-forward (SPDY in a WebSocket) to httpd.
-    let mut pf = c.kubectl_spawn(&["port-forward", "pod/web", ":8080"]).unwrap();
-    let mut first = String::new();
-    let mut pf_out = BufReader::new(pf.stdout.take().unwrap());
-    pf_out.read_line(&mut first).unwrap();
-    // Keep reading: kubectl reports each connection there and dies if the pipe closes.
-    std::thread::spawn(move || std::io::copy(&mut pf_out, &mut std::io::sink()));
-    // "Forwarding from 127.0.0.1:NNNNN -> 8080"
-    let port: u16 = first
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{first}"));
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
-    // kubectl may reset the local connection once httpd closes its end: keep what came.
-    let mut body = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&buf[..n]);
-    }
-    let body = String::from_utf8_lossy(&body);
+    let body = c.get_through_port_forward("pod/web", 8080, "/index.html").unwrap();
     assert!(body.contains("hello from skiff"), "{body}");
-    let _ = pf.kill();
-    let _ = pf.wait();
 
     // logs: --tail, --timestamps, -f, attach.
     run(

@@ -318,6 +318,43 @@ impl Cluster {
             .context("starting kubectl")
     }
 
+    /// `kubectl port-forward <target> :<port>`, then an HTTP/1.0 GET of `path` through the
+    /// forwarded port; returns the raw response (headers and body).
+    pub fn get_through_port_forward(&self, target: &str, port: u16, path: &str) -> Result<String> {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let mut pf = self.kubectl_spawn(&["port-forward", target, &format!(":{port}")])?;
+        let mut first = String::new();
+        let mut out = BufReader::new(pf.stdout.take().context("kubectl's stdout")?);
+        out.read_line(&mut first)?;
+        // Keep reading: kubectl reports each connection there and dies if the pipe closes.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        // "Forwarding from 127.0.0.1:NNNNN -> 8080"
+        let local: u16 = first
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("kubectl port-forward said {first:?}"))?;
+        let result = (|| -> Result<String> {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", local))?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+            // kubectl may reset the local connection once the server closes its end: keep
+            // what came.
+            let mut body = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&buf[..n]);
+            }
+            Ok(String::from_utf8_lossy(&body).into_owned())
+        })();
+        let _ = pf.kill();
+        let _ = pf.wait();
+        result
+    }
+
     /// Stop the server with SIGTERM and wait for it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
