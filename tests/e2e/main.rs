@@ -22,4 +22,5 @@ mod join;
 mod kube_client;
 mod kubectl;
 mod node;
+mod services;
 mod sim;

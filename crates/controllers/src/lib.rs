@@ -14,6 +14,7 @@ pub mod certificates;
 pub mod defaults;
 pub mod deployment;
 pub mod disruption;
+pub mod endpointslice;
 mod events;
 pub mod gc;
 pub mod informer;
@@ -24,6 +25,7 @@ pub mod pods;
 pub mod queue;
 pub mod quota;
 pub mod replicaset;
+pub mod servicelb;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -145,6 +147,10 @@ impl ControllerManager {
         let ipam = self.config.cluster_cidr.as_deref().and_then(|cidr| {
             nodeipam::NodeIpamController::new(c.clone(), nodes.clone(), cidr, self.config.reserved_pod_cidrs.clone())
         });
+        let services = Informer::new(Api::<k8s_openapi::api::core::v1::Service>::all(c.clone()));
+        let slices =
+            endpointslice::EndpointSliceController::new(c.clone(), services.clone(), pods.clone(), nodes.clone());
+        let servicelb = servicelb::ServiceLbController::new(c.clone(), services.clone(), nodes.clone());
         // Every handler is registered: start watching.
         pods.start(shutdown.clone());
         sets.start(shutdown.clone());
@@ -152,6 +158,7 @@ impl ControllerManager {
         deployments.start(shutdown.clone());
         namespaces.start(shutdown.clone());
         nodes.start(shutdown.clone());
+        services.start(shutdown.clone());
         let workers = self.config.workers.max(1);
         tokio::join!(
             rs.run(workers, shutdown.clone()),
@@ -163,6 +170,8 @@ impl ControllerManager {
             lifecycle.run(shutdown.clone()),
             quota.run(shutdown.clone()),
             certs.run(shutdown.clone()),
+            slices.run(workers, shutdown.clone()),
+            servicelb.run(shutdown.clone()),
             async {
                 if let Some(ipam) = ipam {
                     ipam.run(shutdown.clone()).await

@@ -1,0 +1,175 @@
+//! Services and their endpoints with real kubectl against `skiff server --simulate-nodes`:
+//! the EndpointSlice controller (and the legacy Endpoints) follow the pods a Service selects.
+
+use serde_json::Value;
+use skiff_testkit::Cluster;
+
+fn json(c: &Cluster, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    serde_json::from_str(&c.kubectl(&a).ok()).expect("kubectl json")
+}
+
+/// An endpoint's address and (ready, serving, terminating).
+type EndpointView = (String, bool, bool, bool);
+
+/// Every endpoint of the Service's slices, and the ports.
+fn slice_view(c: &Cluster, svc: &str) -> (Vec<EndpointView>, Vec<i64>) {
+    let slices = json(c, &["get", "endpointslices", "-l", &format!("kubernetes.io/service-name={svc}")]);
+    let mut eps = Vec::new();
+    let mut ports = Vec::new();
+    for s in slices["items"].as_array().unwrap() {
+        for p in s["ports"].as_array().into_iter().flatten() {
+            ports.push(p["port"].as_i64().unwrap());
+        }
+        for e in s["endpoints"].as_array().into_iter().flatten() {
+            let cond = |k: &str| e["conditions"][k].as_bool().unwrap_or(false);
+            eps.push((
+                e["addresses"][0].as_str().unwrap().to_string(),
+                cond("ready"),
+                cond("serving"),
+                cond("terminating"),
+            ));
+        }
+    }
+    eps.sort();
+    (eps, ports)
+}
+
+#[test]
+fn endpoint_slices_follow_the_selected_pods() {
+    let c = Cluster::start_with(&["--simulate-nodes", "2"]).expect("server starts");
+    c.kubectl_until(&["get", "nodes"], "2 Ready nodes", |o| o.matches(" Ready ").count() == 2);
+    c.kubectl(&["create", "deployment", "web", "--image=busybox", "--replicas=3"]).ok();
+    c.kubectl(&["rollout", "status", "deploy/web", "--timeout=60s"]).ok();
+    let out = c.kubectl(&["expose", "deployment", "web", "--port=80", "--target-port=8080"]).ok();
+    assert!(out.contains("service/web exposed"), "{out}");
+    c.kubectl_until(&["get", "endpointslices", "-l", "kubernetes.io/service-name=web"], "three endpoints", |o| {
+        o.lines().nth(1).is_some_and(|l| l.split_whitespace().nth(3).is_some_and(|e| e.split(',').count() == 3))
+    });
+    let (eps, ports) = slice_view(&c, "web");
+    assert_eq!(eps.len(), 3);
+    assert!(eps.iter().all(|(_, ready, serving, terminating)| *ready && *serving && !*terminating), "{eps:?}");
+    assert_eq!(ports, [8080]);
+    let pod_ips: Vec<String> = {
+        let pods = json(&c, &["get", "pods", "-l", "app=web"]);
+        let mut v: Vec<String> = pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["status"]["podIP"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(eps.iter().map(|e| e.0.clone()).collect::<Vec<_>>(), pod_ips);
+    let slice = &json(&c, &["get", "endpointslices", "-l", "kubernetes.io/service-name=web"])["items"][0];
+    assert_eq!(
+        slice["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"],
+        "endpointslice-controller.k8s.io"
+    );
+    assert_eq!(slice["metadata"]["ownerReferences"][0]["kind"], "Service");
+    assert_eq!(slice["addressType"], "IPv4");
+    assert!(slice["endpoints"][0]["targetRef"]["name"].as_str().unwrap().starts_with("web-"));
+    assert!(slice["endpoints"][0]["nodeName"].as_str().unwrap().starts_with("sim-"));
+
+    // The legacy Endpoints, as kubectl describe shows them.
+    let describe = c.kubectl(&["describe", "service", "web"]).ok();
+    let line = describe.lines().find(|l| l.starts_with("Endpoints:")).unwrap_or_default().to_string();
+    for ip in &pod_ips {
+        assert!(line.contains(&format!("{ip}:8080")), "{describe}");
+    }
+    let endpoints = c.kubectl(&["get", "endpoints", "web"]).ok();
+    assert!(endpoints.contains(":8080"), "{endpoints}");
+
+    // Scaling down: the removed pods leave the slice.
+    c.kubectl(&["scale", "deploy", "web", "--replicas=1"]).ok();
+    c.kubectl_until(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[*].addresses[*].ip}"], "one address", |o| {
+        o.split_whitespace().count() == 1
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while slice_view(&c, "web").0.len() != 1 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", slice_view(&c, "web"));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // A Service selecting nothing has an empty slice; one without a selector is the user's.
+    c.kubectl(&["create", "service", "clusterip", "empty", "--tcp=80:8080"]).ok();
+    c.kubectl(&["patch", "service", "empty", "-p", r#"{"spec":{"selector":{"app":"nothing"}}}"#]).ok();
+    c.kubectl_until(
+        &["get", "endpointslices", "-l", "kubernetes.io/service-name=empty", "-o", "name"],
+        "a slice",
+        |o| !o.trim().is_empty(),
+    );
+    assert!(slice_view(&c, "empty").0.is_empty());
+    let manual = r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"manual"},"spec":{"ports":[{"port":80}]}}"#;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(manual)).ok();
+    let slice = r#"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"manual-1","labels":{"kubernetes.io/service-name":"manual"}},"addressType":"IPv4","ports":[{"port":80}],"endpoints":[{"addresses":["192.0.2.10"]}]}"#;
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(slice)).ok();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let kept = c.kubectl(&["get", "endpointslice", "manual-1", "-o", "jsonpath={.endpoints[0].addresses[0]}"]).ok();
+    assert_eq!(kept, "192.0.2.10", "user-managed slices are left alone");
+
+    // LoadBalancer: the nodes' addresses, one Service per port; a later one waits, saying why.
+    c.kubectl(&[
+        "expose",
+        "deployment",
+        "web",
+        "--name=web-lb",
+        "--type=LoadBalancer",
+        "--port=8081",
+        "--target-port=8080",
+    ])
+    .ok();
+    let nodes = json(&c, &["get", "nodes"]);
+    let mut node_ips: Vec<String> = nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let addrs = n["status"]["addresses"].as_array().unwrap();
+            addrs.iter().find(|a| a["type"] == "InternalIP").unwrap()["address"].as_str().unwrap().to_string()
+        })
+        .collect();
+    node_ips.sort();
+    let ingress = c.kubectl_until(
+        &["get", "svc", "web-lb", "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}"],
+        "the load balancer's addresses",
+        |o| !o.is_empty(),
+    );
+    let mut got: Vec<String> = ingress.split_whitespace().map(String::from).collect();
+    got.sort();
+    assert_eq!(got, node_ips);
+    let table = c.kubectl(&["get", "svc", "web-lb"]).ok();
+    assert!(table.contains(&node_ips.join(",")) && table.contains("8081:3"), "{table}");
+    c.kubectl(&[
+        "expose",
+        "deployment",
+        "web",
+        "--name=web-lb2",
+        "--type=LoadBalancer",
+        "--port=8081",
+        "--target-port=8080",
+    ])
+    .ok();
+    c.kubectl_until(&["get", "events", "--field-selector", "involvedObject.name=web-lb2"], "a conflict event", |o| {
+        o.contains("SyncLoadBalancerFailed") && o.contains("port 8081/TCP is already used by service default/web-lb")
+    });
+    let pending = c.kubectl(&["get", "svc", "web-lb2"]).ok();
+    assert!(pending.contains("<pending>"), "{pending}");
+    c.kubectl(&["delete", "svc", "web-lb"]).ok();
+    c.kubectl_until(
+        &["get", "svc", "web-lb2", "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}"],
+        "the port to pass to the waiting Service",
+        |o| !o.is_empty(),
+    );
+
+    // Deleting the Service removes its slices and Endpoints.
+    c.kubectl(&["delete", "service", "web"]).ok();
+    c.kubectl_until(
+        &["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "name"],
+        "no slices",
+        |o| o.trim().is_empty(),
+    );
+    c.kubectl_until(&["get", "endpoints", "-o", "name"], "no web endpoints", |o| !o.lines().any(|l| l == "endpoints/web"));
+}
