@@ -5,7 +5,11 @@
 //! Like upstream, precision below 10⁻⁹ is rounded up (away from zero).
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::fmt;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// Upstream's parse error, shown when a quantity does not match its grammar.
 pub(crate) const QUANTITY_FORMAT_MSG: &str =
@@ -167,6 +171,17 @@ impl Qty {
         }
     }
 
+    /// The value in nano-units, exact (parsing keeps at most nano precision), saturating.
+    fn nano(&self) -> i128 {
+        // `parse` leaves e >= -9.
+        let e = (self.e + 9).max(0) as u32;
+        10i128.checked_pow(e).and_then(|p| self.m.checked_mul(p)).unwrap_or(if self.m < 0 {
+            i128::MIN
+        } else {
+            i128::MAX
+        })
+    }
+
     fn cmp_value(&self, other: &Qty) -> Ordering {
         if self.m.signum() != other.m.signum() || self.m == 0 {
             return self.m.signum().cmp(&other.m.signum());
@@ -309,6 +324,65 @@ pub fn pod_usage(pod: &serde_json::Value) -> std::collections::BTreeMap<String, 
         }
     }
     u
+}
+
+/// A pod's effective resource requests, as upstream's `resource.PodRequests` computes them for
+/// the scheduler's fit check and the kubelet's admission: regular containers and sidecars
+/// (restartable init containers) run together, so their requests add up; a classic init
+/// container runs alone beside the sidecars started before it, so the pod needs at least the
+/// largest of those; `spec.overhead` comes on top.
+///
+/// Amounts are summed exactly, then rounded up the way upstream's scheduler framework reads
+/// them: `cpu` in millicores (`MilliValue()`), every other resource in whole units
+/// (`Value()`). A quantity that does not parse counts as zero (the API server validated it).
+pub fn pod_requests(pod: &Pod) -> BTreeMap<String, i128> {
+    /// Exact amounts in nano-units, by resource name.
+    type Nanos = BTreeMap<String, i128>;
+    fn of(list: Option<&BTreeMap<String, Quantity>>) -> Nanos {
+        list.into_iter().flatten().map(|(k, q)| (k.clone(), Qty::parse(&q.0).map(|q| q.nano()).unwrap_or(0))).collect()
+    }
+    fn add(into: &mut Nanos, from: &Nanos) {
+        for (k, v) in from {
+            let e = into.entry(k.clone()).or_default();
+            *e = e.saturating_add(*v);
+        }
+    }
+    fn max(into: &mut Nanos, from: &Nanos) {
+        for (k, v) in from {
+            let e = into.entry(k.clone()).or_insert(*v);
+            *e = (*e).max(*v);
+        }
+    }
+    let Some(spec) = pod.spec.as_ref() else { return BTreeMap::new() };
+    let requests = |c: &Container| of(c.resources.as_ref().and_then(|r| r.requests.as_ref()));
+    let mut reqs = Nanos::new();
+    for c in &spec.containers {
+        add(&mut reqs, &requests(c));
+    }
+    // What each init container needs while it runs: itself plus the sidecars started before it
+    // (a sidecar's own entry is the running total of sidecars, itself included).
+    let mut sidecars = Nanos::new();
+    let mut init_peak = Nanos::new();
+    for c in spec.init_containers.iter().flatten() {
+        let mut r = requests(c);
+        if c.restart_policy.as_deref() == Some("Always") {
+            add(&mut reqs, &r);
+            add(&mut sidecars, &r);
+            r = sidecars.clone();
+        } else {
+            add(&mut r, &sidecars);
+        }
+        max(&mut init_peak, &r);
+    }
+    max(&mut reqs, &init_peak);
+    add(&mut reqs, &of(spec.overhead.as_ref()));
+    let ceil_div = |n: i128, d: i128| if n % d > 0 { n / d + 1 } else { n / d };
+    reqs.into_iter()
+        .map(|(k, n)| {
+            let v = if k == "cpu" { ceil_div(n, 1_000_000) } else { ceil_div(n, 1_000_000_000) };
+            (k, v)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! - [`node`]: registration, lease, node status with real capacity and pressure signals.
 //! - `pods`: the pod manager — one watch on the pods bound to this node, one worker per pod,
 //!   housekeeping of sandboxes whose pod is gone.
+//! - `admission`: whether a pod that never ran here fits the node beside the pods already
+//!   admitted (resources, node affinity, host ports, `NoExecute` taints); a rejected pod fails.
 //! - `worker`: a pod's life on the node: sandbox → init containers (sidecars) → containers,
 //!   restarts with back-off, probes, hooks, graceful termination.
 //! - `status`: the pod status upstream's kubelet reports, computed from runtime observations.
@@ -17,6 +19,7 @@
 //! - [`volumes`] and [`env`]: a pod's volumes on the host and its containers' environment.
 //! - [`probe`]: liveness, readiness and startup probes and lifecycle hooks.
 
+mod admission;
 mod backoff;
 mod convert;
 pub mod env;

@@ -179,6 +179,41 @@ pub(crate) fn resources(m: &Machine, config: &KubeletConfig) -> (BTreeMap<String
     (capacity, allocatable)
 }
 
+/// The Node this kubelet registers: its name, the well-known labels (arch, os, hostname) under
+/// the configured ones, podCIDR and register taints. Admission also falls back on it when the
+/// Node cannot be read (upstream's `initialNode`).
+pub(crate) fn node_object(c: &KubeletConfig) -> Node {
+    let mut labels: BTreeMap<String, String> = [
+        ("beta.kubernetes.io/arch", go_arch()),
+        ("beta.kubernetes.io/os", "linux"),
+        ("kubernetes.io/arch", go_arch()),
+        ("kubernetes.io/hostname", c.node_name.as_str()),
+        ("kubernetes.io/os", "linux"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    labels.extend(c.labels.clone());
+    let mut node = Node::default();
+    node.metadata.name = Some(c.node_name.clone());
+    node.metadata.labels = Some(labels);
+    node.metadata.annotations = Some(
+        [("node.alpha.kubernetes.io/ttl", "0"), ("volumes.kubernetes.io/controller-managed-attach-detach", "true")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    let spec = node.spec.get_or_insert_with(Default::default);
+    if let Some(cidr) = &c.pod_cidr {
+        spec.pod_cidr = Some(cidr.clone());
+        spec.pod_cidrs = Some(vec![cidr.clone()]);
+    }
+    if !c.register_taints.is_empty() {
+        spec.taints = Some(c.register_taints.clone());
+    }
+    node
+}
+
 /// What the node status is made of, as last observed.
 #[derive(Clone, Debug, PartialEq)]
 struct Observed {
@@ -207,44 +242,11 @@ impl NodeAgent {
         NodeAgent { client, runtime, config, host: HostInfo::read() }
     }
 
-    fn node_object(&self) -> Node {
-        let c = &self.config;
-        let mut labels: BTreeMap<String, String> = [
-            ("beta.kubernetes.io/arch", go_arch()),
-            ("beta.kubernetes.io/os", "linux"),
-            ("kubernetes.io/arch", go_arch()),
-            ("kubernetes.io/hostname", c.node_name.as_str()),
-            ("kubernetes.io/os", "linux"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        labels.extend(c.labels.clone());
-        let mut node = Node::default();
-        node.metadata.name = Some(c.node_name.clone());
-        node.metadata.labels = Some(labels);
-        node.metadata.annotations = Some(
-            [("node.alpha.kubernetes.io/ttl", "0"), ("volumes.kubernetes.io/controller-managed-attach-detach", "true")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
-        let spec = node.spec.get_or_insert_with(Default::default);
-        if let Some(cidr) = &c.pod_cidr {
-            spec.pod_cidr = Some(cidr.clone());
-            spec.pod_cidrs = Some(vec![cidr.clone()]);
-        }
-        if !c.register_taints.is_empty() {
-            spec.taints = Some(c.register_taints.clone());
-        }
-        node
-    }
-
     /// Create the Node, or take over an existing one (a previous run): our labels on top of
     /// its own, our podCIDR unless it has one. Retries until it works or `shutdown`.
     pub async fn register(&self, shutdown: &CancellationToken) -> Result<Option<Registered>, KubeletError> {
         let nodes: Api<Node> = Api::all(self.client.clone());
-        let desired = self.node_object();
+        let desired = node_object(&self.config);
         let name = self.config.node_name.clone();
         let mut delay = Duration::from_millis(100);
         loop {

@@ -2,13 +2,18 @@
 //! [`Worker`] per pod, and upstream's PLEG in small — one relist of the runtime every
 //! `relist_interval` that wakes the workers whose containers changed. It also adopts what a
 //! previous run left running (fail-static), and removes sandboxes whose pod no longer exists.
+//!
+//! A pod that never ran here passes [`admission`](crate::admission) first, against the live
+//! pods already admitted; a rejected pod gets no worker, only its `Failed` status and a Warning
+//! event (upstream `HandlePodAdditions` → `canAdmitPod` → `rejectPod`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
 use skiff_runtime::Runtime;
@@ -18,8 +23,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::KubeletConfig;
+use crate::admission::{self, Rejection};
 use crate::convert::{self, POD_UID_LABEL};
-use crate::worker::{Adopted, PodUpdate, Shared, Worker};
+use crate::worker::{self, Adopted, PodUpdate, Shared, Worker};
+
+/// How long to wait before writing a rejected pod's status again after a failure.
+const STATUS_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the kubelet API needs about a pod: the pod, its sandbox and its containers.
 #[derive(Clone, Debug, Default)]
@@ -81,10 +90,24 @@ impl Registry {
 }
 
 struct Handle {
+    /// The pod as last seen (what admission counts), and the worker's news feed.
     updates: watch::Sender<PodUpdate>,
     relisted: Arc<Notify>,
     /// What the last relist saw of this pod's containers (to wake the worker on change).
     fingerprint: u64,
+    /// Whether the pod was admitted (and so counts against the node); a rejected pod's handle
+    /// only lets it be followed until it is gone.
+    admitted: bool,
+}
+
+impl Handle {
+    /// The pod if it still holds resources here: admitted, not terminal, not gone.
+    fn live_pod(&self) -> Option<Pod> {
+        match &*self.updates.borrow() {
+            PodUpdate::Pod(p) if self.admitted && !admission::is_terminal(p) => Some((**p).clone()),
+            _ => None,
+        }
+    }
 }
 
 /// Runs the pods bound to this node.
@@ -131,6 +154,8 @@ impl PodManager {
         let mut workers: JoinSet<String> = JoinSet::new();
         let mut adoptable = self.runtime_by_pod().await;
         let mut listed: Option<HashSet<String>> = None;
+        // The pods of a (re)list, applied together once it is complete.
+        let mut initial: Vec<Pod> = Vec::new();
         let mut relist = tokio::time::interval(config.relist_interval);
         relist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut housekeeping_due = 0u32;
@@ -140,14 +165,30 @@ impl PodManager {
                 ev = events.next() => {
                     let Some(ev) = ev else { break };
                     match ev {
-                        Ok(watcher::Event::Init) => listed = Some(HashSet::new()),
+                        Ok(watcher::Event::Init) => {
+                            listed = Some(HashSet::new());
+                            initial.clear();
+                        }
                         Ok(watcher::Event::InitApply(pod)) => {
                             if let (Some(l), Some(u)) = (listed.as_mut(), pod.metadata.uid.clone()) {
                                 l.insert(u);
                             }
-                            self.apply(pod, &mut handles, &mut workers, &mut adoptable, &shutdown);
+                            initial.push(pod);
                         }
                         Ok(watcher::Event::InitDone) => {
+                            // Pods that need no admission (known, already running, finished)
+                            // first, so new pods are admitted against everything that runs;
+                            // new pods oldest first, as upstream sorts pod additions.
+                            let mut batch = std::mem::take(&mut initial);
+                            batch.sort_by_cached_key(|p| {
+                                let uid = p.metadata.uid.as_deref().unwrap_or_default();
+                                let known = handles.contains_key(uid) || adoptable.contains_key(uid);
+                                let new = !known && admission::needs_admission(p, false);
+                                (new, p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+                            });
+                            for pod in batch {
+                                self.apply(pod, &mut handles, &mut workers, &mut adoptable, &shutdown).await;
+                            }
                             // Pods that went away while we were not watching.
                             if let Some(seen) = listed.take() {
                                 for (uid, h) in &handles {
@@ -158,7 +199,9 @@ impl PodManager {
                                 self.remove_orphans(&handles, &mut adoptable).await;
                             }
                         }
-                        Ok(watcher::Event::Apply(pod)) => self.apply(pod, &mut handles, &mut workers, &mut adoptable, &shutdown),
+                        Ok(watcher::Event::Apply(pod)) => {
+                            self.apply(pod, &mut handles, &mut workers, &mut adoptable, &shutdown).await;
+                        }
                         Ok(watcher::Event::Delete(pod)) => {
                             if let Some(h) = pod.metadata.uid.as_ref().and_then(|u| handles.get(u)) {
                                 let _ = h.updates.send(PodUpdate::Gone);
@@ -187,7 +230,8 @@ impl PodManager {
         while workers.join_next().await.is_some() {}
     }
 
-    fn apply(
+    /// Hand the pod to its worker; a pod seen for the first time gets one, once admitted.
+    async fn apply(
         &self,
         pod: Pod,
         handles: &mut HashMap<String, Handle>,
@@ -197,20 +241,52 @@ impl PodManager {
     ) {
         let Some(uid) = pod.metadata.uid.clone() else { return };
         if let Some(h) = handles.get(&uid) {
-            let _ = h.updates.send(PodUpdate::Pod(Box::new(pod)));
+            // `send_replace`: the latest pod is kept even when its worker is done listening.
+            h.updates.send_replace(PodUpdate::Pod(Box::new(pod)));
             return;
         }
         let (tx, rx) = watch::channel(PodUpdate::Pod(Box::new(pod.clone())));
         let relisted = Arc::new(Notify::new());
-        let adopted = adoptable.remove(&uid).unwrap_or_default();
-        let worker = Worker::new(self.shared.clone(), pod, rx, relisted.clone(), adopted);
+        let adopted = adoptable.remove(&uid);
+        if admission::needs_admission(&pod, adopted.is_some()) {
+            let admitted: Vec<Pod> = handles.values().filter_map(Handle::live_pod).collect();
+            let node = self.node().await;
+            if let Err(rejection) = admission::admit(&pod, &admitted, &node, &self.shared.volume_host.node_allocatable)
+            {
+                tracing::info!(
+                    pod = %format!("{}/{}", convert::namespace(&pod), convert::name(&pod)),
+                    reason = %rejection.reason,
+                    message = %rejection.message,
+                    "pod admission denied"
+                );
+                workers.spawn(run_rejected(self.shared.clone(), pod, rejection, rx, shutdown.clone()));
+                handles.insert(uid, Handle { updates: tx, relisted, fingerprint: 0, admitted: false });
+                return;
+            }
+        }
+        let worker = Worker::new(self.shared.clone(), pod, rx, relisted.clone(), adopted.unwrap_or_default());
         let stop = shutdown.clone();
         let u = uid.clone();
         workers.spawn(async move {
             worker.run(stop).await;
             u
         });
-        handles.insert(uid, Handle { updates: tx, relisted, fingerprint: 0 });
+        handles.insert(uid, Handle { updates: tx, relisted, fingerprint: 0, admitted: true });
+    }
+
+    /// This node as admission sees it: the Node object, or when it cannot be read the one this
+    /// kubelet registers (upstream's `getNodeAnyWay` falls back on its initial node the same way).
+    async fn node(&self) -> Node {
+        let config = &self.shared.config;
+        let nodes: Api<Node> = Api::all(self.shared.client.clone());
+        match nodes.get(&config.node_name).await {
+            Ok(node) => node,
+            Err(e) => {
+                let name = &config.node_name;
+                tracing::warn!(node = %name, error = %e, "reading the node for admission failed; using its registered form");
+                crate::node::node_object(config)
+            }
+        }
     }
 
     /// Sandboxes and containers in the runtime, grouped by pod uid.
@@ -305,6 +381,51 @@ impl crate::server::PodLookup for PodManager {
     }
 }
 
+/// A pod admission turned down: nothing is started for it. Records the Warning event, writes
+/// the `Failed` status (retried until it lands, or the pod is gone or replaced), then follows the
+/// pod until it is gone: one deleted before its status landed waits for the kubelet to delete it
+/// for good, as the worker does once a pod's containers are gone — here there never were any.
+/// Returns the pod's uid, like a worker.
+async fn run_rejected(
+    shared: Arc<Shared>,
+    mut pod: Pod,
+    rejection: Rejection,
+    mut updates: watch::Receiver<PodUpdate>,
+    shutdown: CancellationToken,
+) -> String {
+    updates.mark_unchanged();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let key = format!("{}/{}", convert::namespace(&pod), convert::name(&pod));
+    let reference = worker::pod_reference(&pod);
+    worker::record(&shared.recorder, &reference, true, &rejection.reason, rejection.message.clone()).await;
+    let pods: Api<Pod> = Api::namespaced(shared.client.clone(), convert::namespace(&pod));
+    let mut written = false;
+    loop {
+        if !written {
+            let patch = admission::rejected_status(&pod, &rejection, jiff::Timestamp::now());
+            match pods.patch_status(convert::name(&pod), &PatchParams::default(), &Patch::Strategic(patch)).await {
+                Ok(_) => written = true,
+                // Gone, or the name now belongs to another pod (the uid precondition failed).
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return uid,
+                Err(e) => tracing::warn!(pod = %key, error = %e, "writing a rejected pod's status failed; retrying"),
+            }
+        }
+        if written && pod.metadata.deletion_timestamp.is_some() {
+            worker::final_delete(&shared.client, &pod).await;
+            return uid;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return uid,
+            r = updates.changed() => if r.is_err() { return uid },
+            _ = tokio::time::sleep(STATUS_RETRY), if !written => {}
+        }
+        match &*updates.borrow_and_update() {
+            PodUpdate::Pod(p) => pod = (**p).clone(),
+            PodUpdate::Gone => return uid,
+        }
+    }
+}
+
 fn fingerprint(c: &ContainerStatus) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -313,3 +434,6 @@ fn fingerprint(c: &ContainerStatus) -> u64 {
     c.finished_at.hash(&mut h);
     h.finish()
 }
+
+#[cfg(test)]
+mod tests;

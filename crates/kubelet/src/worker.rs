@@ -92,6 +92,9 @@ pub(crate) struct Worker {
     /// The current sandbox, and older ones to remove.
     sandbox: Option<PodSandboxStatus>,
     stale_sandboxes: Vec<String>,
+    /// The next attempt number of each container whose instances went with an old sandbox:
+    /// restart counts carry over a sandbox's re-creation, as upstream's do.
+    attempt_floor: HashMap<String, u32>,
     /// Every container instance of the pod we know of, by id.
     containers: HashMap<String, ContainerStatus>,
     /// When each exited container was first seen exited (the back-off clock).
@@ -161,6 +164,7 @@ impl Worker {
             backoff: Backoff::default(),
             sandbox,
             stale_sandboxes,
+            attempt_floor: HashMap::new(),
             containers,
             exits: HashMap::new(),
             sandbox_retry_at: None,
@@ -441,7 +445,16 @@ impl Worker {
             return;
         }
         let pods: Api<Pod> = Api::namespaced(self.shared.client.clone(), namespace(&self.pod));
-        let patch = json!({"metadata": {"uid": uid(&self.pod)}, "status": value});
+        let mut patch = json!({"metadata": {"uid": uid(&self.pod)}, "status": value});
+        // Pod and host IPs are merged by `ip` in a strategic merge patch: a sandbox re-created
+        // with a new address would add it beside the old one (and the API server refuses two
+        // of a family). Replace those lists whole, as upstream's status manager's patch (with
+        // its deletions) does.
+        for list in ["podIPs", "hostIPs"] {
+            if let Some(items) = patch["status"].get_mut(list).and_then(serde_json::Value::as_array_mut) {
+                items.push(json!({"$patch": "replace"}));
+            }
+        }
         match pods.patch_status(name(&self.pod), &PatchParams::default(), &Patch::Strategic(patch)).await {
             Ok(p) => {
                 self.pod.status = p.status;
@@ -455,16 +468,7 @@ impl Worker {
     }
 
     async fn event(&self, container: Option<&str>, warning: bool, reason: &str, note: String) {
-        let mut reference = ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Pod".into()),
-            name: self.pod.metadata.name.clone(),
-            namespace: self.pod.metadata.namespace.clone(),
-            uid: self.pod.metadata.uid.clone(),
-            // Not the resourceVersion: repeats of an event must fold into one series.
-            resource_version: None,
-            field_path: None,
-        };
+        let mut reference = pod_reference(&self.pod);
         if let Some(c) = container {
             let init = self
                 .pod
@@ -474,16 +478,7 @@ impl Worker {
                 .is_some_and(|i| i.iter().any(|x| x.name == c));
             reference.field_path = Some(format!("spec.{}{{{c}}}", if init { "initContainers" } else { "containers" }));
         }
-        let ev = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
-            reason: reason.into(),
-            note: Some(note),
-            action: reason.into(),
-            secondary: None,
-        };
-        if let Err(e) = self.shared.recorder.publish(&ev, &reference).await {
-            tracing::debug!(reason, error = %e, "recording an event failed");
-        }
+        record(&self.shared.recorder, &reference, warning, reason, note).await;
     }
 
     fn grace_period(&self) -> Duration {
@@ -495,6 +490,13 @@ impl Worker {
             .unwrap_or(30)
             .max(0);
         Duration::from_secs(secs as u64)
+    }
+
+    /// The attempt number of a container's next instance: one past every instance known, in
+    /// this sandbox or an earlier one.
+    fn next_attempt(&self, name: &str) -> u32 {
+        let seen = self.containers.values().filter(|c| c.name == name).map(|c| c.attempt + 1).max();
+        seen.into_iter().chain(self.attempt_floor.get(name).copied()).max().unwrap_or(0)
     }
 
     /// Latest instance of a container by name (in the current sandbox).
@@ -540,6 +542,10 @@ impl Worker {
             let _ = self.shared.runtime.stop_pod_sandbox(&id).await;
             if let Err(e) = self.shared.runtime.remove_pod_sandbox(&id).await {
                 tracing::warn!(pod = %self.key(), error = %e, "removing an old sandbox");
+            }
+            for c in self.containers.values().filter(|c| c.sandbox_id == id) {
+                let next = self.attempt_floor.entry(c.name.clone()).or_default();
+                *next = (*next).max(c.attempt + 1);
             }
             self.containers.retain(|_, c| c.sandbox_id != id);
             acted = true;
@@ -699,7 +705,7 @@ impl Worker {
                 self.containers.remove(&l.id);
             }
         }
-        let attempt = latest.map(|l| l.attempt + 1).unwrap_or(0);
+        let attempt = self.next_attempt(&c.name);
         match self.start(c, attempt).await {
             Ok(id) => {
                 self.view.waiting.remove(&c.name);
@@ -1046,27 +1052,62 @@ impl Worker {
         }
         self.shared.registry.remove(&self.pod);
         if in_api {
-            self.final_delete().await;
+            final_delete(&self.shared.client, &self.pod).await;
         }
     }
+}
 
-    /// Delete the pod with grace period 0, bound to its uid: the last step of a graceful
-    /// deletion, as upstream's status manager does once the pod's resources are gone.
-    async fn final_delete(&self) {
-        let pods: Api<Pod> = Api::namespaced(self.shared.client.clone(), namespace(&self.pod));
-        let dp = DeleteParams {
-            grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions { uid: self.pod.metadata.uid.clone(), resource_version: None }),
-            ..Default::default()
-        };
-        for _ in 0..5 {
-            match pods.delete(name(&self.pod), &dp).await {
-                Ok(_) => return,
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return,
-                Err(e) => {
-                    tracing::warn!(pod = %self.key(), error = %e, "deleting the pod failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+/// A reference to the pod for its events.
+pub(crate) fn pod_reference(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: pod.metadata.name.clone(),
+        namespace: pod.metadata.namespace.clone(),
+        uid: pod.metadata.uid.clone(),
+        // Not the resourceVersion: repeats of an event must fold into one series.
+        resource_version: None,
+        field_path: None,
+    }
+}
+
+/// Record an event about `reference`; a failure is only logged (events are best effort).
+pub(crate) async fn record(
+    recorder: &Recorder,
+    reference: &ObjectReference,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    let ev = Event {
+        type_: if warning { EventType::Warning } else { EventType::Normal },
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&ev, reference).await {
+        tracing::debug!(reason, error = %e, "recording an event failed");
+    }
+}
+
+/// Delete the pod with grace period 0, bound to its uid: the last step of a graceful
+/// deletion, as upstream's status manager does once the pod's resources are gone.
+pub(crate) async fn final_delete(client: &kube::Client, pod: &Pod) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace(pod));
+    let dp = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions { uid: pod.metadata.uid.clone(), resource_version: None }),
+        ..Default::default()
+    };
+    for _ in 0..5 {
+        match pods.delete(name(pod), &dp).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return,
+            Err(e) => {
+                let key = format!("{}/{}", namespace(pod), name(pod));
+                tracing::warn!(pod = %key, error = %e, "deleting the pod failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }

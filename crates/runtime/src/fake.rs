@@ -337,7 +337,9 @@ impl Runtime for FakeRuntime {
             }
             Some(_) => {}
         }
-        let Some(image) = s.images.get(&config.image).cloned() else {
+        // By reference or by ID, as the real runtime takes either.
+        let found = s.images.get(&config.image).or_else(|| s.images.values().find(|i| i.id == config.image));
+        let Some(image) = found.cloned() else {
             return Err(RuntimeError::ImageNotPresent(config.image.clone()));
         };
         let id = s.id("c");
