@@ -3,7 +3,7 @@
 links) to argv[1], and its root filesystem layer to argv[2] (for the runc floor)."""
 import hashlib, io, json, sys, tarfile
 
-APPLETS = "sh ls cat echo true sleep httpd wget env hostname".split()
+APPLETS = "sh ls cat echo true sleep httpd wget env hostname nslookup".split()
 
 def layer():
     bb = open("/bin/busybox", "rb").read()

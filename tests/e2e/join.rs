@@ -60,7 +60,9 @@ fn an_agent_joins_from_its_own_network_namespace() {
     let nodes = c.kubectl(&["get", "nodes", "-o", "name"]).ok();
     assert!(!nodes.contains("bad-"), "refused agents registered nothing: {nodes}");
 
-    let mut agent = Agent::start(&net, &server, &token, "agent-1", &[]).unwrap();
+    let svc_cidr = c.service_cidr().unwrap();
+    let ranges = ["--cluster-cidr", cidr.as_str(), "--service-cidr", svc_cidr.as_str()];
+    let mut agent = Agent::start(&net, &server, &token, "agent-1", &ranges).unwrap();
     agent.import_image(&busybox_archive(&["busybox:latest"])).expect("importing busybox on the agent");
     agent.wait_joined(Duration::from_secs(60)).unwrap();
     let logs = || format!("agent:\n{}\nserver:\n{}", agent.log_text(), c.log_text());

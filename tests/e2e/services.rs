@@ -171,5 +171,115 @@ fn endpoint_slices_follow_the_selected_pods() {
         "no slices",
         |o| o.trim().is_empty(),
     );
-    c.kubectl_until(&["get", "endpoints", "-o", "name"], "no web endpoints", |o| !o.lines().any(|l| l == "endpoints/web"));
+    c.kubectl_until(&["get", "endpoints", "-o", "name"], "no web endpoints", |o| {
+        !o.lines().any(|l| l == "endpoints/web")
+    });
+}
+
+/// The README's web app on a real node: a Deployment of busybox httpd behind a Service,
+/// reached by DNS name from a pod through the cluster DNS and the service proxy, spread over
+/// the replicas; a NodePort and a LoadBalancer from the host; scaling down takes removed pods
+/// out of rotation.
+#[test]
+fn a_web_app_answers_by_name_through_its_service() {
+    let c = Cluster::start_node(&[]).expect("starting a one-node cluster");
+    c.import_image(&skiff_testkit::images::busybox_archive(&["busybox:latest"])).expect("importing busybox");
+    c.kubectl_until(&["get", "nodes", "--no-headers"], "the node to be Ready", |o| o.contains(" Ready "));
+    let svc_cidr = c.service_cidr().expect("a node cluster has its own Service range");
+    let dns_ip = format!("{}.10", svc_cidr.rsplit_once('.').unwrap().0);
+    let dns = c.kubectl(&["get", "svc", "-n", "kube-system", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"]).ok();
+    assert_eq!(dns, dns_ip);
+
+    c.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=3",
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/etc",
+    ])
+    .ok();
+    c.kubectl(&[
+        "patch",
+        "deploy",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"busybox","imagePullPolicy":"Never"}]}}}}"#,
+    ])
+    .ok();
+    c.kubectl(&["rollout", "status", "deploy/web", "--timeout=90s"]).ok();
+    c.kubectl(&["expose", "deployment", "web", "--port=80", "--target-port=8080"]).ok();
+    c.kubectl_until(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[*].addresses[*].ip}"], "3 endpoints", |o| {
+        o.split_whitespace().count() == 3
+    });
+    let pods: Vec<String> = c
+        .kubectl(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"])
+        .ok()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+
+    // A client pod: resolv.conf points at the cluster DNS; names resolve (short, with search
+    // domains and ndots:5, and fully qualified); requests spread over the pods.
+    let script = "cat /etc/resolv.conf; nslookup web.default.svc.cluster.local; \
+        for i in $(seq 1 30); do wget -qO- http://web/hostname; done; wget -qO- http://web.default.svc.cluster.local/hostname; \
+        nslookup no-such-service.default.svc.cluster.local || echo NXDOMAIN-OK";
+    c.kubectl(&[
+        "run",
+        "client",
+        "--image=busybox",
+        "--image-pull-policy=Never",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .ok();
+    c.kubectl_until(&["get", "pod", "client", "-o", "jsonpath={.status.phase}"], "the client to finish", |o| {
+        o == "Succeeded" || o == "Failed"
+    });
+    let out = c.kubectl(&["logs", "client"]).ok();
+    assert!(out.contains(&format!("nameserver {dns_ip}")), "{out}");
+    assert!(
+        out.contains("search default.svc.cluster.local svc.cluster.local cluster.local") && out.contains("ndots:5"),
+        "{out}"
+    );
+    let cluster_ip = c.kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]).ok();
+    assert!(out.contains(&format!("Address: {cluster_ip}")), "{out}");
+    let answered: std::collections::BTreeSet<&str> = out.lines().filter(|l| l.starts_with("web-")).collect();
+    assert!(answered.len() >= 2, "30 requests should reach more than one of {pods:?}: {out}");
+    assert!(answered.iter().all(|a| pods.iter().any(|p| p == a)), "{out}");
+    assert!(out.contains("NXDOMAIN-OK"), "{out}");
+
+    // Scaling down: the removed pods stop getting traffic.
+    c.kubectl(&["scale", "deploy", "web", "--replicas=1"]).ok();
+    c.kubectl_until(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[*].addresses[*].ip}"], "1 endpoint", |o| {
+        o.split_whitespace().count() == 1
+    });
+    let left = c.kubectl(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[0].targetRef.name}"]).ok();
+    c.kubectl(&[
+        "run",
+        "client2",
+        "--image=busybox",
+        "--image-pull-policy=Never",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "for i in $(seq 1 10); do wget -qO- http://web/hostname; done",
+    ])
+    .ok();
+    c.kubectl_until(&["get", "pod", "client2", "-o", "jsonpath={.status.phase}"], "client2 to finish", |o| {
+        o == "Succeeded" || o == "Failed"
+    });
+    let out = c.kubectl(&["logs", "client2"]).ok();
+    let answered: std::collections::BTreeSet<&str> = out.lines().collect();
+    assert_eq!(answered.into_iter().collect::<Vec<_>>(), [left.as_str()], "{out}");
 }

@@ -1,7 +1,8 @@
 //! What exists in every cluster from the first start: the `default`, `kube-system`,
 //! `kube-public` and `kube-node-lease` namespaces, and the `kubernetes` Service in `default`
 //! (the first ClusterIP of the service range) whose Endpoints and EndpointSlice point at this
-//! API server — upstream's bootstrap controller.
+//! API server — upstream's bootstrap controller — and the cluster DNS Service `kube-dns` in
+//! `kube-system` (the tenth ClusterIP).
 
 use std::sync::Arc;
 
@@ -81,6 +82,25 @@ pub(crate) async fn run(server: &Arc<ApiServer>) -> ApiResult<()> {
         }),
     )
     .await?;
+    // The cluster DNS (served by every node; see the controller manager's `clusterdns`) at the
+    // tenth address of the range, where k3s and kubeadm put it.
+    if server.config.service_cidr.prefix <= 28 {
+        let dns_ctx = ctx(server, "", "services", Some("kube-system"))?;
+        ensure(
+            &dns_ctx,
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                             "labels": {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true",
+                                        "kubernetes.io/name": "CoreDNS"}},
+                "spec": {"type": "ClusterIP", "clusterIP": server.config.service_cidr.nth(9).to_string(),
+                         "internalTrafficPolicy": "Local",
+                         "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                                   {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]},
+            }),
+        )
+        .await?;
+    }
     // Endpoints may not point at loopback (pods could not reach it); a host without any other
     // address gets the Service without endpoints.
     if server.config.advertise_address.is_loopback() {

@@ -11,6 +11,7 @@
 //! `kube-root-ca.crt` ConfigMap in every namespace).
 
 pub mod certificates;
+pub mod clusterdns;
 pub mod defaults;
 pub mod deployment;
 pub mod disruption;
@@ -151,6 +152,7 @@ impl ControllerManager {
         let slices =
             endpointslice::EndpointSliceController::new(c.clone(), services.clone(), pods.clone(), nodes.clone());
         let servicelb = servicelb::ServiceLbController::new(c.clone(), services.clone(), nodes.clone());
+        let dns = clusterdns::ClusterDnsEndpoints::new(c.clone(), nodes.clone(), services.clone());
         // Every handler is registered: start watching.
         pods.start(shutdown.clone());
         sets.start(shutdown.clone());
@@ -172,6 +174,7 @@ impl ControllerManager {
             certs.run(shutdown.clone()),
             slices.run(workers, shutdown.clone()),
             servicelb.run(shutdown.clone()),
+            dns.run(shutdown.clone()),
             async {
                 if let Some(ipam) = ipam {
                     ipam.run(shutdown.clone()).await

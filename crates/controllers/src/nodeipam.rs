@@ -38,6 +38,11 @@ impl Range {
         Ok(Range { base: u32::from(ip) & mask, prefix })
     }
 
+    /// The `n`th address of the range (0 is the network address).
+    pub fn host(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(self.base + n)
+    }
+
     fn subnet(&self, index: u32) -> String {
         format!("{}/{NODE_MASK}", Ipv4Addr::from(self.base + (index << (32 - NODE_MASK))))
     }

@@ -83,6 +83,13 @@ pub(crate) struct AgentArgs {
     /// The address the kubelet API listens on.
     #[arg(long, default_value = "0.0.0.0")]
     bind_address: IpAddr,
+    /// The cluster's pod range (the server's --cluster-cidr), for the service proxy.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    /// The cluster's Service range (the server's --service-cidr): the proxy's, and where the
+    /// cluster DNS address comes from.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: String,
     #[command(flatten)]
     node: NodeArgs,
     /// Log filter (tracing's env-filter syntax).
@@ -149,6 +156,22 @@ struct NodeSetup {
     serving: (String, String),
     listener: tokio::net::TcpListener,
     labels: BTreeMap<String, String>,
+    /// The pod and Service ranges (for the service proxy).
+    cluster_cidr: String,
+    service_cidr: String,
+}
+
+/// The service proxy's nftables table for a data dir: `skiff` for the default one, else one
+/// named by the data dir's hash (its interface `<table>-svc` must fit 15 characters).
+pub(crate) fn proxy_table(data_dir: &Path) -> String {
+    if data_dir == Path::new(DEFAULT_DATA_DIR) { "skiff".into() } else { format!("sk{:08x}", data_dir_hash(data_dir)) }
+}
+
+/// The cluster DNS address pods get: the tenth address of the Service range.
+fn default_cluster_dns(service_cidr: &str) -> Result<IpAddr> {
+    let range = skiff_controllers::nodeipam::Range::parse(service_cidr)
+        .map_err(|e| anyhow::anyhow!("--service-cidr {service_cidr}: {e}"))?;
+    Ok(IpAddr::V4(range.host(10)))
 }
 
 /// The kubelet API's listener: port 10250 with the default data dir, else any free one.
@@ -160,7 +183,19 @@ async fn kubelet_listener(args: &NodeArgs, address: IpAddr, data_dir: &Path) -> 
 
 /// Start the runtime, the kubelet and the kubelet API.
 async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationToken) -> Result<Vec<JoinHandle<()>>> {
-    let NodeSetup { data_dir, node_name, node_ip, pod_cidr, client, ca_pem, serving, listener, labels } = setup;
+    let NodeSetup {
+        data_dir,
+        node_name,
+        node_ip,
+        pod_cidr,
+        client,
+        ca_pem,
+        serving,
+        listener,
+        labels,
+        cluster_cidr,
+        service_cidr,
+    } = setup;
     let mut rc = LinuxRuntimeConfig::new(&data_dir);
     rc.pod_cidr = pod_cidr.clone();
     rc.cni_bin_dir = args.cni_bin_dir.clone();
@@ -171,6 +206,54 @@ async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationTok
     let store = ImageStore::open(&data_dir).context("opening the image store")?;
     let images = Arc::new(ImageService::new(store.clone(), args.insecure_registries.clone()));
     let runtime = LinuxRuntime::new(rc, Arc::new(store), Some(images)).context("starting the container runtime")?;
+    let mut tasks = Vec::new();
+    // The cluster DNS of this node, on the pod bridge's address (the `kube-dns` Service's
+    // endpoint here; decisions/0010).
+    match runtime.pod_gateway().await {
+        Ok(Some(gateway)) => {
+            let config = skiff_dns::DnsConfig {
+                cluster_domain: args.cluster_domain.clone(),
+                listen: vec![SocketAddr::new(IpAddr::V4(gateway), 53)],
+                upstreams: skiff_dns::upstreams_from_resolv_conf(Path::new("/etc/resolv.conf")),
+                ttl: skiff_dns::DEFAULT_TTL,
+            };
+            match skiff_dns::ClusterDns::bind(client.clone(), config).await {
+                Ok(dns) => {
+                    tracing::info!(listen = %SocketAddr::new(IpAddr::V4(gateway), 53), "cluster DNS");
+                    let stop = shutdown.clone();
+                    tasks.push(tokio::spawn(async move {
+                        if let Err(e) = dns.run(stop).await {
+                            tracing::error!(error = %e, "the cluster DNS stopped");
+                        }
+                    }));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the cluster DNS cannot start; pods will not resolve Service names")
+                }
+            }
+        }
+        Ok(None) => tracing::warn!("pods are networked by CNI: no cluster DNS on this node"),
+        Err(e) => tracing::error!(error = %e, "the pod bridge; no cluster DNS on this node"),
+    }
+    // The service proxy (nftables, or userspace without nft).
+    let service_cidr_for_dns = service_cidr.clone();
+    let proxy = skiff_proxy::ProxyConfig {
+        node_name: node_name.clone(),
+        node_ips: vec![node_ip],
+        cluster_cidr,
+        service_cidr,
+        table: proxy_table(&data_dir),
+        nft: PathBuf::from("nft"),
+        netns: None,
+    };
+    let proxier =
+        skiff_proxy::Proxier::new(client.clone(), proxy).map_err(|e| anyhow::anyhow!("service proxy: {e}"))?;
+    let stop = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = proxier.run(stop).await {
+            tracing::error!(error = %e, "the service proxy stopped");
+        }
+    }));
     let runtime: Arc<dyn skiff_runtime::Runtime> = Arc::new(runtime);
 
     let kubelet_port = listener.local_addr()?.port();
@@ -181,6 +264,9 @@ async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationTok
     config.pod_cidr = Some(pod_cidr.clone());
     config.max_pods = args.max_pods;
     config.cluster_dns = args.cluster_dns.clone();
+    if config.cluster_dns.is_empty() {
+        config.cluster_dns = vec![default_cluster_dns(&service_cidr_for_dns)?];
+    }
     config.cluster_domain = args.cluster_domain.clone();
     config.kubelet_port = kubelet_port;
     config.labels = labels;
@@ -195,7 +281,8 @@ async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationTok
             tracing::error!(error = %e, "the node agent stopped");
         }
     });
-    Ok(vec![task, api])
+    tasks.extend([task, api]);
+    Ok(tasks)
 }
 
 /// The server's own node's name and podCIDR (the controller manager keeps the range out of
@@ -240,6 +327,8 @@ pub(crate) async fn start_local(
         serving,
         listener,
         labels,
+        cluster_cidr: args.cluster_cidr.clone(),
+        service_cidr: args.service_cidr.clone(),
     };
     start_node(&args.node, setup, shutdown).await
 }
@@ -339,6 +428,8 @@ async fn agent(args: AgentArgs) -> Result<()> {
         serving,
         listener,
         labels: BTreeMap::new(),
+        cluster_cidr: args.cluster_cidr.clone(),
+        service_cidr: args.service_cidr.clone(),
     };
     let tasks = start_node(&args.node, setup, shutdown.clone()).await?;
     println!("skiff agent: node {node_name} joined {server}");

@@ -34,6 +34,11 @@ pub(crate) fn run(args: ResetArgs) -> Result<()> {
     {
         bail!("a skiff server is still running on {}; stop it first", dir.display());
     }
+    // The service proxy's table and interface (kept across restarts, fail-static).
+    let table = crate::agent::proxy_table(&std::path::absolute(dir).unwrap_or_else(|_| dir.clone()));
+    if let Err(e) = skiff_proxy::cleanup(&table, std::path::Path::new("nft")) {
+        eprintln!("removing the service proxy's rules (table inet {table}): {e}");
+    }
     let runtime = skiff_runtime::linux::reset(dir);
     if runtime.killed > 0 {
         println!("killed {} container processes", runtime.killed);

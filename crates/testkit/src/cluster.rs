@@ -149,10 +149,21 @@ impl Cluster {
         Self::start_node_at("127.0.0.1", &format!("10.42.{third}.0/24"), extra)
     }
 
+    /// A Service range of its own for a test cluster that runs nodes: their service proxies
+    /// share the host's netfilter, so two clusters must never hand out the same ClusterIP.
+    fn service_cidr_for(cluster_cidr: &str) -> String {
+        let third = cluster_cidr.split('.').nth(2).unwrap_or("0");
+        let second = cluster_cidr.split('.').nth(1).unwrap_or("42");
+        format!("10.{}.{third}.0/24", 180 + second.parse::<u32>().unwrap_or(0) % 60)
+    }
+
     /// [`Cluster::start_node`] listening on `bind_address` (an address agents in other network
-    /// namespaces reach), handing nodes podCIDRs from `cluster_cidr`.
+    /// namespaces reach), handing nodes podCIDRs from `cluster_cidr`; its Service range is
+    /// [`Cluster::service_cidr`].
     pub fn start_node_at(bind_address: &str, cluster_cidr: &str, extra: &[&str]) -> Result<Cluster> {
-        let mut args: Vec<&str> = vec!["--cluster-cidr", cluster_cidr, "--kubelet-port", "0"];
+        let service_cidr = Self::service_cidr_for(cluster_cidr);
+        let mut args: Vec<&str> =
+            vec!["--cluster-cidr", cluster_cidr, "--service-cidr", &service_cidr, "--kubelet-port", "0"];
         args.extend_from_slice(extra);
         let mut c = Cluster {
             child: None,
@@ -396,6 +407,12 @@ impl Cluster {
     /// Start again after a crash (`kill`).
     pub fn start_again(&mut self) -> Result<()> {
         self.spawn()
+    }
+
+    /// The Service range a node cluster runs with (`--service-cidr`).
+    pub fn service_cidr(&self) -> Option<String> {
+        let i = self.extra_args.iter().position(|a| a == "--service-cidr")?;
+        self.extra_args.get(i + 1).cloned()
     }
 
     /// `https://<bind address>:<port>`

@@ -232,6 +232,13 @@ impl NetOps for RtNetlink {
                 .set(rtnetlink::LinkUnspec::new_with_index(host_index).controller(br).up().build())
                 .execute()
                 .await
+                .map_err(nl_err)?;
+            // Hairpin: a pod reaching a Service that lands on itself gets its packets back
+            // out of the port they came in by (what the CNI bridge plugin's hairpinMode does).
+            h.link()
+                .set_port(rtnetlink::LinkBridgePort::new(host_index).hairpin(true).build())
+                .execute()
+                .await
                 .map_err(nl_err)
         })
     }

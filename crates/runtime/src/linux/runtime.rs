@@ -143,6 +143,20 @@ impl std::fmt::Debug for LinuxRuntime {
 }
 
 impl LinuxRuntime {
+    /// The address pods reach the node at on the built-in bridge (the pod CIDR's first host),
+    /// created now if it does not exist yet — node services (the cluster DNS) listen there.
+    /// `None` when pods are networked by a CNI plugin (no bridge of ours).
+    pub async fn pod_gateway(&self) -> Result<Option<std::net::Ipv4Addr>> {
+        if self.inner.cni.is_some() {
+            return Ok(None);
+        }
+        let (subnet, bridge) = (self.inner.subnet, self.inner.config.bridge.clone());
+        network::with_netlink(move |ops| ops.ensure_bridge(&bridge, subnet.gateway(), subnet.prefix))
+            .await
+            .map_err(|e| internal("creating the pod bridge", e))?;
+        Ok(Some(subnet.gateway()))
+    }
+
     /// Prepare the host (state dirs, the node cgroups) and re-adopt whatever the state dir
     /// holds from an earlier run. `images` provides container rootfs layers and configs;
     /// `image_service` answers the CRI image calls (pull, list, remove).

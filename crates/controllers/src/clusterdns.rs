@@ -1,0 +1,166 @@
+//! Endpoints of the cluster DNS. Every node runs the DNS server on its pod bridge's address (the
+//! first host of its podCIDR, where the built-in runtime puts the bridge), so the `kube-dns`
+//! Service in `kube-system` has one endpoint per node, in an EndpointSlice per node
+//! (`kube-dns-<node>`), ready while the node is. The Service's `internalTrafficPolicy: Local`
+//! keeps each pod's queries on its own node.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::informer::Informer;
+use crate::queue::WorkQueue;
+use crate::{Error, Key};
+
+pub const NAMESPACE: &str = "kube-system";
+pub const SERVICE: &str = "kube-dns";
+const MANAGER: &str = "cluster-dns.skiff.dev";
+
+/// The DNS server's address on a node: its podCIDR's first host.
+pub(crate) fn node_dns_address(node: &Node) -> Option<Ipv4Addr> {
+    let cidr = node.spec.as_ref()?.pod_cidr.as_deref()?;
+    let base: Ipv4Addr = cidr.split_once('/')?.0.parse().ok()?;
+    Some(Ipv4Addr::from(u32::from(base) + 1))
+}
+
+fn slice_name(node: &str) -> String {
+    format!("{SERVICE}-{node}")
+}
+
+pub(crate) fn desired_slice(node: &Node, service: &Service) -> Option<serde_json::Value> {
+    let address = node_dns_address(node)?;
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let owner = OwnerReference {
+        api_version: "v1".into(),
+        kind: "Service".into(),
+        name: SERVICE.into(),
+        uid: service.metadata.uid.clone()?,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    let name = node.name_any();
+    Some(json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": slice_name(&name),
+            "namespace": NAMESPACE,
+            "labels": {"kubernetes.io/service-name": SERVICE, "endpointslice.kubernetes.io/managed-by": MANAGER},
+            "ownerReferences": [owner],
+        },
+        "addressType": "IPv4",
+        "endpoints": [{
+            "addresses": [address.to_string()],
+            "nodeName": name,
+            "conditions": {"ready": ready, "serving": ready, "terminating": false},
+        }],
+        "ports": [
+            {"name": "dns", "port": 53, "protocol": "UDP"},
+            {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+        ],
+    }))
+}
+
+pub(crate) struct ClusterDnsEndpoints {
+    client: kube::Client,
+    nodes: Informer<Node>,
+    services: Informer<Service>,
+    queue: WorkQueue<Key>,
+}
+
+impl ClusterDnsEndpoints {
+    pub(crate) fn new(client: kube::Client, nodes: Informer<Node>, services: Informer<Service>) -> Arc<Self> {
+        let c = Arc::new(ClusterDnsEndpoints {
+            client,
+            nodes: nodes.clone(),
+            services: services.clone(),
+            queue: WorkQueue::new(),
+        });
+        let q = c.queue.clone();
+        nodes.on_change(move |ch| q.add(Key::new("", &ch.object().name_any())));
+        let weak = Arc::downgrade(&c);
+        services.on_change(move |ch| {
+            let s = ch.object();
+            if s.name_any() == SERVICE
+                && s.namespace().as_deref() == Some(NAMESPACE)
+                && let Some(c) = weak.upgrade()
+            {
+                for n in c.nodes.store().state() {
+                    c.queue.add(Key::new("", &n.name_any()));
+                }
+            }
+        });
+        c
+    }
+
+    pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        self.nodes.synced().await;
+        self.services.synced().await;
+        crate::run_workers("cluster-dns-endpoints", self.queue.clone(), 1, shutdown, move |key| {
+            let c = self.clone();
+            async move { c.sync(&key).await }
+        })
+        .await;
+    }
+
+    async fn sync(&self, key: &Key) -> Result<Option<Duration>, Error> {
+        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let node = self.nodes.store().get(&ObjectRef::new(&key.name));
+        let service = self.services.store().get(&ObjectRef::new(SERVICE).within(NAMESPACE));
+        let want = match (node, service) {
+            (Some(n), Some(s)) => desired_slice(&n, &s),
+            _ => None,
+        };
+        let name = slice_name(&key.name);
+        match want {
+            Some(slice) => {
+                let pp = PatchParams::apply("cluster-dns-endpoints").force();
+                api.patch(&name, &pp, &Patch::Apply(&slice)).await?;
+            }
+            None => match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            },
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_endpoint_per_node_at_its_bridge_address() {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n1"},
+            "spec": {"podCIDR": "10.42.3.0/24"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap();
+        let svc: Service = serde_json::from_value(json!({"metadata": {"name": "kube-dns", "uid": "u1"}})).unwrap();
+        let slice = desired_slice(&node, &svc).unwrap();
+        assert_eq!(slice["metadata"]["name"], "kube-dns-n1");
+        assert_eq!(slice["endpoints"][0]["addresses"][0], "10.42.3.1");
+        assert_eq!(slice["endpoints"][0]["conditions"]["ready"], true);
+        assert_eq!(slice["metadata"]["ownerReferences"][0]["uid"], "u1");
+        let bare: Node = serde_json::from_value(json!({"metadata": {"name": "n2"}})).unwrap();
+        assert!(desired_slice(&bare, &svc).is_none(), "no podCIDR, no DNS address");
+    }
+}
