@@ -31,6 +31,8 @@ pub(crate) struct WorkerView {
     pub(crate) started: HashSet<String>,
     /// The pod was killed for exceeding `activeDeadlineSeconds`.
     pub(crate) deadline_exceeded: bool,
+    /// The pod was evicted (an emptyDir over its `sizeLimit`), with upstream's message.
+    pub(crate) evicted: Option<String>,
     /// The pod is being terminated (deletion): nothing restarts any more.
     pub(crate) terminating: bool,
 }
@@ -282,9 +284,9 @@ pub(crate) fn pod_status(pod: &Pod, input: &Inputs<'_>) -> PodStatus {
     let mut containers: Vec<ApiContainerStatus> =
         spec.containers.iter().map(|c| container_status(c, input.containers, input.view, default_wait)).collect();
     containers.sort_by(|a, b| a.name.cmp(&b.name));
-    let terminal = input.view.deadline_exceeded || input.view.terminating;
+    let terminal = input.view.deadline_exceeded || input.view.evicted.is_some() || input.view.terminating;
     let mut phase = phase(pod, &init, &containers, terminal);
-    if input.view.deadline_exceeded {
+    if input.view.deadline_exceeded || input.view.evicted.is_some() {
         phase = "Failed";
     }
     // A pod that reached a terminal phase never leaves it (upstream keeps it).
@@ -384,6 +386,8 @@ pub(crate) fn pod_status(pod: &Pod, input: &Inputs<'_>) -> PodStatus {
             Some("DeadlineExceeded".to_string()),
             Some("Pod was active on the node longer than the specified deadline".to_string()),
         )
+    } else if let Some(m) = &input.view.evicted {
+        (Some("Evicted".to_string()), Some(m.clone()))
     } else {
         (old.reason.clone(), old.message.clone())
     };

@@ -109,6 +109,8 @@ pub(crate) struct Worker {
     /// The pod's volumes once set up, and when they were last refreshed.
     volumes: Option<PodVolumes>,
     volumes_refreshed: Instant,
+    /// When emptyDir usage was last compared with the limits.
+    usage_checked: Instant,
     /// The last volume set-up error reported (not repeated every round).
     volume_error: Option<String>,
     /// Probers of running containers, by container id.
@@ -152,6 +154,7 @@ impl Worker {
         Worker {
             volumes: None,
             volumes_refreshed: Instant::now(),
+            usage_checked: Instant::now(),
             volume_error: None,
             probers: HashMap::new(),
             probe_tx,
@@ -499,6 +502,24 @@ impl Worker {
         seen.into_iter().chain(self.attempt_floor.get(name).copied()).max().unwrap_or(0)
     }
 
+    /// Upstream's eviction message for the first emptyDir whose usage exceeds its `sizeLimit`.
+    async fn empty_dir_over_limit(&self) -> Option<String> {
+        let volumes = self.volumes.as_ref()?;
+        let specs = self.pod.spec.as_ref()?.volumes.clone().unwrap_or_default();
+        for (name, used, limit) in volumes.empty_dir_usage().await {
+            let Some(limit) = limit.filter(|l| *l > 0) else { continue };
+            if used > limit {
+                let written = specs
+                    .iter()
+                    .find(|v| v.name == name)
+                    .and_then(|v| v.empty_dir.as_ref()?.size_limit.as_ref().map(|q| q.0.clone()))
+                    .unwrap_or_else(|| limit.to_string());
+                return Some(format!("Usage of EmptyDir volume {name:?} exceeds the limit {written:?}. "));
+            }
+        }
+        None
+    }
+
     /// Latest instance of a container by name (in the current sandbox).
     fn latest(&self, name: &str) -> Option<&ContainerStatus> {
         let sandbox = self.sandbox.as_ref().map(|s| s.id.as_str());
@@ -552,6 +573,17 @@ impl Worker {
         }
         if !self.ensure_volumes().await {
             return acted;
+        }
+        // Upstream's eviction manager: an emptyDir over its sizeLimit evicts the pod.
+        if self.view.evicted.is_none() && self.usage_checked.elapsed() >= VOLUME_REFRESH {
+            self.usage_checked = Instant::now();
+            self.wake(Instant::now() + VOLUME_REFRESH);
+            if let Some(message) = self.empty_dir_over_limit().await {
+                self.view.evicted = Some(message.clone());
+                self.event(None, true, "Evicted", message).await;
+                self.kill_all(Duration::from_secs(0)).await;
+                return true;
+            }
         }
         let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
         // Init containers, in order.

@@ -223,3 +223,48 @@ async fn restart_counts_survive_a_new_sandbox() {
     shutdown.cancel();
     running.await.unwrap();
 }
+
+/// An emptyDir written beyond its `sizeLimit` gets the pod evicted, as upstream's eviction
+/// manager does: Failed, reason Evicted, upstream's message, a Warning event, containers gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_dir_over_its_size_limit_evicts_the_pod() {
+    let api = skiff_testkit::InProcess::start().await;
+    let client = api.server.client("system:node:n1", &["system:nodes", "system:masters"]);
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = KubeletConfig::new("n1", dir.path());
+    config.relist_interval = Duration::from_millis(100);
+    let runtime = Arc::new(FakeRuntime::new());
+    let manager = Arc::new(PodManager::new(client.clone(), runtime.clone(), config));
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(manager.run(shutdown.clone()));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let volumes = json!({"volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "64Ki"}}]});
+    let created = pods.create(&PostParams::default(), &pod_on_n1("filler", volumes)).await.unwrap();
+    let uid = created.metadata.uid.unwrap();
+    let scratch = dir.path().join("pods").join(&uid).join("volumes/kubernetes.io~empty-dir/scratch");
+    until("the emptyDir", || {
+        let s = scratch.clone();
+        async move { s.is_dir().then_some(()) }
+    })
+    .await;
+    std::fs::write(scratch.join("big"), vec![7u8; 256 * 1024]).unwrap();
+    let status = until("the eviction", || {
+        let pods = pods.clone();
+        async move {
+            let s = pods.get("filler").await.ok()?.status?;
+            (s.phase.as_deref() == Some("Failed")).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(status.reason.as_deref(), Some("Evicted"));
+    assert_eq!(status.message.as_deref(), Some("Usage of EmptyDir volume \"scratch\" exceeds the limit \"64Ki\". "));
+    let terminated = status.container_statuses.unwrap()[0].state.clone().unwrap().terminated;
+    assert!(terminated.is_some(), "the container was stopped");
+    shutdown.cancel();
+    running.await.unwrap();
+}
