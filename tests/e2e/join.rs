@@ -139,6 +139,40 @@ fn an_agent_joins_from_its_own_network_namespace() {
     let body = c.get_through_port_forward("pod/web", 8080, "/index.html").unwrap();
     assert!(body.contains("copied to the agent"), "{body}");
 
+    // The pod network across nodes (host-gw routes to each node's podCIDR): a pod on the
+    // server's node reaches the agent's pod by its IP, through a Service, and by DNS name.
+    c.import_image(&busybox_archive(&["busybox:latest"])).expect("importing busybox on the server");
+    c.kubectl(&["expose", "pod", "web", "--port=80", "--target-port=8080"]).ok();
+    let here = format!(
+        r#"{{"apiVersion":"v1","spec":{{"nodeSelector":{{"kubernetes.io/hostname":"{}"}}}}}}"#,
+        server_node["metadata"]["name"].as_str().unwrap()
+    );
+    let script = format!(
+        "wget -qO- http://{pod_ip}:8080/index.html && wget -qO- http://web/index.html && wget -qO- http://web.default.svc.cluster.local/index.html"
+    );
+    c.kubectl(&[
+        "run",
+        "client",
+        "--image=busybox",
+        "--image-pull-policy=Never",
+        "--restart=Never",
+        "--overrides",
+        &here,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .ok();
+    wait_for("the cross-node client to finish", &logs, || {
+        let p = c.kubectl(&["get", "pod", "client", "-o", "jsonpath={.status.phase}"]).stdout;
+        p == "Succeeded" || p == "Failed"
+    });
+    let out = c.kubectl(&["logs", "client"]).ok();
+    assert_eq!(out.matches("copied to the agent").count(), 3, "{out}\n{}", logs());
+    let client_node = c.kubectl(&["get", "pod", "client", "-o", "jsonpath={.spec.nodeName}"]).ok();
+    assert_ne!(client_node, "agent-1");
+
     // The node's own credentials: it reads pods, but writes only its own Node.
     let kubeconfig = agent.data_dir.path().join("agent").join("kubelet.kubeconfig");
     let as_node = |args: &[&str]| {

@@ -254,7 +254,11 @@ async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationTok
             tracing::error!(error = %e, "the service proxy stopped");
         }
     }));
-    let runtime: Arc<dyn skiff_runtime::Runtime> = Arc::new(runtime);
+    let runtime = Arc::new(runtime);
+    // Pods on other nodes: a route to each node's podCIDR via its address (host-gw).
+    let (c, rt, me, stop) = (client.clone(), runtime.clone(), node_name.clone(), shutdown.clone());
+    tasks.push(tokio::spawn(async move { node_routes(c, rt, me, stop).await }));
+    let runtime: Arc<dyn skiff_runtime::Runtime> = runtime;
 
     let kubelet_port = listener.local_addr()?.port();
     let tls = skiff_kubelet::server::tls_config(&ca_pem, &serving.0, &serving.1)
@@ -283,6 +287,52 @@ async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationTok
     });
     tasks.extend([task, api]);
     Ok(tasks)
+}
+
+/// The routes to the other nodes' pod ranges, from their `spec.podCIDR` and InternalIP, kept
+/// in step with the Nodes (the node network's part of issue 7's multi-node pod network).
+async fn node_routes(client: kube::Client, runtime: Arc<LinuxRuntime>, me: String, shutdown: CancellationToken) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    // Forwarding between the pod bridge and the node's uplink.
+    if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
+        tracing::warn!(error = %e, "could not enable net.ipv4.ip_forward: pods on other nodes will not be reachable");
+    }
+    let (store, writer) = reflector::store::<Node>();
+    let stream = reflector(writer, watcher(Api::<Node>::all(client), watcher::Config::default())).default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut last: Option<BTreeMap<String, Ipv4Addr>> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            ev = stream.next() => match ev {
+                None => return,
+                Some(Err(e)) => { tracing::warn!(error = %e, "watching nodes for pod routes"); continue }
+                Some(Ok(watcher::Event::InitApply(_) | watcher::Event::Init)) => continue,
+                Some(Ok(_)) => {}
+            },
+        }
+        let desired: BTreeMap<String, Ipv4Addr> = store
+            .state()
+            .iter()
+            .filter(|n| n.metadata.name.as_deref() != Some(me.as_str()))
+            .filter_map(|n| {
+                let cidr = n.spec.as_ref()?.pod_cidr.clone().filter(|c| !c.is_empty())?;
+                let ip = n.status.as_ref()?.addresses.as_ref()?.iter().find(|a| a.type_ == "InternalIP")?;
+                Some((cidr, ip.address.parse::<Ipv4Addr>().ok()?))
+            })
+            .collect();
+        if last.as_ref() == Some(&desired) {
+            continue;
+        }
+        match runtime.sync_node_routes(desired.clone()).await {
+            Ok(()) => {
+                tracing::info!(routes = ?desired, "routes to other nodes' pods");
+                last = Some(desired);
+            }
+            Err(e) => tracing::warn!(error = %e, "routing to other nodes' pods; retrying on the next change"),
+        }
+    }
 }
 
 /// The server's own node's name and podCIDR (the controller manager keeps the range out of

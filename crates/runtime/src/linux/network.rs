@@ -293,6 +293,36 @@ impl NetOps for RtNetlink {
     }
 }
 
+impl RtNetlink {
+    /// Route `dst/prefix` via `gateway` (created, or replaced if it went elsewhere).
+    pub(crate) fn replace_route(&mut self, dst: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> io::Result<()> {
+        let h = self.handle.clone();
+        self.rt.block_on(async move {
+            let route = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(dst, prefix)
+                .gateway(gateway)
+                .build();
+            h.route().add(route).replace().execute().await.map_err(nl_err)
+        })
+    }
+
+    /// Remove the route to `dst/prefix` via `gateway`; missing is fine.
+    pub(crate) fn delete_route(&mut self, dst: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> io::Result<()> {
+        let h = self.handle.clone();
+        self.rt.block_on(async move {
+            let route = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(dst, prefix)
+                .gateway(gateway)
+                .build();
+            match h.route().del(route).execute().await {
+                Ok(()) => Ok(()),
+                Err(e) if matches!(nl_err_code(&e), Some(libc::ESRCH) | Some(libc::ENOENT)) => Ok(()),
+                Err(e) => Err(nl_err(e)),
+            }
+        })
+    }
+}
+
 fn nl_err_code(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),

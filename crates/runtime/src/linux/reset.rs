@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::cgroups::Cgroups;
 use super::network::{NetOps, RtNetlink};
-use super::runtime::{NODE_FILE, NetworkRecord, NodeRecord, SandboxRecord};
+use super::runtime::{NODE_FILE, NetworkRecord, NodeRecord, ROUTES_FILE, SandboxRecord};
 use super::{default_names, mountinfo, shim};
 
 /// What [`reset`] did.
@@ -127,11 +127,25 @@ pub fn reset(data_dir: &Path) -> ResetReport {
         })
         .collect();
     links.push(node.bridge.clone());
+    // Routes to other nodes' pod ranges (host-gw) this node made.
+    let routes: std::collections::BTreeMap<String, std::net::Ipv4Addr> =
+        fs::read(state.join(ROUTES_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     let (deleted, errors) = std::thread::spawn(move || {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         match RtNetlink::new() {
             Ok(mut nl) => {
+                for (cidr, gw) in routes {
+                    let parsed = cidr.split_once('/').and_then(|(ip, len)| Some((ip.parse().ok()?, len.parse().ok()?)));
+                    match parsed {
+                        Some((ip, len)) => {
+                            if let Err(e) = nl.delete_route(ip, len, gw) {
+                                errors.push(format!("deleting route {cidr} via {gw}: {e}"));
+                            }
+                        }
+                        None => errors.push(format!("bad recorded route {cidr:?}")),
+                    }
+                }
                 for l in links {
                     match nl.link_exists(&l) {
                         Ok(true) => match nl.delete_link(&l) {

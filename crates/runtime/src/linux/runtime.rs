@@ -90,6 +90,8 @@ pub(crate) struct ContainerRecord {
 const SANDBOX_FILE: &str = "sandbox.json";
 const META_FILE: &str = "meta.json";
 pub(crate) const NODE_FILE: &str = "node.json";
+/// The routes to other nodes' pod ranges this runtime made (`reset` removes them).
+pub(crate) const ROUTES_FILE: &str = "routes.json";
 
 fn internal(what: &str, e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Internal(format!("{what}: {e}"))
@@ -143,6 +145,52 @@ impl std::fmt::Debug for LinuxRuntime {
 }
 
 impl LinuxRuntime {
+    /// Routes to the other nodes' pod ranges (host-gw: `podCIDR via nodeIP`), made exactly
+    /// `desired` (ranges as `a.b.c.d/len`): new ones added, moved ones replaced, ones no longer
+    /// wanted removed. What was added is recorded in the state dir so `reset` removes exactly
+    /// these routes.
+    pub async fn sync_node_routes(
+        &self,
+        desired: std::collections::BTreeMap<String, std::net::Ipv4Addr>,
+    ) -> Result<()> {
+        let file = self.inner.config.state_dir.join(ROUTES_FILE);
+        let before: std::collections::BTreeMap<String, std::net::Ipv4Addr> =
+            fs::read(&file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let parse = |cidr: &str| -> Result<(std::net::Ipv4Addr, u8)> {
+            let (ip, len) =
+                cidr.split_once('/').ok_or_else(|| RuntimeError::InvalidArgument(format!("route {cidr:?}")))?;
+            let ip = ip.parse().map_err(|_| RuntimeError::InvalidArgument(format!("route {cidr:?}")))?;
+            let len = len.parse().map_err(|_| RuntimeError::InvalidArgument(format!("route {cidr:?}")))?;
+            Ok((ip, len))
+        };
+        let mut gone = Vec::new();
+        for (cidr, gw) in &before {
+            if desired.get(cidr) != Some(gw) {
+                let (ip, len) = parse(cidr)?;
+                gone.push((ip, len, *gw));
+            }
+        }
+        let mut wanted = Vec::new();
+        for (cidr, gw) in &desired {
+            let (ip, len) = parse(cidr)?;
+            wanted.push((ip, len, *gw));
+        }
+        network::with_netlink(move |ops| {
+            for (ip, len, gw) in gone {
+                ops.delete_route(ip, len, gw)?;
+            }
+            for (ip, len, gw) in wanted {
+                ops.replace_route(ip, len, gw)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("route {ip}/{len} via {gw}: {e}")))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| internal("node routes", e))?;
+        write_json(&file, &desired).map_err(|e| internal("writing routes.json", e))?;
+        Ok(())
+    }
+
     /// The address pods reach the node at on the built-in bridge (the pod CIDR's first host),
     /// created now if it does not exist yet — node services (the cluster DNS) listen there.
     /// `None` when pods are networked by a CNI plugin (no bridge of ours).
