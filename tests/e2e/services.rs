@@ -177,12 +177,24 @@ fn endpoint_slices_follow_the_selected_pods() {
 }
 
 /// The README's web app on a real node: a Deployment of busybox httpd behind a Service,
-/// reached by DNS name from a pod through the cluster DNS and the service proxy, spread over
-/// the replicas; a NodePort and a LoadBalancer from the host; scaling down takes removed pods
-/// out of rotation.
+/// reached by DNS name from a pod through the cluster DNS and the service proxy (nftables
+/// mode), spread over the replicas; scaling down takes removed pods out of rotation.
 #[test]
 fn a_web_app_answers_by_name_through_its_service() {
-    let c = Cluster::start_node(&[]).expect("starting a one-node cluster");
+    let c = web_app(&[]);
+    assert!(c.log_text().contains("service proxy: nftables mode"), "{}", c.log_text());
+}
+
+/// The same in the userspace proxy mode (what runs where `nft` is not installed).
+#[test]
+fn a_web_app_answers_by_name_through_the_userspace_proxy() {
+    let c = web_app(&["--proxy-mode", "userspace"]);
+    assert!(c.log_text().contains("service proxy: userspace mode"), "{}", c.log_text());
+}
+
+/// Runs the web app scenario on a node cluster started with `extra`; returns the cluster.
+fn web_app(extra: &[&str]) -> Cluster {
+    let c = Cluster::start_node(extra).expect("starting a one-node cluster");
     c.import_image(&skiff_testkit::images::busybox_archive(&["busybox:latest"])).expect("importing busybox");
     c.kubectl_until(&["get", "nodes", "--no-headers"], "the node to be Ready", |o| o.contains(" Ready "));
     let svc_cidr = c.service_cidr().expect("a node cluster has its own Service range");
@@ -282,4 +294,5 @@ fn a_web_app_answers_by_name_through_its_service() {
     let out = c.kubectl(&["logs", "client2"]).ok();
     let answered: std::collections::BTreeSet<&str> = out.lines().collect();
     assert_eq!(answered.into_iter().collect::<Vec<_>>(), [left.as_str()], "{out}");
+    c
 }

@@ -35,6 +35,8 @@ pub struct ProxyConfig {
     /// sockets all live there. `None` in the binary; tests point it at a namespace acting as
     /// the node.
     pub netns: Option<PathBuf>,
+    /// Serve Services from userspace even when nftables works (`--proxy-mode userspace`).
+    pub force_userspace: bool,
 }
 
 impl Default for ProxyConfig {
@@ -49,6 +51,7 @@ impl Default for ProxyConfig {
             table: "skiff".to_string(),
             nft: PathBuf::from("nft"),
             netns: None,
+            force_userspace: false,
         }
     }
 }

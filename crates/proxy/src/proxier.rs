@@ -282,6 +282,8 @@ struct Backend {
     nft: Nft,
     facts: Arc<NodeFacts>,
     state: State,
+    /// Userspace even if nftables would work.
+    force_userspace: bool,
 }
 
 impl Backend {
@@ -292,6 +294,7 @@ impl Backend {
             nft: Nft::new(&config.nft, &config.table),
             facts,
             state: State::Undecided,
+            force_userspace: config.force_userspace,
         }
     }
 
@@ -307,6 +310,14 @@ impl Backend {
         match &mut self.state {
             State::Nftables => self.sync_nftables(ports).await.map(|()| Mode::Nftables).map_err(Error::Nft),
             State::Userspace(proxy) => proxy.sync(ports).await.map(|()| Mode::Userspace).map_err(Error::Userspace),
+            State::Undecided if self.force_userspace => {
+                tracing::info!("service proxy: userspace mode (as configured)");
+                let link = DummyLink::new(link_name(&self.table));
+                let mut proxy = Userspace::new(self.facts.clone(), link, UDP_IDLE_TIMEOUT);
+                let result = proxy.sync(ports).await;
+                self.state = State::Userspace(proxy);
+                result.map(|()| Mode::Userspace).map_err(Error::Userspace)
+            }
             State::Undecided => match self.sync_nftables(ports).await {
                 Ok(()) => {
                     tracing::info!("service proxy: nftables mode, table inet {}", self.table);

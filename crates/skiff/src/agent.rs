@@ -60,6 +60,10 @@ pub(crate) struct NodeArgs {
     /// Where the CNI plugins are.
     #[arg(long)]
     pub cni_bin_dir: Option<PathBuf>,
+    /// How the service proxy serves Services: `auto` (nftables, or userspace when `nft` is
+    /// missing) or `userspace`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "userspace"])]
+    pub proxy_mode: String,
     /// Registries pulled from over plain HTTP (loopback registries always are).
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
@@ -245,6 +249,7 @@ async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationTok
         table: proxy_table(&data_dir),
         nft: PathBuf::from("nft"),
         netns: None,
+        force_userspace: args.proxy_mode == "userspace",
     };
     let proxier =
         skiff_proxy::Proxier::new(client.clone(), proxy).map_err(|e| anyhow::anyhow!("service proxy: {e}"))?;
