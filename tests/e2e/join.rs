@@ -28,6 +28,28 @@ fn wait_for(what: &str, logs: &dyn Fn() -> String, mut f: impl FnMut() -> bool) 
     }
 }
 
+/// An HTTP/1.0 GET from the test process; the whole response.
+fn http_get(host: &str, port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let addr = std::net::SocketAddr::new(host.parse().unwrap(), port);
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })();
+        match attempt {
+            Ok(body) if !body.is_empty() => return body,
+            other if Instant::now() > deadline => return format!("{other:?}"),
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
 #[test]
 fn an_agent_joins_from_its_own_network_namespace() {
     let net = NetNs::create().expect("creating a network namespace");
@@ -172,6 +194,24 @@ fn an_agent_joins_from_its_own_network_namespace() {
     assert_eq!(out.matches("copied to the agent").count(), 3, "{out}\n{}", logs());
     let client_node = c.kubectl(&["get", "pod", "client", "-o", "jsonpath={.spec.nodeName}"]).ok();
     assert_ne!(client_node, "agent-1");
+
+    // From the host: a NodePort and a LoadBalancer on the server node's address answer with
+    // the agent's pod (the proxy DNATs, the host-gw route carries it over).
+    c.kubectl(&["expose", "pod", "web", "--name=web-np", "--type=NodePort", "--port=80", "--target-port=8080"]).ok();
+    c.kubectl(&["expose", "pod", "web", "--name=web-lb", "--type=LoadBalancer", "--port=8081", "--target-port=8080"])
+        .ok();
+    let node_port: u16 =
+        c.kubectl(&["get", "svc", "web-np", "-o", "jsonpath={.spec.ports[0].nodePort}"]).ok().parse().unwrap();
+    let lb = c.kubectl_until(
+        &["get", "svc", "web-lb", "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}"],
+        "the load balancer's addresses",
+        |o| o.contains(&net.host_ip) && o.contains(&net.ns_ip),
+    );
+    assert!(!lb.is_empty());
+    for port in [node_port, 8081] {
+        let body = http_get(&net.host_ip, port, "/index.html");
+        assert!(body.contains("copied to the agent"), "port {port}: {body}\n{}", logs());
+    }
 
     // The node's own credentials: it reads pods, but writes only its own Node.
     let kubeconfig = agent.data_dir.path().join("agent").join("kubelet.kubeconfig");
