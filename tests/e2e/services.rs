@@ -270,6 +270,15 @@ fn web_app(extra: &[&str]) -> Cluster {
     assert!(answered.iter().all(|a| pods.iter().any(|p| p == a)), "{out}");
     assert!(out.contains("NXDOMAIN-OK"), "{out}");
 
+    // The API server's proxy to pods and Services (what `kubectl proxy` users rely on).
+    let via_pod =
+        c.kubectl(&["get", "--raw", &format!("/api/v1/namespaces/default/pods/{}:8080/proxy/hostname", pods[0])]);
+    assert_eq!(via_pod.ok().trim(), pods[0]);
+    let via_svc = c.kubectl(&["get", "--raw", "/api/v1/namespaces/default/services/web:80/proxy/hostname"]).ok();
+    assert!(pods.iter().any(|p| p == via_svc.trim()), "{via_svc}");
+    let none = c.kubectl(&["get", "--raw", "/api/v1/namespaces/default/services/web:81/proxy/"]);
+    assert!(none.stderr.contains("ServiceUnavailable") || none.stderr.contains("no service port"), "{none:?}");
+
     // Scaling down: the removed pods stop getting traffic.
     c.kubectl(&["scale", "deploy", "web", "--replicas=1"]).ok();
     c.kubectl_until(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[*].addresses[*].ip}"], "1 endpoint", |o| {

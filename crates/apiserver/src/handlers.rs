@@ -278,6 +278,9 @@ async fn resource(
             return crate::proxy::pod(&ctx, name, sub, query, headers, pass).await;
         }
         ("", "nodes", Some("proxy"), Some(name)) => return crate::proxy::node(server, name, headers, pass, body).await,
+        ("", "pods" | "services", Some("proxy"), Some(name)) => {
+            return crate::proxy::backend::serve(&ctx, name, headers, pass, body).await;
+        }
         _ => {}
     }
     let accept = body::negotiate(headers)?;

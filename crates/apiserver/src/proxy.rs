@@ -86,8 +86,8 @@ impl KubeletClient {
 pub(crate) fn is_kubelet_subresource(group: &str, plural: &str, sub: &str) -> bool {
     group.is_empty()
         && match plural {
-            "pods" => matches!(sub, "log" | "exec" | "attach" | "portforward"),
-            "nodes" => sub == "proxy",
+            "pods" => matches!(sub, "log" | "exec" | "attach" | "portforward" | "proxy"),
+            "nodes" | "services" => sub == "proxy",
             _ => false,
         }
 }
@@ -400,6 +400,8 @@ pub(crate) async fn node(
     let (host, port) = kubelet_address(server, name).await?;
     proxy(server, &host, port, &format!("{rest}{query}"), pass, headers, body).await
 }
+
+pub(crate) mod backend;
 
 #[cfg(test)]
 mod tests;
