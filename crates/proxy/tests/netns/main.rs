@@ -22,11 +22,11 @@ use tokio_util::sync::CancellationToken;
 
 use lab::{Lab, NODE_IP, Server, assert_nothing_left, fetch, in_netns, nft_in, set_sysctl, sysctl};
 
-const WEB_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 10);
-const SELF_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 11);
-const EMPTY_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 12);
-const STICKY_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 13);
-const LATER_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 14);
+const WEB_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 20);
+const SELF_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 21);
+const EMPTY_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 22);
+const STICKY_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 23);
+const LATER_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 24);
 const NODE_PORT: u16 = 30080;
 
 fn svc(name: &str, cluster_ip: Ipv4Addr, node_port: Option<u16>) -> Service {
