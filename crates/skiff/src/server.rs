@@ -276,6 +276,8 @@ fn serving_sans(args: &ServerArgs, v: &Validated) -> Vec<String> {
 }
 
 pub(crate) fn init_logging(filter: &str) {
+    // hickory logs every DNS query at info: quiet unless the user asks for it by name.
+    let filter = if filter.contains("hickory") { filter.to_string() } else { format!("{filter},hickory_server=warn") };
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
