@@ -14,6 +14,7 @@
 //! See `docs/data-path.md` for where each piece runs in a request.
 
 pub mod apply;
+pub mod cidr;
 pub mod crd;
 pub mod field;
 pub mod fieldpath;

@@ -22,46 +22,7 @@ use crate::{ApiServer, Config};
 
 const NODE_PORT_PREFIX: &str = "/registry/ranges/servicenodeports/";
 
-/// An IPv4 CIDR.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    pub base: Ipv4Addr,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    pub fn parse(s: &str) -> Result<Cidr, String> {
-        let (ip, len) = s.split_once('/').ok_or_else(|| format!("{s:?} is not a CIDR (want a.b.c.d/n)"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{s:?}: {ip:?} is not an IPv4 address"))?;
-        let prefix: u8 = len.parse().map_err(|_| format!("{s:?}: bad prefix length"))?;
-        if !(8..=30).contains(&prefix) {
-            return Err(format!("{s:?}: prefix length must be between 8 and 30"));
-        }
-        let mask = u32::MAX << (32 - prefix);
-        Ok(Cidr { base: Ipv4Addr::from(u32::from(ip) & mask), prefix })
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = u32::MAX << (32 - self.prefix);
-        u32::from(ip) & mask == u32::from(self.base)
-    }
-
-    /// Number of usable addresses (network and broadcast excluded).
-    pub fn size(&self) -> u32 {
-        (1u32 << (32 - self.prefix)) - 2
-    }
-
-    /// The `n`th usable address (0-based: n = 0 is base + 1).
-    pub fn nth(&self, n: u32) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.base) + 1 + n)
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.base, self.prefix)
-    }
-}
+pub use skiff_api::cidr::Cidr;
 
 /// Allocator configuration.
 pub(crate) struct Allocators {

@@ -15,6 +15,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
+use skiff_api::cidr::Cidr;
 use tokio_util::sync::CancellationToken;
 
 use crate::informer::Informer;
@@ -27,9 +28,7 @@ const MANAGER: &str = "cluster-dns.skiff.dev";
 
 /// The DNS server's address on a node: its podCIDR's first host.
 pub(crate) fn node_dns_address(node: &Node) -> Option<Ipv4Addr> {
-    let cidr = node.spec.as_ref()?.pod_cidr.as_deref()?;
-    let base: Ipv4Addr = cidr.split_once('/')?.0.parse().ok()?;
-    Some(Ipv4Addr::from(u32::from(base) + 1))
+    Some(Cidr::parse(node.spec.as_ref()?.pod_cidr.as_deref()?).ok()?.nth(0))
 }
 
 fn slice_name(node: &str) -> String {

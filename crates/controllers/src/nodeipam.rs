@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
+use skiff_api::cidr::Cidr;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::Events;
@@ -22,45 +23,25 @@ use crate::{Error, Key};
 /// Each node's share of the cluster CIDR (upstream's `--node-cidr-mask-size` for IPv4).
 pub const NODE_MASK: u8 = 24;
 
-/// An IPv4 range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Range {
-    base: u32,
-    prefix: u8,
+/// How many node ranges `cluster` holds (0 when it is smaller than one).
+pub fn node_ranges(cluster: Cidr) -> u32 {
+    if cluster.prefix > NODE_MASK { 0 } else { 1u32 << (NODE_MASK - cluster.prefix) }
 }
 
-impl Range {
-    pub fn parse(s: &str) -> Result<Range, String> {
-        let (ip, prefix) = s.split_once('/').ok_or_else(|| format!("{s:?}: want ADDRESS/PREFIX"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{s:?}: not an IPv4 address"))?;
-        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("{s:?}: bad prefix"))?;
-        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-        Ok(Range { base: u32::from(ip) & mask, prefix })
-    }
-
-    /// The `n`th address of the range (0 is the network address).
-    pub fn host(&self, n: u32) -> Ipv4Addr {
-        Ipv4Addr::from(self.base + n)
-    }
-
-    fn subnet(&self, index: u32) -> String {
-        format!("{}/{NODE_MASK}", Ipv4Addr::from(self.base + (index << (32 - NODE_MASK))))
-    }
-
-    fn subnets(&self) -> u32 {
-        1u32 << (NODE_MASK - self.prefix)
-    }
+/// The `index`th node range of `cluster`.
+pub fn node_range(cluster: Cidr, index: u32) -> String {
+    format!("{}/{NODE_MASK}", Ipv4Addr::from(u32::from(cluster.base) + (index << (32 - NODE_MASK))))
 }
 
 /// The lowest /24 of `cluster` not in `used`.
-pub(crate) fn next_free(cluster: Range, used: &BTreeSet<String>) -> Option<String> {
-    (0..cluster.subnets()).map(|i| cluster.subnet(i)).find(|s| !used.contains(s))
+pub(crate) fn next_free(cluster: Cidr, used: &BTreeSet<String>) -> Option<String> {
+    (0..node_ranges(cluster)).map(|i| node_range(cluster, i)).find(|s| !used.contains(s))
 }
 
 pub(crate) struct NodeIpamController {
     client: kube::Client,
     nodes: Informer<Node>,
-    cluster: Range,
+    cluster: Cidr,
     reserved: Vec<String>,
     /// What this controller handed out, until the informer shows it (two nodes registering at
     /// once must not get the same range).
@@ -77,7 +58,7 @@ impl NodeIpamController {
         cluster_cidr: &str,
         reserved: Vec<String>,
     ) -> Option<Arc<Self>> {
-        let cluster = match Range::parse(cluster_cidr) {
+        let cluster = match Cidr::parse(cluster_cidr) {
             Ok(r) if r.prefix <= NODE_MASK => r,
             Ok(_) => {
                 tracing::error!(%cluster_cidr, "the cluster CIDR is smaller than one node's /24: not allocating podCIDRs");
@@ -164,17 +145,17 @@ mod tests {
 
     #[test]
     fn hands_out_the_lowest_free_range() {
-        let cluster = Range::parse("10.42.0.0/16").unwrap();
+        let cluster = Cidr::parse("10.42.0.0/16").unwrap();
         let mut used = BTreeSet::new();
         assert_eq!(next_free(cluster, &used).unwrap(), "10.42.0.0/24");
         used.insert("10.42.0.0/24".to_string());
         used.insert("10.42.2.0/24".to_string());
         assert_eq!(next_free(cluster, &used).unwrap(), "10.42.1.0/24");
-        let small = Range::parse("10.9.8.0/23").unwrap();
+        let small = Cidr::parse("10.9.8.0/23").unwrap();
         let full: BTreeSet<String> = ["10.9.8.0/24".to_string(), "10.9.9.0/24".to_string()].into();
         assert_eq!(next_free(small, &full), None);
-        assert_eq!(Range::parse("10.42.7.9/16").unwrap(), cluster, "host bits are masked");
-        assert!(Range::parse("10.42.0.0").is_err());
-        assert!(Range::parse("10.42.0.0/33").is_err());
+        assert_eq!(Cidr::parse("10.42.7.9/16").unwrap(), cluster, "host bits are masked");
+        assert!(Cidr::parse("10.42.0.0").is_err());
+        assert!(Cidr::parse("10.42.0.0/33").is_err());
     }
 }

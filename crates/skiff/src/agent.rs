@@ -14,8 +14,10 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use skiff_api::cidr::Cidr;
 use skiff_apiserver::ApiServer;
 use skiff_apiserver::pki::Pki;
+use skiff_controllers::nodeipam;
 use skiff_kubelet::{Kubelet, KubeletConfig};
 use skiff_runtime::image::{ImageService, ImageStore};
 use skiff_runtime::linux::{DEFAULT_DATA_DIR, data_dir_hash};
@@ -111,18 +113,13 @@ fn agent_log_filter(level: &str) -> String {
 /// picked by the data dir's hash (test clusters must not share a subnet: their bridges would
 /// route the same addresses).
 pub(crate) fn node_pod_cidr(cluster_cidr: &str, data_dir: &Path) -> Result<String> {
-    let (base, prefix) = cluster_cidr.split_once('/').context("--cluster-cidr: want ADDRESS/PREFIX")?;
-    let base: Ipv4Addr =
-        base.parse().with_context(|| format!("--cluster-cidr {cluster_cidr:?}: not an IPv4 address"))?;
-    let prefix: u32 = prefix.parse().with_context(|| format!("--cluster-cidr {cluster_cidr:?}: bad prefix"))?;
-    if prefix > 24 {
+    let cluster = Cidr::parse(cluster_cidr).map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
+    let ranges = nodeipam::node_ranges(cluster);
+    if ranges == 0 {
         bail!("--cluster-cidr {cluster_cidr:?} must be a /24 or larger: each node gets a /24");
     }
-    let subnets = 1u32 << (24 - prefix);
-    let index = if data_dir == Path::new(DEFAULT_DATA_DIR) { 0 } else { data_dir_hash(data_dir) % subnets };
-    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-    let net = u32::from(base) & mask;
-    Ok(format!("{}/24", Ipv4Addr::from(net + (index << 8))))
+    let index = if data_dir == Path::new(DEFAULT_DATA_DIR) { 0 } else { data_dir_hash(data_dir) % ranges };
+    Ok(nodeipam::node_range(cluster, index))
 }
 
 fn parse_reserved(items: &[String], into: &mut BTreeMap<String, String>) -> Result<()> {
@@ -171,11 +168,11 @@ pub(crate) fn proxy_table(data_dir: &Path) -> String {
     if data_dir == Path::new(DEFAULT_DATA_DIR) { "skiff".into() } else { format!("sk{:08x}", data_dir_hash(data_dir)) }
 }
 
-/// The cluster DNS address pods get: the tenth address of the Service range.
+/// The cluster DNS address pods get: the tenth address of the Service range (where the API
+/// server puts `kube-dns`).
 fn default_cluster_dns(service_cidr: &str) -> Result<IpAddr> {
-    let range = skiff_controllers::nodeipam::Range::parse(service_cidr)
-        .map_err(|e| anyhow::anyhow!("--service-cidr {service_cidr}: {e}"))?;
-    Ok(IpAddr::V4(range.host(10)))
+    let range = Cidr::parse(service_cidr).map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
+    Ok(IpAddr::V4(range.nth(9)))
 }
 
 /// The kubelet API's listener: port 10250 with the default data dir, else any free one.
