@@ -234,6 +234,8 @@ const NODE_RULES: &[(&str, &str, &[&str])] = &[
     ("", "configmaps", &["get", "list", "watch"]),
     ("", "secrets", &["get", "list", "watch"]),
     ("", "services", &["get", "list", "watch"]),
+    // The node's cluster DNS answers by namespace (CoreDNS's `system:coredns` role has it).
+    ("", "namespaces", &["get", "list", "watch"]),
     ("", "endpoints", &["get", "list", "watch"]),
     ("", "persistentvolumes", &["get", "list", "watch"]),
     ("", "persistentvolumeclaims", &["get", "list", "watch"]),
