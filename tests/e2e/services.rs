@@ -183,6 +183,79 @@ fn endpoint_slices_follow_the_selected_pods() {
 fn a_web_app_answers_by_name_through_its_service() {
     let c = web_app(&[]);
     assert!(c.log_text().contains("service proxy: nftables mode"), "{}", c.log_text());
+    network_policies(&c);
+}
+
+const DENY_ALL: &str = "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: deny-all
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+";
+
+const ALLOW_FROM_LABEL: &str = "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: web-allow-granted
+spec:
+  podSelector:
+    matchLabels: {app: web}
+  ingress:
+  - from:
+    - podSelector:
+        matchLabels: {access: granted}
+    ports:
+    - port: 8080
+";
+
+/// The issue's NetworkPolicy commands on the web app (nftables mode): a deny-all blocks the
+/// Service, an allow-from-label policy lets the labelled client through, and deleting them
+/// opens it again.
+fn network_policies(c: &Cluster) {
+    for (name, labels) in [("granted", "access=granted"), ("other", "access=none")] {
+        c.kubectl(&[
+            "run",
+            name,
+            "--image=busybox",
+            "--image-pull-policy=Never",
+            "--restart=Never",
+            &format!("--labels={labels}"),
+            "--",
+            "sleep",
+            "3600",
+        ])
+        .ok();
+    }
+    c.kubectl(&["wait", "--for=condition=Ready", "pod/granted", "pod/other", "--timeout=60s"]).ok();
+    // Whether `client` gets an answer from the Service within 2 s (Debian's busybox wget
+    // has no -T).
+    let reaches = |client: &str| {
+        c.kubectl(&["exec", client, "--", "timeout", "2", "wget", "-qO-", "http://web/hostname"]).status == 0
+    };
+    let until = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !f() {
+            assert!(std::time::Instant::now() < deadline, "{what}\n{}", c.log_text());
+        }
+    };
+    until("both clients reach web before any policy", &|| reaches("granted") && reaches("other"));
+
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], Some(DENY_ALL)).ok();
+    assert!(out.contains("networkpolicy.networking.k8s.io/deny-all created"), "{out}");
+    until("deny-all blocks both clients", &|| !reaches("granted") && !reaches("other"));
+
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(ALLOW_FROM_LABEL)).ok();
+    until("the labelled client gets through", &|| reaches("granted"));
+    assert!(!reaches("other"), "the unlabelled client stays blocked");
+    let listed = c.kubectl(&["get", "networkpolicies"]).ok();
+    assert!(listed.contains("deny-all") && listed.contains("web-allow-granted"), "{listed}");
+    let described = c.kubectl(&["describe", "networkpolicy", "web-allow-granted"]).ok();
+    assert!(described.contains("access=granted"), "{described}");
+
+    c.kubectl(&["delete", "networkpolicy", "deny-all", "web-allow-granted"]).ok();
+    until("without policies both clients reach web again", &|| reaches("granted") && reaches("other"));
 }
 
 /// The same in the userspace proxy mode (what runs where `nft` is not installed).

@@ -246,6 +246,8 @@ const NODE_RULES: &[(&str, &str, &[&str])] = &[
     ("coordination.k8s.io", "leases", &["get", "list", "watch", "create", "update", "patch", "delete"]),
     ("certificates.k8s.io", "certificatesigningrequests", &["get", "list", "watch", "create"]),
     ("discovery.k8s.io", "endpointslices", &["get", "list", "watch"]),
+    // The node's service proxy enforces NetworkPolicy (what a CNI's agent reads upstream).
+    ("networking.k8s.io", "networkpolicies", &["get", "list", "watch"]),
     ("storage.k8s.io", "volumeattachments", &["get", "list", "watch"]),
     ("storage.k8s.io", "csidrivers", &["get", "list", "watch"]),
     ("storage.k8s.io", "csinodes", &["get", "list", "watch", "create", "update", "patch", "delete"]),

@@ -10,6 +10,8 @@
 //! - the nftables data plane applies it as one atomic `nft -f -` transaction into the one
 //!   table the proxy owns (`table inet <table>`); without `nft` the proxy falls back to
 //!   userspace forwarders;
+//! - [`netpol`] resolves NetworkPolicies into what this node enforces, rendered into the
+//!   same table (nftables mode only);
 //! - [`cleanup`] removes everything the proxy created (for `skiff reset`); stopping the
 //!   proxy does not (fail-static, like kube-proxy).
 //!
@@ -20,6 +22,7 @@
 
 mod config;
 mod host;
+mod netpol;
 mod nftables;
 mod proxier;
 mod render;

@@ -23,8 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::Api;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -35,6 +36,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, NodeFacts, ProxyConfig};
+use crate::netpol::{Policies, resolve};
 use crate::nftables::{Nft, NftError};
 use crate::render::{CarriedAffinity, render_ports};
 use crate::service_port::{ServicePort, service_ports};
@@ -102,14 +104,23 @@ impl Proxier {
         let watches = shutdown.child_token();
         let (services, svc_writer) = reflector::store::<Service>();
         let (slices, eps_writer) = reflector::store::<EndpointSlice>();
+        let (pods, pod_writer) = reflector::store::<Pod>();
+        let (namespaces, ns_writer) = reflector::store::<Namespace>();
+        let (netpols, netpol_writer) = reflector::store::<NetworkPolicy>();
         tokio::spawn(reflect(Api::all(self.client.clone()), svc_writer, changed.clone(), watches.clone()));
         tokio::spawn(reflect(Api::all(self.client.clone()), eps_writer, changed.clone(), watches.clone()));
+        tokio::spawn(reflect(Api::all(self.client.clone()), pod_writer, changed.clone(), watches.clone()));
+        tokio::spawn(reflect(Api::all(self.client.clone()), ns_writer, changed.clone(), watches.clone()));
+        tokio::spawn(reflect(Api::all(self.client.clone()), netpol_writer, changed.clone(), watches.clone()));
         let _stop_watches = watches.drop_guard();
 
         let plane = DataPlane::start(&self.config, self.facts.clone()).await?;
         let synced = async {
             let _ = services.wait_until_ready().await;
             let _ = slices.wait_until_ready().await;
+            let _ = pods.wait_until_ready().await;
+            let _ = namespaces.wait_until_ready().await;
+            let _ = netpols.wait_until_ready().await;
         };
         tokio::select! {
             _ = shutdown.cancelled() => {
@@ -120,29 +131,45 @@ impl Proxier {
         }
 
         let mut retry: Option<Duration> = None;
+        // What the last successful sync applied: a change that leaves it the same (a pod's
+        // status, a Service's annotation) needs no sync; the periodic resync always runs.
+        let mut applied: Option<Arc<Desired>> = None;
+        let mut resync = true;
         loop {
-            let ports = service_ports(&services.state(), &slices.state(), &self.facts.node_name);
-            match plane.sync(ports).await {
-                Ok(mode) => {
+            let node = &self.facts.node_name;
+            let desired = Arc::new(Desired {
+                ports: service_ports(&services.state(), &slices.state(), node),
+                policies: resolve(&pods.state(), &namespaces.state(), &netpols.state(), node),
+            });
+            let unchanged = applied.as_ref().is_some_and(|a| **a == *desired);
+            let result = if resync || !unchanged { Some(plane.sync(desired.clone()).await) } else { None };
+            match result {
+                None => {}
+                Some(Ok(mode)) => {
                     retry = None;
+                    applied = Some(desired);
                     self.status.send_modify(|s| {
                         s.mode = Some(mode);
                         s.syncs += 1;
                         s.last_error = None;
                     });
                 }
-                Err(e) => {
+                Some(Err(e)) => {
+                    applied = None;
                     let next = retry.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
                     tracing::warn!(error = %e, retry_in = ?next, "service proxy: sync failed");
                     retry = Some(next);
                     self.status.send_modify(|s| s.last_error = Some(e.to_string()));
                 }
             }
-            tokio::select! {
+            resync = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = changed.notified() => debounce(&changed).await,
-                _ = tokio::time::sleep(retry.unwrap_or(RESYNC)) => {}
-            }
+                _ = changed.notified() => {
+                    debounce(&changed).await;
+                    false
+                }
+                _ = tokio::time::sleep(retry.unwrap_or(RESYNC)) => true,
+            };
         }
         plane.stop().await;
         Ok(())
@@ -188,10 +215,17 @@ where
     }
 }
 
+/// Everything the data plane serves.
+#[derive(Debug, PartialEq, Eq)]
+struct Desired {
+    ports: Vec<ServicePort>,
+    policies: Policies,
+}
+
 /// A sync for the data plane, with where to send its outcome.
 struct SyncRequest {
     /// The whole desired state.
-    ports: Vec<ServicePort>,
+    desired: Arc<Desired>,
     reply: oneshot::Sender<Result<Mode, Error>>,
 }
 
@@ -246,10 +280,10 @@ impl DataPlane {
         Ok(DataPlane { requests, done })
     }
 
-    async fn sync(&self, ports: Vec<ServicePort>) -> Result<Mode, Error> {
+    async fn sync(&self, desired: Arc<Desired>) -> Result<Mode, Error> {
         let (reply, rx) = oneshot::channel();
         let gone = || Error::Netns(io::Error::other("the data plane stopped"));
-        self.requests.send(SyncRequest { ports, reply }).await.map_err(|_| gone())?;
+        self.requests.send(SyncRequest { desired, reply }).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
 
@@ -284,6 +318,8 @@ struct Backend {
     state: State,
     /// Userspace even if nftables would work.
     force_userspace: bool,
+    /// The userspace mode has said that NetworkPolicies exist and are not enforced.
+    warned_policies: bool,
 }
 
 impl Backend {
@@ -295,59 +331,67 @@ impl Backend {
             facts,
             state: State::Undecided,
             force_userspace: config.force_userspace,
+            warned_policies: false,
         }
     }
 
     async fn serve(mut self, mut rx: mpsc::Receiver<SyncRequest>) {
         host::enable_bridge_netfilter();
         while let Some(req) = rx.recv().await {
-            let result = self.sync(&req.ports).await;
+            let result = self.sync(&req.desired).await;
             let _ = req.reply.send(result);
         }
     }
 
-    async fn sync(&mut self, ports: &[ServicePort]) -> Result<Mode, Error> {
-        match &mut self.state {
-            State::Nftables => self.sync_nftables(ports).await.map(|()| Mode::Nftables).map_err(Error::Nft),
-            State::Userspace(proxy) => proxy.sync(ports).await.map(|()| Mode::Userspace).map_err(Error::Userspace),
-            State::Undecided if self.force_userspace => {
+    async fn sync(&mut self, desired: &Desired) -> Result<Mode, Error> {
+        let ports = &desired.ports;
+        if let State::Undecided = self.state {
+            if self.force_userspace {
                 tracing::info!("service proxy: userspace mode (as configured)");
-                let link = DummyLink::new(link_name(&self.table));
-                let mut proxy = Userspace::new(self.facts.clone(), link, UDP_IDLE_TIMEOUT);
-                let result = proxy.sync(ports).await;
-                self.state = State::Userspace(proxy);
-                result.map(|()| Mode::Userspace).map_err(Error::Userspace)
-            }
-            State::Undecided => match self.sync_nftables(ports).await {
-                Ok(()) => {
-                    tracing::info!("service proxy: nftables mode, table inet {}", self.table);
-                    host::check_ip_forward();
-                    // A userspace run before nft was installed left its interface behind.
-                    let link = link_name(&self.table);
-                    if let Err(e) = crate::userspace::link::remove(&link).await {
-                        tracing::warn!(link, error = %e, "service proxy: could not remove the userspace-mode interface");
+            } else {
+                match self.sync_nftables(desired).await {
+                    Ok(()) => {
+                        tracing::info!("service proxy: nftables mode, table inet {}", self.table);
+                        host::check_ip_forward();
+                        // A userspace run before nft was installed left its interface behind.
+                        let link = link_name(&self.table);
+                        if let Err(e) = crate::userspace::link::remove(&link).await {
+                            tracing::warn!(link, error = %e, "service proxy: could not remove the userspace-mode interface");
+                        }
+                        self.state = State::Nftables;
+                        return Ok(Mode::Nftables);
                     }
-                    self.state = State::Nftables;
-                    Ok(Mode::Nftables)
-                }
-                Err(e) if e.nftables_unusable() => {
-                    if matches!(e, NftError::NotInstalled { .. }) {
+                    Err(NftError::NotInstalled { .. }) => {
                         tracing::warn!("service proxy: userspace mode: nft not found ({})", self.nft_path.display());
-                    } else {
+                    }
+                    Err(e) if e.nftables_unusable() => {
                         tracing::warn!(error = %e, "service proxy: userspace mode: nftables is not usable");
                     }
-                    let link = DummyLink::new(link_name(&self.table));
-                    let mut proxy = Userspace::new(self.facts.clone(), link, UDP_IDLE_TIMEOUT);
-                    let result = proxy.sync(ports).await;
-                    self.state = State::Userspace(proxy);
-                    result.map(|()| Mode::Userspace).map_err(Error::Userspace)
+                    Err(e) => return Err(Error::Nft(e)),
                 }
-                Err(e) => Err(Error::Nft(e)),
-            },
+            }
+            let link = DummyLink::new(link_name(&self.table));
+            self.state = State::Userspace(Userspace::new(self.facts.clone(), link, UDP_IDLE_TIMEOUT));
+        }
+        match &mut self.state {
+            State::Undecided => unreachable!("decided above"),
+            State::Nftables => self.sync_nftables(desired).await.map(|()| Mode::Nftables).map_err(Error::Nft),
+            State::Userspace(proxy) => {
+                let policies = desired.policies.count;
+                if policies > 0 && !self.warned_policies {
+                    tracing::warn!(
+                        policies,
+                        "service proxy: NetworkPolicy is not enforced in userspace mode (install nftables)"
+                    );
+                }
+                self.warned_policies = policies > 0;
+                proxy.sync(ports).await.map(|()| Mode::Userspace).map_err(Error::Userspace)
+            }
         }
     }
 
-    async fn sync_nftables(&self, ports: &[ServicePort]) -> Result<(), NftError> {
+    async fn sync_nftables(&self, desired: &Desired) -> Result<(), NftError> {
+        let ports = &desired.ports;
         let carried = if ports.iter().any(|p| p.affinity_timeout.is_some()) {
             self.nft.affinity().await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "service proxy: could not read ClientIP affinity; clients may move to another endpoint");
@@ -356,7 +400,7 @@ impl Backend {
         } else {
             CarriedAffinity::new()
         };
-        let rules = render_ports(&self.table, &self.facts, ports, &carried);
+        let rules = render_ports(&self.table, &self.facts, ports, &desired.policies, &carried);
         self.nft.apply(&rules).await
     }
 }

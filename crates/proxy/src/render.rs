@@ -43,6 +43,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Cidr, NodeFacts};
+use crate::netpol::Policies;
 use crate::service_port::{Endpoint, ServicePort, service_ports};
 use crate::topology::categorize;
 
@@ -57,7 +58,7 @@ pub(crate) type CarriedAffinity = BTreeMap<String, Vec<(Ipv4Addr, u64)>>;
 /// Render the whole table for these Services and EndpointSlices.
 pub fn render(table: &str, node: &NodeFacts, services: &[Service], slices: &[EndpointSlice]) -> String {
     let ports = service_ports(services, slices, &node.node_name);
-    render_ports(table, node, &ports, &CarriedAffinity::new())
+    render_ports(table, node, &ports, &Policies::default(), &CarriedAffinity::new())
 }
 
 /// The base chains: (name, type, hook, priority, rules). Filter chains run before DNAT
@@ -92,7 +93,13 @@ const BASE_CHAINS: &[(&str, &str, &str, i32, &[&str])] = &[
 ];
 
 /// The rule set for already-built Service ports.
-pub(crate) fn render_ports(table: &str, node: &NodeFacts, ports: &[ServicePort], carried: &CarriedAffinity) -> String {
+pub(crate) fn render_ports(
+    table: &str,
+    node: &NodeFacts,
+    ports: &[ServicePort],
+    policies: &Policies,
+    carried: &CarriedAffinity,
+) -> String {
     let mut maps = Maps::default();
     let mut per_service = String::new();
     for sp in ports {
@@ -193,6 +200,7 @@ pub(crate) fn render_ports(table: &str, node: &NodeFacts, ports: &[ServicePort],
         ],
     );
     out.push_str(&per_service);
+    policy::render(&mut out, policies);
     out.push_str("}\n");
     out
 }
@@ -492,5 +500,6 @@ fn base32_prefix(bytes: &[u8]) -> String {
     (0..8).rev().map(|i| char::from(ALPHABET[((bits >> (i * 5)) & 31) as usize])).collect()
 }
 
+mod policy;
 #[cfg(test)]
 mod tests;

@@ -34,7 +34,7 @@ pub(crate) enum Protocol {
 
 impl Protocol {
     /// The API's spelling (`TCP`); absent means TCP.
-    fn parse(s: Option<&str>) -> Option<Protocol> {
+    pub(crate) fn parse(s: Option<&str>) -> Option<Protocol> {
         match s.unwrap_or("TCP") {
             "TCP" => Some(Protocol::Tcp),
             "UDP" => Some(Protocol::Udp),

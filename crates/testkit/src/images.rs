@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "true", "false", "id", "wc", "sleep", "httpd", "wget", "nc", "env", "hostname", "mkdir",
     "touch", "tar", "ps", "kill", "date", "head", "tail", "grep", "sed", "printf", "test", "[", "nslookup", "rm", "cp",
-    "mv", "stat", "find", "uname", "exit", "tee", "yes", "seq", "dd",
+    "mv", "stat", "find", "uname", "exit", "tee", "yes", "seq", "dd", "timeout",
 ];
 
 /// `sha256:<hex>` of `b`.

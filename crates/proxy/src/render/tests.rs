@@ -340,7 +340,7 @@ fn client_ip_affinity_uses_timed_sets() {
         (format!("affinity-{e1}"), vec![(Ipv4Addr::new(10, 42, 9, 9), 42), (Ipv4Addr::new(10, 42, 9, 8), 99_999)]),
         ("affinity-gone".to_string(), vec![(Ipv4Addr::new(10, 42, 9, 7), 5)]),
     ]);
-    let text = render_ports(TABLE, &node(), &ports, &carried);
+    let text = render_ports(TABLE, &node(), &ports, &Policies::default(), &carried);
     nft_check(&text);
     assert_eq!(elements(&text, &format!("affinity-{e1}")), ["10.42.9.9 expires 42s", "10.42.9.8 expires 600s"]);
     assert!(!text.contains("affinity-gone"));
@@ -497,4 +497,74 @@ fn a_contested_external_ip_goes_to_the_first_service() {
     let claims: Vec<String> =
         elements(&text, "service-ips").into_iter().filter(|e| e.starts_with("203.0.113.7 ")).collect();
     assert_eq!(claims, [format!("203.0.113.7 . tcp . 80 : goto external-{}", base("default/web/tcp/http"))]);
+}
+
+#[test]
+fn network_policy_chains() {
+    use crate::netpol::{Allow, IsolatedPod, Peer, PortMatch};
+    use crate::service_port::Protocol;
+    let ip = |s: &str| s.parse::<Ipv4Addr>().expect("ip");
+    let cidr = |s: &str| Cidr::parse(s).expect("cidr");
+    let policies = Policies {
+        pods: vec![
+            IsolatedPod {
+                namespace: "x".into(),
+                name: "a".into(),
+                ip: ip("10.42.0.2"),
+                ingress: Some(vec![
+                    Allow { peer: Peer::Pods([ip("10.42.0.3"), ip("10.42.1.2")].into()), ports: vec![] },
+                    Allow {
+                        peer: Peer::Block { cidr: cidr("10.0.0.0/8"), except: vec![cidr("10.42.0.0/16")] },
+                        ports: vec![
+                            PortMatch { protocol: Protocol::Tcp, range: Some((80, 80)) },
+                            PortMatch { protocol: Protocol::Udp, range: Some((9000, 9010)) },
+                            PortMatch { protocol: Protocol::Sctp, range: None },
+                        ],
+                    },
+                    // The same allowance from a second policy: one rule.
+                    Allow { peer: Peer::Pods([ip("10.42.0.3"), ip("10.42.1.2")].into()), ports: vec![] },
+                ]),
+                egress: None,
+            },
+            IsolatedPod {
+                namespace: "x".into(),
+                name: "b".into(),
+                ip: ip("10.42.0.3"),
+                ingress: Some(vec![]),
+                egress: Some(vec![Allow { peer: Peer::Pods([ip("10.42.0.2")].into()), ports: vec![] }]),
+            },
+        ],
+        count: 2,
+    };
+    let text = render_ports(TABLE, &node(), &[], &policies, &CarriedAffinity::new());
+    nft_check(&text);
+    assert_eq!(
+        chain_body(&text, "netpol-forward"),
+        ["ct state established,related accept", "ip daddr vmap @netpol-ingress", "ip saddr vmap @netpol-egress",]
+    );
+    let (a, b) = (base("x/a"), base("x/b"));
+    assert_eq!(
+        elements(&text, "netpol-ingress"),
+        [
+            format!("10.42.0.2 comment \"x/a\" : jump ingress-{a}"),
+            format!("10.42.0.3 comment \"x/b\" : jump ingress-{b}"),
+        ]
+    );
+    assert_eq!(elements(&text, "netpol-egress"), [format!("10.42.0.3 comment \"x/b\" : jump egress-{b}")]);
+    assert_eq!(
+        chain_body(&text, &format!("ingress-{a}")),
+        [
+            "ip saddr { 10.42.0.3, 10.42.1.2 } return",
+            "ip saddr 10.0.0.0/8 ip saddr != { 10.42.0.0/16 } meta l4proto tcp th dport 80 return",
+            "ip saddr 10.0.0.0/8 ip saddr != { 10.42.0.0/16 } meta l4proto udp th dport 9000-9010 return",
+            "ip saddr 10.0.0.0/8 ip saddr != { 10.42.0.0/16 } meta l4proto sctp return",
+            "drop",
+        ]
+    );
+    assert_eq!(chain_body(&text, &format!("ingress-{b}")), ["drop"]);
+    assert_eq!(chain_body(&text, &format!("egress-{b}")), ["ip daddr 10.42.0.2 return", "drop"]);
+
+    // No isolated pod: no NetworkPolicy chains at all.
+    let text = render_ports(TABLE, &node(), &[], &Policies::default(), &CarriedAffinity::new());
+    assert!(!text.contains("netpol"));
 }

@@ -5,6 +5,7 @@
 //! network (see `lab.rs`), and each test checks that it left nothing behind.
 
 mod lab;
+mod netpol;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
