@@ -378,3 +378,163 @@ fn web_app(extra: &[&str]) -> Cluster {
     assert_eq!(answered.into_iter().collect::<Vec<_>>(), [left.as_str()], "{out}");
     c
 }
+
+const ROLLING_WEB: &str = r#"{"apiVersion": "apps/v1", "kind": "Deployment",
+ "metadata": {"name": "web"},
+ "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+  "strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+  "template": {"metadata": {"labels": {"app": "web"}},
+   "spec": {"terminationGracePeriodSeconds": 5, "containers": [{"name": "web", "image": "busybox:latest", "imagePullPolicy": "Never",
+    "command": ["httpd", "-f", "-p", "8080", "-h", "/etc"],
+    "readinessProbe": {"httpGet": {"path": "/hostname", "port": 8080}, "periodSeconds": 1},
+    "lifecycle": {"preStop": {"exec": {"command": ["sleep", "1"]}}}}]}}}}"#;
+
+/// The issue's rolling update: a client requesting through the Service all along sees no
+/// failed request while `kubectl set image` replaces every pod (readiness probes gate new
+/// pods; a preStop pause keeps old ones answering until the proxy has dropped them, the
+/// usual recipe upstream).
+#[test]
+fn a_rolling_update_fails_no_request() {
+    let c = Cluster::start_node(&[]).expect("starting a one-node cluster");
+    c.import_image(&skiff_testkit::images::busybox_archive(&["busybox:latest", "busybox:v2"]))
+        .expect("importing busybox");
+    c.kubectl_until(&["get", "nodes", "--no-headers"], "the node to be Ready", |o| o.contains(" Ready "));
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(ROLLING_WEB)).ok();
+    c.kubectl(&["rollout", "status", "deploy/web", "--timeout=90s"]).ok();
+    c.kubectl(&["expose", "deployment", "web", "--port=80", "--target-port=8080"]).ok();
+    let before: Vec<String> = c
+        .kubectl(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"])
+        .ok()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    // The client counts answers and failures until told to stop, then prints both.
+    let script = "ok=0; failed=0; until [ -e /tmp/stop ]; do \
+        if wget -qO- http://web/hostname >/tmp/last 2>/tmp/err; then ok=$((ok+1)); echo \"$(cat /tmp/last)\" >>/tmp/seen; \
+        else failed=$((failed+1)); echo \"FAILED: $(cat /tmp/err)\"; fi; done; \
+        echo \"ok=$ok failed=$failed\"; sort -u /tmp/seen; sleep 3600";
+    c.kubectl(&[
+        "run",
+        "client",
+        "--image=busybox",
+        "--image-pull-policy=Never",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .ok();
+    c.kubectl(&["wait", "--for=condition=Ready", "pod/client", "--timeout=60s"]).ok();
+    c.kubectl_until(
+        &["exec", "client", "--", "sh", "-c", "cat /tmp/seen 2>/dev/null; true"],
+        "the client's first answers",
+        |o| !o.is_empty(),
+    );
+
+    c.kubectl(&["set", "image", "deploy/web", "web=busybox:v2"]).ok();
+    c.kubectl(&["rollout", "status", "deploy/web", "--timeout=120s"]).ok();
+    // Until the last old pod is gone.
+    c.kubectl_until(
+        &["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"],
+        "old pods gone",
+        |o| o.split_whitespace().count() == 3 && !before.iter().any(|p| o.contains(p.as_str())),
+    );
+    c.kubectl(&["exec", "client", "--", "touch", "/tmp/stop"]).ok();
+    let out = c.kubectl_until(&["logs", "client"], "the client's summary", |o| o.contains("ok="));
+    let summary = out.lines().find(|l| l.starts_with("ok=")).unwrap_or_default();
+    let ok: u32 = summary.split_whitespace().next().and_then(|s| s[3..].parse().ok()).unwrap_or(0);
+    assert!(summary.ends_with(" failed=0"), "requests failed during the rolling update:\n{out}");
+    assert!(ok >= 20, "the client kept requesting throughout: {summary}");
+    let after: Vec<String> = c
+        .kubectl(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"])
+        .ok()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    // Answers came from old pods and from new ones.
+    assert!(before.iter().any(|p| out.contains(p.as_str())) && after.iter().any(|p| out.contains(p.as_str())), "{out}");
+}
+
+/// A stream of objects, not a `kind: List`: kubectl validates Lists against `/openapi/v2`,
+/// which skiff does not serve yet.
+const DNS_OBJECTS: &str = r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+  "spec": {"selector": {"app": "db"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
+{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+  "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"name": "pg", "port": 5432}]}}
+{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db-0", "labels": {"app": "db"}},
+  "spec": {"hostname": "db-0", "subdomain": "db", "containers": [{"name": "db", "image": "busybox", "imagePullPolicy": "Never",
+   "command": ["httpd", "-f", "-p", "8080", "-h", "/etc"]}]}}
+{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db-1", "labels": {"app": "db"}},
+  "spec": {"hostname": "db-1", "subdomain": "db", "containers": [{"name": "db", "image": "busybox", "imagePullPolicy": "Never",
+   "command": ["httpd", "-f", "-p", "8080", "-h", "/etc"]}]}}
+"#;
+
+/// The cluster DNS's records as a pod sees them through busybox's nslookup: SRV for a named
+/// port, PTR of a ClusterIP, a headless Service's endpoints and pod hostnames, pod A records,
+/// NXDOMAIN.
+#[test]
+fn dns_records_seen_from_a_pod() {
+    let c = Cluster::start_node(&[]).expect("starting a one-node cluster");
+    c.import_image(&skiff_testkit::images::busybox_archive(&["busybox:latest"])).expect("importing busybox");
+    c.kubectl_until(&["get", "nodes", "--no-headers"], "the node to be Ready", |o| o.contains(" Ready "));
+    c.kubectl_stdin(&["apply", "-f", "-"], Some(DNS_OBJECTS)).ok();
+    c.kubectl(&["wait", "--for=condition=Ready", "pod/db-0", "pod/db-1", "--timeout=60s"]).ok();
+    c.kubectl_until(&["get", "endpoints", "db", "-o", "jsonpath={.subsets[*].addresses[*].ip}"], "2 endpoints", |o| {
+        o.split_whitespace().count() == 2
+    });
+    let ip = |pod: &str| c.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"]).ok();
+    let (db0, db1) = (ip("db-0"), ip("db-1"));
+    let web = c.kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]).ok();
+    let script = format!(
+        "nslookup -type=srv _http._tcp.web.default.svc.cluster.local.; echo ==; \
+         nslookup {web}; echo ==; \
+         nslookup db.default.svc.cluster.local.; echo ==; \
+         nslookup db-1.db.default.svc.cluster.local.; echo ==; \
+         nslookup -type=srv _pg._tcp.db.default.svc.cluster.local.; echo ==; \
+         nslookup {}.default.pod.cluster.local.; echo ==; \
+         nslookup nosuch.default.svc.cluster.local. || echo NXDOMAIN-EXIT",
+        db0.replace('.', "-")
+    );
+    c.kubectl(&[
+        "run",
+        "client",
+        "--image=busybox",
+        "--image-pull-policy=Never",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .ok();
+    c.kubectl_until(&["get", "pod", "client", "-o", "jsonpath={.status.phase}"], "the client to finish", |o| {
+        o == "Succeeded" || o == "Failed"
+    });
+    let out = c.kubectl(&["logs", "client"]).ok();
+    let parts: Vec<&str> = out.split("==\n").collect();
+    assert_eq!(parts.len(), 7, "{out}");
+    // SRV of a named port on a ClusterIP Service: the Service's own name, port 80.
+    assert!(parts[0].contains("service = 0 100 80 web.default.svc.cluster.local"), "{}", parts[0]);
+    // PTR of the ClusterIP.
+    assert!(parts[1].contains("name = web.default.svc.cluster.local"), "{}", parts[1]);
+    // Headless: one A record per ready endpoint.
+    assert!(
+        parts[2].contains(&format!("Address: {db0}")) && parts[2].contains(&format!("Address: {db1}")),
+        "{}",
+        parts[2]
+    );
+    // A pod's hostname.subdomain.
+    assert!(parts[3].contains(&format!("Address: {db1}")) && !parts[3].contains(&db0), "{}", parts[3]);
+    // SRV of a headless Service: one per endpoint, named by the pods' hostnames.
+    assert!(
+        parts[4].contains("service = 0 50 5432 db-0.db.default.svc.cluster.local")
+            && parts[4].contains("service = 0 50 5432 db-1.db.default.svc.cluster.local"),
+        "{}",
+        parts[4]
+    );
+    // Pod A records (a-b-c-d.<ns>.pod).
+    assert!(parts[5].contains(&format!("Address: {db0}")), "{}", parts[5]);
+    // NXDOMAIN, and nslookup says so.
+    assert!(parts[6].contains("NXDOMAIN") && parts[6].contains("NXDOMAIN-EXIT"), "{}", parts[6]);
+}
