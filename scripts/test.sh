@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 need_root() { [ "$(id -u)" = 0 ] || { echo "test.sh: installing system packages needs root" >&2; exit 1; }; }
 
 # System packages the tests use (see docs/architecture.md, "Tests").
-packages=(ca-certificates busybox-static docker-registry skopeo apache2-utils runc containernetworking-plugins iproute2 util-linux nftables)
+packages=(ca-certificates busybox-static docker-registry skopeo apache2-utils runc containernetworking-plugins iproute2 util-linux nftables conntrack)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -30,6 +30,9 @@ pub struct ProxyConfig {
     /// The `nft` binary (a bare name is looked up in `PATH`). When it cannot be run, the proxy
     /// serves Services from userspace instead.
     pub nft: PathBuf,
+    /// The `conntrack` binary, for deleting stale UDP flows after endpoints change (see
+    /// `conntrack.rs`); when it cannot be run, stale flows wait for their timeout.
+    pub conntrack: PathBuf,
     /// Program the data plane of this network namespace (a path like `/run/netns/<name>`)
     /// rather than the caller's: `nft`, the dummy interface, sysctls and the userspace
     /// sockets all live there. `None` in the binary; tests point it at a namespace acting as
@@ -50,6 +53,7 @@ impl Default for ProxyConfig {
             service_cidr: "10.43.0.0/16".to_string(),
             table: "skiff".to_string(),
             nft: PathBuf::from("nft"),
+            conntrack: PathBuf::from("conntrack"),
             netns: None,
             force_userspace: false,
         }

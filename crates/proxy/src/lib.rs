@@ -17,10 +17,11 @@
 //!
 //! IPv4 only: IPv6 ClusterIPs, endpoints and addresses are ignored for now (the table is
 //! `inet` so an IPv6 half can join it). Not implemented: topology-aware routing hints,
-//! `healthCheckNodePort` servers, conntrack clean-up of stale UDP flows, and the
+//! `healthCheckNodePort` servers, and the
 //! `--nodeport-addresses` restriction (NodePorts answer on every local address).
 
 mod config;
+mod conntrack;
 mod host;
 mod netpol;
 mod nftables;

@@ -36,6 +36,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, NodeFacts, ProxyConfig};
+use crate::conntrack::{Conntrack, stale_flows};
 use crate::netpol::{Policies, resolve};
 use crate::nftables::{Nft, NftError};
 use crate::render::{CarriedAffinity, render_ports};
@@ -320,6 +321,10 @@ struct Backend {
     force_userspace: bool,
     /// The userspace mode has said that NetworkPolicies exist and are not enforced.
     warned_policies: bool,
+    /// Deletes stale UDP flows after nftables syncs.
+    conntrack: Conntrack,
+    /// What the last nftables sync applied (stale flows are relative to it).
+    applied: Option<Arc<Desired>>,
 }
 
 impl Backend {
@@ -332,25 +337,28 @@ impl Backend {
             state: State::Undecided,
             force_userspace: config.force_userspace,
             warned_policies: false,
+            conntrack: Conntrack::new(config.conntrack.clone()),
+            applied: None,
         }
     }
 
     async fn serve(mut self, mut rx: mpsc::Receiver<SyncRequest>) {
         host::enable_bridge_netfilter();
         while let Some(req) = rx.recv().await {
-            let result = self.sync(&req.desired).await;
+            let result = self.sync(req.desired).await;
             let _ = req.reply.send(result);
         }
     }
 
-    async fn sync(&mut self, desired: &Desired) -> Result<Mode, Error> {
+    async fn sync(&mut self, desired: Arc<Desired>) -> Result<Mode, Error> {
         let ports = &desired.ports;
         if let State::Undecided = self.state {
             if self.force_userspace {
                 tracing::info!("service proxy: userspace mode (as configured)");
             } else {
-                match self.sync_nftables(desired).await {
+                match self.sync_nftables(&desired).await {
                     Ok(()) => {
+                        self.applied = Some(desired.clone());
                         tracing::info!("service proxy: nftables mode, table inet {}", self.table);
                         host::check_ip_forward();
                         // A userspace run before nft was installed left its interface behind.
@@ -375,7 +383,14 @@ impl Backend {
         }
         match &mut self.state {
             State::Undecided => unreachable!("decided above"),
-            State::Nftables => self.sync_nftables(desired).await.map(|()| Mode::Nftables).map_err(Error::Nft),
+            State::Nftables => {
+                self.sync_nftables(&desired).await.map_err(Error::Nft)?;
+                if let Some(old) = self.applied.replace(desired.clone()) {
+                    let stale = stale_flows(&old.ports, &desired.ports);
+                    self.conntrack.delete(&stale).await;
+                }
+                Ok(Mode::Nftables)
+            }
             State::Userspace(proxy) => {
                 let policies = desired.policies.count;
                 if policies > 0 && !self.warned_policies {

@@ -6,6 +6,7 @@
 
 mod lab;
 mod netpol;
+mod udp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
