@@ -62,7 +62,8 @@ pub(crate) fn stale_flows(old: &[ServicePort], new: &[ServicePort]) -> Vec<Filte
     for sp in new.iter().filter(|sp| sp.protocol == Protocol::Udp) {
         let before = old.iter().find(|o| o.protocol == Protocol::Udp && key(o) == key(sp));
         let now = categorize(sp);
-        let addresses = || std::iter::once(sp.cluster_ip).chain(sp.external_ips.iter().copied()).chain(sp.lb_ips.iter().copied());
+        let addresses =
+            || std::iter::once(sp.cluster_ip).chain(sp.external_ips.iter().copied()).chain(sp.lb_ips.iter().copied());
         match before {
             Some(before) => {
                 let was = categorize(before);
@@ -201,10 +202,10 @@ mod tests {
     fn a_removed_endpoint_loses_its_flows() {
         let old = [dns(vec![ep([10, 42, 0, 2]), ep([10, 42, 0, 3])], 30053)];
         let new = [dns(vec![ep([10, 42, 0, 3])], 30053)];
-        assert_eq!(stale_flows(&old, &new), [
-            filter(None, 30053, Some([10, 42, 0, 2])),
-            filter(Some([10, 43, 0, 10]), 53, Some([10, 42, 0, 2])),
-        ]);
+        assert_eq!(
+            stale_flows(&old, &new),
+            [filter(None, 30053, Some([10, 42, 0, 2])), filter(Some([10, 43, 0, 10]), 53, Some([10, 42, 0, 2])),]
+        );
         // Unchanged: nothing to do.
         assert_eq!(stale_flows(&new, &new), []);
         // A not-ready endpoint is not used any more either.
@@ -214,10 +215,10 @@ mod tests {
         let mut gone = unready.clone();
         gone[0].endpoints[0].ready = false;
         gone[0].endpoints[0].serving = false;
-        assert_eq!(stale_flows(&unready, &gone), [
-            filter(None, 30053, Some([10, 42, 0, 3])),
-            filter(Some([10, 43, 0, 10]), 53, Some([10, 42, 0, 3])),
-        ]);
+        assert_eq!(
+            stale_flows(&unready, &gone),
+            [filter(None, 30053, Some([10, 42, 0, 3])), filter(Some([10, 43, 0, 10]), 53, Some([10, 42, 0, 3])),]
+        );
     }
 
     #[test]
@@ -242,10 +243,10 @@ mod tests {
 
     #[test]
     fn filter_arguments() {
-        assert_eq!(filter(Some([10, 43, 0, 10]), 53, Some([10, 42, 0, 2])).args().join(" "), [
-            "-D -p udp --orig-dst 10.43.0.10 --orig-port-dst 53 --reply-src 10.42.0.2"
-        ]
-        .join(""));
+        assert_eq!(
+            filter(Some([10, 43, 0, 10]), 53, Some([10, 42, 0, 2])).args().join(" "),
+            ["-D -p udp --orig-dst 10.43.0.10 --orig-port-dst 53 --reply-src 10.42.0.2"].join("")
+        );
         assert_eq!(filter(None, 30053, None).args().join(" "), "-D -p udp --orig-port-dst 30053");
     }
 }
