@@ -236,3 +236,88 @@ fn an_agent_joins_from_its_own_network_namespace() {
     let gone = c.kubectl(&["get", "pods", "--no-headers"]);
     assert!(!gone.stdout.contains("web"), "{}", gone.stdout);
 }
+
+/// `--pod-network vxlan` on both nodes: pods reach each other through the overlay device
+/// (the host's route to the agent's pod range goes through it), by pod IP and by Service,
+/// and `skiff reset` removes the device.
+#[test]
+fn pods_reach_each_other_over_vxlan() {
+    let net = NetNs::create().expect("creating a network namespace");
+    let cidr = format!("10.{}.0.0/16", 140 + std::process::id() % 40);
+    let vxlan = ["--pod-network", "vxlan"];
+    let mut c = Cluster::start_node_at(&net.host_ip, &cidr, &["--tls-san", &net.host_ip, vxlan[0], vxlan[1]])
+        .expect("starting the server");
+    let token = std::fs::read_to_string(c.data_dir.path().join("node-token")).expect("node-token").trim().to_string();
+    let svc_cidr = c.service_cidr().unwrap();
+    let args = ["--cluster-cidr", cidr.as_str(), "--service-cidr", svc_cidr.as_str(), vxlan[0], vxlan[1]];
+    let mut agent = Agent::start(&net, &c.url(), &token, "agent-vx", &args).unwrap();
+    agent.import_image(&busybox_archive(&["busybox:latest"])).expect("importing busybox on the agent");
+    c.import_image(&busybox_archive(&["busybox:latest"])).expect("importing busybox on the server");
+    agent.wait_joined(Duration::from_secs(60)).unwrap();
+    let logs = || format!("agent:\n{}\nserver:\n{}", agent.log_text(), c.log_text());
+    wait_for("agent-vx Ready", &logs, || {
+        c.kubectl(&["get", "node", "agent-vx", "--no-headers"]).stdout.contains(" Ready ")
+    });
+    let on = |node: &str| {
+        format!(r#"{{"apiVersion":"v1","spec":{{"nodeSelector":{{"kubernetes.io/hostname":"{node}"}}}}}}"#)
+    };
+    c.kubectl(&[
+        "run",
+        "web",
+        "--image=busybox",
+        "--image-pull-policy=Never",
+        "--overrides",
+        &on("agent-vx"),
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/etc",
+    ])
+    .ok();
+    wait_for("pod web Running", &logs, || {
+        c.kubectl(&["get", "pod", "web", "-o", "jsonpath={.status.phase}"]).stdout == "Running"
+    });
+    let pod_ip = c.kubectl(&["get", "pod", "web", "-o", "jsonpath={.status.podIP}"]).ok();
+    c.kubectl(&["expose", "pod", "web", "--port=80", "--target-port=8080"]).ok();
+
+    // The server node's route to the agent's pods goes through the overlay device.
+    let route = std::process::Command::new("ip").args(["route", "get", &pod_ip]).output().unwrap();
+    let route = String::from_utf8_lossy(&route.stdout).into_owned();
+    assert!(route.contains(".vx"), "{route}\n{}", logs());
+
+    let server_node = c.kubectl(&["get", "nodes", "-o", "name"]).ok();
+    let server_node =
+        server_node.lines().map(|l| l.trim_start_matches("node/")).find(|n| *n != "agent-vx").unwrap().to_string();
+    let script = format!("wget -qO- http://{pod_ip}:8080/hostname && wget -qO- http://web/hostname");
+    c.kubectl(&[
+        "run",
+        "client",
+        "--image=busybox",
+        "--image-pull-policy=Never",
+        "--restart=Never",
+        "--overrides",
+        &on(&server_node),
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .ok();
+    wait_for("the cross-node client to finish", &logs, || {
+        let p = c.kubectl(&["get", "pod", "client", "-o", "jsonpath={.status.phase}"]).stdout;
+        p == "Succeeded" || p == "Failed"
+    });
+    let out = c.kubectl(&["logs", "client"]).ok();
+    assert_eq!(out.matches("web").count(), 2, "{out}\n{}", logs());
+
+    // Reset removes the overlay device with the rest.
+    let device = route.split_whitespace().skip_while(|w| *w != "dev").nth(1).unwrap().to_string();
+    drop(agent);
+    c.stop();
+    drop(c);
+    let left = std::process::Command::new("ip").args(["link", "show", &device]).output().unwrap();
+    assert!(!left.status.success(), "{device} is left behind");
+}

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 
 pub use cri_log::{LogError, LogOptions, LogStream, Record, go_rfc3339_nano, parse_record, parse_rfc3339, read_logs};
 pub use reset::{ResetReport, reset};
-pub use runtime::{LinuxRuntime, StaticImages};
+pub use runtime::{LinuxRuntime, PodNetwork, StaticImages};
 pub use shim::shim_main;
 
 /// The default data dir; its bridge is `skiff0`.

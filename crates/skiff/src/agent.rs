@@ -20,7 +20,7 @@ use skiff_apiserver::pki::Pki;
 use skiff_controllers::nodeipam;
 use skiff_kubelet::{Kubelet, KubeletConfig};
 use skiff_runtime::image::{ImageService, ImageStore};
-use skiff_runtime::linux::{DEFAULT_DATA_DIR, data_dir_hash};
+use skiff_runtime::linux::{DEFAULT_DATA_DIR, PodNetwork, data_dir_hash};
 use skiff_runtime::{LinuxRuntime, LinuxRuntimeConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +66,11 @@ pub(crate) struct NodeArgs {
     /// missing) or `userspace`.
     #[arg(long, default_value = "auto", value_parser = ["auto", "userspace"])]
     pub proxy_mode: String,
+    /// How pods reach other nodes' pods: `host-gw` (a route to each node's pod range via its
+    /// address; the nodes must share a link) or `vxlan` (an overlay over UDP 8472, for nodes
+    /// that only reach each other through routers). Every node of a cluster must use the same.
+    #[arg(long, default_value = "host-gw", value_parser = ["host-gw", "vxlan"])]
+    pub pod_network: String,
     /// Registries pulled from over plain HTTP (loopback registries always are).
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
@@ -245,6 +250,7 @@ async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationTok
         service_cidr,
         table: proxy_table(&data_dir),
         nft: PathBuf::from("nft"),
+        conntrack: PathBuf::from("conntrack"),
         netns: None,
         force_userspace: args.proxy_mode == "userspace",
     };
@@ -257,9 +263,15 @@ async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationTok
         }
     }));
     let runtime = Arc::new(runtime);
-    // Pods on other nodes: a route to each node's podCIDR via its address (host-gw).
+    // Pods on other nodes: a route to each node's podCIDR via its address (host-gw), or
+    // through the VXLAN overlay.
+    let network = match (args.pod_network.as_str(), node_ip) {
+        ("vxlan", IpAddr::V4(local)) => PodNetwork::Vxlan { local },
+        ("vxlan", IpAddr::V6(_)) => bail!("--pod-network vxlan needs an IPv4 node address (--node-ip)"),
+        _ => PodNetwork::HostGw,
+    };
     let (c, rt, me, stop) = (client.clone(), runtime.clone(), node_name.clone(), shutdown.clone());
-    tasks.push(tokio::spawn(async move { node_routes(c, rt, me, stop).await }));
+    tasks.push(tokio::spawn(async move { node_routes(c, rt, me, network, stop).await }));
     let runtime: Arc<dyn skiff_runtime::Runtime> = runtime;
 
     let kubelet_port = listener.local_addr()?.port();
@@ -293,7 +305,13 @@ async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationTok
 
 /// The routes to the other nodes' pod ranges, from their `spec.podCIDR` and InternalIP, kept
 /// in step with the Nodes (the node network's part of issue 7's multi-node pod network).
-async fn node_routes(client: kube::Client, runtime: Arc<LinuxRuntime>, me: String, shutdown: CancellationToken) {
+async fn node_routes(
+    client: kube::Client,
+    runtime: Arc<LinuxRuntime>,
+    me: String,
+    network: PodNetwork,
+    shutdown: CancellationToken,
+) {
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, reflector, watcher};
     // Forwarding between the pod bridge and the node's uplink.
@@ -327,9 +345,9 @@ async fn node_routes(client: kube::Client, runtime: Arc<LinuxRuntime>, me: Strin
         if last.as_ref() == Some(&desired) {
             continue;
         }
-        match runtime.sync_node_routes(desired.clone()).await {
+        match runtime.sync_node_routes(desired.clone(), network).await {
             Ok(()) => {
-                tracing::info!(routes = ?desired, "routes to other nodes' pods");
+                tracing::info!(routes = ?desired, ?network, "routes to other nodes' pods");
                 last = Some(desired);
             }
             Err(e) => tracing::warn!(error = %e, "routing to other nodes' pods; retrying on the next change"),

@@ -103,6 +103,9 @@ fn nl_err(e: rtnetlink::Error) -> io::Error {
     }
 }
 
+/// MTU of the overlay device: a 1500-byte uplink less VXLAN's 50 bytes of headers.
+const VXLAN_MTU: u32 = 1450;
+
 /// The real [`NetOps`]: rtnetlink on the calling (dedicated) thread.
 pub(crate) struct RtNetlink {
     rt: tokio::runtime::Runtime,
@@ -301,6 +304,91 @@ impl RtNetlink {
             let route = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
                 .destination_prefix(dst, prefix)
                 .gateway(gateway)
+                .build();
+            h.route().add(route).replace().execute().await.map_err(nl_err)
+        })
+    }
+
+    /// The VXLAN device of the overlay pod network (flannel's layout): `name`, VNI `vni`,
+    /// UDP `port`, encapsulating from `local`, with the fixed `mac` and `vtep/32` as its
+    /// address; created if missing, brought up. Returns its index.
+    pub(crate) fn ensure_vxlan(
+        &mut self,
+        name: &str,
+        vni: u32,
+        port: u16,
+        local: Ipv4Addr,
+        mac: [u8; 6],
+        vtep: Ipv4Addr,
+    ) -> io::Result<u32> {
+        let h = self.handle.clone();
+        let name = name.to_string();
+        self.rt.block_on(async move {
+            let index = match link_index(&h, &name).await? {
+                Some(i) => i,
+                None => {
+                    let link = rtnetlink::LinkVxlan::new(&name, vni)
+                        .port(port)
+                        .local(local)
+                        .learning(false)
+                        .mtu(VXLAN_MTU)
+                        .address(mac.to_vec())
+                        .build();
+                    h.link().add(link).execute().await.map_err(nl_err)?;
+                    require_index(&h, &name).await?
+                }
+            };
+            add_address(&h, index, vtep, 32).await?;
+            set_up(&h, index).await?;
+            Ok(index)
+        })
+    }
+
+    /// Make the overlay reach a peer node: its VTEP address resolves to its device's `mac`
+    /// (a permanent neighbour), and frames for `mac` go to `remote` (a forwarding entry).
+    pub(crate) fn replace_vxlan_peer(
+        &mut self,
+        index: u32,
+        vtep: Ipv4Addr,
+        mac: [u8; 6],
+        remote: Ipv4Addr,
+    ) -> io::Result<()> {
+        let h = self.handle.clone();
+        self.rt.block_on(async move {
+            h.neighbours()
+                .add(index, vtep.into())
+                .link_layer_address(&mac)
+                .replace()
+                .execute()
+                .await
+                .map_err(nl_err)?;
+            h.neighbours()
+                .add_bridge(index, &mac)
+                .destination(remote.into())
+                .flags(rtnetlink::packet_route::neighbour::NeighbourFlags::Own)
+                .replace()
+                .execute()
+                .await
+                .map_err(nl_err)
+        })
+    }
+
+    /// Add or replace the route to `dst/prefix` via `gateway` on the link `index`, on-link
+    /// (the gateway is a peer's VTEP, not on any subnet of ours).
+    pub(crate) fn replace_route_onlink(
+        &mut self,
+        dst: Ipv4Addr,
+        prefix: u8,
+        gateway: Ipv4Addr,
+        index: u32,
+    ) -> io::Result<()> {
+        let h = self.handle.clone();
+        self.rt.block_on(async move {
+            let route = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(dst, prefix)
+                .gateway(gateway)
+                .output_interface(index)
+                .onlink()
                 .build();
             h.route().add(route).replace().execute().await.map_err(nl_err)
         })

@@ -127,6 +127,7 @@ pub fn reset(data_dir: &Path) -> ResetReport {
         })
         .collect();
     links.push(node.bridge.clone());
+    links.push(super::runtime::vxlan_name(&node.bridge));
     // Routes to other nodes' pod ranges (host-gw) this node made.
     let routes: std::collections::BTreeMap<String, std::net::Ipv4Addr> =
         fs::read(state.join(ROUTES_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();

@@ -93,6 +93,32 @@ pub(crate) const NODE_FILE: &str = "node.json";
 /// The routes to other nodes' pod ranges this runtime made (`reset` removes them).
 pub(crate) const ROUTES_FILE: &str = "routes.json";
 
+/// How pods reach the pods of other nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodNetwork {
+    /// A route to each node's pod range via the node's address (nodes share a link).
+    HostGw,
+    /// A VXLAN overlay, as flannel's `vxlan` backend lays it out: works wherever the nodes
+    /// reach each other over UDP. `local` is this node's address, the tunnel's source.
+    Vxlan { local: std::net::Ipv4Addr },
+}
+
+/// The overlay's VXLAN network identifier and UDP port (flannel's defaults on Linux).
+pub(crate) const VXLAN_VNI: u32 = 1;
+pub(crate) const VXLAN_PORT: u16 = 8472;
+
+/// The overlay device's name, derived from the bridge's (which is unique per data dir).
+pub(crate) fn vxlan_name(bridge: &str) -> String {
+    format!("{}.vx", &bridge[..bridge.len().min(12)])
+}
+
+/// The MAC of a node's overlay device, derived from its address so every node knows every
+/// other's without publishing it: locally administered, unicast (`0e:73` + the address).
+pub(crate) fn vtep_mac(node: std::net::Ipv4Addr) -> [u8; 6] {
+    let o = node.octets();
+    [0x0e, 0x73, o[0], o[1], o[2], o[3]]
+}
+
 fn internal(what: &str, e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Internal(format!("{what}: {e}"))
 }
@@ -145,49 +171,85 @@ impl std::fmt::Debug for LinuxRuntime {
 }
 
 impl LinuxRuntime {
-    /// Routes to the other nodes' pod ranges (host-gw: `podCIDR via nodeIP`), made exactly
-    /// `desired` (ranges as `a.b.c.d/len`): new ones added, moved ones replaced, ones no longer
-    /// wanted removed. What was added is recorded in the state dir so `reset` removes exactly
-    /// these routes.
+    /// Reach the other nodes' pod ranges: `desired` maps each range (`a.b.c.d/len`) to its
+    /// node's address. With [`PodNetwork::HostGw`] a route `podCIDR via nodeIP`; with
+    /// [`PodNetwork::Vxlan`] an overlay device and, per node, a route via its VTEP on that
+    /// device plus the neighbour and forwarding entries that send it to the node. Made exactly
+    /// `desired`: new routes added, moved ones replaced, ones no longer wanted removed. The
+    /// routes are recorded in the state dir so `reset` removes exactly these.
     pub async fn sync_node_routes(
         &self,
         desired: std::collections::BTreeMap<String, std::net::Ipv4Addr>,
+        network: PodNetwork,
     ) -> Result<()> {
+        use std::net::Ipv4Addr;
         let file = self.inner.config.state_dir.join(ROUTES_FILE);
-        let before: std::collections::BTreeMap<String, std::net::Ipv4Addr> =
+        let before: std::collections::BTreeMap<String, Ipv4Addr> =
             fs::read(&file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        let parse = |cidr: &str| -> Result<(std::net::Ipv4Addr, u8)> {
-            let (ip, len) =
-                cidr.split_once('/').ok_or_else(|| RuntimeError::InvalidArgument(format!("route {cidr:?}")))?;
-            let ip = ip.parse().map_err(|_| RuntimeError::InvalidArgument(format!("route {cidr:?}")))?;
-            let len = len.parse().map_err(|_| RuntimeError::InvalidArgument(format!("route {cidr:?}")))?;
-            Ok((ip, len))
+        let parse = |cidr: &str| -> Result<(Ipv4Addr, u8)> {
+            let bad = || RuntimeError::InvalidArgument(format!("route {cidr:?}"));
+            let (ip, len) = cidr.split_once('/').ok_or_else(bad)?;
+            let len: u8 = len.parse().map_err(|_| bad())?;
+            let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
+            if len > 32 {
+                return Err(bad());
+            }
+            Ok((Ipv4Addr::from(u32::from(ip) & (u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0))), len))
         };
+        // Each route: (range, prefix, gateway, node address).
+        let mut wanted = Vec::new();
+        let mut routes = std::collections::BTreeMap::new();
+        for (cidr, node) in &desired {
+            let (ip, len) = parse(cidr)?;
+            // Over VXLAN the gateway is the node's VTEP: its range's network address.
+            let gw = match network {
+                PodNetwork::HostGw => *node,
+                PodNetwork::Vxlan { .. } => ip,
+            };
+            wanted.push((ip, len, gw, *node));
+            routes.insert(cidr.clone(), gw);
+        }
         let mut gone = Vec::new();
         for (cidr, gw) in &before {
-            if desired.get(cidr) != Some(gw) {
+            if routes.get(cidr) != Some(gw) {
                 let (ip, len) = parse(cidr)?;
                 gone.push((ip, len, *gw));
             }
         }
-        let mut wanted = Vec::new();
-        for (cidr, gw) in &desired {
-            let (ip, len) = parse(cidr)?;
-            wanted.push((ip, len, *gw));
-        }
+        let vxlan = vxlan_name(&self.inner.config.bridge);
+        let own_vtep = self.inner.subnet.network;
         network::with_netlink(move |ops| {
             for (ip, len, gw) in gone {
                 ops.delete_route(ip, len, gw)?;
             }
-            for (ip, len, gw) in wanted {
-                ops.replace_route(ip, len, gw)
-                    .map_err(|e| std::io::Error::new(e.kind(), format!("route {ip}/{len} via {gw}: {e}")))?;
+            match network {
+                PodNetwork::HostGw => {
+                    if ops.link_exists(&vxlan)? {
+                        ops.delete_link(&vxlan)?;
+                    }
+                    for (ip, len, gw, _) in wanted {
+                        ops.replace_route(ip, len, gw)
+                            .map_err(|e| std::io::Error::new(e.kind(), format!("route {ip}/{len} via {gw}: {e}")))?;
+                    }
+                }
+                PodNetwork::Vxlan { local } => {
+                    let index = ops
+                        .ensure_vxlan(&vxlan, VXLAN_VNI, VXLAN_PORT, local, vtep_mac(local), own_vtep)
+                        .map_err(|e| std::io::Error::new(e.kind(), format!("VXLAN device {vxlan}: {e}")))?;
+                    for (ip, len, gw, node) in wanted {
+                        ops.replace_vxlan_peer(index, gw, vtep_mac(node), node)
+                            .map_err(|e| std::io::Error::new(e.kind(), format!("VXLAN peer {node}: {e}")))?;
+                        ops.replace_route_onlink(ip, len, gw, index).map_err(|e| {
+                            std::io::Error::new(e.kind(), format!("route {ip}/{len} via {gw} dev {vxlan}: {e}"))
+                        })?;
+                    }
+                }
             }
             Ok(())
         })
         .await
         .map_err(|e| internal("node routes", e))?;
-        write_json(&file, &desired).map_err(|e| internal("writing routes.json", e))?;
+        write_json(&file, &routes).map_err(|e| internal("writing routes.json", e))?;
         Ok(())
     }
 
@@ -1468,5 +1530,21 @@ impl ImageService for StaticImages {
             .remove(image)
             .map(drop)
             .ok_or_else(|| RuntimeError::NotFound { kind: "image", id: image.into() })
+    }
+}
+
+#[cfg(test)]
+mod overlay_tests {
+    use super::*;
+
+    #[test]
+    fn overlay_names_fit_and_macs_are_local_unicast() {
+        for bridge in ["skiff0", "sk0123456789abc"] {
+            let name = vxlan_name(bridge);
+            assert!(name.len() <= 15 && name != bridge && name.ends_with(".vx"), "{name}");
+        }
+        let mac = vtep_mac(std::net::Ipv4Addr::new(192, 168, 1, 7));
+        assert_eq!(mac, [0x0e, 0x73, 192, 168, 1, 7]);
+        assert_eq!(mac[0] & 0b11, 0b10, "locally administered, unicast");
     }
 }
