@@ -127,4 +127,22 @@ fn bad_flags_fail_with_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--service-cidr"), "{err}");
+
+    // Ranges that overlap: pods and ClusterIPs would share addresses.
+    let out = Command::new(skiff_binary())
+        .args([
+            "server",
+            "--cluster-cidr",
+            "10.42.0.0/16",
+            "--service-cidr",
+            "10.42.5.0/24",
+            "--data-dir",
+            "/nonexistent/x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--service-cidr 10.42.5.0/24 overlaps --cluster-cidr 10.42.0.0/16"), "{err}");
 }

@@ -538,3 +538,97 @@ fn dns_records_seen_from_a_pod() {
     // NXDOMAIN, and nslookup says so.
     assert!(parts[6].contains("NXDOMAIN") && parts[6].contains("NXDOMAIN-EXIT"), "{}", parts[6]);
 }
+
+/// An HTTP/1.0 GET from the test process (the host); the whole response, or the error.
+fn http_get(host: &str, port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let addr = std::net::SocketAddr::new(host.parse().expect("an IP"), port);
+            let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))?;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })();
+        match attempt {
+            Ok(body) if !body.is_empty() => return body,
+            other if std::time::Instant::now() > deadline => return format!("{other:?}"),
+            _ => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    }
+}
+
+/// The issue's NodePort and LoadBalancer commands, answered from the host on the node's
+/// address (a real one: the host side of a veth pair, not loopback).
+fn node_port_and_load_balancer(third: u8, extra: &[&str]) -> Cluster {
+    let net = skiff_testkit::NetNs::create().expect("creating a network namespace");
+    // Second octets 60-79: disjoint from the other tests' pod ranges and from the Service
+    // range the testkit derives (10.180-199.<third>).
+    let cidr = format!("10.{}.{third}.0/24", 60 + std::process::id() % 20);
+    let c = Cluster::start_node_at(&net.host_ip, &cidr, extra).expect("starting the server");
+    c.import_image(&skiff_testkit::images::busybox_archive(&["busybox:latest"])).expect("importing busybox");
+    c.kubectl_until(&["get", "nodes", "--no-headers"], "the node to be Ready", |o| o.contains(" Ready "));
+    c.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        "--replicas=2",
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/etc",
+    ])
+    .ok();
+    c.kubectl(&[
+        "patch",
+        "deploy",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"busybox","imagePullPolicy":"Never"}]}}}}"#,
+    ])
+    .ok();
+    c.kubectl(&["rollout", "status", "deploy/web", "--timeout=90s"]).ok();
+    c.kubectl(&["expose", "deployment", "web", "--name=web-np", "--type=NodePort", "--port=80", "--target-port=8080"])
+        .ok();
+    c.kubectl(&[
+        "expose",
+        "deployment",
+        "web",
+        "--name=web-lb",
+        "--type=LoadBalancer",
+        "--port=8081",
+        "--target-port=8080",
+    ])
+    .ok();
+    let node_port: u16 =
+        c.kubectl(&["get", "svc", "web-np", "-o", "jsonpath={.spec.ports[0].nodePort}"]).ok().parse().expect("a port");
+    // EXTERNAL-IP is the node's address.
+    c.kubectl_until(&["get", "svc", "web-lb"], "the LoadBalancer's EXTERNAL-IP", |o| o.contains(&net.host_ip));
+    let pods = c.kubectl(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"]).ok();
+    for port in [node_port, 8081] {
+        let body = http_get(&net.host_ip, port, "/hostname");
+        let answered = body.lines().last().unwrap_or_default();
+        assert!(!answered.is_empty() && pods.contains(answered), "port {port}: {body}\n{}", c.log_text());
+    }
+    drop(net);
+    c
+}
+
+#[test]
+fn node_port_and_load_balancer_answer_from_the_host() {
+    let c = node_port_and_load_balancer(50, &[]);
+    assert!(c.log_text().contains("service proxy: nftables mode"), "{}", c.log_text());
+}
+
+#[test]
+fn node_port_and_load_balancer_answer_from_the_host_in_userspace_mode() {
+    let c = node_port_and_load_balancer(51, &["--proxy-mode", "userspace"]);
+    assert!(c.log_text().contains("service proxy: userspace mode"), "{}", c.log_text());
+}

@@ -27,6 +27,11 @@ impl Cidr {
         u32::from(ip) & mask == u32::from(self.base)
     }
 
+    /// Whether the two ranges share any address (one then contains the other's base).
+    pub fn overlaps(&self, other: &Cidr) -> bool {
+        self.contains(other.base) || other.contains(self.base)
+    }
+
     /// Number of usable addresses (network and broadcast excluded).
     pub fn size(&self) -> u32 {
         (1u32 << (32 - self.prefix)) - 2
@@ -41,5 +46,19 @@ impl Cidr {
 impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap() {
+        let c = |s| Cidr::parse(s).expect("cidr");
+        assert!(c("10.42.0.0/16").overlaps(&c("10.42.7.0/24")));
+        assert!(c("10.42.7.0/24").overlaps(&c("10.42.0.0/16")));
+        assert!(c("10.42.0.0/16").overlaps(&c("10.42.0.0/16")));
+        assert!(!c("10.42.0.0/16").overlaps(&c("10.43.0.0/16")));
     }
 }

@@ -202,6 +202,12 @@ async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationTok
         cluster_cidr,
         service_cidr,
     } = setup;
+    let (pods, services) = (Cidr::parse(&cluster_cidr), Cidr::parse(&service_cidr));
+    if let (Ok(pods), Ok(services)) = (pods, services)
+        && pods.overlaps(&services)
+    {
+        bail!("--service-cidr {services} overlaps --cluster-cidr {pods}: the two ranges must be disjoint");
+    }
     let mut rc = LinuxRuntimeConfig::new(&data_dir);
     rc.pod_cidr = pod_cidr.clone();
     rc.cni_bin_dir = args.cni_bin_dir.clone();
