@@ -171,3 +171,55 @@ fn apply_prune_by_label() {
     let names = c.kubectl(&["get", "cm", "-l", "app=web", "-o", "name"]).ok();
     assert_eq!(names.trim(), "configmap/a");
 }
+
+const LIST: &str = r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: listed}
+  data: {a: "1"}
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: listed}
+  spec:
+    replicas: 1
+    selector: {matchLabels: {app: listed}}
+    template:
+      metadata: {labels: {app: listed}}
+      spec:
+        containers:
+        - {name: c, image: busybox, resources: {requests: {cpu: 1, memory: 64Mi}}}
+"#;
+
+/// A `kind: List` (what `kubectl get -o yaml` prints) applies: kubectl validates its items
+/// against `/openapi/v2` first, and reports an unknown field there as it does upstream.
+#[test]
+fn a_list_manifest_applies_and_its_items_are_validated() {
+    let c = Cluster::start().expect("server starts");
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], Some(LIST)).ok();
+    assert!(out.contains("configmap/listed created") && out.contains("deployment.apps/listed created"), "{out}");
+
+    let bad = LIST.replace("replicas: 1", "replica: 1");
+    let err = c.kubectl_stdin(&["apply", "-f", "-"], Some(&bad)).fails();
+    assert!(
+        err.contains(
+            r#"ValidationError(Deployment.spec): unknown field "replica" in io.k8s.api.apps.v1.DeploymentSpec"#
+        ),
+        "{err}"
+    );
+
+    // What `get -o yaml` prints applies back.
+    let exported = c.kubectl(&["get", "configmap/listed", "deployment/listed", "-o", "yaml"]).ok();
+    assert!(exported.contains("kind: List"), "{exported}");
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], Some(&exported)).ok();
+    assert!(out.contains("configmap/listed") && out.contains("deployment.apps/listed"), "{out}");
+
+    // The JSON form, for people and scripts.
+    let doc = json(&c.kubectl(&["get", "--raw", "/openapi/v2"]).ok());
+    assert_eq!(doc["swagger"], "2.0");
+    assert!(
+        doc["definitions"]["io.k8s.api.core.v1.Pod"]["properties"]["spec"]["$ref"]
+            == "#/definitions/io.k8s.api.core.v1.PodSpec"
+    );
+}

@@ -456,8 +456,7 @@ fn a_rolling_update_fails_no_request() {
     assert!(before.iter().any(|p| out.contains(p.as_str())) && after.iter().any(|p| out.contains(p.as_str())), "{out}");
 }
 
-/// A stream of objects, not a `kind: List`: kubectl validates Lists against `/openapi/v2`,
-/// which skiff does not serve yet.
+/// A stream of objects (a `kind: List` works too: see apply.rs).
 const DNS_OBJECTS: &str = r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
   "spec": {"selector": {"app": "db"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
 {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},

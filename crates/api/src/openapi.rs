@@ -24,6 +24,7 @@ mod paths;
 mod schemas;
 #[cfg(test)]
 mod tests;
+mod v2;
 
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
@@ -32,6 +33,7 @@ use serde_json::{Map, Value, json};
 
 pub use self::paths::returns_deleted_object;
 use self::schemas::{Catalog, REF_PREFIX};
+pub use self::v2::{PROTOBUF_CONTENT_TYPE as V2_PROTOBUF, swagger};
 use crate::resources::{Resource, ResourceInfo};
 
 /// The group-versions served, as "api/v1", "apis/apps/v1", …, in the order of `resources`.

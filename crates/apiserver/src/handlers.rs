@@ -206,7 +206,20 @@ async fn non_resource(
         }
         NonResource::OpenApiRoot => openapi::root(server),
         NonResource::OpenApiDoc(gv) => openapi::document(server, &gv, query.get("hash")).await?,
-        NonResource::OpenApiV2 => return Err(not_found_path()),
+        NonResource::OpenApiV2 => {
+            // client-go asks for protobuf only; browsers and scripts get JSON.
+            let (json_doc, proto) = skiff_api::openapi::swagger(KUBERNETES_VERSION);
+            let wants_proto = accept.is_some_and(|a| a.contains("application/com.github.proto-openapi.spec.v2"));
+            let (bytes, content_type) = if wants_proto {
+                (proto.as_slice(), skiff_api::openapi::V2_PROTOBUF)
+            } else {
+                (json_doc.as_slice(), "application/json")
+            };
+            let mut r = Response::new(Body::from(bytes::Bytes::from_static(bytes)));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+            r
+        }
     })
 }
 

@@ -30,7 +30,7 @@ pub(crate) enum NonResource {
     OpenApiRoot,
     /// `/openapi/v3/<api/v1 | apis/g/v>`
     OpenApiDoc(String),
-    /// `/openapi/v2` (not served: kubectl falls back to v3 when v2 is absent)
+    /// `/openapi/v2`: the built-in definitions (kubectl validates `kind: List` items with it)
     OpenApiV2,
 }
 
