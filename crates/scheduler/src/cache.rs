@@ -248,21 +248,25 @@ pub(crate) fn normalized_image_name(name: &str) -> String {
     if last.contains(':') || name.contains('@') { name.to_string() } else { format!("{name}:latest") }
 }
 
-/// The consistent view one scheduling cycle works on.
+/// The consistent view one scheduling cycle works on. Taking one is cheap: the node infos are
+/// shared with the cache (`Arc`), which copies one only when it changes while a snapshot still
+/// holds it (upstream's generation-based `UpdateSnapshot`, by reference counting).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Snapshot {
     /// Nodes in a stable order (by name).
-    pub(crate) nodes: Vec<NodeInfo>,
+    pub(crate) nodes: Vec<Arc<NodeInfo>>,
     /// Normalized image name → number of nodes that have it (ImageLocality spreads by this).
-    pub(crate) image_nodes: HashMap<String, usize>,
+    pub(crate) image_nodes: Arc<HashMap<String, usize>>,
     /// Namespace labels for `namespaceSelector` in affinity terms (may be empty).
-    pub(crate) namespace_labels: HashMap<String, BTreeMap<String, String>>,
+    pub(crate) namespace_labels: Arc<HashMap<String, BTreeMap<String, String>>>,
     /// Pending pods nominated to a node by an earlier preemption, by node name: they hold their
     /// room against pods of lower or equal priority.
     pub(crate) nominated: HashMap<String, Vec<Arc<PodInfo>>>,
 }
 
 impl Snapshot {
+    /// A snapshot of these nodes (tests build their own).
+    #[cfg(test)]
     pub(crate) fn new(nodes: Vec<NodeInfo>) -> Snapshot {
         let mut image_nodes: HashMap<String, usize> = HashMap::new();
         for n in &nodes {
@@ -270,45 +274,113 @@ impl Snapshot {
                 *image_nodes.entry(img.clone()).or_default() += 1;
             }
         }
-        Snapshot { nodes, image_nodes, namespace_labels: HashMap::new(), nominated: HashMap::new() }
+        Snapshot {
+            nodes: nodes.into_iter().map(Arc::new).collect(),
+            image_nodes: Arc::new(image_nodes),
+            namespace_labels: Arc::default(),
+            nominated: HashMap::new(),
+        }
     }
 
     pub(crate) fn all_pods(&self) -> impl Iterator<Item = (&NodeInfo, &Arc<PodInfo>)> {
-        self.nodes.iter().flat_map(|n| n.pods.iter().map(move |p| (n, p)))
+        self.nodes.iter().flat_map(|n| n.pods.iter().map(move |p| (n.as_ref(), p)))
     }
 }
 
-/// The live cache behind snapshots.
+/// The live cache behind snapshots, kept incrementally: every node's info (with its pods)
+/// is updated in place as pods and nodes change, so a snapshot is a copy of pointers.
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
-    nodes: BTreeMap<String, Arc<Node>>,
-    /// Each node's info without pods, built once per node update (parsing allocatable and
-    /// images on every cycle dominated scheduling at thousands of nodes).
-    bases: HashMap<String, NodeInfo>,
-    /// Bound pods by key, with their node name.
+    /// Each node's info with the pods bound or assumed on it, by node name.
+    infos: BTreeMap<String, Arc<NodeInfo>>,
+    /// Bound pods by key, with their node name (also pods of nodes not seen yet).
     pods: HashMap<String, (String, Arc<PodInfo>)>,
     /// Keys of pods that are assumed (decided, bind not yet observed).
     assumed: HashSet<String>,
     /// Namespace labels, for affinity terms' `namespaceSelector`.
-    namespaces: HashMap<String, BTreeMap<String, String>>,
+    namespaces: Arc<HashMap<String, BTreeMap<String, String>>>,
+    /// Normalized image name → number of nodes with it.
+    image_nodes: Arc<HashMap<String, usize>>,
     /// Pending pods with `status.nominatedNodeName`: key → (node, pod).
     nominated: HashMap<String, (String, Arc<PodInfo>)>,
 }
 
+/// Whether a node update leaves everything the scheduler reads of the node as it was (status
+/// heartbeats do): labels, spec (taints, unschedulable), allocatable and images.
+pub(crate) fn same_for_scheduling(old: &Node, new: &Node) -> bool {
+    let (o, n) = (old.status.as_ref(), new.status.as_ref());
+    old.metadata.labels == new.metadata.labels
+        && old.spec == new.spec
+        && o.map(|s| &s.allocatable) == n.map(|s| &s.allocatable)
+        && o.map(|s| &s.images) == n.map(|s| &s.images)
+}
+
 impl Cache {
+    /// Adds or updates a node; returns the node it replaced.
     pub(crate) fn set_node(&mut self, node: Arc<Node>) -> Option<Arc<Node>> {
         let name = node.metadata.name.clone().unwrap_or_default();
-        self.bases.insert(name.clone(), NodeInfo::new(node.clone()));
-        self.nodes.insert(name, node)
+        let old = self.infos.get(&name).cloned();
+        if let Some(old) = &old
+            && same_for_scheduling(&old.node, &node)
+        {
+            Arc::make_mut(self.infos.get_mut(&name).expect("present")).node = node;
+            return Some(old.node.clone());
+        }
+        let mut info = NodeInfo::new(node);
+        match &old {
+            Some(old) => old.pods.iter().for_each(|p| info.add_pod(p.clone())),
+            None => {
+                // Pods the watch showed bound here before the node itself.
+                let mut here: Vec<&Arc<PodInfo>> =
+                    self.pods.values().filter(|(n, _)| *n == name).map(|(_, p)| p).collect();
+                here.sort_by(|a, b| a.key.cmp(&b.key));
+                here.into_iter().for_each(|p| info.add_pod(p.clone()));
+            }
+        }
+        self.count_images(old.as_deref(), -1);
+        self.count_images(Some(&info), 1);
+        self.infos.insert(name, Arc::new(info));
+        old.map(|o| o.node.clone())
     }
 
     pub(crate) fn remove_node(&mut self, name: &str) {
-        self.nodes.remove(name);
-        self.bases.remove(name);
+        if let Some(old) = self.infos.remove(name) {
+            self.count_images(Some(&old), -1);
+        }
+    }
+
+    fn count_images(&mut self, info: Option<&NodeInfo>, delta: isize) {
+        let Some(info) = info else { return };
+        let counts = Arc::make_mut(&mut self.image_nodes);
+        for img in info.images.keys() {
+            let n = counts.entry(img.clone()).or_default();
+            *n = n.saturating_add_signed(delta);
+            if *n == 0 {
+                counts.remove(img);
+            }
+        }
     }
 
     pub(crate) fn node_names(&self) -> Vec<String> {
-        self.nodes.keys().cloned().collect()
+        self.infos.keys().cloned().collect()
+    }
+
+    /// Puts `info` on `node` (replacing the pod's earlier version, wherever it was).
+    fn put_pod(&mut self, node: String, info: Arc<PodInfo>) {
+        self.take_pod(&info.key);
+        if let Some(n) = self.infos.get_mut(&node) {
+            Arc::make_mut(n).add_pod(info.clone());
+        }
+        self.pods.insert(info.key.clone(), (node, info));
+    }
+
+    /// Removes a pod from the cache and its node; returns whether it was there.
+    fn take_pod(&mut self, key: &str) -> bool {
+        let Some((node, _)) = self.pods.remove(key) else { return false };
+        if let Some(n) = self.infos.get_mut(&node) {
+            Arc::make_mut(n).remove_pod(key);
+        }
+        true
     }
 
     /// Adds or updates a pod the API shows as bound; this confirms an assumed pod.
@@ -316,13 +388,13 @@ impl Cache {
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { return };
         let info = PodInfo::new(pod);
         self.assumed.remove(&info.key);
-        self.pods.insert(info.key.clone(), (node, Arc::new(info)));
+        self.put_pod(node, Arc::new(info));
     }
 
     /// Removes a pod (deleted or finished); returns whether it was known.
     pub(crate) fn remove_pod(&mut self, key: &str) -> bool {
         self.assumed.remove(key);
-        self.pods.remove(key).is_some()
+        self.take_pod(key)
     }
 
     /// Counts `pod` on `node` before the bind is confirmed.
@@ -331,13 +403,13 @@ impl Cache {
         bound.spec.get_or_insert_default().node_name = Some(node.to_string());
         let info = PodInfo::new(Arc::new(bound));
         self.assumed.insert(info.key.clone());
-        self.pods.insert(info.key.clone(), (node.to_string(), Arc::new(info)));
+        self.put_pod(node.to_string(), Arc::new(info));
     }
 
     /// Undoes [`Cache::assume`] after a failed bind (no-op if the watch already confirmed it).
     pub(crate) fn forget(&mut self, key: &str) {
         if self.assumed.remove(key) {
-            self.pods.remove(key);
+            self.take_pod(key);
         }
     }
 
@@ -346,11 +418,15 @@ impl Cache {
     }
 
     pub(crate) fn set_namespace_labels(&mut self, name: String, labels: BTreeMap<String, String>) {
-        self.namespaces.insert(name, labels);
+        if self.namespaces.get(&name) != Some(&labels) {
+            Arc::make_mut(&mut self.namespaces).insert(name, labels);
+        }
     }
 
     pub(crate) fn remove_namespace(&mut self, name: &str) {
-        self.namespaces.remove(name);
+        if self.namespaces.contains_key(name) {
+            Arc::make_mut(&mut self.namespaces).remove(name);
+        }
     }
 
     pub(crate) fn namespace_names(&self) -> Vec<String> {
@@ -376,27 +452,18 @@ impl Cache {
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let mut infos: BTreeMap<&str, NodeInfo> = self
-            .nodes
-            .iter()
-            .map(|(name, n)| {
-                let base = self.bases.get(name).cloned().unwrap_or_else(|| NodeInfo::new(n.clone()));
-                (name.as_str(), base)
-            })
-            .collect();
-        let mut pods: Vec<&(String, Arc<PodInfo>)> = self.pods.values().collect();
-        pods.sort_by(|a, b| a.1.key.cmp(&b.1.key));
-        for (node, info) in pods {
-            if let Some(n) = infos.get_mut(node.as_str()) {
-                n.add_pod(info.clone());
+        let mut snapshot = Snapshot {
+            nodes: self.infos.values().cloned().collect(),
+            image_nodes: self.image_nodes.clone(),
+            namespace_labels: self.namespaces.clone(),
+            nominated: HashMap::new(),
+        };
+        if !self.nominated.is_empty() {
+            let mut nominated: Vec<&(String, Arc<PodInfo>)> = self.nominated.values().collect();
+            nominated.sort_by(|a, b| a.1.key.cmp(&b.1.key));
+            for (node, info) in nominated {
+                snapshot.nominated.entry(node.clone()).or_default().push(info.clone());
             }
-        }
-        let mut snapshot = Snapshot::new(infos.into_values().collect());
-        snapshot.namespace_labels = self.namespaces.clone();
-        let mut nominated: Vec<&(String, Arc<PodInfo>)> = self.nominated.values().collect();
-        nominated.sort_by(|a, b| a.1.key.cmp(&b.1.key));
-        for (node, info) in nominated {
-            snapshot.nominated.entry(node.clone()).or_default().push(info.clone());
         }
         snapshot
     }
@@ -455,6 +522,44 @@ mod tests {
         assert_eq!(cache.snapshot().nodes[1].requested.milli_cpu, 1000);
         assert!(cache.remove_pod("default/d"));
         assert!(!cache.remove_pod("default/d"));
+    }
+
+    #[test]
+    fn snapshots_are_isolated_from_later_changes() {
+        let mut cache = Cache::default();
+        cache.set_node(node("n1"));
+        cache.set_node(node("n2"));
+        cache.set_bound_pod(Arc::new(pod("a", Some("n1"), "1")));
+        let before = cache.snapshot();
+        cache.assume(&pod("b", None, "2"), "n1");
+        cache.remove_node("n2");
+        let after = cache.snapshot();
+        assert_eq!((before.nodes.len(), before.nodes[0].requested.milli_cpu), (2, 1000));
+        assert_eq!((after.nodes.len(), after.nodes[0].requested.milli_cpu), (1, 3000));
+        // Unchanged nodes are shared, not copied.
+        let again = cache.snapshot();
+        assert!(Arc::ptr_eq(&after.nodes[0], &again.nodes[0]));
+        assert_eq!(before.image_nodes.get("nginx:latest"), Some(&2));
+        assert_eq!(after.image_nodes.get("nginx:latest"), Some(&1));
+
+        // A heartbeat (status conditions only) keeps the node's pods and parsed info; a
+        // change the scheduler reads rebuilds the info, pods included.
+        let mut beat = (*node("n1")).clone();
+        beat.status.get_or_insert_default().conditions = Some(vec![]);
+        let old = cache.set_node(Arc::new(beat)).expect("known node");
+        assert!(same_for_scheduling(&old, &cache.snapshot().nodes[0].node));
+        assert_eq!(cache.snapshot().nodes[0].pods.len(), 2);
+        let mut relabelled = (*node("n1")).clone();
+        relabelled.metadata.labels = Some([("zone".to_string(), "a".to_string())].into());
+        cache.set_node(Arc::new(relabelled));
+        let snap = cache.snapshot();
+        assert_eq!(snap.nodes[0].labels.get("zone").map(String::as_str), Some("a"));
+        assert_eq!((snap.nodes[0].pods.len(), snap.nodes[0].requested.milli_cpu), (2, 3000));
+        // Moving a pod (a re-bind after a failed one) takes it off the old node.
+        cache.set_node(node("n2"));
+        cache.set_bound_pod(Arc::new(pod("b", Some("n2"), "2")));
+        let snap = cache.snapshot();
+        assert_eq!((snap.nodes[0].requested.milli_cpu, snap.nodes[1].requested.milli_cpu), (1000, 2000));
     }
 
     #[test]

@@ -209,7 +209,7 @@ pub(crate) fn schedule_pod(
             }
             return Err(ScheduleFailure::Unfit { num_all_nodes: n, diagnosis });
         }
-        Ok(None) => snapshot.nodes.iter().collect(),
+        Ok(None) => snapshot.nodes.iter().map(AsRef::as_ref).collect(),
         Ok(Some(names)) => {
             let skipped = Status::unresolvable(
                 node_affinity::NAME,
@@ -218,7 +218,7 @@ pub(crate) fn schedule_pod(
             for node in snapshot.nodes.iter().filter(|n| !names.contains(&n.name)) {
                 diagnosis.node_to_status.insert(node.name.clone(), skipped.clone());
             }
-            snapshot.nodes.iter().filter(|n| names.contains(&n.name)).collect()
+            snapshot.nodes.iter().filter(|n| names.contains(&n.name)).map(AsRef::as_ref).collect()
         }
     };
     let state = pre_filter(pod, snapshot);
@@ -392,7 +392,7 @@ fn select_victims(pod: &PodInfo, snapshot: &Snapshot, index: usize) -> Result<Ve
     }
     let mut trial = snapshot.clone();
     for v in &lower {
-        trial.nodes[index].remove_pod(&v.key);
+        Arc::make_mut(&mut trial.nodes[index]).remove_pod(&v.key);
     }
     let fits = |trial: &Snapshot| {
         let state = pre_filter(pod, trial);
@@ -405,9 +405,9 @@ fn select_victims(pod: &PodInfo, snapshot: &Snapshot, index: usize) -> Result<Ve
     lower.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.key.cmp(&b.key)));
     let mut victims = Vec::new();
     for v in lower {
-        trial.nodes[index].add_pod(v.clone());
+        Arc::make_mut(&mut trial.nodes[index]).add_pod(v.clone());
         if fits(&trial).is_some() {
-            trial.nodes[index].remove_pod(&v.key);
+            Arc::make_mut(&mut trial.nodes[index]).remove_pod(&v.key);
             victims.push(v);
         }
     }

@@ -366,12 +366,7 @@ impl Loop {
 
 /// Whether a node update can change scheduling decisions (status heartbeats cannot).
 fn node_changed(old: &Node, new: &Node) -> bool {
-    let alloc = |n: &Node| n.status.as_ref().and_then(|s| s.allocatable.clone());
-    let images = |n: &Node| n.status.as_ref().and_then(|s| s.images.clone());
-    old.metadata.labels != new.metadata.labels
-        || old.spec != new.spec
-        || alloc(old) != alloc(new)
-        || images(old) != images(new)
+    !crate::cache::same_for_scheduling(old, new)
 }
 
 /// What background tasks need to talk to the API.

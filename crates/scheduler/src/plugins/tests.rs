@@ -54,7 +54,7 @@ fn with(mut a: Value, b: Value) -> Value {
 /// Places `pod` on `node` (by name) in the snapshot.
 fn place(snapshot: &mut Snapshot, node: &str, pod: PodInfo) {
     let n = snapshot.nodes.iter_mut().find(|n| n.name == node).unwrap();
-    n.add_pod(Arc::new(pod));
+    Arc::make_mut(n).add_pod(Arc::new(pod));
 }
 
 #[test]
@@ -323,7 +323,7 @@ fn pod_topology_spread_score() {
     place(&mut snap, "a", labelled("w2", json!({"app": "web"})));
     place(&mut snap, "b", labelled("w3", json!({"app": "web"})));
     let p = spread("ScheduleAnyway", "kubernetes.io/hostname", json!({}));
-    let feasible: Vec<&NodeInfo> = snap.nodes.iter().collect();
+    let feasible: Vec<&NodeInfo> = snap.nodes.iter().map(AsRef::as_ref).collect();
     let state = pod_topology_spread::pre_score(&p, &feasible, &snap);
     let raw: Vec<Option<i64>> = feasible.iter().map(|n| pod_topology_spread::score(&state, &p, n)).collect();
     // weight ln(3 + 2) = 1.609: a 2 pods → 3, b 1 pod → 2, c → 0
@@ -336,7 +336,7 @@ fn scoring_prefers_emptier_nodes_and_preferences() {
     let mut snap = Snapshot::new(vec![node("busy", "4", "8Gi", json!({})), node("idle", "4", "8Gi", json!({}))]);
     place(&mut snap, "busy", pod("a", requests("3", "6Gi")));
     let p = pod("p", requests("500m", "512Mi"));
-    let feasible: Vec<&NodeInfo> = snap.nodes.iter().collect();
+    let feasible: Vec<&NodeInfo> = snap.nodes.iter().map(AsRef::as_ref).collect();
     let scores = score_nodes(&p, &feasible, &snap);
     assert!(scores[1] > scores[0], "{scores:?}");
     let mut rng = rand::rng();
@@ -524,8 +524,8 @@ fn terminating_victims_on_the_nominated_node_stop_more_preemption() {
 #[test]
 fn affinity_namespace_selector_uses_namespace_labels() {
     let mut snap = Snapshot::new(vec![zoned("a", "z1"), zoned("b", "z2")]);
-    snap.namespace_labels.insert("team-a".into(), [("team".to_string(), "a".to_string())].into());
-    snap.namespace_labels.insert("default".into(), Default::default());
+    Arc::make_mut(&mut snap.namespace_labels).insert("team-a".into(), [("team".to_string(), "a".to_string())].into());
+    Arc::make_mut(&mut snap.namespace_labels).insert("default".into(), Default::default());
     place(&mut snap, "a", pod("db", json!({"metadata": {"namespace": "team-a", "labels": {"app": "db"}}})));
     let p = pod(
         "p",
@@ -633,7 +633,7 @@ fn system_default_spreading_for_owned_pods() {
     place(&mut snap, "a", labelled("w2", json!({"app": "web"})));
     place(&mut snap, "c", labelled("w3", json!({"app": "web"})));
     let mut p = labelled("p", json!({"app": "web"}));
-    let feasible: Vec<&NodeInfo> = snap.nodes.iter().collect();
+    let feasible: Vec<&NodeInfo> = snap.nodes.iter().map(AsRef::as_ref).collect();
     let normalized = |p: &PodInfo| {
         let state = pod_topology_spread::pre_score(p, &feasible, &snap);
         let raw: Vec<Option<i64>> = feasible.iter().map(|n| pod_topology_spread::score(&state, p, n)).collect();
