@@ -16,8 +16,6 @@ const CONSTRAINTS_REASON: &str = "node(s) didn't match pod topology spread const
 const LABEL_REASON: &str = "node(s) didn't match pod topology spread constraints (missing required label)";
 const HOSTNAME: &str = "kubernetes.io/hostname";
 
-type Pair = (String, String);
-
 #[derive(Debug, Clone)]
 pub(crate) struct Constraint {
     max_skew: i64,
@@ -100,13 +98,16 @@ fn count_matching(node: &NodeInfo, selector: &Selector, namespace: &str) -> i64 
         as i64
 }
 
+/// Matching pods per topology value, one map per constraint (by index). Looking a value up
+/// borrows the node's label: the loops over every node allocate nothing.
+type DomainCounts = Vec<HashMap<String, i64>>;
+
 #[derive(Debug, Default)]
 pub(crate) struct FilterState {
     constraints: Vec<Constraint>,
-    pair_counts: HashMap<Pair, i64>,
-    /// Smallest count of any domain, per topology key.
-    min_per_key: HashMap<String, i64>,
-    domains_per_key: HashMap<String, i64>,
+    counts: DomainCounts,
+    /// Smallest count of any domain, per constraint.
+    min: Vec<i64>,
 }
 
 pub(crate) fn pre_filter(pod: &PodInfo, snapshot: &Snapshot) -> FilterState {
@@ -115,42 +116,45 @@ pub(crate) fn pre_filter(pod: &PodInfo, snapshot: &Snapshot) -> FilterState {
     if cs.is_empty() {
         return s;
     }
+    s.counts = vec![HashMap::new(); cs.len()];
     for node in &snapshot.nodes {
         if !has_all_keys(node, &cs) {
             continue;
         }
-        for c in &cs {
+        for (i, c) in cs.iter().enumerate() {
             if !included(c, pod, node) {
                 continue;
             }
-            let p = (c.key.clone(), node.labels[&c.key].clone());
-            *s.pair_counts.entry(p).or_default() += count_matching(node, &c.selector, &pod.namespace);
+            let value = &node.labels[&c.key];
+            let n = count_matching(node, &c.selector, &pod.namespace);
+            match s.counts[i].get_mut(value.as_str()) {
+                Some(count) => *count += n,
+                None => {
+                    s.counts[i].insert(value.clone(), n);
+                }
+            }
         }
     }
-    for ((key, _), n) in &s.pair_counts {
-        let m = s.min_per_key.entry(key.clone()).or_insert(i64::MAX);
-        *m = (*m).min(*n);
-        *s.domains_per_key.entry(key.clone()).or_default() += 1;
-    }
+    s.min = s.counts.iter().map(|m| m.values().copied().min().unwrap_or(i64::MAX)).collect();
     s.constraints = cs;
     s
 }
 
 pub(crate) fn filter(state: &FilterState, pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
-    for c in &state.constraints {
+    for (i, c) in state.constraints.iter().enumerate() {
         let Some(value) = node.labels.get(&c.key) else {
             return Some(Status::unresolvable(NAME, LABEL_REASON));
         };
-        let mut min = state.min_per_key.get(&c.key).copied().unwrap_or(0);
+        let mut min = state.min[i];
         if let Some(min_domains) = c.min_domains
-            && state.domains_per_key.get(&c.key).copied().unwrap_or(0) < min_domains
+            && (state.counts[i].len() as i64) < min_domains
         {
             // Too few domains: the global minimum is treated as zero so pods spread out to new
             // domains.
             min = 0;
         }
         let self_match = i64::from(c.selector.matches(&pod.labels));
-        let count = state.pair_counts.get(&(c.key.clone(), value.clone())).copied().unwrap_or(0);
+        let count = state.counts[i].get(value.as_str()).copied().unwrap_or(0);
         if count + self_match - min > c.max_skew {
             return Some(Status::unschedulable(NAME, CONSTRAINTS_REASON));
         }
@@ -162,7 +166,9 @@ pub(crate) fn filter(state: &FilterState, pod: &PodInfo, node: &NodeInfo) -> Opt
 pub(crate) struct ScoreState {
     constraints: Vec<Constraint>,
     ignored: HashSet<String>,
-    pair_counts: HashMap<Pair, i64>,
+    /// Per constraint, the domains of the feasible nodes (hostname: counted per node in
+    /// `score` instead, as upstream does).
+    counts: DomainCounts,
     weights: Vec<f64>,
 }
 
@@ -175,7 +181,7 @@ pub(crate) fn pre_score(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snapsh
     if cs.is_empty() {
         return s;
     }
-    let mut sizes = vec![0usize; cs.len()];
+    s.counts = vec![HashMap::new(); cs.len()];
     for node in feasible {
         if require_all && !has_all_keys(node, &cs) {
             s.ignored.insert(node.name.clone());
@@ -185,32 +191,44 @@ pub(crate) fn pre_score(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snapsh
             if c.key == HOSTNAME {
                 continue;
             }
-            let p = (c.key.clone(), node.labels.get(&c.key).cloned().unwrap_or_default());
-            if let std::collections::hash_map::Entry::Vacant(e) = s.pair_counts.entry(p) {
-                e.insert(0);
-                sizes[i] += 1;
+            // A node without the label is in the "" domain (upstream reads a missing label as "").
+            let value = node.labels.get(&c.key).map_or("", String::as_str);
+            if !s.counts[i].contains_key(value) {
+                s.counts[i].insert(value.to_string(), 0);
             }
         }
     }
     s.weights = cs
         .iter()
-        .zip(&sizes)
-        .map(|(c, size)| {
-            let size = if c.key == HOSTNAME { feasible.len() - s.ignored.len() } else { *size };
+        .zip(&s.counts)
+        .map(|(c, domains)| {
+            let size = if c.key == HOSTNAME { feasible.len() - s.ignored.len() } else { domains.len() };
             ((size + 2) as f64).ln()
         })
         .collect();
+    // Score reads a domain's count only for nodes that carry the label; the "" domain of nodes
+    // without it is read only if some feasible node has the label with an empty value.
+    let empty_read: Vec<bool> =
+        cs.iter().map(|c| feasible.iter().any(|n| n.labels.get(&c.key).is_some_and(String::is_empty))).collect();
+    let counted: Vec<usize> = (0..cs.len()).filter(|i| cs[*i].key != HOSTNAME).collect();
+    if counted.is_empty() {
+        s.constraints = cs;
+        return s;
+    }
     for node in &snapshot.nodes {
-        if require_all && !has_all_keys(node, &cs) {
+        if node.pods.is_empty() || (require_all && !has_all_keys(node, &cs)) {
             continue;
         }
-        for c in &cs {
-            if !included(c, pod, node) {
+        for &i in &counted {
+            let c = &cs[i];
+            let value = node.labels.get(&c.key).map_or("", String::as_str);
+            if value.is_empty() && !empty_read[i] {
                 continue;
             }
-            let p = (c.key.clone(), node.labels.get(&c.key).cloned().unwrap_or_default());
-            if let Some(n) = s.pair_counts.get_mut(&p) {
-                *n += count_matching(node, &c.selector, &pod.namespace);
+            // Only the feasible nodes' domains are scored.
+            let Some(count) = s.counts[i].get_mut(value) else { continue };
+            if included(c, pod, node) {
+                *count += count_matching(node, &c.selector, &pod.namespace);
             }
         }
     }
@@ -228,12 +246,12 @@ pub(crate) fn score(state: &ScoreState, pod: &PodInfo, node: &NodeInfo) -> Optio
         return None;
     }
     let mut score = 0.0;
-    for (c, w) in state.constraints.iter().zip(&state.weights) {
+    for (i, (c, w)) in state.constraints.iter().zip(&state.weights).enumerate() {
         let Some(value) = node.labels.get(&c.key) else { continue };
         let count = if c.key == HOSTNAME {
             count_matching(node, &c.selector, &pod.namespace)
         } else {
-            state.pair_counts.get(&(c.key.clone(), value.clone())).copied().unwrap_or(0)
+            state.counts[i].get(value.as_str()).copied().unwrap_or(0)
         };
         score += count as f64 * w + (c.max_skew - 1) as f64;
     }

@@ -651,4 +651,18 @@ fn system_default_spreading_for_owned_pods() {
     let mut own = spread("ScheduleAnyway", "zone", json!({}));
     own.default_spread_selector = p.default_spread_selector.clone();
     assert_eq!(normalized(&own).1, vec![0, 0, 0], "no node has a zone label: all ignored");
+
+    // With zones, the default zone constraint counts each zone's pods too (z1: 2, z2: 1; weight
+    // ln(2 + 2)): a 5.2 + 6.8 → 12, b 2 + 6.8 → 9, c 3.6 + 5.4 → 9.
+    let zone =
+        |n: &str, z: &str| node(n, "4", "8Gi", json!({"metadata": {"labels": {"topology.kubernetes.io/zone": z}}}));
+    let mut snap = Snapshot::new(vec![zone("a", "z1"), zone("b", "z1"), zone("c", "z2")]);
+    place(&mut snap, "a", labelled("w1", json!({"app": "web"})));
+    place(&mut snap, "a", labelled("w2", json!({"app": "web"})));
+    place(&mut snap, "c", labelled("w3", json!({"app": "web"})));
+    let feasible: Vec<&NodeInfo> = snap.nodes.iter().map(AsRef::as_ref).collect();
+    let state = pod_topology_spread::pre_score(&p, &feasible, &snap);
+    let raw: Vec<Option<i64>> = feasible.iter().map(|n| pod_topology_spread::score(&state, &p, n)).collect();
+    assert_eq!(raw, vec![Some(12), Some(9), Some(9)]);
+    assert_eq!(pod_topology_spread::normalize(&state, &raw), vec![75, 100, 100]);
 }
