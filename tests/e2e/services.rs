@@ -395,7 +395,17 @@ const ROLLING_WEB: &str = r#"{"apiVersion": "apps/v1", "kind": "Deployment",
 /// usual recipe upstream).
 #[test]
 fn a_rolling_update_fails_no_request() {
-    let c = Cluster::start_node(&[]).expect("starting a one-node cluster");
+    rolling_update(&[]);
+}
+
+/// The same through the userspace proxy.
+#[test]
+fn a_rolling_update_fails_no_request_in_userspace_mode() {
+    rolling_update(&["--proxy-mode", "userspace"]);
+}
+
+fn rolling_update(extra: &[&str]) {
+    let c = Cluster::start_node(extra).expect("starting a one-node cluster");
     c.import_image(&skiff_testkit::images::busybox_archive(&["busybox:latest", "busybox:v2"]))
         .expect("importing busybox");
     c.kubectl_until(&["get", "nodes", "--no-headers"], "the node to be Ready", |o| o.contains(" Ready "));
