@@ -6,7 +6,8 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use hickory_server::proto::rr::Name;
+use hickory_server::proto::rr::rdata::SOA;
+use hickory_server::proto::rr::{Name, RData, Record};
 use k8s_openapi::api::core::v1::{Namespace, Service as ApiService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -26,6 +27,9 @@ pub(crate) struct Index {
     /// The SOA serial: when the index last changed, in Unix seconds (CoreDNS uses the time of
     /// the last change it saw too).
     pub(crate) serial: u32,
+    /// The zone's SOA record, for the authority section of negative answers: built once here
+    /// rather than for every NXDOMAIN.
+    pub(crate) soa: Record,
     /// Whether every watch has listed once. Until then a name that is not found may exist, so
     /// NXDOMAIN becomes SERVFAIL (as CoreDNS does before its caches sync) and is not cached.
     pub(crate) synced: bool,
@@ -97,6 +101,7 @@ impl Index {
     /// first list.
     pub(crate) fn empty(zone: Name, ttl: u32) -> Index {
         Index {
+            soa: soa(&zone, ttl, 0),
             zone,
             ttl,
             serial: 0,
@@ -122,6 +127,7 @@ impl Index {
     ) -> Index {
         let mut ix = Index::empty(zone, ttl);
         ix.serial = serial;
+        ix.soa = soa(&ix.zone, ttl, serial);
         ix.synced = synced;
         ix.namespaces =
             namespaces.into_iter().filter_map(|ns| ns.metadata.name.as_deref()).map(str::to_ascii_lowercase).collect();
@@ -168,6 +174,14 @@ impl Index {
         }
         ix
     }
+}
+
+/// The zone's SOA, as CoreDNS builds it (plugin/backend_lookup.go `SOA`).
+fn soa(zone: &Name, ttl: u32, serial: u32) -> Record {
+    let in_zone =
+        |labels: &str| Name::from_ascii(format!("{labels}.{}", zone.to_ascii())).unwrap_or_else(|_| zone.clone());
+    let data = SOA::new(in_zone("ns.dns"), in_zone("hostmaster"), serial, 7200, 1800, 86400, ttl);
+    Record::from_rdata(zone.clone(), ttl.min(300), RData::SOA(data))
 }
 
 impl Service {

@@ -7,9 +7,10 @@
 //!
 //! Layers, from the wire inwards:
 //! - [`server`]: binds UDP and TCP sockets (bind first, so callers and tests can use port 0),
-//!   runs the watches and the hickory server until shutdown;
-//! - [`handler`]: hickory's `RequestHandler`; turns a resolution into a response, forwards
-//!   what is not the cluster's;
+//!   runs the watches, the UDP loops and the hickory server (TCP) until shutdown;
+//! - [`udp`]: receives a query, answers it in place when no upstream is involved, sends;
+//! - [`handler`]: turns a resolution into a response (for UDP and, as hickory's
+//!   `RequestHandler`, for TCP), forwards what is not the cluster's;
 //! - [`forward`]: the upstream exchange (UDP, TCP on truncation);
 //! - [`watch`]: kube-rs reflectors that rebuild the index on every change;
 //! - [`resolve`] and [`index`]: pure code, no I/O — the records CoreDNS would serve, computed
@@ -21,6 +22,7 @@ mod handler;
 mod index;
 mod resolve;
 mod server;
+mod udp;
 mod watch;
 
 pub use config::{DEFAULT_CLUSTER_DOMAIN, DEFAULT_TTL, DnsConfig, upstreams_from_resolv_conf};

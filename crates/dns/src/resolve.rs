@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use hickory_server::proto::op::ResponseCode;
-use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, PTR, SOA, SRV, TXT};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, PTR, SRV, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 
 use crate::index::{Index, Port, ServiceKind};
@@ -158,10 +158,14 @@ fn cluster(ix: &Index, owner: &Name, lower: &Name, qtype: RecordType) -> Respons
     }
 }
 
-/// The labels of `lower` left of the zone, left to right.
-fn relative(ix: &Index, lower: &Name) -> Vec<String> {
-    let keep = lower.iter().count().saturating_sub(ix.zone.iter().count());
-    lower.iter().take(keep).map(|l| String::from_utf8_lossy(l).into_owned()).collect()
+/// A label that is not UTF-8: it names nothing in the index (Kubernetes names are ASCII), so
+/// any one stand-in that matches no name will do.
+const NOT_UTF8: &str = "\u{fffd}";
+
+/// The labels of `lower` left of the zone, left to right, borrowed from it.
+fn relative<'a>(ix: &Index, lower: &'a Name) -> Vec<&'a str> {
+    let keep = lower.num_labels().saturating_sub(ix.zone.num_labels());
+    lower.iter().take(usize::from(keep)).map(|l| std::str::from_utf8(l).unwrap_or(NOT_UTF8)).collect()
 }
 
 /// `<labels>.<zone>`; `None` when that is no valid name (a label over 63 bytes).
@@ -169,12 +173,9 @@ fn name_in(ix: &Index, labels: &str) -> Option<Name> {
     Name::from_ascii(format!("{labels}.{}", ix.zone.to_ascii())).ok()
 }
 
-/// The zone's SOA, as CoreDNS builds it (plugin/backend_lookup.go `SOA`).
+/// The zone's SOA, built with the index.
 fn soa(ix: &Index) -> Record {
-    let mname = name_in(ix, "ns.dns").unwrap_or_else(|| ix.zone.clone());
-    let rname = name_in(ix, "hostmaster").unwrap_or_else(|| ix.zone.clone());
-    let data = SOA::new(mname, rname, ix.serial, 7200, 1800, 86400, ix.ttl);
-    Record::from_rdata(ix.zone.clone(), ix.ttl.min(300), RData::SOA(data))
+    ix.soa.clone()
 }
 
 /// The name does not exist.
@@ -190,38 +191,58 @@ enum Host {
 
 /// One result of a lookup (CoreDNS's `msg.Service`).
 #[derive(Clone, Debug)]
-struct Entry {
+struct Entry<'a> {
     host: Host,
     /// The port, for SRV; `None` for none (no SRV record).
     port: Option<u16>,
     /// The name this entry is known by: the SRV target, and the owner of its address in the
     /// additional section (`<svc>.<ns>.svc.<zone>` or `<hostname>.<svc>.<ns>.svc.<zone>`).
-    key: Name,
+    key: Key<'a>,
+}
+
+/// An entry's name, built only when a record needs it (SRV targets and their addresses): for
+/// a Service's own address, building the name would cost more than the rest of the answer.
+#[derive(Clone, Debug)]
+enum Key<'a> {
+    /// `<name>.<namespace>.svc.<zone>`, for the labels of a Service that exists (so the name
+    /// is valid: it ends the question's name).
+    Service { name: &'a str, namespace: &'a str },
+    /// Built already.
+    Name(Name),
+}
+
+impl Key<'_> {
+    fn name(&self, ix: &Index) -> Option<Name> {
+        match self {
+            Key::Service { name, namespace } => name_in(ix, &format!("{name}.{namespace}.svc")),
+            Key::Name(name) => Some(name.clone()),
+        }
+    }
 }
 
 /// Parse the labels below the zone and find what they name (`Records`). `Ok(vec![])` is a
 /// name that exists with nothing at it (the apex, `svc.<zone>`, `<ns>.svc.<zone>`).
-fn lookup(ix: &Index, labels: &[String]) -> Result<Vec<Entry>, NameError> {
+fn lookup<'a>(ix: &Index, labels: &[&'a str]) -> Result<Vec<Entry<'a>>, NameError> {
     let n = labels.len();
     if n == 0 || (n == 1 && (labels[0] == "svc" || labels[0] == "pod")) {
         return Ok(Vec::new());
     }
-    let kind = labels[n - 1].as_str();
+    let kind = labels[n - 1];
     if kind != "svc" && kind != "pod" {
         return Err(NameError);
     }
-    let namespace = labels[n - 2].as_str();
+    let namespace = labels[n - 2];
     if !ix.namespaces.contains(namespace) {
         return Err(NameError);
     }
     if n == 2 {
         return Ok(Vec::new());
     }
-    let name = labels[n - 3].as_str();
+    let name = labels[n - 3];
     let (endpoint, port, protocol) = match n - 3 {
         0 => (None, "", ""),
-        1 => (Some(labels[0].as_str()), "", ""),
-        2 => (None, strip_underscore(&labels[0]), strip_underscore(&labels[1])),
+        1 => (Some(labels[0]), "", ""),
+        2 => (None, strip_underscore(labels[0]), strip_underscore(labels[1])),
         _ => return Err(NameError),
     };
     if kind == "pod" {
@@ -237,7 +258,7 @@ fn strip_underscore(label: &str) -> &str {
 
 /// `pods insecure`: `1-2-3-4.<ns>.pod.<zone>` is 1.2.3.4 without looking for the pod;
 /// `fd00--1` is fd00::1.
-fn pod(ix: &Index, namespace: &str, name: &str) -> Result<Vec<Entry>, NameError> {
+fn pod<'a>(ix: &Index, namespace: &str, name: &str) -> Result<Vec<Entry<'a>>, NameError> {
     let text = if name.matches('-').count() == 3 && !name.contains("--") {
         name.replace('-', ".")
     } else {
@@ -245,7 +266,7 @@ fn pod(ix: &Index, namespace: &str, name: &str) -> Result<Vec<Entry>, NameError>
     };
     let ip: IpAddr = text.parse().map_err(|_| NameError)?;
     let key = name_in(ix, &format!("{name}.{namespace}.pod")).ok_or(NameError)?;
-    Ok(vec![Entry { host: Host::Ip(ip), port: None, key }])
+    Ok(vec![Entry { host: Host::Ip(ip), port: None, key: Key::Name(key) }])
 }
 
 /// An empty query port or protocol matches any (CoreDNS's `matchPortAndProtocol`).
@@ -255,17 +276,17 @@ fn port_matches(port: &str, protocol: &str, p: &Port) -> bool {
 
 /// `findServices`: the entries of Service `name` for an (optional) endpoint hostname and
 /// port/protocol. No match at all is a name that does not exist.
-fn services(
+fn services<'a>(
     ix: &Index,
-    namespace: &str,
-    name: &str,
+    namespace: &'a str,
+    name: &'a str,
     endpoint: Option<&str>,
     port: &str,
     protocol: &str,
-) -> Result<Vec<Entry>, NameError> {
+) -> Result<Vec<Entry<'a>>, NameError> {
     let key = (namespace.to_string(), name.to_string());
     let svc = ix.services.get(&key).ok_or(NameError)?;
-    let svc_name = name_in(ix, &format!("{name}.{namespace}.svc")).ok_or(NameError)?;
+    let svc_name = Key::Service { name, namespace };
     match &svc.kind {
         ServiceKind::ExternalName(target) => {
             // No endpoints, and no port/protocol names under an ExternalName.
@@ -296,7 +317,7 @@ fn services(
                         continue;
                     };
                     for p in subset.ports.iter().filter(|p| port_matches(port, protocol, p)) {
-                        entries.push(Entry { host: Host::Ip(address.ip), port: p.port, key: key.clone() });
+                        entries.push(Entry { host: Host::Ip(address.ip), port: p.port, key: Key::Name(key.clone()) });
                     }
                 }
             }
@@ -363,7 +384,7 @@ fn address(
 /// SRV records (plugin/backend_lookup.go `SRV`): priority 0, the weight split evenly (100/n,
 /// at least 1), targets named by the entry, their addresses in the additional section.
 /// ExternalName entries have no SRV.
-fn srv(ix: &Index, owner: &Name, labels: &[String]) -> Response {
+fn srv(ix: &Index, owner: &Name, labels: &[&str]) -> Response {
     let entries: Vec<Entry> = match lookup(ix, labels) {
         Err(NameError) => return Response::nxdomain(ix),
         Ok(entries) => entries.into_iter().filter(|e| matches!(e.host, Host::Ip(_))).collect(),
@@ -375,16 +396,17 @@ fn srv(ix: &Index, owner: &Name, labels: &[String]) -> Response {
     let mut seen_address = HashSet::new();
     for entry in entries {
         let (Host::Ip(ip), Some(port)) = (&entry.host, entry.port) else { continue };
-        if seen_srv.insert((entry.key.clone(), port)) {
-            let data = RData::SRV(SRV::new(0, weight, port, entry.key.clone()));
+        let Some(key) = entry.key.name(ix) else { continue };
+        if seen_srv.insert((key.clone(), port)) {
+            let data = RData::SRV(SRV::new(0, weight, port, key.clone()));
             answers.push(Record::from_rdata(owner.clone(), ix.ttl, data));
         }
-        if seen_address.insert((entry.key.clone(), *ip)) {
+        if seen_address.insert((key.clone(), *ip)) {
             let data = match ip {
                 IpAddr::V4(v4) => RData::A(A(*v4)),
                 IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
             };
-            additionals.push(Record::from_rdata(entry.key.clone(), ix.ttl, data));
+            additionals.push(Record::from_rdata(key, ix.ttl, data));
         }
     }
     if answers.is_empty() { Response::nodata(ix) } else { Response::records(answers, additionals) }

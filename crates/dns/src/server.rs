@@ -1,5 +1,6 @@
 //! The server: bind (UDP and TCP on each listen address, the same port for both), then run
-//! the watches and the hickory server until shutdown.
+//! the watches, the UDP loops ([`crate::udp`], on a thread of their own) and the hickory server
+//! (TCP) until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +49,19 @@ pub enum DnsError {
     /// The hickory server failed while serving.
     #[error("the DNS server failed: {0}")]
     Serve(#[source] NetError),
+    /// The UDP thread could not start.
+    #[error("cannot start the DNS server's UDP thread: {0}")]
+    UdpThread(#[source] std::io::Error),
+    /// The UDP thread panicked.
+    #[error("the DNS server's UDP thread panicked")]
+    UdpThreadPanicked,
+    /// A UDP socket could no longer be read.
+    #[error("the DNS server's UDP socket on {addr} failed: {source}")]
+    Udp {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The cluster DNS server, bound and ready to [`run`](ClusterDns::run).
@@ -95,14 +109,20 @@ impl ClusterDns {
     /// NXDOMAIN.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), DnsError> {
         let (tx, rx) = watch::channel(Arc::new(Index::empty(self.zone.clone(), self.ttl)));
-        let watches = shutdown.child_token();
-        let watch_task = tokio::spawn(crate::watch::run(self.client, self.zone.clone(), self.ttl, tx, watches.clone()));
-
-        let mut server = Server::new(Handler::new(rx, Forwarder::new(self.upstreams)));
-        for (udp, tcp) in self.sockets {
-            server.register_socket(udp);
+        let handler = Handler::new(rx, Forwarder::new(self.upstreams));
+        let mut server = Server::new(handler.clone());
+        let mut udp_sockets = Vec::with_capacity(self.sockets.len());
+        for ((udp, tcp), addr) in self.sockets.into_iter().zip(self.local_addrs.iter().copied()) {
+            let udp = udp.into_std().map_err(|source| DnsError::Udp { addr, source })?;
+            udp_sockets.push((udp, addr));
             server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
         }
+        // The UDP thread outlives no `run`: it stops with `shutdown`, or when this future is dropped.
+        let udp_stop = shutdown.child_token();
+        let _udp_stop_on_drop = udp_stop.clone().drop_guard();
+        let udp = crate::udp::start(udp_sockets, Arc::new(handler), udp_stop)?;
+        let watches = shutdown.child_token();
+        let watch_task = tokio::spawn(crate::watch::run(self.client, self.zone.clone(), self.ttl, tx, watches.clone()));
         tracing::info!(zone = %self.zone, addrs = ?self.local_addrs, "cluster DNS serving");
         // hickory stops on its own token; tie it to ours.
         let stop = server.shutdown_token().clone();
@@ -113,13 +133,16 @@ impl ClusterDns {
                 stop.cancel();
             }
         });
-        let served = server.block_until_done().await;
+        // Like hickory, serve until every socket is done, and report a failure if any.
+        let tcp_result = server.block_until_done().await.map_err(DnsError::Serve);
+        let udp_result = udp.await.unwrap_or(Err(DnsError::UdpThreadPanicked));
+        let result = tcp_result.and(udp_result);
         relay.abort();
         watches.cancel();
         if let Err(error) = watch_task.await {
             tracing::warn!(%error, "cluster DNS watch task ended abnormally");
         }
-        served.map_err(DnsError::Serve)
+        result
     }
 }
 
