@@ -12,9 +12,9 @@
 //! - per Service port a `service-…` chain (endpoints for traffic policy `Cluster`), a
 //!   `local-…` chain (`Local`), an `external-…` chain (NodePort / LB / external IP traffic:
 //!   masquerade, or keep the client address under `externalTrafficPolicy: Local`), a
-//!   `firewall-…` chain (`loadBalancerSourceRanges`); the policy chains pick an endpoint with
-//!   `numgen random mod N vmap`, or first the endpoint a client is stuck to (`sessionAffinity:
-//!   ClientIP`, per-endpoint `affinity-…` sets with a timeout);
+//!   `firewall-…` chain (`loadBalancerSourceRanges`); the policy chains pick an endpoint at
+//!   random, or first the endpoint a client is stuck to (`sessionAffinity: ClientIP`,
+//!   per-endpoint `affinity-…` sets with a timeout);
 //! - per endpoint an `endpoint-…` chain that marks hairpin traffic for masquerade, records
 //!   affinity and DNATs;
 //! - `mark-for-masquerade` sets bit 0x4000 of the packet mark, `masquerading` (postrouting)
@@ -24,8 +24,11 @@
 //!   port unreachable otherwise), reject unknown ports of a ClusterIP and drop traffic to
 //!   unallocated ClusterIPs.
 //!
-//! One difference: the table is `inet` rather than `ip`, so a future IPv6 half can live in
-//! the same table; today only IPv4 is rendered. Base chain priorities are numbers (`-100`
+//! Two differences: the table is `inet` rather than `ip`, so a future IPv6 half can live in
+//! the same table (today only IPv4 is rendered); and a policy chain with up to 16 endpoints
+//! picks one with a cascade of `numgen random mod n-i == 0` rules, as upstream's iptables
+//! proxier does, rather than upstream's `numgen random mod n vmap { … }`, whose anonymous sets
+//! the kernel loads in quadratic time (see [`dispatch_rules`]). Base chain priorities are numbers (`-100`
 //! is `dstnat`, `100` is `srcnat`) because nft 1.0.6 accepts the names only on some hooks.
 //!
 //! Text rather than the `nftables` crate's JSON model: the rules read exactly like upstream's
@@ -46,6 +49,10 @@ use crate::config::{Cidr, NodeFacts};
 use crate::netpol::Policies;
 use crate::service_port::{Endpoint, ServicePort, service_ports};
 use crate::topology::categorize;
+
+/// Policy chains with up to this many endpoints pick one with a cascade of `numgen` rules
+/// rather than a vmap (see [`dispatch_rules`]).
+const CASCADE_MAX_ENDPOINTS: usize = 16;
 
 /// The packet-mark bit that asks `masquerading` to SNAT (upstream's default,
 /// `--masquerade-bit=14`).
@@ -411,6 +418,17 @@ fn render_service_port(
 }
 
 /// The rules of a policy chain: stick to an affinity endpoint, else pick one at random.
+///
+/// Up to [`CASCADE_MAX_ENDPOINTS`] endpoints the pick is a cascade of rules, as upstream's
+/// iptables proxier does it with `statistic`: the first rule takes 1/n of the connections, the
+/// next 1/(n-1) of the rest, …, the last all that is left, so each endpoint gets 1/n. Beyond
+/// that, upstream's nftables `numgen random mod n vmap { … }`. The vmap is an anonymous set,
+/// and the kernel's handling of anonymous sets is quadratic in their number: it binds each by
+/// walking the whole transaction (`__nft_set_trans_bind`) and names each by scanning the
+/// table's sets. With one per Service, 10,000 Services took 95 s to load and 202 s to replace
+/// (`bench/services/resync.sh`, docs/benchmarks.md), past the 30 s `nft` timeout. The cascade
+/// costs up to n-1 `numgen` rules on a connection's first packet only (NAT chains see nothing
+/// else); 16 keep that small while the Services with more endpoints stay few.
 fn dispatch_rules(sp: &ServicePort, endpoints: &[&Endpoint], base: &dyn Fn(&Endpoint) -> String) -> Vec<String> {
     let mut rules = Vec::new();
     if sp.affinity_timeout.is_some() {
@@ -419,9 +437,20 @@ fn dispatch_rules(sp: &ServicePort, endpoints: &[&Endpoint], base: &dyn Fn(&Endp
             rules.push(format!("ip saddr @affinity-{b} goto endpoint-{b}"));
         }
     }
-    let targets: Vec<String> =
-        endpoints.iter().enumerate().map(|(i, ep)| format!("{i} : goto endpoint-{}", base(ep))).collect();
-    rules.push(format!("numgen random mod {} vmap {{ {} }}", endpoints.len(), targets.join(", ")));
+    let n = endpoints.len();
+    if n <= CASCADE_MAX_ENDPOINTS {
+        for (i, ep) in endpoints.iter().enumerate() {
+            if i + 1 < n {
+                rules.push(format!("numgen random mod {} == 0 goto endpoint-{}", n - i, base(ep)));
+            } else {
+                rules.push(format!("goto endpoint-{}", base(ep)));
+            }
+        }
+    } else {
+        let targets: Vec<String> =
+            endpoints.iter().enumerate().map(|(i, ep)| format!("{i} : goto endpoint-{}", base(ep))).collect();
+        rules.push(format!("numgen random mod {n} vmap {{ {} }}", targets.join(", ")));
+    }
     rules
 }
 

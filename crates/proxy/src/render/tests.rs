@@ -206,7 +206,8 @@ fn cluster_ip_spreads_over_ready_endpoints() {
         chain_body(&text, &svc),
         [
             "ip daddr 10.43.0.10 tcp dport 80 ip saddr != 10.42.0.0/16 jump mark-for-masquerade".to_string(),
-            format!("numgen random mod 2 vmap {{ 0 : goto endpoint-{e1}, 1 : goto endpoint-{e2} }}"),
+            format!("numgen random mod 2 == 0 goto endpoint-{e1}"),
+            format!("goto endpoint-{e2}"),
         ]
     );
     assert_eq!(
@@ -216,6 +217,41 @@ fn cluster_ip_spreads_over_ready_endpoints() {
     );
     assert!(!text.contains("10.42.1.4"), "a not-ready endpoint gets no chain");
     assert!(elements(&text, "no-endpoint-services").is_empty());
+}
+
+#[test]
+fn endpoints_are_picked_evenly_by_a_cascade_and_by_a_vmap_past_sixteen() {
+    let ips = |n: usize| (0..n).map(|i| format!("10.42.2.{}", i + 1)).collect::<Vec<_>>();
+    let svc = format!("service-{}", base("default/web/tcp/http"));
+
+    // Sixteen: rule i takes 1/(16-i) of what reaches it, the last the rest.
+    let sixteen = ips(16);
+    let text = rendered(&[web(json!({}))], &[web_slice(sixteen.iter().map(|ip| ep(ip, "node-b", READY)).collect())]);
+    let rules = &chain_body(&text, &svc)[1..];
+    assert_eq!(rules.len(), 16);
+    let mut sorted = sixteen.clone();
+    sorted.sort_by_key(|ip| ip.parse::<Ipv4Addr>().unwrap());
+    for (i, (rule, ip)) in rules.iter().zip(&sorted).enumerate() {
+        let target = format!("endpoint-{}", ep_base(ip, 8080));
+        let expected =
+            if i < 15 { format!("numgen random mod {} == 0 goto {target}", 16 - i) } else { format!("goto {target}") };
+        assert_eq!(*rule, expected);
+    }
+    // Each endpoint's share: what reaches its rule times what the rule takes.
+    let mut reaching = 1.0_f64;
+    for i in 0..16 {
+        let takes = 1.0 / (16 - i) as f64;
+        assert!((reaching * takes - 1.0 / 16.0).abs() < 1e-12, "endpoint {i} gets {}", reaching * takes);
+        reaching *= 1.0 - takes;
+    }
+
+    // Seventeen: one vmap, as upstream.
+    let seventeen = ips(17);
+    let text = rendered(&[web(json!({}))], &[web_slice(seventeen.iter().map(|ip| ep(ip, "node-b", READY)).collect())]);
+    let rules = &chain_body(&text, &svc)[1..];
+    assert_eq!(rules.len(), 1);
+    assert!(rules[0].starts_with("numgen random mod 17 vmap { 0 : goto endpoint-"), "{}", rules[0]);
+    assert_eq!(rules[0].matches(" : goto endpoint-").count(), 17);
 }
 
 #[test]
@@ -319,7 +355,8 @@ fn client_ip_affinity_uses_timed_sets() {
         [
             format!("ip saddr @affinity-{e1} goto endpoint-{e1}"),
             format!("ip saddr @affinity-{e2} goto endpoint-{e2}"),
-            format!("numgen random mod 2 vmap {{ 0 : goto endpoint-{e1}, 1 : goto endpoint-{e2} }}"),
+            format!("numgen random mod 2 == 0 goto endpoint-{e1}"),
+            format!("goto endpoint-{e2}"),
         ]
     );
     assert_eq!(
@@ -362,7 +399,7 @@ fn internal_traffic_policy_local() {
         chain_body(&text, &format!("local-{b}")),
         [
             "ip daddr 10.43.0.10 tcp dport 80 ip saddr != 10.42.0.0/16 jump mark-for-masquerade".to_string(),
-            format!("numgen random mod 1 vmap {{ 0 : goto endpoint-{e1} }}"),
+            format!("goto endpoint-{e1}"),
         ]
     );
     assert!(!text.contains("10.42.1.3"), "the other node's endpoint is never used");
@@ -394,11 +431,8 @@ fn external_traffic_policy_local_keeps_the_client_address() {
         "no unconditional masquerade: outside clients keep their source address"
     );
     let e1 = ep_base("10.42.0.2", 8080);
-    assert_eq!(
-        chain_body(&text, &format!("local-{b}")),
-        [format!("numgen random mod 1 vmap {{ 0 : goto endpoint-{e1} }}")]
-    );
-    assert_eq!(chain_body(&text, &format!("service-{b}")).len(), 2, "ClusterIP traffic still uses every endpoint");
+    assert_eq!(chain_body(&text, &format!("local-{b}")), [format!("goto endpoint-{e1}")]);
+    assert_eq!(chain_body(&text, &format!("service-{b}")).len(), 3, "ClusterIP traffic still uses every endpoint");
 
     // No local endpoint: outside traffic is dropped after the short-circuit rules.
     let text = rendered(&[svc], &[web_slice(vec![ep("10.42.1.3", "node-b", READY)])]);

@@ -29,6 +29,7 @@ const SELF_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 21);
 const EMPTY_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 22);
 const STICKY_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 23);
 const LATER_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 24);
+const BOTH_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 25);
 const NODE_PORT: u16 = 30080;
 
 fn svc(name: &str, cluster_ip: Ipv4Addr, node_port: Option<u16>) -> Service {
@@ -170,6 +171,12 @@ async fn nftables_mode_serves_cluster_ips_node_ports_and_hairpin() {
     // From the node itself (the output hook), to a ClusterIP and a NodePort.
     eventually_fetch(lab.node.path(), SocketAddr::new(WEB_IP.into(), 80), "hello from b").await;
     eventually_fetch(lab.node.path(), SocketAddr::new(NODE_IP.into(), NODE_PORT), "hello from b").await;
+    // Two endpoints: new connections reach both (the first rule of the cascade takes half).
+    services.create(&PostParams::default(), &svc("both", BOTH_IP, None)).await.expect("creating both");
+    let both = slice("both", &[(a.ip, "node-a"), (b.ip, "node-b")]);
+    slices.create(&PostParams::default(), &both).await.expect("both's slice");
+    eventually_fetch(lab.node.path(), SocketAddr::new(BOTH_IP.into(), 80), "hello from a").await;
+    eventually_fetch(lab.node.path(), SocketAddr::new(BOTH_IP.into(), 80), "hello from b").await;
     // No endpoints: refused at once.
     assert_refused(a.ns.path(), SocketAddr::new(EMPTY_IP.into(), 80)).await;
     // A port the ClusterIP does not serve: refused too.
