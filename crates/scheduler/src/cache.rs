@@ -307,7 +307,7 @@ pub(crate) struct Cache {
 
 /// Whether a node update leaves everything the scheduler reads of the node as it was (status
 /// heartbeats do): labels, spec (taints, unschedulable), allocatable and images.
-pub(crate) fn same_for_scheduling(old: &Node, new: &Node) -> bool {
+fn same_for_scheduling(old: &Node, new: &Node) -> bool {
     let (o, n) = (old.status.as_ref(), new.status.as_ref());
     old.metadata.labels == new.metadata.labels
         && old.spec == new.spec
@@ -316,15 +316,16 @@ pub(crate) fn same_for_scheduling(old: &Node, new: &Node) -> bool {
 }
 
 impl Cache {
-    /// Adds or updates a node; returns the node it replaced.
-    pub(crate) fn set_node(&mut self, node: Arc<Node>) -> Option<Arc<Node>> {
+    /// Adds or updates a node; returns whether that can change scheduling decisions (a new
+    /// node, or one whose labels, spec, allocatable or images changed; heartbeats cannot).
+    pub(crate) fn set_node(&mut self, node: Arc<Node>) -> bool {
         let name = node.metadata.name.clone().unwrap_or_default();
         let old = self.infos.get(&name).cloned();
         if let Some(old) = &old
             && same_for_scheduling(&old.node, &node)
         {
             Arc::make_mut(self.infos.get_mut(&name).expect("present")).node = node;
-            return Some(old.node.clone());
+            return false;
         }
         let mut info = NodeInfo::new(node);
         match &old {
@@ -340,7 +341,7 @@ impl Cache {
         self.count_images(old.as_deref(), -1);
         self.count_images(Some(&info), 1);
         self.infos.insert(name, Arc::new(info));
-        old.map(|o| o.node.clone())
+        true
     }
 
     pub(crate) fn remove_node(&mut self, name: &str) {
@@ -546,12 +547,11 @@ mod tests {
         // change the scheduler reads rebuilds the info, pods included.
         let mut beat = (*node("n1")).clone();
         beat.status.get_or_insert_default().conditions = Some(vec![]);
-        let old = cache.set_node(Arc::new(beat)).expect("known node");
-        assert!(same_for_scheduling(&old, &cache.snapshot().nodes[0].node));
+        assert!(!cache.set_node(Arc::new(beat)), "a heartbeat changes nothing the scheduler reads");
         assert_eq!(cache.snapshot().nodes[0].pods.len(), 2);
         let mut relabelled = (*node("n1")).clone();
         relabelled.metadata.labels = Some([("zone".to_string(), "a".to_string())].into());
-        cache.set_node(Arc::new(relabelled));
+        assert!(cache.set_node(Arc::new(relabelled)));
         let snap = cache.snapshot();
         assert_eq!(snap.nodes[0].labels.get("zone").map(String::as_str), Some("a"));
         assert_eq!((snap.nodes[0].pods.len(), snap.nodes[0].requested.milli_cpu), (2, 3000));

@@ -254,9 +254,7 @@ impl Loop {
                 if let Some(seen) = self.node_relist.as_mut() {
                     seen.insert(node.metadata.name.clone().unwrap_or_default());
                 }
-                let node = Arc::new(node);
-                let old = self.cache.set_node(node.clone());
-                if old.is_none_or(|old| node_changed(&old, &node)) {
+                if self.cache.set_node(Arc::new(node)) {
                     self.queue.on_cluster_event(ClusterEvent::NodeChange, now);
                 }
             }
@@ -362,11 +360,6 @@ impl Loop {
     fn report_ctx(&self) -> ReportCtx {
         ReportCtx { client: self.client.clone(), recorder: self.recorder.clone() }
     }
-}
-
-/// Whether a node update can change scheduling decisions (status heartbeats cannot).
-fn node_changed(old: &Node, new: &Node) -> bool {
-    !crate::cache::same_for_scheduling(old, new)
 }
 
 /// What background tasks need to talk to the API.
