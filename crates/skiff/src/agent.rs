@@ -167,6 +167,15 @@ struct NodeSetup {
     service_cidr: String,
 }
 
+/// Refuse a Service range that overlaps the pod range: pods and ClusterIPs would share
+/// addresses, and the proxy would DNAT pod traffic.
+pub(crate) fn disjoint_ranges(pods: &Cidr, services: &Cidr) -> Result<()> {
+    if services.overlaps(pods) {
+        bail!("--service-cidr {services} overlaps --cluster-cidr {pods}: the two ranges must be disjoint");
+    }
+    Ok(())
+}
+
 /// The service proxy's nftables table for a data dir: `skiff` for the default one, else one
 /// named by the data dir's hash (its interface `<table>-svc` must fit 15 characters).
 pub(crate) fn proxy_table(data_dir: &Path) -> String {
@@ -202,11 +211,8 @@ async fn start_node(args: &NodeArgs, setup: NodeSetup, shutdown: CancellationTok
         cluster_cidr,
         service_cidr,
     } = setup;
-    let (pods, services) = (Cidr::parse(&cluster_cidr), Cidr::parse(&service_cidr));
-    if let (Ok(pods), Ok(services)) = (pods, services)
-        && pods.overlaps(&services)
-    {
-        bail!("--service-cidr {services} overlaps --cluster-cidr {pods}: the two ranges must be disjoint");
+    if let (Ok(pods), Ok(services)) = (Cidr::parse(&cluster_cidr), Cidr::parse(&service_cidr)) {
+        disjoint_ranges(&pods, &services)?;
     }
     let mut rc = LinuxRuntimeConfig::new(&data_dir);
     rc.pod_cidr = pod_cidr.clone();

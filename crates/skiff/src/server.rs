@@ -167,10 +167,7 @@ pub(crate) fn hostname() -> String {
 fn validate(args: &ServerArgs) -> Result<Validated> {
     let service_cidr = Cidr::parse(&args.service_cidr).map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
     let cluster_cidr = Cidr::parse(&args.cluster_cidr).map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
-    if service_cidr.overlaps(&cluster_cidr) {
-        // Pods and ClusterIPs would share addresses: the proxy would DNAT pod traffic.
-        bail!("--service-cidr {service_cidr} overlaps --cluster-cidr {cluster_cidr}: the two ranges must be disjoint");
-    }
+    crate::agent::disjoint_ranges(&cluster_cidr, &service_cidr)?;
     let node_port_range = parse_port_range(&args.service_node_port_range)?;
     if args.https_listen_port == 0 {
         bail!("--https-listen-port must not be 0");
