@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use skiff_testkit::images::busybox_archive;
-use skiff_testkit::{Agent, Cluster, NetNs};
+use skiff_testkit::{Agent, Cluster, NetNs, http_get};
 
 fn json(c: &Cluster, args: &[&str]) -> Value {
     let mut a = args.to_vec();
@@ -28,26 +28,18 @@ fn wait_for(what: &str, logs: &dyn Fn() -> String, mut f: impl FnMut() -> bool) 
     }
 }
 
-/// An HTTP/1.0 GET from the test process; the whole response.
-fn http_get(host: &str, port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let attempt = (|| -> std::io::Result<String> {
-            let addr = std::net::SocketAddr::new(host.parse().unwrap(), port);
-            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
-            let mut out = String::new();
-            s.read_to_string(&mut out)?;
-            Ok(out)
-        })();
-        match attempt {
-            Ok(body) if !body.is_empty() => return body,
-            other if Instant::now() > deadline => return format!("{other:?}"),
-            _ => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
+/// Runs `script` in a busybox pod `client` with `overrides` (a node selector) until it ends;
+/// its log.
+fn run_client(c: &Cluster, overrides: &str, script: &str, logs: &dyn Fn() -> String) -> String {
+    let args = ["run", "client", "--image=busybox", "--image-pull-policy=Never", "--restart=Never", "--overrides"];
+    let mut args = args.to_vec();
+    args.extend([overrides, "--", "sh", "-c", script]);
+    c.kubectl(&args).ok();
+    wait_for("the cross-node client to finish", logs, || {
+        let p = c.kubectl(&["get", "pod", "client", "-o", "jsonpath={.status.phase}"]).stdout;
+        p == "Succeeded" || p == "Failed"
+    });
+    c.kubectl(&["logs", "client"]).ok()
 }
 
 #[test]
@@ -172,25 +164,7 @@ fn an_agent_joins_from_its_own_network_namespace() {
     let script = format!(
         "wget -qO- http://{pod_ip}:8080/index.html && wget -qO- http://web/index.html && wget -qO- http://web.default.svc.cluster.local/index.html"
     );
-    c.kubectl(&[
-        "run",
-        "client",
-        "--image=busybox",
-        "--image-pull-policy=Never",
-        "--restart=Never",
-        "--overrides",
-        &here,
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ])
-    .ok();
-    wait_for("the cross-node client to finish", &logs, || {
-        let p = c.kubectl(&["get", "pod", "client", "-o", "jsonpath={.status.phase}"]).stdout;
-        p == "Succeeded" || p == "Failed"
-    });
-    let out = c.kubectl(&["logs", "client"]).ok();
+    let out = run_client(&c, &here, &script, &logs);
     assert_eq!(out.matches("copied to the agent").count(), 3, "{out}\n{}", logs());
     let client_node = c.kubectl(&["get", "pod", "client", "-o", "jsonpath={.spec.nodeName}"]).ok();
     assert_ne!(client_node, "agent-1");
@@ -292,25 +266,7 @@ fn pods_reach_each_other_over_vxlan() {
     let server_node =
         server_node.lines().map(|l| l.trim_start_matches("node/")).find(|n| *n != "agent-vx").unwrap().to_string();
     let script = format!("wget -qO- http://{pod_ip}:8080/hostname && wget -qO- http://web/hostname");
-    c.kubectl(&[
-        "run",
-        "client",
-        "--image=busybox",
-        "--image-pull-policy=Never",
-        "--restart=Never",
-        "--overrides",
-        &on(&server_node),
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ])
-    .ok();
-    wait_for("the cross-node client to finish", &logs, || {
-        let p = c.kubectl(&["get", "pod", "client", "-o", "jsonpath={.status.phase}"]).stdout;
-        p == "Succeeded" || p == "Failed"
-    });
-    let out = c.kubectl(&["logs", "client"]).ok();
+    let out = run_client(&c, &on(&server_node), &script, &logs);
     assert_eq!(out.matches("web").count(), 2, "{out}\n{}", logs());
 
     // Reset removes the overlay device with the rest.

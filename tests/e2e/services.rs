@@ -2,7 +2,7 @@
 //! the EndpointSlice controller (and the legacy Endpoints) follow the pods a Service selects.
 
 use serde_json::Value;
-use skiff_testkit::Cluster;
+use skiff_testkit::{Cluster, http_get};
 
 fn json(c: &Cluster, args: &[&str]) -> Value {
     let mut a = args.to_vec();
@@ -265,6 +265,30 @@ fn a_web_app_answers_by_name_through_the_userspace_proxy() {
     assert!(c.log_text().contains("service proxy: userspace mode"), "{}", c.log_text());
 }
 
+/// The README's web Deployment (busybox httpd on 8080 serving /etc, the imported image), rolled
+/// out.
+fn web_deployment(c: &Cluster, replicas: u32) {
+    let replicas = format!("--replicas={replicas}");
+    c.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=busybox",
+        &replicas,
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/etc",
+    ])
+    .ok();
+    let never = r#"{"spec":{"template":{"spec":{"containers":[{"name":"busybox","imagePullPolicy":"Never"}]}}}}"#;
+    c.kubectl(&["patch", "deploy", "web", "-p", never]).ok();
+    c.kubectl(&["rollout", "status", "deploy/web", "--timeout=90s"]).ok();
+}
+
 /// Runs the web app scenario on a node cluster started with `extra`; returns the cluster.
 fn web_app(extra: &[&str]) -> Cluster {
     let c = Cluster::start_node(extra).expect("starting a one-node cluster");
@@ -275,30 +299,7 @@ fn web_app(extra: &[&str]) -> Cluster {
     let dns = c.kubectl(&["get", "svc", "-n", "kube-system", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"]).ok();
     assert_eq!(dns, dns_ip);
 
-    c.kubectl(&[
-        "create",
-        "deployment",
-        "web",
-        "--image=busybox",
-        "--replicas=3",
-        "--",
-        "httpd",
-        "-f",
-        "-p",
-        "8080",
-        "-h",
-        "/etc",
-    ])
-    .ok();
-    c.kubectl(&[
-        "patch",
-        "deploy",
-        "web",
-        "-p",
-        r#"{"spec":{"template":{"spec":{"containers":[{"name":"busybox","imagePullPolicy":"Never"}]}}}}"#,
-    ])
-    .ok();
-    c.kubectl(&["rollout", "status", "deploy/web", "--timeout=90s"]).ok();
+    web_deployment(&c, 3);
     c.kubectl(&["expose", "deployment", "web", "--port=80", "--target-port=8080"]).ok();
     c.kubectl_until(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[*].addresses[*].ip}"], "3 endpoints", |o| {
         o.split_whitespace().count() == 3
@@ -548,28 +549,6 @@ fn dns_records_seen_from_a_pod() {
     assert!(parts[6].contains("NXDOMAIN") && parts[6].contains("NXDOMAIN-EXIT"), "{}", parts[6]);
 }
 
-/// An HTTP/1.0 GET from the test process (the host); the whole response, or the error.
-fn http_get(host: &str, port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let attempt = (|| -> std::io::Result<String> {
-            let addr = std::net::SocketAddr::new(host.parse().expect("an IP"), port);
-            let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))?;
-            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
-            let mut out = String::new();
-            s.read_to_string(&mut out)?;
-            Ok(out)
-        })();
-        match attempt {
-            Ok(body) if !body.is_empty() => return body,
-            other if std::time::Instant::now() > deadline => return format!("{other:?}"),
-            _ => std::thread::sleep(std::time::Duration::from_millis(200)),
-        }
-    }
-}
-
 /// The issue's NodePort and LoadBalancer commands, answered from the host on the node's
 /// address (a real one: the host side of a veth pair, not loopback).
 fn node_port_and_load_balancer(third: u8, extra: &[&str]) -> Cluster {
@@ -580,30 +559,7 @@ fn node_port_and_load_balancer(third: u8, extra: &[&str]) -> Cluster {
     let c = Cluster::start_node_at(&net.host_ip, &cidr, extra).expect("starting the server");
     c.import_image(&skiff_testkit::images::busybox_archive(&["busybox:latest"])).expect("importing busybox");
     c.kubectl_until(&["get", "nodes", "--no-headers"], "the node to be Ready", |o| o.contains(" Ready "));
-    c.kubectl(&[
-        "create",
-        "deployment",
-        "web",
-        "--image=busybox",
-        "--replicas=2",
-        "--",
-        "httpd",
-        "-f",
-        "-p",
-        "8080",
-        "-h",
-        "/etc",
-    ])
-    .ok();
-    c.kubectl(&[
-        "patch",
-        "deploy",
-        "web",
-        "-p",
-        r#"{"spec":{"template":{"spec":{"containers":[{"name":"busybox","imagePullPolicy":"Never"}]}}}}"#,
-    ])
-    .ok();
-    c.kubectl(&["rollout", "status", "deploy/web", "--timeout=90s"]).ok();
+    web_deployment(&c, 2);
     c.kubectl(&["expose", "deployment", "web", "--name=web-np", "--type=NodePort", "--port=80", "--target-port=8080"])
         .ok();
     c.kubectl(&[

@@ -435,3 +435,27 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// An HTTP/1.0 GET from the test process to `host:port`, retried for up to 15 s until
+/// something answers; the whole response, or the last error (as text).
+pub fn http_get(host: &str, port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let ip = host.parse().map_err(|_| std::io::Error::other(format!("{host} is not an IP")))?;
+            let addr = std::net::SocketAddr::new(ip, port);
+            let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))?;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })();
+        match attempt {
+            Ok(body) if !body.is_empty() => return body,
+            other if std::time::Instant::now() > deadline => return format!("{other:?}"),
+            _ => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    }
+}

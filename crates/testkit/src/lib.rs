@@ -16,5 +16,5 @@ pub mod images;
 mod in_process;
 
 pub use agent::{Agent, NetNs};
-pub use cluster::{Cluster, KubectlOutput, import_image, kubectl_binary, skiff_binary};
+pub use cluster::{Cluster, KubectlOutput, http_get, import_image, kubectl_binary, skiff_binary};
 pub use in_process::{ADMIN_TOKEN, InProcess, Reply, USER_TOKEN};

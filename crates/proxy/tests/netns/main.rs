@@ -90,6 +90,43 @@ async fn wait_for_mode(status: &mut watch::Receiver<Status>) -> Mode {
     s.mode.expect("a mode after a sync")
 }
 
+/// A proxier running against a lab's node.
+struct Running {
+    table: String,
+    nft: PathBuf,
+    node: PathBuf,
+    status: watch::Receiver<Status>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), skiff_proxy::Error>>,
+}
+
+impl Running {
+    /// Start a proxier for `lab` (with the `nft` binary at `nft`) and wait for its first
+    /// sync; also returns the mode it chose.
+    async fn start(lab: &Lab, client: &kube::Client, nft: &str) -> (Running, Mode) {
+        let config = config(lab, nft);
+        let table = config.table.clone();
+        let proxier = Proxier::new(client.clone(), config).expect("valid config");
+        let mut status = proxier.status();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(proxier.run(shutdown.clone()));
+        let mode = wait_for_mode(&mut status).await;
+        (Running { table, nft: PathBuf::from(nft), node: lab.node.path(), status, shutdown, task }, mode)
+    }
+
+    /// Stop the proxier and wait until it has; its rules stay (fail-static).
+    async fn stop(&mut self) {
+        self.shutdown.cancel();
+        (&mut self.task).await.expect("proxier task").expect("proxier ran");
+    }
+
+    /// What `skiff reset` does: remove the table and the userspace mode's interface.
+    fn cleanup(&self) {
+        let (t, nft) = (self.table.clone(), self.nft.clone());
+        in_netns(self.node.clone(), move || skiff_proxy::cleanup(&t, &nft)).expect("cleanup");
+    }
+}
+
 /// Retry until `ns` gets `want` from `to` (rules follow the watch asynchronously).
 async fn eventually_fetch(ns: PathBuf, to: SocketAddr, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -153,13 +190,9 @@ async fn nftables_mode_serves_cluster_ips_node_ports_and_hairpin() {
     }
     services.create(&PostParams::default(), &sticky).await.expect("creating sticky");
     slices.create(&PostParams::default(), &slice("sticky", &[(b.ip, "node-b")])).await.expect("sticky's slice");
-    let config = config(&lab, "nft");
-    let table = config.table.clone();
-    let proxier = Proxier::new(client.clone(), config).expect("valid config");
-    let mut status = proxier.status();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(proxier.run(shutdown.clone()));
-    assert_eq!(wait_for_mode(&mut status).await, Mode::Nftables);
+    let (mut proxy, mode) = Running::start(&lab, &client, "nft").await;
+    assert_eq!(mode, Mode::Nftables);
+    let table = proxy.table.clone();
     assert_eq!(sysctl(&node, "net/bridge/bridge-nf-call-iptables").expect("sysctl"), "1", "the proxy turns it on");
 
     // ClusterIP from a pod, to a pod on the same bridge.
@@ -206,9 +239,9 @@ async fn nftables_mode_serves_cluster_ips_node_ports_and_hairpin() {
     // ClientIP affinity survives the table being replaced: pod a's entry is carried into
     // the next sync's table (nothing else could put it back without new traffic).
     eventually_fetch(a.ns.path(), SocketAddr::new(STICKY_IP.into(), 80), "hello from b").await;
-    let before = status.borrow().syncs;
+    let before = proxy.status.borrow().syncs;
     services.create(&PostParams::default(), &svc("later", LATER_IP, None)).await.expect("creating later");
-    tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.syncs > before))
+    tokio::time::timeout(Duration::from_secs(10), proxy.status.wait_for(|s| s.syncs > before))
         .await
         .expect("a sync")
         .expect("running");
@@ -225,15 +258,12 @@ async fn nftables_mode_serves_cluster_ips_node_ports_and_hairpin() {
     assert_refused(a.ns.path(), SocketAddr::new(WEB_IP.into(), 80)).await;
 
     // Shutdown leaves the rules (fail-static); cleanup removes them.
-    shutdown.cancel();
-    task.await.expect("proxier task").expect("proxier ran");
+    proxy.stop().await;
     let listed = nft_in(&node, &["list", "table", "inet", &table], None).expect("the table outlives the proxier");
     assert!(listed.contains(&EMPTY_IP.to_string()));
-    let (t, nft) = (table.clone(), PathBuf::from("nft"));
-    in_netns(lab.node.path(), move || skiff_proxy::cleanup(&t, &nft)).expect("cleanup");
+    proxy.cleanup();
     assert!(nft_in(&node, &["list", "table", "inet", &table], None).is_err(), "cleanup deletes the table");
-    let (t, nft) = (table.clone(), PathBuf::from("nft"));
-    in_netns(lab.node.path(), move || skiff_proxy::cleanup(&t, &nft)).expect("cleanup twice is fine");
+    proxy.cleanup(); // twice is fine
 
     drop(_servers);
     drop(lab);
@@ -252,13 +282,9 @@ async fn userspace_mode_when_nft_is_missing() {
     let api = InProcess::start().await;
     let client = api.server.client("system:kube-proxy", &["system:masters"]);
     create_services(&client, a.ip, b.ip).await.expect("creating Services");
-    let config = config(&lab, "/nonexistent/nft");
-    let table = config.table.clone();
-    let proxier = Proxier::new(client.clone(), config).expect("valid config");
-    let mut status = proxier.status();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(proxier.run(shutdown.clone()));
-    assert_eq!(wait_for_mode(&mut status).await, Mode::Userspace);
+    let (mut proxy, mode) = Running::start(&lab, &client, "/nonexistent/nft").await;
+    assert_eq!(mode, Mode::Userspace);
+    let table = proxy.table.clone();
 
     let link = format!("{table}-svc");
     let addrs = lab::run("ip", &["-n", &node, "-o", "addr", "show", "dev", &link]).expect("the proxy's interface");
@@ -271,10 +297,8 @@ async fn userspace_mode_when_nft_is_missing() {
     eventually_fetch(lab.node.path(), SocketAddr::new(WEB_IP.into(), 80), "hello from b").await;
     assert_refused(a.ns.path(), SocketAddr::new(EMPTY_IP.into(), 80)).await;
 
-    shutdown.cancel();
-    task.await.expect("proxier task").expect("proxier ran");
-    let (t, nft) = (table.clone(), PathBuf::from("/nonexistent/nft"));
-    in_netns(lab.node.path(), move || skiff_proxy::cleanup(&t, &nft)).expect("cleanup");
+    proxy.stop().await;
+    proxy.cleanup();
     let links = lab::run("ip", &["-n", &node, "-o", "link"]).expect("ip link");
     assert!(!String::from_utf8_lossy(&links.stdout).contains(&link), "cleanup removes the interface");
 

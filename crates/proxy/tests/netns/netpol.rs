@@ -12,12 +12,11 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use skiff_proxy::{Mode, Proxier};
+use skiff_proxy::Mode;
 use skiff_testkit::InProcess;
-use tokio_util::sync::CancellationToken;
 
+use crate::Running;
 use crate::lab::{self, Lab, Server, assert_nothing_left, fetch};
-use crate::{config, wait_for_mode};
 
 /// (source, destination, port) → reachable.
 type Matrix = BTreeMap<(char, char, u16), bool>;
@@ -127,13 +126,9 @@ async fn network_policy_truth_table() {
             .expect("setting the pod's IP");
     }
 
-    let config = config(&lab, "nft");
-    let table = config.table.clone();
-    let proxier = Proxier::new(client.clone(), config).expect("valid config");
-    let mut status = proxier.status();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(proxier.run(shutdown.clone()));
-    assert_eq!(wait_for_mode(&mut status).await, Mode::Nftables);
+    let (mut proxy, mode) = Running::start(&lab, &client, "nft").await;
+    assert_eq!(mode, Mode::Nftables);
+    let table = proxy.table.clone();
 
     let default: Api<NetworkPolicy> = Api::namespaced(client.clone(), "default");
     let other: Api<NetworkPolicy> = Api::namespaced(client.clone(), "other");
@@ -206,10 +201,8 @@ async fn network_policy_truth_table() {
     let listed = lab::nft_in(&lab.node.name, &["list", "table", "inet", &table], None).expect("listing the table");
     assert!(!listed.contains("netpol"), "{listed}");
 
-    shutdown.cancel();
-    task.await.expect("proxier task").expect("proxier ran");
-    let (t, nft) = (table.clone(), std::path::PathBuf::from("nft"));
-    lab::in_netns(lab.node.path(), move || skiff_proxy::cleanup(&t, &nft)).expect("cleanup");
+    proxy.stop().await;
+    proxy.cleanup();
     drop(_servers);
     drop(lab);
     assert_nothing_left(&namespaces, &table);

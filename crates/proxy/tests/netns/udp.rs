@@ -15,12 +15,11 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use skiff_proxy::{Mode, Proxier};
+use skiff_proxy::Mode;
 use skiff_testkit::InProcess;
-use tokio_util::sync::CancellationToken;
 
+use crate::Running;
 use crate::lab::{self, Lab, assert_nothing_left, in_netns};
-use crate::{config, wait_for_mode};
 
 const UDP_IP: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 26);
 
@@ -113,13 +112,9 @@ async fn a_udp_flow_leaves_a_removed_endpoint() {
     let slice: EndpointSlice = serde_json::from_value(slice).expect("EndpointSlice");
     slices.create(&PostParams::default(), &slice).await.expect("creating the slice");
 
-    let config = config(&lab, "nft");
-    let table = config.table.clone();
-    let proxier = Proxier::new(client.clone(), config).expect("valid config");
-    let mut status = proxier.status();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(proxier.run(shutdown.clone()));
-    assert_eq!(wait_for_mode(&mut status).await, Mode::Nftables);
+    let (mut proxy, mode) = Running::start(&lab, &client, "nft").await;
+    assert_eq!(mode, Mode::Nftables);
+    let table = proxy.table.clone();
 
     // One socket, one source port: one conntrack flow for all the datagrams.
     let socket = in_netns(a.ns.path(), || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))).expect("client socket");
@@ -132,10 +127,8 @@ async fn a_udp_flow_leaves_a_removed_endpoint() {
     slices.patch("udp-1", &PatchParams::default(), &Patch::Merge(&slice_of(c.ip))).await.expect("moving to c");
     ask_until(&socket, vip, "c").await;
 
-    shutdown.cancel();
-    task.await.expect("proxier task").expect("proxier ran");
-    let (t, nft) = (table.clone(), PathBuf::from("nft"));
-    in_netns(lab.node.path(), move || skiff_proxy::cleanup(&t, &nft)).expect("cleanup");
+    proxy.stop().await;
+    proxy.cleanup();
     drop(socket);
     drop(_servers);
     drop(lab);
