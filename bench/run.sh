@@ -5,7 +5,8 @@
 #
 #   bench/run.sh                 # the full run (about 2.5 minutes after the build, on 2 cores)
 #   bench/run.sh --quick         # a smoke run of a few seconds; its numbers mean nothing
-#   bench/run.sh --only a,d      # some measurements only (a, b, c, d as in docs/benchmarks.md)
+#   bench/run.sh --only a,d      # some measurements only (a … h as in docs/benchmarks.md;
+#                                # f, g and h, on simulated nodes, are not in the default set)
 #
 # Environment: ETCD (default /usr/bin/etcd), BENCH_TMPDIR (where data dirs go; default
 # /var/tmp, which must be a real disk, not tmpfs), CARGO_TARGET_DIR.

@@ -16,11 +16,14 @@ use crate::servers::{Env, Kind, Memory, Server};
 mod apply;
 mod client;
 mod creates;
+mod deploy;
 mod list;
 mod load;
 mod mixed;
 mod peer;
 mod report;
+mod requests;
+mod scale;
 mod sched;
 mod servers;
 mod startup;
@@ -40,9 +43,13 @@ enum Part {
     D,
     /// Server-side apply against plain updates (issue 3); skiff only.
     E,
-    /// Scheduling throughput on 5,000 simulated nodes (issue 6); skiff only, not in the
-    /// default set (it takes a few minutes).
+    /// Scheduling throughput on 5,000 simulated nodes, four of upstream's scheduler_perf
+    /// workloads (issue 6); skiff only, not in the default set (it takes a few minutes).
     F,
+    /// A 1,000-replica Deployment on simulated nodes: time and API requests (issue 6).
+    G,
+    /// 150,000 pods on 5,000 simulated nodes: API latency and RSS (issue 6; about 15 minutes).
+    H,
 }
 
 #[derive(Parser, Debug)]
@@ -75,6 +82,8 @@ pub(crate) struct Params {
     pub watch: watch::Params,
     pub apply: apply::Params,
     pub sched: sched::Params,
+    pub deploy: deploy::Params,
+    pub scale: scale::Params,
     pub starts: usize,
     /// Idle time before reading memory after the workloads.
     pub settle_after: Duration,
@@ -99,7 +108,9 @@ impl Params {
                 list: list::Params { pods: 1000, repeats: 5, loaders: 64 },
                 watch: watch::Params { watchers: 10, writes: 100, writers: 10 },
                 apply: apply::Params { containers: 20, big_rounds: 10, objects: 50 },
-                sched: sched::Params { nodes: 50, init_pods: 100, measured_pods: 500, creators: 16 },
+                sched: sched::Params { nodes: 50, creators: 16, quick: true },
+                deploy: deploy::Params { nodes: 10, replicas: 100 },
+                scale: scale::Params { nodes: 50, pods: 1500, namespaces: 3, creators: 16 },
                 starts: 2,
                 settle_after: Duration::from_secs(1),
             };
@@ -116,7 +127,9 @@ impl Params {
             list: list::Params { pods: 10_000, repeats: 30, loaders: 64 },
             watch: watch::Params { watchers: 100, writes: 1000, writers: 10 },
             apply: apply::Params { containers: 200, big_rounds: 100, objects: 1000 },
-            sched: sched::Params { nodes: 5000, init_pods: 1000, measured_pods: 10_000, creators: 64 },
+            sched: sched::Params { nodes: 5000, creators: 64, quick: false },
+            deploy: deploy::Params { nodes: 100, replicas: 1000 },
+            scale: scale::Params { nodes: 5000, pods: 150_000, namespaces: 15, creators: 64 },
             starts: 10,
             settle_after: Duration::from_secs(5),
         }
@@ -143,7 +156,9 @@ pub(crate) struct Results {
     /// Server-side apply against update (skiff only).
     pub apply: Option<apply::Apply>,
     /// Scheduling throughput (skiff only).
-    pub sched: Option<sched::Sched>,
+    pub sched: Vec<sched::Sched>,
+    pub deploy: Option<deploy::Deploy>,
+    pub scale: Option<scale::Scale>,
     /// Memory after the workloads and an idle pause.
     pub rss_after: Option<PerPeer<Memory>>,
     /// Bytes in each data dir at the end.
@@ -162,8 +177,14 @@ fn main() -> Result<()> {
     if let Some(a) = &results.apply {
         println!("{}", report::apply_table(a));
     }
-    if let Some(s) = &results.sched {
-        println!("{}", report::sched_table(s));
+    if !results.sched.is_empty() {
+        println!("{}", report::sched_table(&results.sched));
+    }
+    if let Some(d) = &results.deploy {
+        println!("{}", report::deploy_table(d));
+    }
+    if let Some(s) = &results.scale {
+        println!("{}", report::scale_table(s));
     }
     println!("{}", report::details(&results));
     Ok(())
@@ -193,12 +214,18 @@ async fn run(args: &Args) -> Result<Results> {
     }
 
     if has(Part::F) {
-        progress(&format!("(f) scheduling on {} simulated nodes", p.sched.nodes));
-        r.sched = Some(sched::run(&env, p.sched).await?);
-        if args.only.iter().all(|x| *x == Part::F) {
-            r.wall = t0.elapsed();
-            return Ok(r);
-        }
+        r.sched = sched::run(&env, p.sched, &sched::Shape::ALL).await?;
+    }
+    if has(Part::G) {
+        r.deploy = Some(deploy::run(&env, p.deploy).await?);
+    }
+    if has(Part::H) {
+        r.scale = Some(scale::run(&env, p.scale).await?);
+    }
+    // The simulated-node measurements run their own servers.
+    if args.only.iter().all(|x| matches!(x, Part::F | Part::G | Part::H)) {
+        r.wall = t0.elapsed();
+        return Ok(r);
     }
 
     progress("starting the long-running servers");

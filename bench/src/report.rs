@@ -72,29 +72,114 @@ pub(crate) fn apply_table(a: &crate::apply::Apply) -> String {
     out
 }
 
-/// Scheduling throughput beside upstream's scheduler_perf CI thresholds.
-pub(crate) fn sched_table(s: &crate::sched::Sched) -> String {
+/// Scheduling throughput beside upstream's scheduler_perf CI thresholds, one row per workload.
+pub(crate) fn sched_table(runs: &[crate::sched::Sched]) -> String {
+    let mut out = String::new();
+    out.push_str("| Workload (skiff, whole cluster in one process) | nodes | initial + measured pods | pods/s | upstream CI threshold | ratio | create → bound p50 / p99 | client creates/s | server RSS at the end |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    for s in runs {
+        let t = s.shape.threshold();
+        let _ = writeln!(
+            out,
+            "| (f) {} | {} | {} + {} | **{:.0}** | {t:.0} | {:.2}× | {} | {:.0}/s | {:.0} MB |",
+            s.shape.name(),
+            s.nodes,
+            s.init_pods,
+            s.measured_pods,
+            s.per_sec,
+            s.per_sec / t,
+            p50_p99(&s.latency),
+            s.create_per_sec,
+            mb(s.rss.rss),
+        );
+    }
+    if let Some(b) = runs.iter().find(|s| s.shape == crate::sched::Shape::Basic) {
+        let _ = writeln!(
+            out,
+            "\nGoal (issue 6): SchedulingBasic ≥ 3,000 pods/s: {} ({:.0} pods/s).",
+            verdict(b.per_sec >= 3000.0),
+            b.per_sec
+        );
+    }
+    for s in runs {
+        let _ = writeln!(
+            out,
+            "\nAPI requests while {} measured pods were scheduled ({} nodes Ready after {:.1} s): {}",
+            s.shape.name(),
+            s.nodes,
+            s.nodes_ready.as_secs_f64(),
+            crate::requests::summary(&s.requests)
+        );
+    }
+    out
+}
+
+/// The 1,000-replica Deployment.
+pub(crate) fn deploy_table(d: &crate::deploy::Deploy) -> String {
+    let mut out = String::new();
+    let p = d.params;
+    out.push_str("| Measurement (skiff, whole cluster in one process) | value |\n|---|---|\n");
+    let _ = writeln!(
+        out,
+        "| (g) {}-replica Deployment on {} simulated nodes: create → all pods created | {:.2} s |",
+        p.replicas,
+        p.nodes,
+        d.created.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "| (g) create → all replicas available (Running, Ready) | **{:.2} s** |",
+        d.available.as_secs_f64()
+    );
+    let total: u64 = d.requests.iter().map(|(_, n)| n).sum();
+    let _ = writeln!(
+        out,
+        "| (g) API requests meanwhile, all clients (of them the benchmark's own polling GETs) | {total} ({}); {:.2} per replica |",
+        d.polls,
+        total.saturating_sub(d.polls) as f64 / p.replicas as f64
+    );
+    let _ = writeln!(out, "| (g) server RSS at the end | {:.0} MB |", mb(d.rss.rss));
+    let _ = writeln!(out, "\nRequests by verb and resource: {}", crate::requests::summary(&d.requests));
+    out
+}
+
+/// 150,000 pods on 5,000 simulated nodes.
+pub(crate) fn scale_table(s: &crate::scale::Scale) -> String {
     let mut out = String::new();
     let p = s.params;
-    out.push_str("| Measurement (skiff, whole cluster in one process) | value | upstream CI threshold | ratio | Goal | Verdict |\n");
-    out.push_str("|---|---|---|---|---|---|\n");
     let _ = writeln!(
         out,
-        "| (f) SchedulingBasic: {} nodes, {} initial + {} measured pods | {:.0} pods/s | 270 pods/s | {:.1}× | ≥ 3,000 pods/s | {} |",
+        "(h) {} pods on {} simulated nodes ({} namespaces), created over {} connections: all bound after {:.0} s ({:.0} pods/s).\n",
+        p.pods,
         p.nodes,
-        p.init_pods,
-        p.measured_pods,
-        s.per_sec,
-        s.per_sec / 270.0,
-        verdict(s.per_sec >= 3000.0)
+        p.namespaces,
+        p.creators,
+        s.fill.as_secs_f64(),
+        p.pods as f64 / s.fill.as_secs_f64()
     );
-    let _ = writeln!(out, "| (f) create → bound latency, p50 / p99 | {} |  |  |  |  |", p50_p99(&s.latency));
-    let _ = writeln!(out, "| (f) pod creates/s by the client meanwhile | {:.0}/s |  |  |  |  |", s.create_per_sec);
-    let _ = writeln!(out, "| (f) nodes Ready after start | {:.1} s |  |  |  |  |", s.nodes_ready.as_secs_f64());
+    out.push_str("| Probe call | SLO (p99) | while filling: p50 / p99 / max | once full: p50 / p99 / max | Verdict (both phases) |\n|---|---|---|---|---|\n");
+    for (i, call) in crate::scale::CALLS.iter().enumerate() {
+        let slo = if call.starts_with("LIST") { 5000.0 } else { 1000.0 };
+        let (f, g) = (&s.filling[i], &s.full[i]);
+        let _ = writeln!(
+            out,
+            "| {call} | ≤ {:.0} s | {:.1} / {:.1} / {:.1} ms | {:.1} / {:.1} / {:.1} ms | {} |",
+            slo / 1000.0,
+            f.p50_ms,
+            f.p99_ms,
+            f.max_ms,
+            g.p50_ms,
+            g.p99_ms,
+            g.max_ms,
+            verdict(g.p99_ms <= slo && f.p99_ms <= slo)
+        );
+    }
     let _ = writeln!(
         out,
-        "| (f) server RSS at the end (anonymous) | {:.1} MB ({:.1} MB) |  |  |  |  |",
+        "\nServer RSS with {} pods: **{:.0} MB** (peak {:.0} MB; anonymous {:.0} MB).",
+        p.pods,
         mb(s.rss.rss),
+        mb(s.rss.hwm),
         mb(s.rss.anon)
     );
     out

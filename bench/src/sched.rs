@@ -20,28 +20,142 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::client::JsonStream;
+use crate::requests::Counts;
 use crate::servers::{Env, Kind, Memory, Server};
 use crate::stats::Summary;
 
-const NAMESPACE: &str = "bench-sched";
+/// Upstream's scheduler_perf workloads we reproduce (`config/performance-config.yaml`), each
+/// with the pod templates and node labels it uses there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// `SchedulingBasic`: default pods (100m CPU, 500 MiB).
+    Basic,
+    /// `SchedulingNodeAffinity`: every node in `zone1`; pods require zone `zone1` or `zone2`.
+    NodeAffinity,
+    /// `SchedulingPodAntiAffinity`: pods labelled `color: green`, each refusing a node that
+    /// already runs one (topology key `kubernetes.io/hostname`, across both namespaces).
+    PodAntiAffinity,
+    /// `TopologySpreading`: nodes in three zones; default pods first, then pods spreading
+    /// over the zones with `maxSkew: 5`, `DoNotSchedule`.
+    TopologySpreading,
+}
+
+impl Shape {
+    pub(crate) const ALL: [Shape; 4] =
+        [Shape::Basic, Shape::NodeAffinity, Shape::PodAntiAffinity, Shape::TopologySpreading];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Shape::Basic => "SchedulingBasic",
+            Shape::NodeAffinity => "SchedulingNodeAffinity",
+            Shape::PodAntiAffinity => "SchedulingPodAntiAffinity",
+            Shape::TopologySpreading => "TopologySpreading",
+        }
+    }
+
+    /// Upstream's CI threshold for the 5,000-node workload, pods/s.
+    pub(crate) fn threshold(self) -> f64 {
+        match self {
+            Shape::Basic => 270.0,
+            Shape::NodeAffinity => 220.0,
+            Shape::PodAntiAffinity => 60.0,
+            Shape::TopologySpreading => 85.0,
+        }
+    }
+
+    /// (initial, measured) pods: upstream's 5,000-node counts, except SchedulingBasic, whose
+    /// 10,000 measured pods the issue asks for (upstream measures 1,000).
+    fn counts(self, quick: bool) -> (usize, usize) {
+        match (self, quick) {
+            (Shape::Basic, false) => (1000, 10_000),
+            (Shape::NodeAffinity, false) => (5000, 1000),
+            (Shape::PodAntiAffinity, false) => (1000, 1000),
+            (Shape::TopologySpreading, false) => (5000, 2000),
+            (Shape::Basic, true) => (100, 500),
+            (Shape::NodeAffinity, true) => (100, 200),
+            // At most one per node: 50 nodes take 40.
+            (Shape::PodAntiAffinity, true) => (10, 30),
+            (Shape::TopologySpreading, true) => (100, 200),
+        }
+    }
+
+    /// Namespaces of the initial and the measured pods.
+    fn namespaces(self) -> (&'static str, &'static str) {
+        match self {
+            Shape::PodAntiAffinity => ("sched-0", "sched-1"),
+            _ => ("sched-0", "sched-0"),
+        }
+    }
+
+    /// The zone label of node `i`, if the workload labels nodes.
+    fn zone(self, i: usize) -> Option<String> {
+        match self {
+            Shape::NodeAffinity => Some("zone1".into()),
+            Shape::TopologySpreading => Some(format!("moon-{}", i % 3 + 1)),
+            _ => None,
+        }
+    }
+
+    fn pod(self, name: &str, namespace: &str, measured: bool) -> Bytes {
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10",
+                "ports": [{"containerPort": 80}],
+                "resources": {"requests": {"cpu": "100m", "memory": "500Mi"},
+                              "limits": {"cpu": "100m", "memory": "500Mi"}}}]}
+        });
+        match self {
+            Shape::Basic => {}
+            Shape::NodeAffinity => {
+                pod["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": ZONE, "operator": "In", "values": ["zone1", "zone2"]}]}]}}});
+            }
+            Shape::PodAntiAffinity => {
+                let (a, b) = self.namespaces();
+                pod["metadata"]["labels"] = json!({"color": "green"});
+                pod["spec"]["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": {"matchLabels": {"color": "green"}},
+                    "topologyKey": "kubernetes.io/hostname",
+                    "namespaces": [a, b]}]}});
+            }
+            Shape::TopologySpreading if measured => {
+                pod["metadata"]["labels"] = json!({"color": "blue"});
+                pod["spec"]["topologySpreadConstraints"] = json!([{
+                    "maxSkew": 5, "topologyKey": ZONE, "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelector": {"matchLabels": {"color": "blue"}}}]);
+            }
+            Shape::TopologySpreading => {}
+        }
+        Bytes::from(serde_json::to_vec(&pod).unwrap_or_default())
+    }
+}
+
+const ZONE: &str = "topology.kubernetes.io/zone";
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Params {
     pub nodes: usize,
-    pub init_pods: usize,
-    pub measured_pods: usize,
     /// Concurrent creating connections.
     pub creators: usize,
+    /// Smaller pod counts (a smoke run).
+    pub quick: bool,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct Sched {
-    pub params: Params,
+    pub shape: Shape,
+    pub nodes: usize,
+    pub init_pods: usize,
+    pub measured_pods: usize,
     pub nodes_ready: Duration,
     pub per_sec: f64,
     pub create_per_sec: f64,
     pub latency: Summary,
     pub rss: Memory,
+    /// Requests the server handled during the measured phase (all clients, in-process ones too).
+    pub requests: Vec<(String, u64)>,
 }
 
 #[derive(Deserialize)]
@@ -67,21 +181,13 @@ struct Spec {
     node_name: Option<String>,
 }
 
-fn pod(name: &str) -> Bytes {
-    Bytes::from(
-        serde_json::to_vec(&json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10",
-                "resources": {"requests": {"cpu": "100m", "memory": "500Mi"}}}]}
-        }))
-        .unwrap_or_default(),
-    )
-}
-
-/// Create `names` over `creators` connections; returns each pod's create time.
-async fn create_all(server: &Server, names: Vec<String>, creators: usize) -> Result<HashMap<String, Instant>> {
-    let queue = Arc::new(Mutex::new(names));
+/// Sends one request per item over `creators` connections; returns when each was sent.
+pub(crate) async fn send_all(
+    server: &Server,
+    items: Vec<(String, Method, String, Bytes)>,
+    creators: usize,
+) -> Result<HashMap<String, Instant>> {
+    let queue = Arc::new(Mutex::new(items));
     let mut tasks = Vec::new();
     for _ in 0..creators {
         let mut conn = server.endpoint.connect().await?;
@@ -89,9 +195,13 @@ async fn create_all(server: &Server, names: Vec<String>, creators: usize) -> Res
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             loop {
-                let Some(name) = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop() else { break };
+                let Some((name, method, path, body)) = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop()
+                else {
+                    break;
+                };
                 let at = Instant::now();
-                conn.call_ok(Method::POST, &format!("/api/v1/namespaces/{NAMESPACE}/pods"), Some(pod(&name))).await?;
+                let ct = if method == Method::PATCH { "application/merge-patch+json" } else { "application/json" };
+                conn.call_as_ok(method, &path, Some(body), ct).await?;
                 out.push((name, at));
             }
             anyhow::Ok(out)
@@ -104,114 +214,118 @@ async fn create_all(server: &Server, names: Vec<String>, creators: usize) -> Res
     Ok(all)
 }
 
-pub(crate) async fn run(env: &Env, p: Params) -> Result<Sched> {
-    let nodes = p.nodes.to_string();
-    let started = Instant::now();
-    let server = Server::start_with(
+/// Runs each workload on a fresh server.
+pub(crate) async fn run(env: &Env, p: Params, shapes: &[Shape]) -> Result<Vec<Sched>> {
+    let mut out = Vec::new();
+    for &shape in shapes {
+        crate::progress(&format!("(f) {} on {} simulated nodes", shape.name(), p.nodes));
+        out.push(run_one(env, p, shape).await.with_context(|| shape.name())?);
+    }
+    Ok(out)
+}
+
+/// `skiff server` with `nodes` simulated nodes of upstream's `node-default.yaml` size (4 CPU,
+/// 32 GiB, 110 pods).
+pub(crate) async fn start_sim(env: &Env, name: &str, nodes: usize) -> Result<Server> {
+    let nodes = nodes.to_string();
+    Server::start_with(
         env,
         Kind::Skiff,
-        "skiff-sched",
+        name,
         &["--simulate-nodes", &nodes, "--sim-node-cpu", "4", "--sim-node-memory", "32Gi", "--sim-node-pods", "110"],
     )
-    .await?;
-    let result = measure(&server, p, started).await;
+    .await
+}
+
+async fn run_one(env: &Env, p: Params, shape: Shape) -> Result<Sched> {
+    let started = Instant::now();
+    let server = start_sim(env, "skiff-sched", p.nodes).await?;
+    let result = measure(&server, p, shape, started).await;
     let stopped = server.stop().await;
     let r = result?;
     stopped?;
     Ok(r)
 }
 
-async fn measure(server: &Server, p: Params, started: Instant) -> Result<Sched> {
-    let mut conn = server.endpoint.connect().await?;
-    // Wait for every node to register Ready.
+pub(crate) async fn wait_nodes_ready(
+    conn: &mut crate::client::Conn,
+    nodes: usize,
+    started: Instant,
+) -> Result<Vec<String>> {
     loop {
         let body = conn.call_ok(Method::GET, "/api/v1/nodes", None).await?;
         let v: serde_json::Value = serde_json::from_slice(&body)?;
-        let ready = v["items"]
+        let ready: Vec<String> = v["items"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter(|n| {
-                        n["status"]["conditions"]
-                            .as_array()
-                            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-                    })
-                    .count()
+            .into_iter()
+            .flatten()
+            .filter(|n| {
+                n["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
             })
-            .unwrap_or(0);
-        if ready == p.nodes {
-            break;
+            .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        if ready.len() == nodes {
+            return Ok(ready);
         }
         if started.elapsed() > Duration::from_secs(300) {
-            bail!("only {ready} of {} simulated nodes became Ready", p.nodes);
+            bail!("only {} of {nodes} simulated nodes became Ready", ready.len());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let nodes_ready = started.elapsed();
-    conn.call_ok(Method::POST, "/api/v1/namespaces", Some(crate::peer::namespace(NAMESPACE).body.unwrap_or_default()))
-        .await
-        .context("creating the namespace")?;
+}
 
-    // One watch records when each pod is first seen bound.
-    let list = conn.call_ok(Method::GET, &format!("/api/v1/namespaces/{NAMESPACE}/pods"), None).await?;
-    let rv: String = serde_json::from_slice::<serde_json::Value>(&list)?["metadata"]["resourceVersion"]
-        .as_str()
-        .context("no resourceVersion")?
-        .to_string();
-    let mut wconn = server.endpoint.connect().await?;
-    let resp = wconn
-        .send(Method::GET, &format!("/api/v1/namespaces/{NAMESPACE}/pods?watch=1&resourceVersion={rv}"), None)
-        .await?;
-    let bound: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let b = bound.clone();
-    let watcher = tokio::spawn(async move {
-        let _conn = wconn;
-        let mut body = resp.into_body();
-        let mut stream = JsonStream::default();
-        while let Some(frame) = body.frame().await {
-            let at = Instant::now();
-            let Ok(data) = frame?.into_data() else { continue };
-            for e in stream.push::<Event>(&data)? {
-                if e.kind == "ERROR" {
-                    bail!("watch error");
-                }
-                if e.object.spec.and_then(|s| s.node_name).is_some_and(|n| !n.is_empty()) {
-                    b.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.entry(e.object.metadata.name).or_insert(at);
-                }
-            }
+async fn measure(server: &Server, p: Params, shape: Shape, started: Instant) -> Result<Sched> {
+    let mut conn = server.endpoint.connect().await?;
+    let mut names = wait_nodes_ready(&mut conn, p.nodes, started).await?;
+    let nodes_ready = started.elapsed();
+    // Upstream's labelNodePrepareStrategy: label the nodes once they exist.
+    names.sort_by_key(|n| n.trim_start_matches(|c: char| !c.is_ascii_digit()).parse::<usize>().unwrap_or(0));
+    let labels: Vec<_> = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            let zone = shape.zone(i)?;
+            let body = json!({"metadata": {"labels": {ZONE: zone}}}).to_string();
+            Some((n.clone(), Method::PATCH, format!("/api/v1/nodes/{n}"), Bytes::from(body)))
+        })
+        .collect();
+    send_all(server, labels, p.creators).await.context("labelling the nodes")?;
+    let (init_ns, measured_ns) = shape.namespaces();
+    for ns in [init_ns, measured_ns] {
+        let r = conn
+            .call(Method::POST, "/api/v1/namespaces", Some(crate::peer::namespace(ns).body.unwrap_or_default()))
+            .await?;
+        if !(r.0.is_success() || r.0 == http::StatusCode::CONFLICT) {
+            bail!("creating namespace {ns}: {}", r.0);
         }
-        anyhow::Ok(())
-    });
-    let wait_bound = |want: usize| {
-        let bound = bound.clone();
-        async move {
-            let t = Instant::now();
-            loop {
-                let n = bound.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.len();
-                if n >= want {
-                    return anyhow::Ok(());
-                }
-                if t.elapsed() > Duration::from_secs(600) {
-                    bail!("only {n} of {want} pods were scheduled");
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+    }
+
+    let bound = Bound::track(server, &mut conn).await?;
+    let pods = |prefix: &str, ns: &str, n: usize, measured: bool| -> Vec<(String, Method, String, Bytes)> {
+        (0..n)
+            .map(|i| {
+                let name = format!("{prefix}-{i}");
+                let body = shape.pod(&name, ns, measured);
+                (name, Method::POST, format!("/api/v1/namespaces/{ns}/pods"), body)
+            })
+            .collect()
     };
 
-    crate::progress(&format!("(f) {} initial pods", p.init_pods));
-    let init: Vec<String> = (0..p.init_pods).map(|i| format!("init-{i}")).collect();
-    create_all(server, init, p.creators).await?;
-    wait_bound(p.init_pods).await?;
+    let (init_pods, measured_pods) = shape.counts(p.quick);
+    crate::progress(&format!("(f) {init_pods} initial pods"));
+    send_all(server, pods("init", init_ns, init_pods, false), p.creators).await?;
+    bound.wait(init_pods, Duration::from_secs(600)).await?;
 
-    crate::progress(&format!("(f) {} measured pods", p.measured_pods));
-    let measured: Vec<String> = (0..p.measured_pods).map(|i| format!("m-{i}")).collect();
+    crate::progress(&format!("(f) {measured_pods} measured pods"));
+    let before = Counts::read(&mut conn).await?;
     let t0 = Instant::now();
-    let created = create_all(server, measured, p.creators).await?;
+    let created = send_all(server, pods("m", measured_ns, measured_pods, true), p.creators).await?;
     let create_time = t0.elapsed();
-    wait_bound(p.init_pods + p.measured_pods).await?;
-    watcher.abort();
-    let bound = bound.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    bound.wait(init_pods + measured_pods, Duration::from_secs(600)).await?;
+    let requests = Counts::read(&mut conn).await?.since(&before);
+    let bound = bound.finish()?;
     let mut last = t0;
     let mut lat = Vec::with_capacity(created.len());
     for (name, c) in &created {
@@ -221,11 +335,81 @@ async fn measure(server: &Server, p: Params, started: Instant) -> Result<Sched> 
     }
     let elapsed = last.duration_since(t0);
     Ok(Sched {
-        params: p,
+        shape,
+        nodes: p.nodes,
+        init_pods,
+        measured_pods,
         nodes_ready,
-        per_sec: p.measured_pods as f64 / elapsed.as_secs_f64(),
-        create_per_sec: p.measured_pods as f64 / create_time.as_secs_f64(),
+        per_sec: measured_pods as f64 / elapsed.as_secs_f64(),
+        create_per_sec: measured_pods as f64 / create_time.as_secs_f64(),
         latency: Summary::of(&lat),
         rss: server.memory()?,
+        requests,
     })
+}
+
+/// When each pod was first seen bound, from one watch over all namespaces.
+pub(crate) struct Bound {
+    seen: Arc<Mutex<HashMap<String, Instant>>>,
+    watcher: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Bound {
+    pub(crate) async fn track(server: &Server, conn: &mut crate::client::Conn) -> Result<Bound> {
+        let list = conn.call_ok(Method::GET, "/api/v1/pods?limit=1", None).await?;
+        let rv: String = serde_json::from_slice::<serde_json::Value>(&list)?["metadata"]["resourceVersion"]
+            .as_str()
+            .context("no resourceVersion")?
+            .to_string();
+        let mut wconn = server.endpoint.connect().await?;
+        let resp = wconn.send(Method::GET, &format!("/api/v1/pods?watch=1&resourceVersion={rv}"), None).await?;
+        let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let b = seen.clone();
+        let watcher = tokio::spawn(async move {
+            let _conn = wconn;
+            let mut body = resp.into_body();
+            let mut stream = JsonStream::default();
+            while let Some(frame) = body.frame().await {
+                let at = Instant::now();
+                let Ok(data) = frame?.into_data() else { continue };
+                for e in stream.push::<Event>(&data)? {
+                    if e.kind == "ERROR" {
+                        bail!("watch error");
+                    }
+                    if e.object.spec.and_then(|s| s.node_name).is_some_and(|n| !n.is_empty()) {
+                        b.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.entry(e.object.metadata.name).or_insert(at);
+                    }
+                }
+            }
+            anyhow::Ok(())
+        });
+        Ok(Bound { seen, watcher })
+    }
+
+    pub(crate) fn count(&self) -> Result<usize> {
+        Ok(self.seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.len())
+    }
+
+    /// Waits until `want` pods were seen bound.
+    pub(crate) async fn wait(&self, want: usize, limit: Duration) -> Result<()> {
+        let t = Instant::now();
+        loop {
+            let n = self.count()?;
+            if n >= want {
+                return Ok(());
+            }
+            if self.watcher.is_finished() {
+                bail!("the pod watch ended with {n} of {want} pods bound");
+            }
+            if t.elapsed() > limit {
+                bail!("only {n} of {want} pods were scheduled within {} s", limit.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<HashMap<String, Instant>> {
+        self.watcher.abort();
+        Ok(self.seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone())
+    }
 }
