@@ -2,6 +2,8 @@
 //! `skiff server --simulate-nodes`: nodes that register and report their pods Running without
 //! running anything.
 
+use std::time::Duration;
+
 use skiff_testkit::Cluster;
 
 fn column(out: &str, i: usize) -> Vec<String> {
@@ -10,7 +12,7 @@ fn column(out: &str, i: usize) -> Vec<String> {
 
 #[test]
 fn deployments_on_simulated_nodes() {
-    let c = Cluster::start_with(&["--simulate-nodes", "5", "--sim-node-cpu", "4", "--sim-node-memory", "8Gi"])
+    let mut c = Cluster::start_with(&["--simulate-nodes", "5", "--sim-node-cpu", "4", "--sim-node-memory", "8Gi"])
         .expect("server starts");
     let nodes = c.kubectl_until(&["get", "nodes"], "5 Ready nodes", |o| o.matches(" Ready ").count() == 5);
     assert_eq!(column(&nodes, 0), ["sim-0", "sim-1", "sim-2", "sim-3", "sim-4"]);
@@ -87,6 +89,13 @@ fn deployments_on_simulated_nodes() {
     assert!(err.contains("NotFound"), "{err}");
     c.kubectl(&["delete", "deploy", "web"]).ok();
     c.kubectl_until(&["get", "pods", "-l", "app=web", "-o", "name"], "pods gone", |o| o.trim().is_empty());
+
+    // SIGTERM stops the components first, so the scheduler and the controller manager release
+    // their Leases through a working API server (a write waits for the watch cache, which
+    // used to stop first: each release then waited 10 s and failed).
+    let took = c.stop_within(Duration::from_secs(8)).unwrap();
+    let log = c.log_text();
+    assert!(!log.contains("request failed"), "took {took:?}\n{log}");
 }
 
 /// `skiff sim` in its own process joins simulated nodes to a running server with the cluster

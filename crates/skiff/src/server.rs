@@ -318,15 +318,18 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
     // Bind before starting anything that would need to be torn down if the port is taken.
     let listener =
         tokio::net::TcpListener::bind(v.listen).await.with_context(|| format!("listening on {}", v.listen))?;
+    // Two stages: the components stop first (releasing their Leases and finishing what they
+    // were writing), then the API server they write through.
     let shutdown = CancellationToken::new();
-    let server = ApiServer::start(api_config, store, authn, Box::new(DefaultAuthorizer), shutdown.clone())
+    let server_stop = CancellationToken::new();
+    let server = ApiServer::start(api_config, store, authn, Box::new(DefaultAuthorizer), server_stop.clone())
         .await
         .map_err(|e| anyhow::anyhow!("starting the API server: {e}"))?;
     server.set_kubelet_client(
         skiff_apiserver::KubeletClient::from_pki(&pki).map_err(|e| anyhow::anyhow!("the kubelet client: {e}"))?,
     );
     let tls = skiff_apiserver::tls_config(&pki).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
-    let serving = tokio::spawn(skiff_apiserver::serve(server.clone(), listener, tls, shutdown.clone()));
+    let serving = tokio::spawn(skiff_apiserver::serve(server.clone(), listener, tls, server_stop.clone()));
     let mut components = Vec::new();
     // The controller manager and the scheduler run where they hold their Lease (one server
     // today; several with HA).
@@ -436,12 +439,25 @@ async fn serve(args: ServerArgs, v: Validated) -> Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     shutdown.cancel();
-    for c in components {
-        let _ = c.await;
+    let stopped = async {
+        for c in components {
+            let _ = c.await;
+        }
+    };
+    if tokio::time::timeout(COMPONENT_STOP_TIMEOUT, stopped).await.is_err() {
+        tracing::warn!(
+            "components did not stop within {} s; stopping the API server anyway",
+            COMPONENT_STOP_TIMEOUT.as_secs()
+        );
     }
+    server_stop.cancel();
     let _ = serving.await;
     Ok(())
 }
+
+/// How long the components get to stop (release Leases, finish writes) before the API server
+/// stops under them.
+const COMPONENT_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The controller manager's CSR signer: the cluster CA.
 struct PkiSigner(Pki);

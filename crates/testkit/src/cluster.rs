@@ -368,21 +368,25 @@ impl Cluster {
 
     /// Stop the server with SIGTERM and wait for it.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+        let _ = self.stop_within(Duration::from_secs(10));
+    }
+
+    /// SIGTERM, then wait up to `limit` for the server to exit on its own; SIGKILL and an
+    /// error (with the log) if it does not. Returns how long it took.
+    pub fn stop_within(&mut self, limit: Duration) -> Result<Duration> {
+        let Some(mut child) = self.child.take() else { return Ok(Duration::ZERO) };
+        let start = Instant::now();
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Ok(start.elapsed());
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("skiff server did not stop within {limit:?} of SIGTERM\n{}", self.log_text())
     }
 
     /// SIGKILL the server (a crash).
