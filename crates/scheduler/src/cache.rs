@@ -120,6 +120,14 @@ pub(crate) struct PodInfo {
 }
 
 impl PodInfo {
+    /// Any affinity or anti-affinity term, required or preferred.
+    pub(crate) fn has_affinity(&self) -> bool {
+        !(self.required_affinity.is_empty()
+            && self.required_anti_affinity.is_empty()
+            && self.preferred_affinity.is_empty()
+            && self.preferred_anti_affinity.is_empty())
+    }
+
     pub(crate) fn new(pod: Arc<Pod>) -> PodInfo {
         let spec = pod.spec.clone().unwrap_or_default();
         let mut host_ports = Vec::new();
@@ -191,6 +199,11 @@ pub(crate) struct NodeInfo {
     pub(crate) used_ports: Vec<HostPort>,
     /// Normalized image name → size in bytes, from `status.images`.
     pub(crate) images: Arc<HashMap<String, i64>>,
+    /// Pods here with any affinity or anti-affinity term (upstream `PodsWithAffinity`): only
+    /// nodes with some need be visited when the incoming pod has no terms of its own.
+    pub(crate) pods_with_affinity: usize,
+    /// Pods here with required anti-affinity (upstream `PodsWithRequiredAntiAffinity`).
+    pub(crate) pods_with_required_anti_affinity: usize,
 }
 
 impl NodeInfo {
@@ -213,10 +226,14 @@ impl NodeInfo {
             non_zero_requested: Resource::default(),
             used_ports: Vec::new(),
             images: Arc::new(images),
+            pods_with_affinity: 0,
+            pods_with_required_anti_affinity: 0,
         }
     }
 
     pub(crate) fn add_pod(&mut self, pod: Arc<PodInfo>) {
+        self.pods_with_affinity += usize::from(pod.has_affinity());
+        self.pods_with_required_anti_affinity += usize::from(!pod.required_anti_affinity.is_empty());
         self.requested.add(&pod.requests);
         self.non_zero_requested.add(&pod.non_zero_requests);
         self.used_ports.extend(pod.host_ports.iter().cloned());
@@ -227,6 +244,8 @@ impl NodeInfo {
     pub(crate) fn remove_pod(&mut self, key: &str) {
         if let Some(i) = self.pods.iter().position(|p| p.key == key) {
             let pod = self.pods.remove(i);
+            self.pods_with_affinity -= usize::from(pod.has_affinity());
+            self.pods_with_required_anti_affinity -= usize::from(!pod.required_anti_affinity.is_empty());
             self.requested.sub(&pod.requests);
             self.non_zero_requested.sub(&pod.non_zero_requests);
             for hp in &pod.host_ports {
@@ -280,10 +299,6 @@ impl Snapshot {
             namespace_labels: Arc::default(),
             nominated: HashMap::new(),
         }
-    }
-
-    pub(crate) fn all_pods(&self) -> impl Iterator<Item = (&NodeInfo, &Arc<PodInfo>)> {
-        self.nodes.iter().flat_map(|n| n.pods.iter().map(move |p| (n.as_ref(), p)))
     }
 }
 

@@ -9,23 +9,35 @@ const MIN_THRESHOLD: i64 = 23 * MB;
 /// Per-container ceiling (upstream `maxContainerThreshold`).
 const MAX_CONTAINER_THRESHOLD: i64 = 1000 * MB;
 
-pub(crate) fn score(pod: &PodInfo, node: &NodeInfo, snapshot: &Snapshot) -> i64 {
-    let Some(spec) = pod.pod.spec.as_ref() else { return 0 };
-    let total_nodes = snapshot.nodes.len().max(1) as f64;
+/// The pod's images, normalized once per cycle (init containers too), and how many
+/// containers it has.
+pub(crate) struct PodImages {
+    names: Vec<String>,
+    containers: usize,
+}
+
+pub(crate) fn pod_images(pod: &PodInfo) -> PodImages {
+    let Some(spec) = pod.pod.spec.as_ref() else { return PodImages { names: Vec::new(), containers: 0 } };
     let containers: Vec<_> = spec.init_containers.iter().flatten().chain(spec.containers.iter()).collect();
-    let mut sum: i64 = 0;
-    for c in &containers {
-        let Some(image) = c.image.as_deref() else { continue };
-        let name = normalized_image_name(image);
-        if let Some(size) = node.images.get(&name) {
-            let spread = snapshot.image_nodes.get(&name).copied().unwrap_or(0) as f64 / total_nodes;
-            sum += (*size as f64 * spread) as i64;
-        }
+    PodImages {
+        names: containers.iter().filter_map(|c| c.image.as_deref()).map(normalized_image_name).collect(),
+        containers: containers.len(),
     }
-    let max_threshold = MAX_CONTAINER_THRESHOLD * containers.len() as i64;
-    let clamped = sum.clamp(MIN_THRESHOLD, max_threshold.max(MIN_THRESHOLD));
+}
+
+pub(crate) fn score(images: &PodImages, node: &NodeInfo, snapshot: &Snapshot) -> i64 {
+    let max_threshold = MAX_CONTAINER_THRESHOLD * images.containers as i64;
     if max_threshold <= MIN_THRESHOLD {
         return 0;
     }
+    let total_nodes = snapshot.nodes.len().max(1) as f64;
+    let mut sum: i64 = 0;
+    for name in &images.names {
+        if let Some(size) = node.images.get(name) {
+            let spread = snapshot.image_nodes.get(name).copied().unwrap_or(0) as f64 / total_nodes;
+            sum += (*size as f64 * spread) as i64;
+        }
+    }
+    let clamped = sum.clamp(MIN_THRESHOLD, max_threshold);
     100 * (clamped - MIN_THRESHOLD) / (max_threshold - MIN_THRESHOLD)
 }

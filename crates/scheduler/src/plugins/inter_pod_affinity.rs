@@ -15,46 +15,79 @@ const EXISTING_ANTI_AFFINITY_REASON: &str = "node(s) didn't satisfy existing pod
 /// when scoring.
 const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
 
-type Pair = (String, String);
+/// Counts by topology key and value, looked up without allocating.
+#[derive(Debug, Default)]
+pub(crate) struct Domains(HashMap<String, HashMap<String, i64>>);
+
+impl Domains {
+    fn add(&mut self, node: &NodeInfo, key: &str) {
+        let Some(value) = node.labels.get(key) else { return };
+        let values = match self.0.get_mut(key) {
+            Some(v) => v,
+            None => self.0.entry(key.to_string()).or_default(),
+        };
+        match values.get_mut(value.as_str()) {
+            Some(n) => *n += 1,
+            None => {
+                values.insert(value.clone(), 1);
+            }
+        }
+    }
+
+    /// The count of `node`'s domain for `key`; `None` if the node lacks the label.
+    fn of(&self, node: &NodeInfo, key: &str) -> Option<i64> {
+        let value = node.labels.get(key)?;
+        Some(self.0.get(key).and_then(|m| m.get(value.as_str())).copied().unwrap_or(0))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether any of `node`'s labels names a domain with a positive count.
+    fn holds(&self, node: &NodeInfo) -> bool {
+        self.0
+            .iter()
+            .any(|(key, values)| node.labels.get(key).is_some_and(|v| values.get(v.as_str()).is_some_and(|n| *n > 0)))
+    }
+}
 
 /// Counts per topology domain, computed once per cycle.
 #[derive(Debug, Default)]
 pub(crate) struct FilterState {
     /// Domains where some existing pod's required anti-affinity selects the incoming pod.
-    existing_anti_affinity: HashMap<Pair, i64>,
+    existing_anti_affinity: Domains,
     /// Domains holding pods that match all the incoming pod's required affinity terms.
-    affinity: HashMap<Pair, i64>,
+    affinity: Domains,
     /// Domains holding pods that match one of the incoming pod's anti-affinity terms.
-    anti_affinity: HashMap<Pair, i64>,
-}
-
-fn pair(node: &NodeInfo, key: &str) -> Option<Pair> {
-    node.labels.get(key).map(|v| (key.to_string(), v.clone()))
+    anti_affinity: Domains,
 }
 
 pub(crate) fn pre_filter(pod: &PodInfo, snapshot: &Snapshot) -> FilterState {
     let ns = &snapshot.namespace_labels;
     let mut s = FilterState::default();
-    for (node, existing) in snapshot.all_pods() {
-        for term in &existing.required_anti_affinity {
-            if term.matches(pod, ns)
-                && let Some(p) = pair(node, &term.topology_key)
-            {
-                *s.existing_anti_affinity.entry(p).or_default() += 1;
-            }
+    // Without terms of its own, only existing pods' required anti-affinity can keep the pod
+    // off a node: visit only nodes that have such pods (upstream does the same).
+    let own_terms = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
+    for node in &snapshot.nodes {
+        if !own_terms && node.pods_with_required_anti_affinity == 0 {
+            continue;
         }
-        if !pod.required_affinity.is_empty() && pod.required_affinity.iter().all(|t| t.matches(existing, ns)) {
-            for term in &pod.required_affinity {
-                if let Some(p) = pair(node, &term.topology_key) {
-                    *s.affinity.entry(p).or_default() += 1;
+        for existing in &node.pods {
+            for term in &existing.required_anti_affinity {
+                if term.matches(pod, ns) {
+                    s.existing_anti_affinity.add(node, &term.topology_key);
                 }
             }
-        }
-        for term in &pod.required_anti_affinity {
-            if term.matches(existing, ns)
-                && let Some(p) = pair(node, &term.topology_key)
-            {
-                *s.anti_affinity.entry(p).or_default() += 1;
+            if !pod.required_affinity.is_empty() && pod.required_affinity.iter().all(|t| t.matches(existing, ns)) {
+                for term in &pod.required_affinity {
+                    s.affinity.add(node, &term.topology_key);
+                }
+            }
+            for term in &pod.required_anti_affinity {
+                if term.matches(existing, ns) {
+                    s.anti_affinity.add(node, &term.topology_key);
+                }
             }
         }
     }
@@ -65,25 +98,20 @@ pub(crate) fn filter(state: &FilterState, pod: &PodInfo, node: &NodeInfo, snapsh
     if !satisfies_affinity(state, pod, node, snapshot) {
         return Some(Status::unresolvable(NAME, AFFINITY_REASON));
     }
-    let anti = pod
-        .required_anti_affinity
-        .iter()
-        .any(|t| pair(node, &t.topology_key).is_some_and(|p| state.anti_affinity.get(&p).copied().unwrap_or(0) > 0));
+    let anti =
+        pod.required_anti_affinity.iter().any(|t| state.anti_affinity.of(node, &t.topology_key).is_some_and(|n| n > 0));
     if anti {
         return Some(Status::unschedulable(NAME, ANTI_AFFINITY_REASON));
     }
-    let existing = node
-        .labels
-        .iter()
-        .any(|(k, v)| state.existing_anti_affinity.get(&(k.clone(), v.clone())).copied().unwrap_or(0) > 0);
+    let existing = !state.existing_anti_affinity.is_empty() && state.existing_anti_affinity.holds(node);
     existing.then(|| Status::unschedulable(NAME, EXISTING_ANTI_AFFINITY_REASON))
 }
 
 fn satisfies_affinity(state: &FilterState, pod: &PodInfo, node: &NodeInfo, snapshot: &Snapshot) -> bool {
     let mut pods_exist = true;
     for term in &pod.required_affinity {
-        let Some(p) = pair(node, &term.topology_key) else { return false };
-        if state.affinity.get(&p).copied().unwrap_or(0) <= 0 {
+        let Some(n) = state.affinity.of(node, &term.topology_key) else { return false };
+        if n <= 0 {
             pods_exist = false;
         }
     }
@@ -115,7 +143,11 @@ pub(crate) fn pre_score(pod: &PodInfo, snapshot: &Snapshot) -> ScoreState {
             }
         }
     };
-    for (node, existing) in snapshot.all_pods() {
+    // Without preferred terms of its own, only existing pods' terms weigh: visit only nodes
+    // with pods that have some.
+    let own_terms = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
+    let nodes = snapshot.nodes.iter().filter(|n| own_terms || n.pods_with_affinity > 0);
+    for (node, existing) in nodes.flat_map(|n| n.pods.iter().map(move |p| (n.as_ref(), p))) {
         let mut add_here = |term: &AffinityTerm, w: i64| add(term, w, node);
         weighted(&pod.preferred_affinity, existing, 1, &mut add_here);
         weighted(&pod.preferred_anti_affinity, existing, -1, &mut add_here);

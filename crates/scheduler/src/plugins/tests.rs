@@ -213,8 +213,8 @@ fn image_locality_score() {
     let snap = Snapshot::new(vec![with_image.clone(), without.clone()]);
     let p = pod("p", json!({"spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}));
     // 500 MiB spread over half the nodes = 250 MiB → 100 * (250-23) / (1000-23) = 23
-    assert_eq!(image_locality::score(&p, &with_image, &snap), 23);
-    assert_eq!(image_locality::score(&p, &without, &snap), 0);
+    assert_eq!(image_locality::score(&image_locality::pod_images(&p), &with_image, &snap), 23);
+    assert_eq!(image_locality::score(&image_locality::pod_images(&p), &without, &snap), 0);
 }
 
 fn zoned(name: &str, zone: &str) -> NodeInfo {
@@ -280,6 +280,20 @@ fn inter_pod_affinity_score() {
     assert_eq!(scores, vec![10, 10, 0]);
     inter_pod_affinity::normalize(&mut scores);
     assert_eq!(scores, vec![100, 100, 0]);
+    // An existing pod's preferred anti-affinity weighs against a pod without terms of its own
+    // (pre-score then visits only nodes holding pods with terms).
+    let shy = pod(
+        "shy",
+        json!({"spec": {"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 5, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "zone"}}
+        ]}}}}),
+    );
+    place(&mut snap, "c", shy);
+    assert_eq!(snap.nodes.iter().map(|n| n.pods_with_affinity).collect::<Vec<_>>(), vec![0, 0, 1]);
+    let w = labelled("w", json!({"app": "web"}));
+    let state = inter_pod_affinity::pre_score(&w, &snap);
+    let scores: Vec<i64> = snap.nodes.iter().map(|n| inter_pod_affinity::score(&state, n)).collect();
+    assert_eq!(scores, vec![0, 0, -5]);
 }
 
 fn spread(when: &str, key: &str, extra: Value) -> PodInfo {
