@@ -71,7 +71,7 @@ async fn measure(server: &crate::servers::Server, p: Params, started: Instant) -
             }
         }
     });
-    let before = Counts::read(&mut conn).await?;
+    let before = Counts::read(server).await?;
     let t0 = Instant::now();
     conn.call_ok(
         Method::POST,
@@ -98,6 +98,6 @@ async fn measure(server: &crate::servers::Server, p: Params, started: Instant) -
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let requests = Counts::read(&mut conn).await?.since(&before);
+    let requests = Counts::read(server).await?.since(&before);
     Ok(Deploy { params: p, created: created.unwrap_or(available), available, requests, polls, rss: server.memory()? })
 }

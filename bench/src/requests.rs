@@ -7,15 +7,16 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use http::Method;
 
-use crate::client::Conn;
+use crate::servers::Server;
 
 /// Requests by `"VERB resource[/subresource]"`, all response codes together.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Counts(pub BTreeMap<String, u64>);
 
 impl Counts {
-    pub(crate) async fn read(conn: &mut Conn) -> Result<Counts> {
-        let body = conn.call_ok(Method::GET, "/metrics", None).await?;
+    /// Reads them over a new connection (the server closes connections idle for 30 s).
+    pub(crate) async fn read(server: &Server) -> Result<Counts> {
+        let body = server.endpoint.connect().await?.call_ok(Method::GET, "/metrics", None).await?;
         Ok(Counts::parse(&String::from_utf8_lossy(&body)))
     }
 

@@ -319,12 +319,12 @@ async fn measure(server: &Server, p: Params, shape: Shape, started: Instant) -> 
     bound.wait(init_pods, Duration::from_secs(600)).await?;
 
     crate::progress(&format!("(f) {measured_pods} measured pods"));
-    let before = Counts::read(&mut conn).await?;
+    let before = Counts::read(server).await?;
     let t0 = Instant::now();
     let created = send_all(server, pods("m", measured_ns, measured_pods, true), p.creators).await?;
     let create_time = t0.elapsed();
     bound.wait(init_pods + measured_pods, Duration::from_secs(600)).await?;
-    let requests = Counts::read(&mut conn).await?.since(&before);
+    let requests = Counts::read(server).await?.since(&before);
     let bound = bound.finish()?;
     let mut last = t0;
     let mut lat = Vec::with_capacity(created.len());
