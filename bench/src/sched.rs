@@ -348,40 +348,87 @@ async fn measure(server: &Server, p: Params, shape: Shape, started: Instant) -> 
     })
 }
 
-/// When each pod was first seen bound, from one watch over all namespaces.
+/// When each pod was first seen bound, from one watch over all namespaces. A watch that
+/// falls too far behind gets a 410 `ERROR` (as any client would): it relists, counting pods
+/// bound in the list as seen then, and watches again.
 pub(crate) struct Bound {
     seen: Arc<Mutex<HashMap<String, Instant>>>,
     watcher: tokio::task::JoinHandle<Result<()>>,
 }
 
+#[derive(Deserialize)]
+struct PodList {
+    metadata: ListMeta,
+    items: Vec<Obj>,
+}
+#[derive(Deserialize)]
+struct ListMeta {
+    #[serde(rename = "resourceVersion", default)]
+    resource_version: String,
+    #[serde(rename = "continue", default)]
+    continue_: Option<String>,
+}
+
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+
+fn mark(seen: &Seen, obj: Obj, at: Instant) -> Result<()> {
+    if obj.spec.and_then(|s| s.node_name).is_some_and(|n| !n.is_empty()) {
+        seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.entry(obj.metadata.name).or_insert(at);
+    }
+    Ok(())
+}
+
+/// Lists every pod (in pages), marking the bound ones; returns the list's revision.
+async fn relist(endpoint: &crate::client::Endpoint, seen: &Seen) -> Result<String> {
+    let mut conn = endpoint.connect().await?;
+    let mut cont = String::new();
+    loop {
+        let path = if cont.is_empty() {
+            "/api/v1/pods?limit=500".to_string()
+        } else {
+            format!("/api/v1/pods?limit=500&continue={cont}")
+        };
+        let list: PodList = serde_json::from_slice(&conn.call_ok(Method::GET, &path, None).await?)?;
+        let at = Instant::now();
+        for item in list.items {
+            mark(seen, item, at)?;
+        }
+        match list.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => cont = c,
+            None => return Ok(list.metadata.resource_version),
+        }
+    }
+}
+
 impl Bound {
     pub(crate) async fn track(server: &Server, conn: &mut crate::client::Conn) -> Result<Bound> {
         let list = conn.call_ok(Method::GET, "/api/v1/pods?limit=1", None).await?;
-        let rv: String = serde_json::from_slice::<serde_json::Value>(&list)?["metadata"]["resourceVersion"]
+        let mut rv: String = serde_json::from_slice::<serde_json::Value>(&list)?["metadata"]["resourceVersion"]
             .as_str()
             .context("no resourceVersion")?
             .to_string();
-        let mut wconn = server.endpoint.connect().await?;
-        let resp = wconn.send(Method::GET, &format!("/api/v1/pods?watch=1&resourceVersion={rv}"), None).await?;
-        let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let seen: Seen = Arc::default();
         let b = seen.clone();
+        let endpoint = server.endpoint.clone();
         let watcher = tokio::spawn(async move {
-            let _conn = wconn;
-            let mut body = resp.into_body();
-            let mut stream = JsonStream::default();
-            while let Some(frame) = body.frame().await {
-                let at = Instant::now();
-                let Ok(data) = frame?.into_data() else { continue };
-                for e in stream.push::<Event>(&data)? {
-                    if e.kind == "ERROR" {
-                        bail!("watch error");
-                    }
-                    if e.object.spec.and_then(|s| s.node_name).is_some_and(|n| !n.is_empty()) {
-                        b.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.entry(e.object.metadata.name).or_insert(at);
+            loop {
+                let mut wconn = endpoint.connect().await?;
+                let resp = wconn.send(Method::GET, &format!("/api/v1/pods?watch=1&resourceVersion={rv}"), None).await?;
+                let mut body = resp.into_body();
+                let mut stream = JsonStream::default();
+                'watch: while let Some(frame) = body.frame().await {
+                    let at = Instant::now();
+                    let Ok(data) = frame?.into_data() else { continue };
+                    for e in stream.push::<Event>(&data)? {
+                        if e.kind == "ERROR" {
+                            crate::progress("(pod watch) 410: relisting");
+                            break 'watch;
+                        }
+                        mark(&b, e.object, at)?;
                     }
                 }
+                rv = relist(&endpoint, &b).await?;
             }
-            anyhow::Ok(())
         });
         Ok(Bound { seen, watcher })
     }

@@ -74,13 +74,15 @@ pub struct CacheEvent {
     /// The previous state (updates and deletes), for selector transitions.
     pub prev: Option<Arc<CachedObject>>,
     pub revision: Revision,
+    /// When the cache saw it (the ring keeps recent events by age).
+    at: std::time::Instant,
     /// Encoded watch lines, built on first use and shared by all watchers.
     lines: [OnceLock<Bytes>; 3],
 }
 
 impl CacheEvent {
     fn new(kind: EventKind, object: Arc<CachedObject>, prev: Option<Arc<CachedObject>>, revision: Revision) -> Self {
-        CacheEvent { kind, object, prev, revision, lines: Default::default() }
+        CacheEvent { kind, object, prev, revision, at: std::time::Instant::now(), lines: Default::default() }
     }
 
     /// `{"type":"<kind>","object":<json>}\n`, encoded once per kind.
@@ -101,8 +103,13 @@ pub fn encode_event_line(kind: &str, object: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
-/// How many recent events each resource keeps for watches that resume from a revision.
-const EVENT_RING: usize = 2048;
+/// Recent events each resource keeps for watches that resume from a revision (or fall
+/// behind): at least `EVENT_RING_MIN`; more while they are younger than `EVENT_FRESH`, up to
+/// `EVENT_RING_MAX`. Upstream's watch cache sizes itself the same way (75 s of history) so
+/// that a watcher that lags during a burst resumes instead of relisting everything.
+const EVENT_RING_MIN: usize = 2048;
+const EVENT_RING_MAX: usize = 20 * 1024;
+const EVENT_FRESH: std::time::Duration = std::time::Duration::from_secs(75);
 /// Per-resource broadcast capacity; a watcher that lags further catches up from the ring.
 /// Kept small because every resource allocates its channel up front.
 const BROADCAST: usize = 256;
@@ -134,9 +141,10 @@ impl ResourceCache {
     }
 
     fn push(&mut self, ev: Arc<CacheEvent>) {
-        if self.ring.len() >= EVENT_RING
-            && let Some(old) = self.ring.pop_front()
+        while self.ring.len() >= EVENT_RING_MAX
+            || self.ring.len() >= EVENT_RING_MIN && self.ring.front().is_some_and(|o| o.at.elapsed() > EVENT_FRESH)
         {
+            let Some(old) = self.ring.pop_front() else { break };
             self.ring_after = old.revision;
         }
         self.ring.push_back(ev.clone());
@@ -591,6 +599,35 @@ mod tests {
         let odd = br#"{"metadata":{"name":"b"},"apiVersion":"v1"}"#;
         let v: Value = serde_json::from_slice(&inject_resource_version(odd, 9)).unwrap();
         assert_eq!(v["metadata"]["resourceVersion"], "9");
+    }
+
+    #[test]
+    fn the_ring_keeps_recent_events_up_to_its_maximum() {
+        let mut rc = ResourceCache::new(0, Arc::new(|_| Vec::new()));
+        let ev = |rev: Revision| {
+            let object = Arc::new(CachedObject {
+                key: format!("/registry/core/configmaps/ns/c{rev}"),
+                namespace: "ns".into(),
+                name: format!("c{rev}"),
+                bytes: Bytes::new(),
+                labels: BTreeMap::new(),
+                fields: Vec::new(),
+                mod_revision: rev,
+                create_revision: rev,
+            });
+            Arc::new(CacheEvent::new(EventKind::Added, object, None, rev))
+        };
+        // Fresh events beyond the minimum stay: a watcher that lags a burst can resume.
+        for rev in 1..=(EVENT_RING_MIN as Revision + 100) {
+            rc.push(ev(rev));
+        }
+        assert_eq!((rc.ring.len(), rc.ring_after), (EVENT_RING_MIN + 100, 0));
+        // The maximum holds however fresh they are.
+        for rev in (EVENT_RING_MIN as Revision + 101)..=(EVENT_RING_MAX as Revision + 5) {
+            rc.push(ev(rev));
+        }
+        assert_eq!((rc.ring.len(), rc.ring_after), (EVENT_RING_MAX, 5));
+        assert_eq!(rc.ring.front().map(|e| e.revision), Some(6));
     }
 
     #[test]
