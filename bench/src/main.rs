@@ -110,7 +110,7 @@ impl Params {
                 apply: apply::Params { containers: 20, big_rounds: 10, objects: 50 },
                 sched: sched::Params { nodes: 50, creators: 16, quick: true },
                 deploy: deploy::Params { nodes: 10, replicas: 100 },
-                scale: scale::Params { nodes: 50, pods: 1500, namespaces: 3, creators: 16 },
+                scale: scale::Params { nodes: 50, pods: 1500, namespaces: 3, creators: 16, per_sec: 500.0 },
                 starts: 2,
                 settle_after: Duration::from_secs(1),
             };
@@ -129,7 +129,7 @@ impl Params {
             apply: apply::Params { containers: 200, big_rounds: 100, objects: 1000 },
             sched: sched::Params { nodes: 5000, creators: 64, quick: false },
             deploy: deploy::Params { nodes: 100, replicas: 1000 },
-            scale: scale::Params { nodes: 5000, pods: 150_000, namespaces: 15, creators: 64 },
+            scale: scale::Params { nodes: 5000, pods: 150_000, namespaces: 15, creators: 64, per_sec: 250.0 },
             starts: 10,
             settle_after: Duration::from_secs(5),
         }

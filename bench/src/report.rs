@@ -149,10 +149,11 @@ pub(crate) fn scale_table(s: &crate::scale::Scale) -> String {
     let p = s.params;
     let _ = writeln!(
         out,
-        "(h) {} pods on {} simulated nodes ({} namespaces), created over {} connections: all bound after {:.0} s ({:.0} pods/s).\n",
+        "(h) {} pods on {} simulated nodes ({} namespaces), created at {:.0} pods/s over {} connections: all bound after {:.0} s ({:.0} pods/s).\n",
         p.pods,
         p.nodes,
         p.namespaces,
+        p.per_sec,
         p.creators,
         s.fill.as_secs_f64(),
         p.pods as f64 / s.fill.as_secs_f64()

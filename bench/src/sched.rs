@@ -181,13 +181,27 @@ struct Spec {
     node_name: Option<String>,
 }
 
-/// Sends one request per item over `creators` connections; returns when each was sent.
+/// Sends one request per item over `creators` connections, as fast as they go; returns when
+/// each was sent.
 pub(crate) async fn send_all(
     server: &Server,
     items: Vec<(String, Method, String, Bytes)>,
     creators: usize,
 ) -> Result<HashMap<String, Instant>> {
-    let queue = Arc::new(Mutex::new(items));
+    send_paced(server, items, creators, None).await
+}
+
+/// Like [`send_all`], at most `per_sec` requests per second if given (request `i` is sent no
+/// earlier than `i / per_sec` seconds after the start).
+pub(crate) async fn send_paced(
+    server: &Server,
+    mut items: Vec<(String, Method, String, Bytes)>,
+    creators: usize,
+    per_sec: Option<f64>,
+) -> Result<HashMap<String, Instant>> {
+    items.reverse();
+    let queue = Arc::new(Mutex::new((items, 0u64)));
+    let start = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..creators {
         let mut conn = server.endpoint.connect().await?;
@@ -195,10 +209,16 @@ pub(crate) async fn send_all(
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             loop {
-                let Some((name, method, path, body)) = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop()
-                else {
-                    break;
+                let (item, i) = {
+                    let mut q = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    let i = q.1;
+                    q.1 += 1;
+                    (q.0.pop(), i)
                 };
+                let Some((name, method, path, body)) = item else { break };
+                if let Some(rate) = per_sec {
+                    tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
+                }
                 let at = Instant::now();
                 let ct = if method == Method::PATCH { "application/merge-patch+json" } else { "application/json" };
                 conn.call_as_ok(method, &path, Some(body), ct).await?;

@@ -2,7 +2,9 @@
 //! first host of its podCIDR, where the built-in runtime puts the bridge), so the `kube-dns`
 //! Service in `kube-system` has one endpoint per node, in an EndpointSlice per node
 //! (`kube-dns-<node>`), ready while the node is. The Service's `internalTrafficPolicy: Local`
-//! keeps each pod's queries on its own node.
+//! keeps each pod's queries on its own node. Simulated nodes (`type: skiff-sim`) run no DNS
+//! server and get no endpoint. A slice already as wanted is not written again: nodes change
+//! often (heartbeats), their DNS endpoint rarely.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -35,7 +37,13 @@ fn slice_name(node: &str) -> String {
     format!("{SERVICE}-{node}")
 }
 
+/// The label simulated nodes carry (`skiff-sim`), like KWOK's `type: kwok`.
+const SIMULATED: (&str, &str) = ("type", "skiff-sim");
+
 pub(crate) fn desired_slice(node: &Node, service: &Service) -> Option<serde_json::Value> {
+    if node.labels().get(SIMULATED.0).is_some_and(|v| v == SIMULATED.1) {
+        return None;
+    }
     let address = node_dns_address(node)?;
     let ready = node
         .status
@@ -75,23 +83,51 @@ pub(crate) fn desired_slice(node: &Node, service: &Service) -> Option<serde_json
     }))
 }
 
+/// Whether `have` already says everything `want` (from [`desired_slice`]) says.
+fn up_to_date(have: &EndpointSlice, want: &serde_json::Value) -> bool {
+    let Ok(have) = serde_json::to_value(have) else { return false };
+    let labels_held = want["metadata"]["labels"]
+        .as_object()
+        .is_some_and(|l| l.iter().all(|(k, v)| have["metadata"]["labels"].get(k) == Some(v)));
+    labels_held
+        && have["metadata"]["ownerReferences"] == want["metadata"]["ownerReferences"]
+        && have["addressType"] == want["addressType"]
+        && have["endpoints"] == want["endpoints"]
+        && have["ports"] == want["ports"]
+}
+
 pub(crate) struct ClusterDnsEndpoints {
     client: kube::Client,
     nodes: Informer<Node>,
     services: Informer<Service>,
+    /// Our slices, to skip writes that would change nothing.
+    slices: Informer<EndpointSlice>,
     queue: WorkQueue<Key>,
 }
 
 impl ClusterDnsEndpoints {
     pub(crate) fn new(client: kube::Client, nodes: Informer<Node>, services: Informer<Service>) -> Arc<Self> {
+        let slices = Informer::with_config(
+            Api::namespaced(client.clone(), NAMESPACE),
+            kube::runtime::watcher::Config::default()
+                .labels(&format!("endpointslice.kubernetes.io/managed-by={MANAGER}")),
+        );
         let c = Arc::new(ClusterDnsEndpoints {
             client,
             nodes: nodes.clone(),
             services: services.clone(),
+            slices: slices.clone(),
             queue: WorkQueue::new(),
         });
         let q = c.queue.clone();
         nodes.on_change(move |ch| q.add(Key::new("", &ch.object().name_any())));
+        // A slice changed or removed by someone else is put back.
+        let q = c.queue.clone();
+        slices.on_change(move |ch| {
+            if let Some(node) = ch.object().name_any().strip_prefix(&format!("{SERVICE}-")) {
+                q.add(Key::new("", node));
+            }
+        });
         let weak = Arc::downgrade(&c);
         services.on_change(move |ch| {
             let s = ch.object();
@@ -108,8 +144,10 @@ impl ClusterDnsEndpoints {
     }
 
     pub(crate) async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        self.slices.start(shutdown.clone());
         self.nodes.synced().await;
         self.services.synced().await;
+        self.slices.synced().await;
         crate::run_workers("cluster-dns-endpoints", self.queue.clone(), 1, shutdown, move |key| {
             let c = self.clone();
             async move { c.sync(&key).await }
@@ -126,11 +164,15 @@ impl ClusterDnsEndpoints {
             _ => None,
         };
         let name = slice_name(&key.name);
+        let have = self.slices.store().get(&ObjectRef::new(&name).within(NAMESPACE));
         match want {
+            Some(slice) if have.as_deref().is_some_and(|h| up_to_date(h, &slice)) => {}
             Some(slice) => {
                 let pp = PatchParams::apply("cluster-dns-endpoints").force();
                 api.patch(&name, &pp, &Patch::Apply(&slice)).await?;
             }
+            // Known to be gone (a slice created meanwhile comes back through the informer).
+            None if have.is_none() => {}
             None => match api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -161,5 +203,29 @@ mod tests {
         assert_eq!(slice["metadata"]["ownerReferences"][0]["uid"], "u1");
         let bare: Node = serde_json::from_value(json!({"metadata": {"name": "n2"}})).unwrap();
         assert!(desired_slice(&bare, &svc).is_none(), "no podCIDR, no DNS address");
+        let sim: Node = serde_json::from_value(json!({
+            "metadata": {"name": "sim-0", "labels": {"type": "skiff-sim"}},
+            "spec": {"podCIDR": "10.42.4.0/24"},
+        }))
+        .unwrap();
+        assert!(desired_slice(&sim, &svc).is_none(), "a simulated node runs no DNS server");
+
+        // The slice as the API server returns it (with server-set fields and defaults) is up to
+        // date; a change of readiness, address or owner is not.
+        let mut stored = slice.clone();
+        stored["metadata"]["uid"] = json!("s1");
+        stored["metadata"]["resourceVersion"] = json!("7");
+        stored["metadata"]["labels"]["extra"] = json!("kept");
+        let have: EndpointSlice = serde_json::from_value(stored.clone()).unwrap();
+        assert!(up_to_date(&have, &slice));
+        let mut not_ready = slice.clone();
+        not_ready["endpoints"][0]["conditions"]["ready"] = json!(false);
+        assert!(!up_to_date(&have, &not_ready));
+        let mut moved = slice.clone();
+        moved["endpoints"][0]["addresses"][0] = json!("10.42.9.1");
+        assert!(!up_to_date(&have, &moved));
+        let mut reowned = slice.clone();
+        reowned["metadata"]["ownerReferences"][0]["uid"] = json!("u2");
+        assert!(!up_to_date(&have, &reowned));
     }
 }
