@@ -1,11 +1,14 @@
 //! Component tests: the whole API server pipeline in process (over the in-memory store),
 //! driven through its request handler without a socket.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
+use skiff_apiserver::Config;
+use skiff_apiserver::watch_cache::WatchHistory;
 use skiff_testkit::InProcess;
 
 fn cm(name: &str, labels: Value) -> Value {
@@ -216,9 +219,12 @@ async fn next(rx: &mut tokio::sync::mpsc::Receiver<Value>) -> Value {
 
 #[tokio::test]
 async fn watch_from_too_old_revision_is_a_410_event() {
-    let api = InProcess::start().await;
+    // A ring of at most 2,048 events, and enough events through one resource that revision 1
+    // leaves it.
+    let history = WatchHistory { max_events: 2048, ..WatchHistory::default() };
+    let config = Config { watch_history: history, ..Config::default() };
+    let api = InProcess::start_with(config, Arc::new(skiff_store::MemoryStore::new())).await;
     create_ns(&api, "old").await;
-    // Push enough events through one resource that revision 1 leaves the event ring.
     for i in 0..2100 {
         let r =
             api.request(Method::POST, "/api/v1/namespaces/old/configmaps", Some(cm(&format!("c{i}"), json!({})))).await;

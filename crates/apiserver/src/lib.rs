@@ -76,6 +76,8 @@ pub struct Config {
     pub event_ttl: std::time::Duration,
     /// The cluster CA (PEM), served at `/cacerts` for joining agents; empty: not served.
     pub ca_cert_pem: String,
+    /// How many past events each resource keeps for watches that resume or lag.
+    pub watch_history: watch_cache::WatchHistory,
 }
 
 impl Default for Config {
@@ -89,6 +91,7 @@ impl Default for Config {
             compaction_interval: std::time::Duration::from_secs(300),
             event_ttl: std::time::Duration::from_secs(3600),
             ca_cert_pem: String::new(),
+            watch_history: watch_cache::WatchHistory::default(),
         }
     }
 }
@@ -188,7 +191,7 @@ impl ApiServer {
                 Arc::new(move |v: &serde_json::Value| skiff_api::selector::field_attributes(group, kind, v)),
             );
         }
-        let cache = WatchCache::start(store.clone(), field_fns, shutdown.clone()).await?;
+        let cache = WatchCache::start(store.clone(), field_fns, config.watch_history, shutdown.clone()).await?;
         let allocator = allocator::Allocators::new(&config);
         let server = Arc::new(ApiServer {
             config,

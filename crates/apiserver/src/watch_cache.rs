@@ -104,12 +104,21 @@ pub fn encode_event_line(kind: &str, object: &[u8]) -> Bytes {
 }
 
 /// Recent events each resource keeps for watches that resume from a revision (or fall
-/// behind): at least `EVENT_RING_MIN`; more while they are younger than `EVENT_FRESH`, up to
-/// `EVENT_RING_MAX`. Upstream's watch cache sizes itself the same way (75 s of history) so
-/// that a watcher that lags during a burst resumes instead of relisting everything.
-const EVENT_RING_MIN: usize = 2048;
-const EVENT_RING_MAX: usize = 20 * 1024;
-const EVENT_FRESH: std::time::Duration = std::time::Duration::from_secs(75);
+/// behind): at least `min_events`; more while they are younger than `fresh`, up to
+/// `max_events`. Upstream's watch cache sizes itself the same way (75 s of history) so that a
+/// watcher that lags during a burst resumes instead of relisting everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchHistory {
+    pub min_events: usize,
+    pub max_events: usize,
+    pub fresh: std::time::Duration,
+}
+
+impl Default for WatchHistory {
+    fn default() -> Self {
+        WatchHistory { min_events: 2048, max_events: 20 * 1024, fresh: std::time::Duration::from_secs(75) }
+    }
+}
 /// Per-resource broadcast capacity; a watcher that lags further catches up from the ring.
 /// Kept small because every resource allocates its channel up front.
 const BROADCAST: usize = 256;
@@ -126,11 +135,13 @@ struct ResourceCache {
     tx: broadcast::Sender<Arc<CacheEvent>>,
     /// Bumped when the cache is refilled from scratch; watchers of an older epoch must relist.
     epoch: u64,
+    history: WatchHistory,
 }
 
 impl ResourceCache {
-    fn new(after: Revision, field_fn: FieldFn) -> Self {
+    fn new(after: Revision, field_fn: FieldFn, history: WatchHistory) -> Self {
         ResourceCache {
+            history,
             field_fn,
             objects: BTreeMap::new(),
             ring: VecDeque::new(),
@@ -141,8 +152,9 @@ impl ResourceCache {
     }
 
     fn push(&mut self, ev: Arc<CacheEvent>) {
-        while self.ring.len() >= EVENT_RING_MAX
-            || self.ring.len() >= EVENT_RING_MIN && self.ring.front().is_some_and(|o| o.at.elapsed() > EVENT_FRESH)
+        let h = self.history;
+        while self.ring.len() >= h.max_events
+            || self.ring.len() >= h.min_events && self.ring.front().is_some_and(|o| o.at.elapsed() > h.fresh)
         {
             let Some(old) = self.ring.pop_front() else { break };
             self.ring_after = old.revision;
@@ -224,6 +236,7 @@ pub struct WatchCache {
     commands: tokio::sync::mpsc::UnboundedSender<Command>,
     watermark_tx: watch::Sender<Revision>,
     watermark_rx: watch::Receiver<Revision>,
+    history: WatchHistory,
 }
 
 /// The storage name of a key: `/registry/apps/deployments/ns/x` → `apps/deployments`.
@@ -275,12 +288,15 @@ impl WatchCache {
     pub async fn start(
         store: Arc<dyn Store>,
         field_fns: HashMap<String, FieldFn>,
+        history: WatchHistory,
         shutdown: CancellationToken,
     ) -> Result<Arc<WatchCache>, skiff_store::Error> {
         let (watermark_tx, watermark_rx) = watch::channel(0);
-        let caches = field_fns.into_iter().map(|(s, f)| (s, Arc::new(RwLock::new(ResourceCache::new(0, f))))).collect();
+        let caches =
+            field_fns.into_iter().map(|(s, f)| (s, Arc::new(RwLock::new(ResourceCache::new(0, f, history))))).collect();
         let (commands, rx) = tokio::sync::mpsc::unbounded_channel();
-        let cache = Arc::new(WatchCache { store, caches: RwLock::new(caches), commands, watermark_tx, watermark_rx });
+        let cache =
+            Arc::new(WatchCache { store, caches: RwLock::new(caches), commands, watermark_tx, watermark_rx, history });
         let rev = cache.fill().await?;
         let stream = cache.store.watch(REGISTRY_PREFIX, rev).await?;
         let c = cache.clone();
@@ -408,7 +424,7 @@ impl WatchCache {
                         // follower applies everything after `applied` anyway.
                         Err(e) => tracing::debug!(error = %e, storage, "filling a new cache"),
                     }
-                    let mut rc = ResourceCache::new(applied, field_fn);
+                    let mut rc = ResourceCache::new(applied, field_fn, self.history);
                     rc.objects = objects;
                     self.caches.write().unwrap_or_else(|e| e.into_inner()).insert(storage, Arc::new(RwLock::new(rc)));
                 }
@@ -603,7 +619,8 @@ mod tests {
 
     #[test]
     fn the_ring_keeps_recent_events_up_to_its_maximum() {
-        let mut rc = ResourceCache::new(0, Arc::new(|_| Vec::new()));
+        let history = WatchHistory::default();
+        let mut rc = ResourceCache::new(0, Arc::new(|_| Vec::new()), history);
         let ev = |rev: Revision| {
             let object = Arc::new(CachedObject {
                 key: format!("/registry/core/configmaps/ns/c{rev}"),
@@ -618,15 +635,16 @@ mod tests {
             Arc::new(CacheEvent::new(EventKind::Added, object, None, rev))
         };
         // Fresh events beyond the minimum stay: a watcher that lags a burst can resume.
-        for rev in 1..=(EVENT_RING_MIN as Revision + 100) {
+        let (min, max) = (history.min_events, history.max_events);
+        for rev in 1..=(min as Revision + 100) {
             rc.push(ev(rev));
         }
-        assert_eq!((rc.ring.len(), rc.ring_after), (EVENT_RING_MIN + 100, 0));
+        assert_eq!((rc.ring.len(), rc.ring_after), (min + 100, 0));
         // The maximum holds however fresh they are.
-        for rev in (EVENT_RING_MIN as Revision + 101)..=(EVENT_RING_MAX as Revision + 5) {
+        for rev in (min as Revision + 101)..=(max as Revision + 5) {
             rc.push(ev(rev));
         }
-        assert_eq!((rc.ring.len(), rc.ring_after), (EVENT_RING_MAX, 5));
+        assert_eq!((rc.ring.len(), rc.ring_after), (max, 5));
         assert_eq!(rc.ring.front().map(|e| e.revision), Some(6));
     }
 

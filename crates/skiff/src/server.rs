@@ -194,6 +194,7 @@ fn validate(args: &ServerArgs) -> Result<Validated> {
             compaction_interval: args.compaction_interval,
             event_ttl: args.event_ttl,
             ca_cert_pem: String::new(),
+            watch_history: Default::default(),
         },
         kubeconfig_server: format!("https://{kube_host}:{}", args.https_listen_port),
     })
