@@ -37,18 +37,12 @@ pub(crate) struct Deploy {
 
 pub(crate) async fn run(env: &Env, p: Params) -> Result<Deploy> {
     crate::progress(&format!("(g) a {}-replica Deployment on {} simulated nodes", p.replicas, p.nodes));
-    let started = Instant::now();
-    let server = crate::sched::start_sim(env, "skiff-deploy", p.nodes).await?;
-    let result = measure(&server, p, started).await;
-    let stopped = server.stop().await;
-    let r = result?;
-    stopped?;
-    Ok(r)
+    crate::sched::on_sim_server(env, "skiff-deploy", p.nodes, async |server, _| measure(server, p).await).await
 }
 
-async fn measure(server: &crate::servers::Server, p: Params, started: Instant) -> Result<Deploy> {
+async fn measure(server: &crate::servers::Server, p: Params) -> Result<Deploy> {
+    let started = Instant::now();
     let mut conn = server.endpoint.connect().await?;
-    crate::sched::wait_nodes_ready(&mut conn, p.nodes, started).await?;
     conn.call_ok(Method::POST, "/api/v1/namespaces", crate::peer::namespace(NAMESPACE).body).await?;
     // The namespace's default ServiceAccount must exist before pods can be created.
     let sa = format!("/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default");

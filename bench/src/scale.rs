@@ -6,7 +6,6 @@
 //! 200 ms, while the cluster fills and again for 30 s once it is full. The server's RSS is
 //! read at the end.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -46,21 +45,14 @@ pub(crate) struct Scale {
 
 pub(crate) async fn run(env: &Env, p: Params) -> Result<Scale> {
     crate::progress(&format!("(h) {} pods on {} simulated nodes", p.pods, p.nodes));
-    let started = Instant::now();
-    let server = crate::sched::start_sim(env, "skiff-scale", p.nodes).await?;
-    let result = measure(&server, p, started).await;
-    let stopped = server.stop().await;
-    let r = result?;
-    stopped?;
-    Ok(r)
+    crate::sched::on_sim_server(env, "skiff-scale", p.nodes, async |server, ready| measure(server, p, ready).await)
+        .await
 }
-
-type Samples = Arc<Mutex<Vec<Vec<Duration>>>>;
 
 /// One of each call every 200 ms until cancelled; a failed call is an error.
 async fn probe(server: &Server, node: String, stop: CancellationToken) -> Result<Vec<Vec<Duration>>> {
     let mut conn = server.endpoint.connect().await?;
-    let samples: Samples = Arc::new(Mutex::new(vec![Vec::new(); CALLS.len()]));
+    let mut samples = vec![Vec::new(); CALLS.len()];
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut n = 0u64;
     while !stop.is_cancelled() {
@@ -90,22 +82,21 @@ async fn probe(server: &Server, node: String, stop: CancellationToken) -> Result
             if !(status.is_success() || status == http::StatusCode::NOT_FOUND && method == Method::GET && i == 1) {
                 bail!("{method} {path}: {status}");
             }
-            samples.lock().map_err(|_| anyhow::anyhow!("poisoned"))?[i].push(t.elapsed());
+            samples[i].push(t.elapsed());
         }
     }
-    let out = samples.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
-    Ok(out)
+    Ok(samples)
 }
 
-async fn measure(server: &Server, p: Params, started: Instant) -> Result<Scale> {
+async fn measure(server: &Server, p: Params, ready: crate::sched::Ready) -> Result<Scale> {
     let mut conn = server.endpoint.connect().await?;
-    let nodes = crate::sched::wait_nodes_ready(&mut conn, p.nodes, started).await?;
+    let nodes = ready.names;
     for i in 0..p.namespaces {
         conn.call_ok(Method::POST, "/api/v1/namespaces", crate::peer::namespace(&format!("scale-{i}")).body).await?;
     }
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "probe"}, "data": {"n": "0"}});
     conn.call_ok(Method::POST, "/api/v1/namespaces/scale-0/configmaps", Some(Bytes::from(cm.to_string()))).await?;
-    let bound = crate::sched::Bound::track(server, &mut conn).await?;
+    let bound = crate::sched::Bound::track(server).await?;
     let pods: Vec<_> = (0..p.pods)
         .map(|i| {
             let (name, ns) = (format!("p-{i}"), format!("scale-{}", i % p.namespaces));
@@ -121,20 +112,19 @@ async fn measure(server: &Server, p: Params, started: Instant) -> Result<Scale> 
 
     let node = nodes.first().cloned().unwrap_or_default();
     let stop = CancellationToken::new();
-    let filling = {
-        let probe = probe(server, node.clone(), stop.clone());
-        let t0 = Instant::now();
-        let fill = async {
-            crate::sched::send_paced(server, pods, p.creators, Some(p.per_sec)).await?;
-            bound.wait(p.pods, Duration::from_secs(1800)).await?;
-            stop.cancel();
-            anyhow::Ok(t0.elapsed())
-        };
-        let (probed, fill) = tokio::join!(probe, fill);
-        stop.cancel();
-        (probed?, fill?)
+    let t0 = Instant::now();
+    let fill = async {
+        crate::sched::send_paced(server, pods, p.creators, Some(p.per_sec)).await?;
+        bound.wait(p.pods, Duration::from_secs(1800)).await?;
+        anyhow::Ok(t0.elapsed())
     };
-    let (filling_samples, fill) = filling;
+    // The probe runs until the fill ends (or fails).
+    let (filling_samples, fill) = tokio::join!(probe(server, node.clone(), stop.clone()), async {
+        let r = fill.await;
+        stop.cancel();
+        r
+    });
+    let (filling_samples, fill) = (filling_samples?, fill?);
     bound.finish()?;
     crate::progress("(h) full: probing for 30 s");
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -244,34 +244,47 @@ pub(crate) async fn run(env: &Env, p: Params, shapes: &[Shape]) -> Result<Vec<Sc
     Ok(out)
 }
 
-/// `skiff server` with `nodes` simulated nodes of upstream's `node-default.yaml` size (4 CPU,
-/// 32 GiB, 110 pods).
-pub(crate) async fn start_sim(env: &Env, name: &str, nodes: usize) -> Result<Server> {
-    let nodes = nodes.to_string();
-    Server::start_with(
+/// Every node Ready, and how long after the start.
+pub(crate) struct Ready {
+    pub after: Duration,
+    pub names: Vec<String>,
+}
+
+/// Starts `skiff server` with `nodes` simulated nodes of upstream's `node-default.yaml` size
+/// (4 CPU, 32 GiB, 110 pods), waits until all are Ready, runs `measure`, and stops the server
+/// whatever the outcome.
+pub(crate) async fn on_sim_server<T>(
+    env: &Env,
+    name: &str,
+    nodes: usize,
+    measure: impl AsyncFnOnce(&Server, Ready) -> Result<T>,
+) -> Result<T> {
+    let started = Instant::now();
+    let count = nodes.to_string();
+    let server = Server::start_with(
         env,
         Kind::Skiff,
         name,
-        &["--simulate-nodes", &nodes, "--sim-node-cpu", "4", "--sim-node-memory", "32Gi", "--sim-node-pods", "110"],
+        &["--simulate-nodes", &count, "--sim-node-cpu", "4", "--sim-node-memory", "32Gi", "--sim-node-pods", "110"],
     )
-    .await
-}
-
-async fn run_one(env: &Env, p: Params, shape: Shape) -> Result<Sched> {
-    let started = Instant::now();
-    let server = start_sim(env, "skiff-sched", p.nodes).await?;
-    let result = measure(&server, p, shape, started).await;
+    .await?;
+    let result = async {
+        let mut conn = server.endpoint.connect().await?;
+        let names = wait_nodes_ready(&mut conn, nodes, started).await?;
+        measure(&server, Ready { after: started.elapsed(), names }).await
+    }
+    .await;
     let stopped = server.stop().await;
     let r = result?;
     stopped?;
     Ok(r)
 }
 
-pub(crate) async fn wait_nodes_ready(
-    conn: &mut crate::client::Conn,
-    nodes: usize,
-    started: Instant,
-) -> Result<Vec<String>> {
+async fn run_one(env: &Env, p: Params, shape: Shape) -> Result<Sched> {
+    on_sim_server(env, "skiff-sched", p.nodes, async |server, ready| measure(server, p, shape, ready).await).await
+}
+
+async fn wait_nodes_ready(conn: &mut crate::client::Conn, nodes: usize, started: Instant) -> Result<Vec<String>> {
     loop {
         let body = conn.call_ok(Method::GET, "/api/v1/nodes", None).await?;
         let v: serde_json::Value = serde_json::from_slice(&body)?;
@@ -296,10 +309,9 @@ pub(crate) async fn wait_nodes_ready(
     }
 }
 
-async fn measure(server: &Server, p: Params, shape: Shape, started: Instant) -> Result<Sched> {
+async fn measure(server: &Server, p: Params, shape: Shape, ready: Ready) -> Result<Sched> {
     let mut conn = server.endpoint.connect().await?;
-    let mut names = wait_nodes_ready(&mut conn, p.nodes, started).await?;
-    let nodes_ready = started.elapsed();
+    let (mut names, nodes_ready) = (ready.names, ready.after);
     // Upstream's labelNodePrepareStrategy: label the nodes once they exist.
     names.sort_by_key(|n| n.trim_start_matches(|c: char| !c.is_ascii_digit()).parse::<usize>().unwrap_or(0));
     let labels: Vec<_> = names
@@ -322,7 +334,7 @@ async fn measure(server: &Server, p: Params, shape: Shape, started: Instant) -> 
         }
     }
 
-    let bound = Bound::track(server, &mut conn).await?;
+    let bound = Bound::track(server).await?;
     let pods = |prefix: &str, ns: &str, n: usize, measured: bool| -> Vec<(String, Method, String, Bytes)> {
         (0..n)
             .map(|i| {
@@ -421,15 +433,11 @@ async fn relist(endpoint: &crate::client::Endpoint, seen: &Seen) -> Result<Strin
 }
 
 impl Bound {
-    pub(crate) async fn track(server: &Server, conn: &mut crate::client::Conn) -> Result<Bound> {
-        let list = conn.call_ok(Method::GET, "/api/v1/pods?limit=1", None).await?;
-        let mut rv: String = serde_json::from_slice::<serde_json::Value>(&list)?["metadata"]["resourceVersion"]
-            .as_str()
-            .context("no resourceVersion")?
-            .to_string();
+    pub(crate) async fn track(server: &Server) -> Result<Bound> {
         let seen: Seen = Arc::default();
         let b = seen.clone();
         let endpoint = server.endpoint.clone();
+        let mut rv = relist(&endpoint, &seen).await?;
         let watcher = tokio::spawn(async move {
             loop {
                 let mut wconn = endpoint.connect().await?;

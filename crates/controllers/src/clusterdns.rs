@@ -124,7 +124,7 @@ impl ClusterDnsEndpoints {
         // A slice changed or removed by someone else is put back.
         let q = c.queue.clone();
         slices.on_change(move |ch| {
-            if let Some(node) = ch.object().name_any().strip_prefix(&format!("{SERVICE}-")) {
+            if let Some(node) = ch.object().name_any().strip_prefix(SERVICE).and_then(|n| n.strip_prefix('-')) {
                 q.add(Key::new("", node));
             }
         });
