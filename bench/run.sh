@@ -7,6 +7,7 @@
 #   bench/run.sh --quick         # a smoke run of a few seconds; its numbers mean nothing
 #   bench/run.sh --only a,d      # some measurements only (a … h as in docs/benchmarks.md;
 #                                # f, g and h, on simulated nodes, are not in the default set)
+#   bench/run.sh --only f --shapes basic   # one scheduler_perf workload of (f)
 #
 # Environment: ETCD (default /usr/bin/etcd), BENCH_TMPDIR (where data dirs go; default
 # /var/tmp, which must be a real disk, not tmpfs), CARGO_TARGET_DIR.

@@ -71,6 +71,10 @@ struct Args {
     /// A smoke run: a few seconds, small counts. Its numbers mean nothing.
     #[arg(long)]
     quick: bool,
+    /// Which scheduler_perf workloads (f) runs: basic, node-affinity, pod-anti-affinity,
+    /// topology-spreading.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = sched::Shape::ALL)]
+    shapes: Vec<sched::Shape>,
 }
 
 /// Every knob, with the values by default.
@@ -214,7 +218,7 @@ async fn run(args: &Args) -> Result<Results> {
     }
 
     if has(Part::F) {
-        r.sched = sched::run(&env, p.sched, &sched::Shape::ALL).await?;
+        r.sched = sched::run(&env, p.sched, &args.shapes).await?;
     }
     if has(Part::G) {
         r.deploy = Some(deploy::run(&env, p.deploy).await?);

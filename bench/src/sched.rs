@@ -26,7 +26,7 @@ use crate::stats::Summary;
 
 /// Upstream's scheduler_perf workloads we reproduce (`config/performance-config.yaml`), each
 /// with the pod templates and node labels it uses there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Shape {
     /// `SchedulingBasic`: default pods (100m CPU, 500 MiB).
     Basic,
@@ -366,6 +366,19 @@ async fn measure(server: &Server, p: Params, shape: Shape, ready: Ready) -> Resu
         lat.push(b.saturating_duration_since(*c));
     }
     let elapsed = last.duration_since(t0);
+    // Where the time went: binding while the client still creates, and after.
+    let during = created
+        .iter()
+        .filter(|(n, _)| bound.get(n.as_str()).is_some_and(|b| b.duration_since(t0) <= create_time))
+        .count();
+    let after = last.saturating_duration_since(t0 + create_time).as_secs_f64();
+    crate::progress(&format!(
+        "(f) {}: bound {:.0}/s while the client created ({:.1} s), {:.0}/s after ({after:.1} s)",
+        shape.name(),
+        during as f64 / create_time.as_secs_f64(),
+        create_time.as_secs_f64(),
+        (created.len() - during) as f64 / after.max(1e-3),
+    ));
     Ok(Sched {
         shape,
         nodes: p.nodes,

@@ -14,4 +14,4 @@ pub(crate) mod pod_topology_spread;
 pub(crate) mod taint_toleration;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

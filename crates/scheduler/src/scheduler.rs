@@ -305,7 +305,7 @@ impl Loop {
         info.default_spread_selector = self.owners.default_selector(&qp.pod);
         let snapshot = self.cache.snapshot();
         let mut rng = rand::rng();
-        match schedule_pod(&info, &snapshot, self.config.percentage_of_nodes_to_score, &mut self.next_start, &mut rng) {
+        match schedule_pod(&info, snapshot, self.config.percentage_of_nodes_to_score, &mut self.next_start, &mut rng) {
             Ok(result) => {
                 tracing::debug!(pod = %qp.key, node = %result.node, evaluated = result.evaluated_nodes,
                     feasible = result.feasible_nodes, "scheduled");
@@ -322,7 +322,7 @@ impl Loop {
                 let (failure, plugins, candidate) = match failure {
                     ScheduleFailure::NoNodes => (ScheduleFailure::NoNodes, BTreeSet::from(["NoNodes"]), None),
                     ScheduleFailure::Unfit { num_all_nodes, mut diagnosis } => {
-                        let post = post_filter(&info, &snapshot, &diagnosis);
+                        let post = post_filter(&info, snapshot, &diagnosis);
                         diagnosis.post_filter_msg = post.message;
                         let plugins = diagnosis.unschedulable_plugins();
                         (ScheduleFailure::Unfit { num_all_nodes, diagnosis }, plugins, post.candidate)

@@ -27,7 +27,8 @@ pub(crate) fn pod_images(pod: &PodInfo) -> PodImages {
 
 pub(crate) fn score(images: &PodImages, node: &NodeInfo, snapshot: &Snapshot) -> i64 {
     let max_threshold = MAX_CONTAINER_THRESHOLD * images.containers as i64;
-    if max_threshold <= MIN_THRESHOLD {
+    // No image here: the sum is 0, clamped to the minimum, which scores 0.
+    if max_threshold <= MIN_THRESHOLD || node.images.is_empty() {
         return 0;
     }
     let total_nodes = snapshot.nodes.len().max(1) as f64;

@@ -69,10 +69,12 @@ pub(crate) fn pre_filter(pod: &PodInfo, snapshot: &Snapshot) -> FilterState {
     // Without terms of its own, only existing pods' required anti-affinity can keep the pod
     // off a node: visit only nodes that have such pods (upstream does the same).
     let own_terms = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
-    for node in &snapshot.nodes {
-        if !own_terms && node.pods_with_required_anti_affinity == 0 {
-            continue;
-        }
+    let nodes: Box<dyn Iterator<Item = &NodeInfo>> = if own_terms {
+        Box::new(snapshot.nodes.iter().map(AsRef::as_ref))
+    } else {
+        Box::new(snapshot.nodes_with_required_anti_affinity())
+    };
+    for node in nodes {
         for existing in &node.pods {
             for term in &existing.required_anti_affinity {
                 if term.matches(pod, ns) {
@@ -146,8 +148,12 @@ pub(crate) fn pre_score(pod: &PodInfo, snapshot: &Snapshot) -> ScoreState {
     // Without preferred terms of its own, only existing pods' terms weigh: visit only nodes
     // with pods that have some.
     let own_terms = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
-    let nodes = snapshot.nodes.iter().filter(|n| own_terms || n.pods_with_affinity > 0);
-    for (node, existing) in nodes.flat_map(|n| n.pods.iter().map(move |p| (n.as_ref(), p))) {
+    let nodes: Box<dyn Iterator<Item = &NodeInfo>> = if own_terms {
+        Box::new(snapshot.nodes.iter().map(AsRef::as_ref))
+    } else {
+        Box::new(snapshot.nodes_with_affinity())
+    };
+    for (node, existing) in nodes.flat_map(|n| n.pods.iter().map(move |p| (n, p))) {
         let mut add_here = |term: &AffinityTerm, w: i64| add(term, w, node);
         weighted(&pod.preferred_affinity, existing, 1, &mut add_here);
         weighted(&pod.preferred_anti_affinity, existing, -1, &mut add_here);

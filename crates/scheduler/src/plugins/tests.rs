@@ -53,8 +53,8 @@ fn with(mut a: Value, b: Value) -> Value {
 
 /// Places `pod` on `node` (by name) in the snapshot.
 fn place(snapshot: &mut Snapshot, node: &str, pod: PodInfo) {
-    let n = snapshot.nodes.iter_mut().find(|n| n.name == node).unwrap();
-    Arc::make_mut(n).add_pod(Arc::new(pod));
+    let i = snapshot.nodes.iter().position(|n| n.name == node).unwrap();
+    snapshot.change_node(i, |n| n.add_pod(Arc::new(pod)));
 }
 
 #[test]
