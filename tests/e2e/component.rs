@@ -773,3 +773,52 @@ async fn uid_in_a_patch_is_a_precondition() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["data"]["a"], "2");
 }
+
+/// Updates start from the watch cache, which may lag the store by a write: back-to-back
+/// writes that depend on the previous one (a resourceVersion precondition from the last
+/// response, a JSON patch `test` of the last value) must still see it, and an update that
+/// changes nothing must not write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_updates_see_the_previous_write() {
+    let api = InProcess::start().await;
+    let path = "/api/v1/namespaces/default/configmaps/seq";
+    let r = api.request(Method::POST, "/api/v1/namespaces/default/configmaps", Some(cm("seq", json!({})))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let mut obj = r.json();
+    for i in 0..100 {
+        obj["data"]["k"] = json!(i.to_string());
+        let r = api.request(Method::PUT, path, Some(obj.clone())).await;
+        assert_eq!(r.status, StatusCode::OK, "PUT {i} with the resourceVersion just returned: {}", r.text());
+        obj = r.json();
+    }
+    for i in 100..200 {
+        let patch = json!([
+            {"op": "test", "path": "/data/k", "value": (i - 1).to_string()},
+            {"op": "replace", "path": "/data/k", "value": i.to_string()},
+        ]);
+        let r = api
+            .raw(
+                Method::PATCH,
+                path,
+                Some(Bytes::from(patch.to_string())),
+                "application/json-patch+json",
+                skiff_testkit::ADMIN_TOKEN,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "patch {i} testing the last value: {}", r.text());
+        obj = r.json();
+    }
+    // A no-op update keeps the resourceVersion: nothing was written.
+    let rv = obj["metadata"]["resourceVersion"].clone();
+    let r = api.request(Method::PUT, path, Some(obj.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["metadata"]["resourceVersion"], rv);
+    // A stale resourceVersion is still a conflict.
+    obj["metadata"]["resourceVersion"] = json!("2");
+    obj["data"]["k"] = json!("stale");
+    let r = api.request(Method::PUT, path, Some(obj)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    let got = api.request(Method::GET, path, None).await.json();
+    assert_eq!(got["data"]["k"], "199");
+}

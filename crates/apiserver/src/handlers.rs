@@ -461,7 +461,15 @@ async fn resource(
                     Err(e) => return Err(e),
                 }
             }
-            Ok(body::json_bytes(StatusCode::OK, list_bytes(info, &deleted, server.cache.revision(), None, None)))
+            Ok(body::json_bytes(
+                StatusCode::OK,
+                join_list(
+                    info.list_kind,
+                    &info.api_version(),
+                    &list_meta(server.cache.revision(), None, None),
+                    &deleted,
+                ),
+            ))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -590,20 +598,14 @@ fn single_response(
             let t = crate::table::render(&ctx.res, &[obj], json!({"resourceVersion": rv}), &opts)?;
             body::json(status, &t)
         }
-        Accept::Metadata => body::json(status, &crate::table::partial_metadata(&obj)),
+        Accept::Metadata => body::json_bytes(status, crate::table::partial_metadata(&obj)),
         other => body::object_response(status, obj, other),
     };
     Ok(with_warnings(r, warnings))
 }
 
-/// `{"kind":"PodList","apiVersion":"v1","metadata":{…},"items":[…]}` from ready item bytes.
-fn list_bytes(
-    info: &skiff_api::ResourceInfo,
-    items: &[Bytes],
-    rev: i64,
-    cont: Option<&str>,
-    remaining: Option<i64>,
-) -> Bytes {
+/// A list's `metadata`: its revision, continue token and remaining count.
+fn list_meta(rev: i64, cont: Option<&str>, remaining: Option<i64>) -> Value {
     let mut meta = json!({"resourceVersion": rev.to_string()});
     if let Some(c) = cont {
         meta["continue"] = json!(c);
@@ -611,10 +613,15 @@ fn list_bytes(
     if let Some(r) = remaining {
         meta["remainingItemCount"] = json!(r);
     }
+    meta
+}
+
+/// `{"kind":"PodList","apiVersion":"v1","metadata":{…},"items":[…]}` from ready item bytes.
+fn join_list(kind: &str, api_version: &str, meta: &Value, items: &[Bytes]) -> Bytes {
     let head = format!(
         "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{},\"items\":[",
-        Value::String(info.list_kind.to_string()),
-        Value::String(info.api_version()),
+        Value::String(kind.to_string()),
+        Value::String(api_version.to_string()),
         meta
     );
     let len: usize = items.iter().map(|b| b.len() + 1).sum::<usize>() + head.len() + 2;
@@ -638,29 +645,21 @@ async fn list(ctx: &Ctx<'_>, accept: Accept, query: &Query) -> ApiResult<Respons
         Accept::Table { v1beta1 } => {
             let topts =
                 TableOptions { include: IncludeObject::parse(query.get("includeObject"))?, v1beta1, no_headers: false };
-            let mut meta = json!({"resourceVersion": page.revision.to_string()});
-            if let Some(c) = &page.continue_token {
-                meta["continue"] = json!(c);
-            }
-            if let Some(r) = page.remaining {
-                meta["remainingItemCount"] = json!(r);
-            }
+            let meta = list_meta(page.revision, page.continue_token.as_deref(), page.remaining);
             let t = crate::table::render(&ctx.res, &page.items, meta, &topts)?;
             Ok(body::json(StatusCode::OK, &t))
         }
         Accept::Metadata => {
-            let items: Vec<Value> = page.items.iter().map(|b| crate::table::partial_metadata(b)).collect();
-            let mut meta = json!({"resourceVersion": page.revision.to_string()});
-            if let Some(c) = &page.continue_token {
-                meta["continue"] = json!(c);
-            }
-            Ok(body::json(
+            let items: Vec<Bytes> = page.items.iter().map(|b| crate::table::partial_metadata(b)).collect();
+            let meta = list_meta(page.revision, page.continue_token.as_deref(), page.remaining);
+            Ok(body::json_bytes(
                 StatusCode::OK,
-                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
+                join_list("PartialObjectMetadataList", "meta.k8s.io/v1", &meta, &items),
             ))
         }
         other => {
-            let bytes = list_bytes(info, &page.items, page.revision, page.continue_token.as_deref(), page.remaining);
+            let meta = list_meta(page.revision, page.continue_token.as_deref(), page.remaining);
+            let bytes = join_list(info.list_kind, &info.api_version(), &meta, &page.items);
             Ok(body::object_response(StatusCode::OK, bytes, other))
         }
     }

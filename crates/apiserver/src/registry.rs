@@ -537,21 +537,40 @@ async fn update_with(
     ownership: Ownership,
 ) -> ApiResult<WriteResult> {
     let key = ctx.key(name);
-    for _attempt in 0..16 {
-        let current = ctx.server.store.get(&key).await?.ok_or_else(|| ApiError::not_found_info(ctx.info(), name))?;
+    for attempt in 0..16 {
+        // The first attempt starts from the watch cache, as upstream's GuaranteedUpdate does:
+        // no store read. The cache may be behind, so every outcome that could depend on it
+        // being current (a compare-and-swap that fails, a resourceVersion precondition that
+        // does not match, an update that changes nothing, any error) goes round again from
+        // the store; only a successful write stands.
+        let cached = if attempt == 0 && !opts.dry_run { cached_current(ctx, &key) } else { None };
+        let from_cache = cached.is_some();
+        let kv = match cached {
+            Some(kv) => kv,
+            None => ctx.server.store.get(&key).await?.ok_or_else(|| ApiError::not_found_info(ctx.info(), name))?,
+        };
+        let current = Current { kv, from_cache };
         let shown = present(ctx.server, ctx.info(), inject_resource_version(&current.value, current.mod_revision));
-        let mut desired = mutate(parse(&shown)?)?;
+        let desired = parse(&shown).and_then(mutate);
+        let mut desired = match desired {
+            Err(_) if from_cache => continue,
+            d => d?,
+        };
         let precondition = rv_of(&desired);
         if let Some(rv) = precondition
             && rv != current.mod_revision
         {
+            if from_cache {
+                continue;
+            }
             return Err(ApiError::modified(ctx.info(), name));
         }
         match update_once(ctx, name, &current, &mut desired, target, opts, ownership).await {
-            Err(UpdateError::Conflict) if precondition.is_none() => continue,
-            Err(UpdateError::Conflict) => return Err(ApiError::modified(ctx.info(), name)),
-            Err(UpdateError::Api(e)) => return Err(e),
             Ok(r) => return Ok(r),
+            Err(_) if from_cache => continue,
+            Err(UpdateError::Stale) | Err(UpdateError::Conflict) if precondition.is_none() => continue,
+            Err(UpdateError::Stale) | Err(UpdateError::Conflict) => return Err(ApiError::modified(ctx.info(), name)),
+            Err(UpdateError::Api(e)) => return Err(e),
         }
     }
     Err(ApiError::conflict(ctx.info(), name, "too many concurrent updates; please try again"))
@@ -659,7 +678,31 @@ fn apply_error(info: &ResourceInfo, name: &str, e: skiff_api::apply::ApplyError)
 
 enum UpdateError {
     Conflict,
+    /// The update started from the watch cache and changed nothing: the cache may be behind,
+    /// so only the store can tell whether that is the answer.
+    Stale,
     Api(ApiError),
+}
+
+/// The object an update starts from, and whether it came from the watch cache.
+struct Current {
+    kv: KeyValue,
+    from_cache: bool,
+}
+
+impl std::ops::Deref for Current {
+    type Target = KeyValue;
+    fn deref(&self) -> &KeyValue {
+        &self.kv
+    }
+}
+
+/// The object under `key` as the watch cache holds it, as the store would return it, if the
+/// cache has it.
+fn cached_current(ctx: &Ctx<'_>, key: &str) -> Option<KeyValue> {
+    let obj = ctx.server.cache.get(&ctx.storage_name(), key)?;
+    let value = crate::watch_cache::strip_resource_version(&obj.bytes, obj.mod_revision)?;
+    Some(KeyValue { key: key.to_string(), value, create_revision: obj.create_revision, mod_revision: obj.mod_revision })
 }
 
 impl From<ApiError> for UpdateError {
@@ -680,7 +723,7 @@ impl From<skiff_store::Error> for UpdateError {
 async fn update_once(
     ctx: &Ctx<'_>,
     name: &str,
-    current: &KeyValue,
+    current: &Current,
     desired: &mut Value,
     target: UpdateTarget,
     opts: &WriteOptions,
@@ -846,6 +889,9 @@ async fn update_once(
             && new.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty()));
     if opts.dry_run || (unchanged && !finalized) {
         allocation.release(ctx.server).await;
+        if current.from_cache {
+            return Err(UpdateError::Stale);
+        }
         let rev = current.mod_revision;
         let body = if unchanged { current.value.clone() } else { bytes };
         return Ok(WriteResult {

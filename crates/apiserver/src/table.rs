@@ -88,12 +88,37 @@ pub(crate) fn render(res: &Resource, objects: &[Bytes], list_meta: Value, opts: 
     }))
 }
 
-/// `PartialObjectMetadata` of one object, or a `PartialObjectMetadataList`.
-pub(crate) fn partial_metadata(obj: &[u8]) -> Value {
-    let v: Value = serde_json::from_slice(obj).unwrap_or(Value::Null);
-    json!({
-        "kind": "PartialObjectMetadata",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": v.get("metadata").cloned().unwrap_or(json!({})),
-    })
+/// The `PartialObjectMetadata` of one object (JSON): its `metadata` copied as it is, without
+/// parsing the rest (a metadata-only watch, like the garbage collector's, gets one per event).
+pub(crate) fn partial_metadata(obj: &[u8]) -> Bytes {
+    #[derive(serde::Deserialize)]
+    struct Object<'a> {
+        #[serde(borrow)]
+        metadata: Option<&'a serde_json::value::RawValue>,
+    }
+    let meta = serde_json::from_slice::<Object>(obj).ok().and_then(|o| o.metadata).map_or("{}", |m| m.get());
+    let head = br#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":"#;
+    let mut out = Vec::with_capacity(head.len() + meta.len() + 1);
+    out.extend_from_slice(head);
+    out.extend_from_slice(meta.as_bytes());
+    out.push(b'}');
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_metadata_copies_metadata_only() {
+        let obj = br#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","labels":{"q":"say \"hi\"\u00e9"},"resourceVersion":"7"},"spec":{"containers":[]}}"#;
+        let v: Value = serde_json::from_slice(&partial_metadata(obj)).unwrap();
+        assert_eq!(
+            v,
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                   "metadata": {"name": "a", "labels": {"q": "say \"hi\"é"}, "resourceVersion": "7"}})
+        );
+        let v: Value = serde_json::from_slice(&partial_metadata(br#"{"kind":"X"}"#)).unwrap();
+        assert_eq!(v["metadata"], json!({}));
+    }
 }

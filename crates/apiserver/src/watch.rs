@@ -353,8 +353,7 @@ impl Watcher {
             Bytes::from(serde_json::to_vec(&crate::conversion::convert(v, &self.info)).unwrap_or_default())
         };
         if self.params.metadata_only {
-            let partial = crate::table::partial_metadata(&obj);
-            return encode_event_line(kind.as_str(), &serde_json::to_vec(&partial).unwrap_or_default());
+            return encode_event_line(kind.as_str(), &crate::table::partial_metadata(&obj));
         }
         let Some(mut topts) = self.params.table else { return encode_event_line(kind.as_str(), &obj) };
         topts.no_headers = self.sent_headers;

@@ -282,6 +282,30 @@ pub fn inject_resource_version(stored: &[u8], rv: Revision) -> Bytes {
     }
 }
 
+/// The stored bytes back from [`inject_resource_version`]'s output: `None` unless `cached`
+/// has `rv` spliced in exactly where that function splices it (so the result is byte for
+/// byte what the store holds).
+pub fn strip_resource_version(cached: &[u8], rv: Revision) -> Option<Bytes> {
+    const NEEDLE: &[u8] = b"\"metadata\":{";
+    let pos = cached.windows(NEEDLE.len()).position(|w| w == NEEDLE)?;
+    let prefix = &cached[..pos];
+    if !prefix.starts_with(b"{\"apiVersion\":") || prefix.iter().filter(|&&c| c == b'{').count() != 1 {
+        return None;
+    }
+    let at = pos + NEEDLE.len();
+    let spliced = format!("\"resourceVersion\":\"{rv}\"");
+    let rest = cached[at..].strip_prefix(spliced.as_bytes())?;
+    let rest = match rest.first() {
+        Some(b',') => &rest[1..],
+        Some(b'}') => rest,
+        _ => return None,
+    };
+    let mut out = Vec::with_capacity(cached.len() - spliced.len());
+    out.extend_from_slice(&cached[..at]);
+    out.extend_from_slice(rest);
+    Some(Bytes::from(out))
+}
+
 impl WatchCache {
     /// Fill caches for `storages` from the store and start following it. `field_fns` gives each
     /// storage's field-selector attributes.
@@ -615,6 +639,23 @@ mod tests {
         let odd = br#"{"metadata":{"name":"b"},"apiVersion":"v1"}"#;
         let v: Value = serde_json::from_slice(&inject_resource_version(odd, 9)).unwrap();
         assert_eq!(v["metadata"]["resourceVersion"], "9");
+    }
+
+    #[test]
+    fn strips_exactly_what_was_injected() {
+        for stored in [
+            &br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"metadata":{}}}"#[..],
+            br#"{"apiVersion":"v1","kind":"X","metadata":{}}"#,
+        ] {
+            let cached = inject_resource_version(stored, 42);
+            assert_eq!(strip_resource_version(&cached, 42).as_deref(), Some(stored));
+            // Another revision is not what was spliced in.
+            assert_eq!(strip_resource_version(&cached, 4), None);
+        }
+        // Re-encoded objects (unusual key order) are not stripped.
+        let odd = inject_resource_version(br#"{"metadata":{"name":"b"},"apiVersion":"v1"}"#, 9);
+        assert_eq!(strip_resource_version(&odd, 9), None);
+        assert_eq!(strip_resource_version(br#"{"apiVersion":"v1","metadata":{"resourceVersion":"9"x}"#, 9), None);
     }
 
     #[test]

@@ -199,6 +199,10 @@ pub(crate) struct NodeInfo {
     pub(crate) used_ports: Vec<HostPort>,
     /// Normalized image name → size in bytes, from `status.images`.
     pub(crate) images: Arc<HashMap<String, i64>>,
+    /// `spec.unschedulable` and `spec.taints`, copied here so that the filters read them
+    /// without following the pointer to the `Node` (a cache miss per node at 5,000 nodes).
+    pub(crate) unschedulable: bool,
+    taints: Vec<k8s_openapi::api::core::v1::Taint>,
     /// Pods here with any affinity or anti-affinity term (upstream `PodsWithAffinity`): only
     /// nodes with some need be visited when the incoming pod has no terms of its own.
     pub(crate) pods_with_affinity: usize,
@@ -216,7 +220,10 @@ impl NodeInfo {
                 images.insert(normalized_image_name(name), img.size_bytes.unwrap_or(0));
             }
         }
+        let spec = node.spec.as_ref();
         NodeInfo {
+            unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+            taints: spec.and_then(|s| s.taints.clone()).unwrap_or_default(),
             name: node.metadata.name.clone().unwrap_or_default(),
             labels: Arc::new(node.metadata.labels.clone().unwrap_or_default()),
             node,
@@ -257,7 +264,7 @@ impl NodeInfo {
     }
 
     pub(crate) fn taints(&self) -> &[k8s_openapi::api::core::v1::Taint] {
-        self.node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default()
+        &self.taints
     }
 }
 

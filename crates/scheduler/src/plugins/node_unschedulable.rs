@@ -11,8 +11,7 @@ pub(crate) const NAME: &str = "NodeUnschedulable";
 const REASON: &str = "node(s) were unschedulable";
 
 pub(crate) fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
-    let cordoned = node.node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
-    if !cordoned {
+    if !node.unschedulable {
         return None;
     }
     let taint =

@@ -20,18 +20,15 @@ pub(crate) fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
 pub(crate) fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
     // Only tolerations that could apply to PreferNoSchedule count (upstream
     // getAllTolerationPreferNoSchedule).
-    let tolerations: Vec<_> = pod
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.tolerations.as_deref())
-        .unwrap_or_default()
+    let taints = node.taints();
+    if taints.is_empty() {
+        return 0;
+    }
+    let tolerations = pod.pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
+    let prefer_no_schedule =
+        || tolerations.iter().filter(|t| t.effect.as_deref().is_none_or(|e| e.is_empty() || e == "PreferNoSchedule"));
+    taints
         .iter()
-        .filter(|t| t.effect.as_deref().is_none_or(|e| e.is_empty() || e == "PreferNoSchedule"))
-        .cloned()
-        .collect();
-    node.taints()
-        .iter()
-        .filter(|t| t.effect == "PreferNoSchedule" && !tolerations.iter().any(|tol| tolerates(tol, t)))
+        .filter(|t| t.effect == "PreferNoSchedule" && !prefer_no_schedule().any(|tol| tolerates(tol, t)))
         .count() as i64
 }
