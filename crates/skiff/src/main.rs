@@ -13,6 +13,13 @@ mod sim;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: the server allocates and frees small objects from
+/// many threads (JSON values, watch events), where glibc's per-thread arenas fragment and
+/// its free lists cost (see docs/decisions/0013-allocator.md). Its arenas are committed as
+/// they are used (`MI_DEFAULT_ARENA_EAGER_COMMIT=0` in `.cargo/config.toml`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "skiff", version, about = "A Kubernetes-compatible cluster in one binary")]
 struct Cli {
