@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rand::Rng;
 
@@ -34,10 +34,14 @@ const MAX_FILTER_THREADS: usize = 16;
 const MIN_CPUS_FOR_PARALLEL_FILTER: usize = 4;
 
 /// Threads to filter on: upstream parallelizes over 16 goroutines; we do on machines with
-/// enough CPUs to spare (rayon's pool is sized to the CPUs).
+/// enough CPUs to spare. Asked once: the answer reads cgroup files, and rayon's pool is only
+/// started where it will be used.
 fn filter_threads() -> usize {
-    let cpus = rayon::current_num_threads();
-    if cpus >= MIN_CPUS_FOR_PARALLEL_FILTER { cpus.min(MAX_FILTER_THREADS) } else { 1 }
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus >= MIN_CPUS_FOR_PARALLEL_FILTER { rayon::current_num_threads().min(MAX_FILTER_THREADS) } else { 1 }
+    })
 }
 
 /// Message when the cluster has no nodes at all (upstream `ErrNoNodesAvailable`).
