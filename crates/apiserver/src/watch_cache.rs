@@ -252,24 +252,18 @@ pub fn storage_of(key: &str) -> Option<&str> {
 /// registry as `{"apiVersion":…,"kind":…,"metadata":{…` without a resourceVersion, so the
 /// version is spliced in after the first `"metadata":{`; anything else is re-encoded.
 pub fn inject_resource_version(stored: &[u8], rv: Revision) -> Bytes {
-    const NEEDLE: &[u8] = b"\"metadata\":{";
-    if let Some(pos) = stored.windows(NEEDLE.len()).position(|w| w == NEEDLE) {
-        // The needle must be a top-level key: only two short string fields may precede it.
-        let prefix = &stored[..pos];
-        if prefix.starts_with(b"{\"apiVersion\":") && prefix.iter().filter(|&&c| c == b'{').count() == 1 {
-            let at = pos + NEEDLE.len();
-            let rv = rv.to_string();
-            let mut out = Vec::with_capacity(stored.len() + rv.len() + 24);
-            out.extend_from_slice(&stored[..at]);
-            out.extend_from_slice(b"\"resourceVersion\":\"");
-            out.extend_from_slice(rv.as_bytes());
-            out.push(b'"');
-            if stored.get(at) != Some(&b'}') {
-                out.push(b',');
-            }
-            out.extend_from_slice(&stored[at..]);
-            return Bytes::from(out);
+    if let Some(at) = splice_point(stored) {
+        let rv = rv.to_string();
+        let mut out = Vec::with_capacity(stored.len() + rv.len() + 24);
+        out.extend_from_slice(&stored[..at]);
+        out.extend_from_slice(b"\"resourceVersion\":\"");
+        out.extend_from_slice(rv.as_bytes());
+        out.push(b'"');
+        if stored.get(at) != Some(&b'}') {
+            out.push(b',');
         }
+        out.extend_from_slice(&stored[at..]);
+        return Bytes::from(out);
     }
     match serde_json::from_slice::<Value>(stored) {
         Ok(mut v) => {
@@ -282,17 +276,21 @@ pub fn inject_resource_version(stored: &[u8], rv: Revision) -> Bytes {
     }
 }
 
+/// Where the resourceVersion goes in stored JSON: just after the first `"metadata":{`, if that
+/// is a top-level key (only `apiVersion` and `kind`, two short strings, may precede it).
+fn splice_point(json: &[u8]) -> Option<usize> {
+    const NEEDLE: &[u8] = b"\"metadata\":{";
+    let pos = json.windows(NEEDLE.len()).position(|w| w == NEEDLE)?;
+    let prefix = &json[..pos];
+    (prefix.starts_with(b"{\"apiVersion\":") && prefix.iter().filter(|&&c| c == b'{').count() == 1)
+        .then_some(pos + NEEDLE.len())
+}
+
 /// The stored bytes back from [`inject_resource_version`]'s output: `None` unless `cached`
 /// has `rv` spliced in exactly where that function splices it (so the result is byte for
 /// byte what the store holds).
 pub fn strip_resource_version(cached: &[u8], rv: Revision) -> Option<Bytes> {
-    const NEEDLE: &[u8] = b"\"metadata\":{";
-    let pos = cached.windows(NEEDLE.len()).position(|w| w == NEEDLE)?;
-    let prefix = &cached[..pos];
-    if !prefix.starts_with(b"{\"apiVersion\":") || prefix.iter().filter(|&&c| c == b'{').count() != 1 {
-        return None;
-    }
-    let at = pos + NEEDLE.len();
+    let at = splice_point(cached)?;
     let spliced = format!("\"resourceVersion\":\"{rv}\"");
     let rest = cached[at..].strip_prefix(spliced.as_bytes())?;
     let rest = match rest.first() {

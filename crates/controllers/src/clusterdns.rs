@@ -37,11 +37,9 @@ fn slice_name(node: &str) -> String {
     format!("{SERVICE}-{node}")
 }
 
-/// The label simulated nodes carry (`skiff-sim`), like KWOK's `type: kwok`.
-const SIMULATED: (&str, &str) = ("type", "skiff-sim");
-
 pub(crate) fn desired_slice(node: &Node, service: &Service) -> Option<serde_json::Value> {
-    if node.labels().get(SIMULATED.0).is_some_and(|v| v == SIMULATED.1) {
+    let (key, value) = skiff_sim::SIMULATED_NODE_LABEL;
+    if node.labels().get(key).is_some_and(|v| v == value) {
         return None;
     }
     let address = node_dns_address(node)?;

@@ -1,8 +1,9 @@
 //! The scheduler's node-info cache: nodes and the pods bound (or *assumed* bound) to them, kept up
 //! to date from the pod and node watches, in the [`Snapshot`] that filters and scores read (the
-//! scheduling loop changes it only between cycles, so each cycle sees one consistent view). An assumed pod counts on its node from the moment the scheduler
-//! decides, before the bind call returns, so the next cycle cannot double-book the same room; it is
-//! forgotten if the bind fails and confirmed when the watch shows the pod bound.
+//! scheduling loop changes it only between cycles, so each cycle sees one consistent view). An
+//! assumed pod counts on its node from the moment the scheduler decides, before the bind call
+//! returns, so the next cycle cannot double-book the same room; it is forgotten if the bind fails
+//! and confirmed when the watch shows the pod bound.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -317,14 +318,17 @@ impl Snapshot {
         snapshot
     }
 
-    /// The nodes holding pods with affinity terms, in node order.
-    pub(crate) fn nodes_with_affinity(&self) -> impl Iterator<Item = &NodeInfo> {
-        self.with_affinity.iter().map(|&i| self.nodes[i].as_ref())
-    }
-
-    /// The nodes holding pods with required anti-affinity terms, in node order.
-    pub(crate) fn nodes_with_required_anti_affinity(&self) -> impl Iterator<Item = &NodeInfo> {
-        self.with_required_anti_affinity.iter().map(|&i| self.nodes[i].as_ref())
+    /// Every node if `all`, else the nodes in `list` (one of the affinity lists), in node order.
+    pub(crate) fn nodes_in<'a>(
+        &'a self,
+        all: bool,
+        list: &'a BTreeSet<usize>,
+    ) -> Box<dyn Iterator<Item = &'a NodeInfo> + 'a> {
+        if all {
+            Box::new(self.nodes.iter().map(AsRef::as_ref))
+        } else {
+            Box::new(list.iter().map(|&i| self.nodes[i].as_ref()))
+        }
     }
 
     /// Changes node `i`'s info (copying it first if another snapshot shares it), keeping the

@@ -49,6 +49,10 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+/// The label every simulated node carries (as KWOK's carry `type: kwok`): components that must
+/// treat simulated nodes differently (cluster DNS gives them no endpoint) select on it.
+pub const SIMULATED_NODE_LABEL: (&str, &str) = ("type", "skiff-sim");
+
 /// Annotation: how long the containers of a pod on a simulated node run before exiting.
 pub const EXIT_AFTER_ANNOTATION: &str = "skiff.dev/sim-exit-after";
 /// Annotation: the exit code of those containers (default 0).

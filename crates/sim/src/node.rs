@@ -163,7 +163,7 @@ fn node_object(config: &SimConfig, name: &str, index: usize) -> Result<Node, ser
         ("kubernetes.io/arch", "amd64"),
         ("kubernetes.io/hostname", name),
         ("kubernetes.io/os", "linux"),
-        ("type", "skiff-sim"),
+        crate::SIMULATED_NODE_LABEL,
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

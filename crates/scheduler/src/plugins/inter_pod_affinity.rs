@@ -69,12 +69,7 @@ pub(crate) fn pre_filter(pod: &PodInfo, snapshot: &Snapshot) -> FilterState {
     // Without terms of its own, only existing pods' required anti-affinity can keep the pod
     // off a node: visit only nodes that have such pods (upstream does the same).
     let own_terms = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
-    let nodes: Box<dyn Iterator<Item = &NodeInfo>> = if own_terms {
-        Box::new(snapshot.nodes.iter().map(AsRef::as_ref))
-    } else {
-        Box::new(snapshot.nodes_with_required_anti_affinity())
-    };
-    for node in nodes {
+    for node in snapshot.nodes_in(own_terms, &snapshot.with_required_anti_affinity) {
         for existing in &node.pods {
             for term in &existing.required_anti_affinity {
                 if term.matches(pod, ns) {
@@ -148,11 +143,7 @@ pub(crate) fn pre_score(pod: &PodInfo, snapshot: &Snapshot) -> ScoreState {
     // Without preferred terms of its own, only existing pods' terms weigh: visit only nodes
     // with pods that have some.
     let own_terms = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
-    let nodes: Box<dyn Iterator<Item = &NodeInfo>> = if own_terms {
-        Box::new(snapshot.nodes.iter().map(AsRef::as_ref))
-    } else {
-        Box::new(snapshot.nodes_with_affinity())
-    };
+    let nodes = snapshot.nodes_in(own_terms, &snapshot.with_affinity);
     for (node, existing) in nodes.flat_map(|n| n.pods.iter().map(move |p| (n, p))) {
         let mut add_here = |term: &AffinityTerm, w: i64| add(term, w, node);
         weighted(&pod.preferred_affinity, existing, 1, &mut add_here);
