@@ -172,9 +172,9 @@ pub fn decode_managed_fields(obj: &Value) -> Result<Vec<ManagedFieldsEntry>, Man
 /// The entries as the JSON list stored in `metadata.managedFields`, in upstream's order
 /// (appliers first, then oldest first).
 pub fn encode_managed_fields(entries: &[ManagedFieldsEntry]) -> Value {
-    let mut sorted = entries.to_vec();
+    let mut sorted: Vec<&ManagedFieldsEntry> = entries.iter().collect();
     managers::sort_entries(&mut sorted);
-    Value::Array(sorted.iter().map(ManagedFieldsEntry::to_json).collect())
+    Value::Array(sorted.into_iter().map(ManagedFieldsEntry::to_json).collect())
 }
 
 /// Stores `entries` in `obj`'s `metadata.managedFields`, removing the field when there are none
@@ -280,7 +280,12 @@ pub struct FieldManager<'a> {
 }
 
 /// Fields no entry ever records (upstream `stripMetaManager`).
-fn strip_set() -> FieldSet {
+fn strip_set() -> &'static FieldSet {
+    static SET: std::sync::OnceLock<FieldSet> = std::sync::OnceLock::new();
+    SET.get_or_init(build_strip_set)
+}
+
+fn build_strip_set() -> FieldSet {
     let mut s = FieldSet::new();
     for p in [
         &["apiVersion"][..],
@@ -358,10 +363,10 @@ impl<'a> FieldManager<'a> {
         if managers.is_empty() && old.is_some() {
             return Vec::new();
         }
-        let old = old.map_or_else(empty_object, without_managed_fields);
-        let new = without_managed_fields(new);
+        // `metadata.managedFields` is left out of the comparison (see `take_changes`).
+        let empty = empty_object();
         let mut map = managers::to_managers(managers);
-        self.track_update(&old, &new, &mut map, manager, now);
+        self.track_update(old.unwrap_or(&empty), new, &mut map, manager, now);
         managers::cap_update_managers(&mut map, managers::MAX_UPDATE_MANAGERS);
         managers::from_managers(map)
     }
@@ -426,8 +431,10 @@ impl<'a> FieldManager<'a> {
     /// entry (time `now`), removed fields leave every entry.
     fn track_update(&self, old: &Value, new: &Value, map: &mut Managers, manager: &str, now: &str) {
         let manager = if manager.is_empty() { "unknown" } else { manager };
-        let Ok(cmp) = self.take_changes(old, new, map, None, true) else { return };
-        let written = cmp.changed().difference(&cmp.removed).recursive_difference(&self.reset).difference(&strip_set());
+        let Ok((mut written, removed)) = self.take_changes(old, new, map, None, true) else { return };
+        written.subtract(&removed);
+        written.recursive_subtract(&self.reset);
+        written.subtract(strip_set());
         if written.is_empty() {
             // Nothing changed: the entry and its time stay as they were.
             return;
@@ -441,7 +448,7 @@ impl<'a> FieldManager<'a> {
             fields: FieldSet::new(),
             subresource: self.subresource.clone(),
         });
-        entry.fields = written.union(&entry.fields);
+        entry.fields.union_owned(written);
         entry.time = Some(now.to_string());
     }
 
@@ -454,14 +461,14 @@ impl<'a> FieldManager<'a> {
         map: &mut Managers,
         workflow: Option<&str>,
         force: bool,
-    ) -> Result<walk::Comparison, Vec<RawConflict>> {
-        let cmp = walk::compare(old, new, self.ty(), true).exclude(&self.reset);
-        let changed = cmp.changed();
+    ) -> Result<(FieldSet, FieldSet), Vec<RawConflict>> {
+        let (changed, removed) = walk::compare_without_managed_fields(old, new, self.ty(), true)
+            .exclude(&self.reset)
+            .into_changed_and_removed();
         let conflicts: Vec<(String, FieldSet)> = map
             .iter()
-            .filter(|(id, _)| Some(id.as_str()) != workflow)
+            .filter(|(id, e)| Some(id.as_str()) != workflow && e.fields.intersects(&changed))
             .map(|(id, e)| (id.clone(), e.fields.intersection(&changed)))
-            .filter(|(_, c)| !c.is_empty())
             .collect();
         if !force && !conflicts.is_empty() {
             let mut out = Vec::new();
@@ -482,18 +489,18 @@ impl<'a> FieldManager<'a> {
         }
         for (id, set) in &conflicts {
             if let Some(e) = map.get_mut(id) {
-                e.fields = e.fields.difference(set);
+                e.fields.subtract(set);
             }
         }
-        if !cmp.removed.is_empty() {
+        if !removed.is_empty() {
             for (id, e) in map.iter_mut() {
                 if Some(id.as_str()) != workflow {
-                    e.fields = e.fields.difference(&cmp.removed);
+                    e.fields.subtract(&removed);
                 }
             }
         }
         map.retain(|_, e| !e.fields.is_empty());
-        Ok(cmp)
+        Ok((changed, removed))
     }
 
     /// One attempt at upstream's `Updater.Apply` (plus the time and meta-stripping wrappers).
@@ -518,7 +525,8 @@ impl<'a> FieldManager<'a> {
             fields: FieldSet::new(),
             subresource: self.subresource.clone(),
         });
-        entry.fields = walk::to_set(config, ty).recursive_difference(&self.reset);
+        entry.fields = walk::to_set(config, ty);
+        entry.fields.recursive_subtract(&self.reset);
         entry.api_version = self.api_version.clone();
         let merged = match last {
             Some(last) if !last.is_empty() => self.prune(merged, config, &map, &last),
@@ -527,7 +535,7 @@ impl<'a> FieldManager<'a> {
         self.take_changes(live, &merged, &mut map, Some(&id), force)?;
         let changed = !values_equal(live, &merged);
         if let Some(e) = map.get_mut(&id) {
-            e.fields = e.fields.difference(&strip_set());
+            e.fields.subtract(strip_set());
             if changed {
                 e.time = Some(now.to_string());
             }
@@ -542,7 +550,10 @@ impl<'a> FieldManager<'a> {
     /// owns anything in any more goes away whole.
     fn prune(&self, merged: Value, config: &Value, map: &Managers, last: &FieldSet) -> Value {
         let ty = self.ty();
-        let owned = map.values().fold(FieldSet::new(), |acc, e| acc.union(&e.fields));
+        let owned = map.values().fold(FieldSet::new(), |mut acc, e| {
+            acc.union_with(&e.fields);
+            acc
+        });
         let last = walk::ensure_named_fields(last, ty);
         let present = walk::ensure_named_fields(&walk::to_set(&merged, ty), ty);
         let owned = walk::ensure_named_fields(&owned, ty);

@@ -177,12 +177,23 @@ impl FieldSet {
 
     /// Adds `path` (parents are *not* added). The empty path (the whole object) is never owned.
     pub fn insert(&mut self, path: &[PathElement]) {
+        // Elements are cloned only where the trie grows: this runs for every field of every
+        // object written, and most steps follow nodes that exist.
         match path {
             [] => {}
             [last] => {
-                self.members.insert(last.clone());
+                if !self.members.contains(last) {
+                    self.members.insert(last.clone());
+                }
             }
-            [first, rest @ ..] => self.children.entry(first.clone()).or_default().insert(rest),
+            [first, rest @ ..] => match self.children.get_mut(first) {
+                Some(child) => child.insert(rest),
+                None => {
+                    let mut child = FieldSet::new();
+                    child.insert(rest);
+                    self.children.insert(first.clone(), child);
+                }
+            },
         }
     }
 
@@ -218,18 +229,47 @@ impl FieldSet {
     /// Paths in either set.
     pub fn union(&self, other: &FieldSet) -> FieldSet {
         let mut out = self.clone();
-        out.members.extend(other.members.iter().cloned());
+        out.union_with(other);
+        out
+    }
+
+    /// Adds the paths of `other` (in place: only what `self` lacks is copied).
+    pub fn union_with(&mut self, other: &FieldSet) {
+        for pe in &other.members {
+            if !self.members.contains(pe) {
+                self.members.insert(pe.clone());
+            }
+        }
         for (pe, set) in &other.children {
-            match out.children.get_mut(pe) {
-                Some(mine) => *mine = mine.union(set),
+            match self.children.get_mut(pe) {
+                Some(mine) => mine.union_with(set),
                 None => {
                     if !set.is_empty() {
-                        out.children.insert(pe.clone(), set.clone());
+                        self.children.insert(pe.clone(), set.clone());
                     }
                 }
             }
         }
-        out
+    }
+
+    /// Adds the paths of `other`, taking its nodes instead of copying them.
+    pub fn union_owned(&mut self, other: FieldSet) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        let mut members = other.members;
+        self.members.append(&mut members);
+        for (pe, set) in other.children {
+            match self.children.get_mut(&pe) {
+                Some(mine) => mine.union_owned(set),
+                None => {
+                    if !set.is_empty() {
+                        self.children.insert(pe, set);
+                    }
+                }
+            }
+        }
     }
 
     /// Paths in both sets.
@@ -247,40 +287,60 @@ impl FieldSet {
         FieldSet { members, children }
     }
 
+    /// Whether some path is in both sets (an [`FieldSet::intersection`] that is not empty).
+    pub fn intersects(&self, other: &FieldSet) -> bool {
+        self.members.iter().any(|pe| other.members.contains(pe))
+            || self.children.iter().any(|(pe, set)| other.children.get(pe).is_some_and(|theirs| set.intersects(theirs)))
+    }
+
     /// Paths of `self` that are not paths of `other`. As upstream, a member of `other` does not
     /// remove paths below it (use [`FieldSet::recursive_difference`] for that).
     pub fn difference(&self, other: &FieldSet) -> FieldSet {
-        let members = self.members.difference(&other.members).cloned().collect();
-        let children = self
-            .children
-            .iter()
-            .filter_map(|(pe, set)| match other.children.get(pe) {
-                Some(theirs) => {
-                    let rest = set.difference(theirs);
-                    (!rest.is_empty()).then(|| (pe.clone(), rest))
+        let mut out = self.clone();
+        out.subtract(other);
+        out
+    }
+
+    /// Removes the paths of `other` (in place [`FieldSet::difference`]).
+    pub fn subtract(&mut self, other: &FieldSet) {
+        for pe in &other.members {
+            self.members.remove(pe);
+        }
+        for (pe, theirs) in &other.children {
+            if let Some(mine) = self.children.get_mut(pe) {
+                mine.subtract(theirs);
+                if mine.is_empty() {
+                    self.children.remove(pe);
                 }
-                None => Some((pe.clone(), set.clone())),
-            })
-            .collect();
-        FieldSet { members, children }
+            }
+        }
     }
 
     /// Paths of `self` that are neither paths of `other` nor below a member of `other`.
     pub fn recursive_difference(&self, other: &FieldSet) -> FieldSet {
-        let members = self.members.difference(&other.members).cloned().collect();
-        let children = self
-            .children
-            .iter()
-            .filter(|(pe, _)| !other.members.contains(pe))
-            .filter_map(|(pe, set)| match other.children.get(pe) {
-                Some(theirs) => {
-                    let rest = set.recursive_difference(theirs);
-                    (!rest.is_empty()).then(|| (pe.clone(), rest))
+        let mut out = self.clone();
+        out.recursive_subtract(other);
+        out
+    }
+
+    /// Removes the paths of `other` and everything below its members (in place
+    /// [`FieldSet::recursive_difference`]).
+    pub fn recursive_subtract(&mut self, other: &FieldSet) {
+        for pe in &other.members {
+            self.members.remove(pe);
+            self.children.remove(pe);
+        }
+        for (pe, theirs) in &other.children {
+            if other.members.contains(pe) {
+                continue;
+            }
+            if let Some(mine) = self.children.get_mut(pe) {
+                mine.recursive_subtract(theirs);
+                if mine.is_empty() {
+                    self.children.remove(pe);
                 }
-                None => Some((pe.clone(), set.clone())),
-            })
-            .collect();
-        FieldSet { members, children }
+            }
+        }
     }
 
     /// Only the leaves: members that have no member paths below them.

@@ -53,18 +53,24 @@ pub struct Schema<'a> {
     defs: &'a Map<String, Value>,
     /// The schema as written at this position (possibly only a reference plus extensions).
     node: &'a Value,
+    /// `node` with references followed (see [`Schema::resolved`]), found once when the cursor
+    /// is made: walks ask for it at every position, and each lookup hashes a long name.
+    target: &'a Value,
+    /// The last component name followed (see [`Schema::name`]).
+    name: Option<&'a str>,
 }
 
 impl<'a> Schema<'a> {
     /// The cursor at the component schema `name`, e.g. `io.k8s.api.apps.v1.Deployment`.
     pub fn root(defs: &'a Map<String, Value>, name: &str) -> Option<Self> {
-        defs.get(name).map(|node| Schema { defs, node })
+        defs.get(name).map(|node| Schema::new(defs, node))
     }
 
     /// A cursor at an arbitrary schema node, resolving references against `defs`. A node without
     /// properties (e.g. `Value::Null`) is a cursor that carries no metadata at all.
     pub fn new(defs: &'a Map<String, Value>, node: &'a Value) -> Self {
-        Schema { defs, node }
+        let (target, name) = resolve(defs, node);
+        Schema { defs, node, target, name }
     }
 
     /// The schema as written at this position, before following references.
@@ -75,13 +81,13 @@ impl<'a> Schema<'a> {
     /// The schema after following references; the node itself when it is not a reference, or
     /// `Value::Null` when a reference dangles.
     pub fn resolved(&self) -> &'a Value {
-        self.resolve().0
+        self.target
     }
 
     /// The component name this position refers to (`io.k8s.api.core.v1.Container`), if it is a
     /// reference; used in error messages.
     pub fn name(&self) -> Option<&'a str> {
-        self.resolve().1
+        self.name
     }
 
     /// The schema of the named property, resolved through references.
@@ -217,29 +223,29 @@ impl<'a> Schema<'a> {
 
     /// A cursor at a child node, sharing the component map.
     fn at(&self, node: &'a Value) -> Schema<'a> {
-        Schema { defs: self.defs, node }
+        Schema::new(self.defs, node)
     }
+}
 
-    /// Follows references from the node: a direct `$ref` (schemars) or a single-element `allOf`
-    /// holding one (upstream). Returns the target and the last component name followed.
-    fn resolve(&self) -> (&'a Value, Option<&'a str>) {
-        static DANGLING: Value = Value::Null;
-        let mut node = self.node;
-        let mut name = None;
-        for _ in 0..MAX_REF_HOPS {
-            let Some(target) = reference(node) else {
-                return (node, name);
-            };
-            match self.defs.get_key_value(target) {
-                Some((key, next)) => {
-                    name = Some(key.as_str());
-                    node = next;
-                }
-                None => return (&DANGLING, Some(target)),
+/// Follows references from `node`: a direct `$ref` (schemars) or a single-element `allOf`
+/// holding one (upstream). Returns the target and the last component name followed.
+fn resolve<'a>(defs: &'a Map<String, Value>, node: &'a Value) -> (&'a Value, Option<&'a str>) {
+    static DANGLING: Value = Value::Null;
+    let mut node = node;
+    let mut name = None;
+    for _ in 0..MAX_REF_HOPS {
+        let Some(target) = reference(node) else {
+            return (node, name);
+        };
+        match defs.get_key_value(target) {
+            Some((key, next)) => {
+                name = Some(key.as_str());
+                node = next;
             }
+            None => return (&DANGLING, Some(target)),
         }
-        (&DANGLING, name)
     }
+    (&DANGLING, name)
 }
 
 /// The component name a node refers to, in either reference shape.

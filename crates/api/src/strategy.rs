@@ -201,6 +201,13 @@ impl<K> Default for Typed<K> {
 
 /// Decode `value` into `K`, collecting the paths of fields `K` does not have.
 pub fn decode_tracking<K: DeserializeOwned>(value: Value, unknown: &mut Vec<String>) -> Result<K, String> {
+    // Nearly every object decodes: try without tracking the path (half the cost), and only
+    // for an object that fails go again tracking it, for the message.
+    let mut found = Vec::new();
+    if let Ok(obj) = serde_ignored::deserialize(&value, |path| found.push(format_ignored_path(&path))) {
+        unknown.extend(found);
+        return Ok(obj);
+    }
     let mut track = serde_path_to_error::Track::new();
     let de = serde_path_to_error::Deserializer::new(value, &mut track);
     let result = serde_ignored::deserialize(de, |path| unknown.push(format_ignored_path(&path)));

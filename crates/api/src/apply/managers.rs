@@ -141,15 +141,16 @@ fn unix_seconds(time: Option<&str>) -> i64 {
 }
 
 /// Upstream's `sortEncodedManagedFields`: by operation, time, manager, apiVersion, subresource.
-pub(super) fn sort_entries(entries: &mut [ManagedFieldsEntry]) {
-    entries.sort_by(|p, q| {
-        p.operation
-            .as_str()
-            .cmp(q.operation.as_str())
-            .then_with(|| unix_seconds(p.time.as_deref()).cmp(&unix_seconds(q.time.as_deref())))
-            .then_with(|| p.manager.cmp(&q.manager))
-            .then_with(|| p.api_version.cmp(&q.api_version))
-            .then_with(|| p.subresource.as_deref().unwrap_or("").cmp(q.subresource.as_deref().unwrap_or("")))
+pub(super) fn sort_entries<E: std::borrow::Borrow<ManagedFieldsEntry>>(entries: &mut [E]) {
+    entries.sort_by_cached_key(|e| {
+        let e = e.borrow();
+        (
+            e.operation.as_str(),
+            unix_seconds(e.time.as_deref()),
+            e.manager.clone(),
+            e.api_version.clone(),
+            e.subresource.clone().unwrap_or_default(),
+        )
     });
 }
 

@@ -326,7 +326,7 @@ fn fields_no_longer_applied_are_removed() {
     assert_eq!(strip(obj2), smaller);
     assert_eq!(
         fields(entry(&entries2, "a")),
-        fields_of(&smaller, schema()).difference(&super::strip_set()).to_fields_v1_string()
+        fields_of(&smaller, schema()).difference(super::strip_set()).to_fields_v1_string()
     );
 }
 

@@ -72,20 +72,20 @@ pub(super) struct Comparison {
 
 impl Comparison {
     /// Drops `fields` and everything below them from all three sets (upstream `ExcludeFields`).
-    pub(super) fn exclude(self, fields: &FieldSet) -> Self {
-        if fields.is_empty() {
-            return self;
+    pub(super) fn exclude(mut self, fields: &FieldSet) -> Self {
+        if !fields.is_empty() {
+            self.added.recursive_subtract(fields);
+            self.modified.recursive_subtract(fields);
+            self.removed.recursive_subtract(fields);
         }
-        Comparison {
-            added: self.added.recursive_difference(fields),
-            modified: self.modified.recursive_difference(fields),
-            removed: self.removed.recursive_difference(fields),
-        }
+        self
     }
 
-    /// Added or modified fields: what a writer takes from other managers.
-    pub(super) fn changed(&self) -> FieldSet {
-        self.modified.union(&self.added)
+    /// Added or modified fields (what a writer takes from other managers), and removed ones.
+    pub(super) fn into_changed_and_removed(self) -> (FieldSet, FieldSet) {
+        let mut changed = self.modified;
+        changed.union_owned(self.added);
+        (changed, self.removed)
     }
 }
 
@@ -93,13 +93,28 @@ impl Comparison {
 /// structs, lists without `omitempty`) count as present when omitted, as they are in the typed
 /// objects upstream compares; it only matters for built-in kinds.
 pub(super) fn compare(lhs: &Value, rhs: &Value, ty: Ty<'_>, implicit_fields: bool) -> Comparison {
-    let mut c = Comparer { implicit_fields, out: Comparison::default() };
+    let mut c = Comparer { implicit_fields, skip_managed_fields: false, out: Comparison::default() };
+    c.compare(Some(lhs), Some(rhs), ty, &mut Vec::new());
+    c.out
+}
+
+/// [`compare`], leaving `metadata.managedFields` out on both sides (as if removed first, but
+/// without copying either object).
+pub(super) fn compare_without_managed_fields(
+    lhs: &Value,
+    rhs: &Value,
+    ty: Ty<'_>,
+    implicit_fields: bool,
+) -> Comparison {
+    let mut c = Comparer { implicit_fields, skip_managed_fields: true, out: Comparison::default() };
     c.compare(Some(lhs), Some(rhs), ty, &mut Vec::new());
     c.out
 }
 
 struct Comparer {
     implicit_fields: bool,
+    /// Whether `metadata.managedFields` is left out.
+    skip_managed_fields: bool,
     out: Comparison,
 }
 
@@ -178,6 +193,8 @@ impl Comparer {
             Shape::Map => {
                 let (lm, rm) = (as_map(l), as_map(r));
                 let root = path.is_empty();
+                let in_metadata =
+                    self.skip_managed_fields && matches!(path.as_slice(), [PathElement::Field(f)] if f == "metadata");
                 // Stand in for what upstream's typed objects hold where the JSON omits a field.
                 let empty = Value::Object(Map::new());
                 let null = Value::Null;
@@ -186,6 +203,9 @@ impl Comparer {
                     .flat_map(Map::keys)
                     .chain(rm.into_iter().flat_map(Map::keys).filter(|k| !lm.is_some_and(|m| m.contains_key(*k))));
                 for k in keys {
+                    if in_metadata && k == "managedFields" {
+                        continue;
+                    }
                     let (mut lc, mut rc) = (lm.and_then(|m| m.get(k)), rm.and_then(|m| m.get(k)));
                     // Only inside an object present on that side: a Go struct that is itself
                     // absent (nil) has no fields at all.

@@ -191,6 +191,29 @@ proptest! {
     }
 
     #[test]
+    fn in_place_operations_match_the_paths_model(a in arb_set(), b in arb_set()) {
+        let (pa, pb) = (a.paths(), b.paths());
+        // Built from the expected paths, so `==` also checks that no empty node is left behind.
+        let model = |keep: &dyn Fn(&Path) -> bool, extra: &[Path]| {
+            FieldSet::from_paths(pa.iter().filter(|p| keep(p)).chain(extra.iter()))
+        };
+        let mut u = a.clone();
+        u.union_owned(b.clone());
+        prop_assert_eq!(&u, &model(&|_| true, &pb));
+        let mut u2 = a.clone();
+        u2.union_with(&b);
+        prop_assert_eq!(&u2, &u);
+        let mut d = a.clone();
+        d.subtract(&b);
+        prop_assert_eq!(&d, &model(&|p| !pb.contains(p), &[]));
+        let below = |p: &Path| pb.iter().any(|q| q.0.len() <= p.0.len() && p.0[..q.0.len()] == q.0[..]);
+        let mut r = a.clone();
+        r.recursive_subtract(&b);
+        prop_assert_eq!(&r, &model(&|p| !below(p), &[]));
+        prop_assert_eq!(a.intersects(&b), pa.iter().any(|p| pb.contains(p)));
+    }
+
+    #[test]
     fn arbitrary_json_never_panics(doc in arb_json(3)) {
         let _ = FieldSet::from_fields_v1(&doc);
     }
