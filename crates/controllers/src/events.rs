@@ -1,9 +1,9 @@
-//! Events the controllers record (`kubectl describe` shows them), through kube-rs's
+//! Events the controllers record (`kubectl describe` shows them), through skiff's
 //! `events.k8s.io/v1` recorder, which also folds repeats into a series.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use skiff_events::{Event, EventType, Recorder, Reporter};
 
 /// A recorder reporting as one controller (`replicaset-controller`, …).
 #[derive(Clone)]

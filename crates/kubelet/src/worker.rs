@@ -21,8 +21,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod, PodStatus, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::events::{Event, EventType, Recorder};
 use serde_json::json;
+use skiff_events::{Event, EventType, Recorder};
 use skiff_runtime::cri::{
     AuthConfig, ContainerConfig, ContainerState as RtState, ContainerStatus, Mount, PodSandboxStatus, SandboxState,
 };
