@@ -75,13 +75,13 @@ pub(crate) fn apply_table(a: &crate::apply::Apply) -> String {
 /// Scheduling throughput beside upstream's scheduler_perf CI thresholds, one row per workload.
 pub(crate) fn sched_table(runs: &[crate::sched::Sched]) -> String {
     let mut out = String::new();
-    out.push_str("| Workload (skiff, whole cluster in one process) | nodes | initial + measured pods | pods/s | upstream CI threshold | ratio | create → bound p50 / p99 | client creates/s | server RSS at the end |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| Workload (skiff, whole cluster in one process) | nodes | initial + measured pods | pods/s | upstream CI threshold | ratio | create → bound p50 / p99 | client creates/s | server CPU per pod | server RSS at the end |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for s in runs {
         let t = s.shape.threshold();
         let _ = writeln!(
             out,
-            "| (f) {} | {} | {} + {} | **{:.0}** | {t:.0} | {:.2}× | {} | {:.0}/s | {:.0} MB |",
+            "| (f) {} | {} | {} + {} | **{:.0}** | {t:.0} | {:.2}× | {} | {:.0}/s | {:.2} ms | {:.0} MB |",
             s.shape.name(),
             s.nodes,
             s.init_pods,
@@ -90,6 +90,7 @@ pub(crate) fn sched_table(runs: &[crate::sched::Sched]) -> String {
             s.per_sec / t,
             p50_p99(&s.latency),
             s.create_per_sec,
+            s.cpu_per_pod.as_secs_f64() * 1e3,
             mb(s.rss.rss),
         );
     }

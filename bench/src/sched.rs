@@ -154,6 +154,9 @@ pub(crate) struct Sched {
     pub create_per_sec: f64,
     pub latency: Summary,
     pub rss: Memory,
+    /// The server's CPU time (user + system) per measured pod, from the first create to the
+    /// last bind: what throughput on more cores would be bounded by.
+    pub cpu_per_pod: Duration,
     /// Requests the server handled during the measured phase (all clients, in-process ones too).
     pub requests: Vec<(String, u64)>,
 }
@@ -352,10 +355,12 @@ async fn measure(server: &Server, p: Params, shape: Shape, ready: Ready) -> Resu
 
     crate::progress(&format!("(f) {measured_pods} measured pods"));
     let before = Counts::read(server).await?;
+    let cpu_before = server.cpu_time()?;
     let t0 = Instant::now();
     let created = send_all(server, pods("m", measured_ns, measured_pods, true), p.creators).await?;
     let create_time = t0.elapsed();
     bound.wait(init_pods + measured_pods, Duration::from_secs(600)).await?;
+    let cpu = server.cpu_time()?.saturating_sub(cpu_before);
     let requests = Counts::read(server).await?.since(&before);
     let bound = bound.finish()?;
     let mut last = t0;
@@ -373,11 +378,12 @@ async fn measure(server: &Server, p: Params, shape: Shape, ready: Ready) -> Resu
         .count();
     let after = last.saturating_duration_since(t0 + create_time).as_secs_f64();
     crate::progress(&format!(
-        "(f) {}: bound {:.0}/s while the client created ({:.1} s), {:.0}/s after ({after:.1} s)",
+        "(f) {}: bound {:.0}/s while the client created ({:.1} s), {:.0}/s after ({after:.1} s); server CPU {:.2} ms per pod",
         shape.name(),
         during as f64 / create_time.as_secs_f64(),
         create_time.as_secs_f64(),
         (created.len() - during) as f64 / after.max(1e-3),
+        cpu.as_secs_f64() * 1e3 / measured_pods.max(1) as f64,
     ));
     Ok(Sched {
         shape,
@@ -389,6 +395,7 @@ async fn measure(server: &Server, p: Params, shape: Shape, ready: Ready) -> Resu
         create_per_sec: measured_pods as f64 / create_time.as_secs_f64(),
         latency: Summary::of(&lat),
         rss: server.memory()?,
+        cpu_per_pod: cpu / measured_pods.max(1) as u32,
         requests,
     })
 }

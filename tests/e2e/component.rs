@@ -481,7 +481,7 @@ async fn scale_and_binding_subresources() {
     assert_eq!(r.json()["status"]["replicas"], 5, "status is ignored on the main resource");
 
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
-    api.request(Method::POST, "/api/v1/namespaces/s/pods", Some(pod)).await;
+    let created = api.request(Method::POST, "/api/v1/namespaces/s/pods", Some(pod)).await.json();
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "node-1"}});
     let r = api.request(Method::POST, "/api/v1/namespaces/s/pods/p/binding", Some(binding.clone())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
@@ -494,6 +494,8 @@ async fn scale_and_binding_subresources() {
             .iter()
             .any(|c| c["type"] == "PodScheduled" && c["status"] == "True")
     );
+    // As upstream, a binding is written past the field manager: no entry for it.
+    assert_eq!(p["metadata"]["managedFields"], created["metadata"]["managedFields"]);
     let r = api.request(Method::POST, "/api/v1/namespaces/s/pods/p/binding", Some(binding)).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
 }
@@ -821,4 +823,69 @@ async fn back_to_back_updates_see_the_previous_write() {
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     let got = api.request(Method::GET, path, None).await.json();
     assert_eq!(got["data"]["k"], "199");
+}
+
+/// Components in the server's process read lists and watches without `metadata.managedFields`
+/// (they never use them; upstream's scheduler and controllers drop them too); every other
+/// client, and the stored object, keep them.
+#[tokio::test]
+async fn in_process_reads_leave_out_managed_fields() {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, WatchParams};
+
+    let api = InProcess::start().await;
+    let r = api.request(Method::POST, "/api/v1/namespaces/default/configmaps", Some(cm("mf", json!({})))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert!(r.json()["metadata"]["managedFields"].is_array(), "{}", r.text());
+    let network = api.request(Method::GET, "/api/v1/namespaces/default/configmaps", None).await.json();
+    assert!(network["items"][0]["metadata"]["managedFields"].is_array(), "{network}");
+
+    let cms: Api<ConfigMap> =
+        Api::namespaced(api.server.client("system:kube-controller-manager", &["system:masters"]), "default");
+    let listed = cms.list(&Default::default()).await.expect("list");
+    let item = listed.items.iter().find(|c| c.metadata.name.as_deref() == Some("mf")).expect("listed");
+    assert_eq!(item.metadata.managed_fields, None);
+    assert_eq!(item.data.as_ref().and_then(|d| d.get("k")).map(String::as_str), Some("v"));
+    assert!(item.metadata.resource_version.is_some());
+
+    let mut events = cms.watch(&WatchParams::default(), "0").await.expect("watch").boxed();
+    let first = tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("an event in time");
+    match first {
+        Some(Ok(kube::api::WatchEvent::Added(c))) => {
+            assert_eq!(c.metadata.name.as_deref(), Some("mf"));
+            assert_eq!(c.metadata.managed_fields, None);
+            assert!(c.metadata.uid.is_some());
+        }
+        other => panic!("expected ADDED, got {other:?}"),
+    }
+    // A later change too, while a network watcher still gets them.
+    let (status, mut net) = api.watch("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0").await;
+    assert_eq!(status, StatusCode::OK);
+    let r = api
+        .raw(
+            Method::PATCH,
+            "/api/v1/namespaces/default/configmaps/mf",
+            Some(Bytes::from_static(br#"{"data":{"k":"w"}}"#)),
+            "application/merge-patch+json",
+            skiff_testkit::ADMIN_TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let next = tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("an event in time");
+    match next {
+        Some(Ok(kube::api::WatchEvent::Modified(c))) => {
+            assert_eq!(c.data.as_ref().and_then(|d| d.get("k")).map(String::as_str), Some("w"));
+            assert_eq!(c.metadata.managed_fields, None);
+        }
+        other => panic!("expected MODIFIED, got {other:?}"),
+    }
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), net.recv()).await.expect("in time").expect("open");
+        if ev["object"]["data"]["k"] == "w" {
+            assert!(ev["object"]["metadata"]["managedFields"].is_array(), "{ev}");
+            break;
+        }
+    }
 }

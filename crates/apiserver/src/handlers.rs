@@ -34,10 +34,12 @@ pub(crate) async fn handle(server: &Arc<ApiServer>, req: Request<Body>) -> Respo
     let target = classify(&parts.method, parts.uri.path(), watch_param);
     let (verb, group, resource) = metric_labels(&parts.method, &target);
     let authz_header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let user = match parts.extensions.get::<crate::client::InProcessUser>() {
+    let in_process = parts.extensions.get::<crate::client::InProcessUser>();
+    let user = match in_process {
         Some(u) => Some(u.0.clone()),
         None => server.authn.authenticate(authz_header, parts.extensions.get::<PeerCertificate>()),
     };
+    let in_process = in_process.is_some();
     let public = matches!(
         target,
         Target::NonResource(
@@ -51,8 +53,13 @@ pub(crate) async fn handle(server: &Arc<ApiServer>, req: Request<Body>) -> Respo
     let result = match (&user, public) {
         (None, false) => Err(ApiError::unauthorized()),
         _ => {
-            let req =
-                RouteRequest { method: &parts.method, path: parts.uri.path(), headers: &parts.headers, query: &query };
+            let req = RouteRequest {
+                method: &parts.method,
+                path: parts.uri.path(),
+                headers: &parts.headers,
+                query: &query,
+                in_process,
+            };
             route(server, user.as_ref(), req, target, body, pass).await
         }
     };
@@ -99,6 +106,10 @@ struct RouteRequest<'a> {
     path: &'a str,
     headers: &'a HeaderMap,
     query: &'a Query,
+    /// From a component of this process (see `client.rs`): its lists and watches leave out
+    /// `metadata.managedFields`, which no component reads (upstream's scheduler and
+    /// controllers drop them from their informers too, after decoding).
+    in_process: bool,
 }
 
 async fn route(
@@ -109,7 +120,7 @@ async fn route(
     body: Body,
     pass: crate::proxy::Passthrough,
 ) -> ApiResult<Response<Body>> {
-    let RouteRequest { method, path, headers, query } = req;
+    let RouteRequest { method, path, headers, query, in_process } = req;
     match target {
         Target::NonResource(nr) => {
             if let Some(u) = user {
@@ -133,7 +144,7 @@ async fn route(
         }
         Target::Resource(rr) => {
             let user = user.ok_or_else(ApiError::unauthorized)?;
-            resource(server, user, rr, headers, query, body, pass).await
+            resource(server, user, rr, Reader { headers, query, in_process }, body, pass).await
         }
         Target::NotFound => Err(not_found_path()),
     }
@@ -241,15 +252,22 @@ fn version_info(server: &ApiServer) -> Value {
     })
 }
 
+/// What a resource request's handler reads besides the route.
+struct Reader<'a> {
+    headers: &'a HeaderMap,
+    query: &'a Query,
+    in_process: bool,
+}
+
 async fn resource(
     server: &Arc<ApiServer>,
     user: &UserInfo,
     rr: ResourceRequest,
-    headers: &HeaderMap,
-    query: &Query,
+    reader: Reader<'_>,
     body: Body,
     pass: crate::proxy::Passthrough,
 ) -> ApiResult<Response<Body>> {
+    let Reader { headers, query, in_process } = reader;
     let res = server.resources().find(&rr.group, &rr.version, &rr.resource).ok_or_else(not_found_path)?;
     let info = &res.info.clone();
     // Scope: namespaced resources live under /namespaces/<ns>/ (listing across namespaces is
@@ -316,7 +334,7 @@ async fn resource(
             let obj = registry::get(&ctx, name, query.get("resourceVersion")).await?;
             Ok(body::json(StatusCode::OK, &scale_get(&ctx.res, &parse(&obj)?)?))
         }
-        ("list", None) => list(&ctx, accept, query).await,
+        ("list", None) => list(&ctx, accept, query, in_process).await,
         ("watch", None) => {
             let table = match accept {
                 Accept::Table { v1beta1 } => Some(TableOptions {
@@ -344,6 +362,7 @@ async fn resource(
                 timeout: query.int("timeoutSeconds")?.map(|s| Duration::from_secs(s.max(0) as u64)),
                 table,
                 metadata_only: accept == Accept::Metadata,
+                omit_managed_fields: in_process,
             };
             watch::watch(&ctx, params).await
         }
@@ -637,9 +656,16 @@ fn join_list(kind: &str, api_version: &str, meta: &Value, items: &[Bytes]) -> By
     Bytes::from(out)
 }
 
-async fn list(ctx: &Ctx<'_>, accept: Accept, query: &Query) -> ApiResult<Response<Body>> {
+async fn list(ctx: &Ctx<'_>, accept: Accept, query: &Query, omit_managed_fields: bool) -> ApiResult<Response<Body>> {
     let opts = list_options(query)?;
-    let page = registry::list(ctx, &opts).await?;
+    let mut page = registry::list(ctx, &opts).await?;
+    if omit_managed_fields {
+        for item in &mut page.items {
+            if let Some(trimmed) = crate::watch_cache::without_managed_fields(item) {
+                *item = trimmed;
+            }
+        }
+    }
     let info = ctx.info();
     match accept {
         Accept::Table { v1beta1 } => {

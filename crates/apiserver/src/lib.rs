@@ -30,6 +30,8 @@ mod status;
 mod table;
 mod watch;
 pub mod watch_cache;
+#[cfg(test)]
+mod write_bench;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};

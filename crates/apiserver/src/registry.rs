@@ -196,27 +196,55 @@ fn parse(bytes: &[u8]) -> ApiResult<Value> {
 
 /// Canonical bytes to store: no resourceVersion, `apiVersion`, `kind`, `metadata` first.
 fn encode_for_store(obj: &Value) -> ApiResult<Bytes> {
-    let mut out = Map::new();
     let src = obj.as_object().ok_or_else(|| ApiError::internal("object is not a JSON object"))?;
-    for k in ["apiVersion", "kind", "metadata"] {
-        if let Some(v) = src.get(k) {
-            out.insert(k.to_string(), v.clone());
-        }
-    }
-    if let Some(Value::Object(m)) = out.get_mut("metadata") {
-        m.remove("resourceVersion");
-        m.remove("selfLink");
-    }
-    for (k, v) in src {
-        if !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    let bytes = serde_json::to_vec(&Value::Object(out)).map_err(ApiError::internal)?;
+    let bytes = serde_json::to_vec(&StoredForm(src)).map_err(ApiError::internal)?;
     if bytes.len() > crate::body::MAX_OBJECT_SIZE {
         return Err(ApiError::too_large(crate::body::MAX_OBJECT_SIZE));
     }
     Ok(Bytes::from(bytes))
+}
+
+/// An object as the store keeps it, serialized without copying it: `apiVersion`, `kind` and
+/// `metadata` first (where the watch cache splices the resourceVersion in), metadata without
+/// `resourceVersion` and `selfLink`, then the other fields in their order.
+struct StoredForm<'a>(&'a Map<String, Value>);
+
+impl serde::Serialize for StoredForm<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut out = s.serialize_map(None)?;
+        for k in ["apiVersion", "kind"] {
+            if let Some(v) = self.0.get(k) {
+                out.serialize_entry(k, v)?;
+            }
+        }
+        match self.0.get("metadata") {
+            Some(Value::Object(m)) => out.serialize_entry("metadata", &Metadata(m))?,
+            Some(other) => out.serialize_entry("metadata", other)?,
+            None => {}
+        }
+        for (k, v) in self.0 {
+            if !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                out.serialize_entry(k, v)?;
+            }
+        }
+        out.end()
+    }
+}
+
+struct Metadata<'a>(&'a Map<String, Value>);
+
+impl serde::Serialize for Metadata<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut out = s.serialize_map(None)?;
+        for (k, v) in self.0 {
+            if !matches!(k.as_str(), "resourceVersion" | "selfLink") {
+                out.serialize_entry(k, v)?;
+            }
+        }
+        out.end()
+    }
 }
 
 /// The object as a client of `target` sees it.
@@ -480,7 +508,8 @@ pub(crate) enum UpdateTarget {
     /// `namespaces/<n>/finalize`: only `spec.finalizers` changes.
     Finalize,
     /// A server-side change through a narrow subresource (`pods/<n>/binding`): the mutation
-    /// decides what changes, spec and status alike.
+    /// decides what changes, spec and status alike, and managedFields are left as they are
+    /// (upstream writes a binding straight to storage, past the field manager).
     System,
     /// `certificatesigningrequests/<n>/approval`: only `status.conditions` changes.
     Approval,
@@ -504,14 +533,11 @@ fn rv_of(obj: &Value) -> Option<i64> {
     meta_str(obj, "resourceVersion").filter(|s| !s.is_empty()).and_then(|s| s.parse().ok())
 }
 
-/// Everything but metadata and status: what bumps `generation` when it changes.
-fn spec_view(obj: &Value) -> Value {
-    let mut v = obj.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-    }
-    v
+/// Whether anything but metadata and status differs: what bumps `generation`.
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else { return old != new };
+    let rest = |m: &'_ Map<String, Value>| m.iter().filter(|(k, _)| *k != "metadata" && *k != "status").count();
+    rest(old) != rest(new) || new.iter().any(|(k, v)| k != "metadata" && k != "status" && old.get(k) != Some(v))
 }
 
 /// Read-modify-write with compare-and-swap (upstream's `GuaranteedUpdate`): `mutate` sees the
@@ -551,7 +577,22 @@ async fn update_with(
         };
         let current = Current { kv, from_cache };
         let shown = present(ctx.server, ctx.info(), inject_resource_version(&current.value, current.mod_revision));
-        let desired = parse(&shown).and_then(mutate);
+        let shown = parse(&shown);
+        // The stored object, parsed once: in the storage version, `shown` is it (plus the
+        // resourceVersion, taken out below without moving any other key).
+        let same_version =
+            ctx.storage().info.group == ctx.info().group && ctx.storage().info.version == ctx.info().version;
+        let stored = match (&shown, same_version) {
+            (Ok(v), true) => {
+                let mut v = v.clone();
+                if let Some(Value::Object(m)) = v.get_mut("metadata") {
+                    m.shift_remove("resourceVersion");
+                }
+                Some(v)
+            }
+            _ => None,
+        };
+        let desired = shown.and_then(mutate);
         let mut desired = match desired {
             Err(_) if from_cache => continue,
             d => d?,
@@ -565,7 +606,7 @@ async fn update_with(
             }
             return Err(ApiError::modified(ctx.info(), name));
         }
-        match update_once(ctx, name, &current, &mut desired, target, opts, ownership).await {
+        match update_once(ctx, name, &current, stored, &mut desired, target, opts, ownership).await {
             Ok(r) => return Ok(r),
             Err(_) if from_cache => continue,
             Err(UpdateError::Stale) | Err(UpdateError::Conflict) if precondition.is_none() => continue,
@@ -720,10 +761,12 @@ impl From<skiff_store::Error> for UpdateError {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one call site, in update_with
 async fn update_once(
     ctx: &Ctx<'_>,
     name: &str,
     current: &Current,
+    stored: Option<Value>,
     desired: &mut Value,
     target: UpdateTarget,
     opts: &WriteOptions,
@@ -744,7 +787,10 @@ async fn update_once(
     if ctx.storage().info.group != ctx.info().group || ctx.storage().info.version != ctx.info().version {
         *desired = conversion::convert(std::mem::take(desired), &ctx.storage().info);
     }
-    let old = parse(&current.value)?;
+    let old = match stored {
+        Some(v) => v,
+        None => parse(&current.value)?,
+    };
     let mut new = match target {
         UpdateTarget::Main | UpdateTarget::Scale => {
             let mut new = desired.clone();
@@ -833,7 +879,8 @@ async fn update_once(
     }
     // System metadata is the server's, whatever the client sent.
     {
-        let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+        let no_meta = Map::new();
+        let old_meta = old.get("metadata").and_then(Value::as_object).unwrap_or(&no_meta);
         let m = meta_mut(&mut new);
         for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
             match old_meta.get(k) {
@@ -867,7 +914,9 @@ async fn update_once(
     };
     let mut warnings = Vec::new();
     let mut new = admit(ctx, new, op, opts, &mut warnings)?;
-    if ownership == Ownership::Record {
+    // A system write (`pods/binding`) is a storage-level update upstream, outside the field
+    // manager: the entries stay as they were.
+    if ownership == Ownership::Record && target != UpdateTarget::System {
         let storage = ctx.storage();
         let sub = subresource_of(target);
         let managers = skiff_api::apply::managers_for_update(Some(&old), &new, sub);
@@ -875,7 +924,7 @@ async fn update_once(
             field_manager(&storage, sub).update(Some(&old), &new, managers, &opts.field_manager, &now_rfc3339());
         skiff_api::apply::set_managed_fields(&mut new, &entries);
     }
-    if ctx.info().tracks_generation && spec_view(&new) != spec_view(&old) {
+    if ctx.info().tracks_generation && spec_changed(&old, &new) {
         let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
         meta_mut(&mut new).insert("generation".into(), json!(g + 1));
     }

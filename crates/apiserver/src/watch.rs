@@ -36,6 +36,8 @@ pub(crate) struct WatchParams {
     pub table: Option<TableOptions>,
     /// Set when the client asked for `PartialObjectMetadata` (metadata-only informers).
     pub metadata_only: bool,
+    /// Leave `metadata.managedFields` out of every object (in-process watchers).
+    pub omit_managed_fields: bool,
 }
 
 /// How often an idle watch gets a bookmark (kube-rs treats ~295 s of silence as dead).
@@ -343,9 +345,13 @@ impl Watcher {
         let storage = self.server.resources().storage_resource(&self.info);
         let same_version = storage.info.group == self.info.group && storage.info.version == self.info.version;
         if self.params.table.is_none() && !self.params.metadata_only && same_version && override_bytes.is_none() {
-            return ev.line(kind);
+            return ev.line(kind, self.params.omit_managed_fields);
         }
         let raw = override_bytes.unwrap_or_else(|| ev.object.bytes.clone());
+        let raw = match self.params.omit_managed_fields {
+            true => crate::watch_cache::without_managed_fields(&raw).unwrap_or(raw),
+            false => raw,
+        };
         let obj = if same_version {
             raw
         } else {

@@ -76,8 +76,9 @@ pub struct CacheEvent {
     pub revision: Revision,
     /// When the cache saw it (the ring keeps recent events by age).
     at: std::time::Instant,
-    /// Encoded watch lines, built on first use and shared by all watchers.
-    lines: [OnceLock<Bytes>; 3],
+    /// Encoded watch lines, built on first use and shared by all watchers: one per kind, with
+    /// and (from index 3) without `metadata.managedFields`.
+    lines: [OnceLock<Bytes>; 6],
 }
 
 impl CacheEvent {
@@ -85,10 +86,15 @@ impl CacheEvent {
         CacheEvent { kind, object, prev, revision, at: std::time::Instant::now(), lines: Default::default() }
     }
 
-    /// `{"type":"<kind>","object":<json>}\n`, encoded once per kind.
-    pub fn line(&self, kind: EventKind) -> Bytes {
-        let slot = &self.lines[kind as usize];
-        slot.get_or_init(|| encode_event_line(kind.as_str(), &self.object.bytes)).clone()
+    /// `{"type":"<kind>","object":<json>}\n`, encoded once per kind (and once more without
+    /// `metadata.managedFields` when `omit_managed_fields`).
+    pub fn line(&self, kind: EventKind, omit_managed_fields: bool) -> Bytes {
+        let slot = &self.lines[kind as usize + if omit_managed_fields { 3 } else { 0 }];
+        slot.get_or_init(|| {
+            let trimmed = omit_managed_fields.then(|| without_managed_fields(&self.object.bytes)).flatten();
+            encode_event_line(kind.as_str(), trimmed.as_deref().unwrap_or(&self.object.bytes))
+        })
+        .clone()
     }
 }
 
@@ -284,6 +290,97 @@ fn splice_point(json: &[u8]) -> Option<usize> {
     let prefix = &json[..pos];
     (prefix.starts_with(b"{\"apiVersion\":") && prefix.iter().filter(|&&c| c == b'{').count() == 1)
         .then_some(pos + NEEDLE.len())
+}
+
+/// `json` (an object as stored or cached: compact, `apiVersion` and `kind` before
+/// `metadata`) without `metadata.managedFields`; `None` when it has none, or when the bytes are
+/// not laid out that way (the caller then keeps them whole). Cuts the bytes out, so an object
+/// costs a scan, not a parse.
+pub fn without_managed_fields(json: &[u8]) -> Option<Bytes> {
+    const KEY: &[u8] = b"\"managedFields\"";
+    let start = splice_point(json)?;
+    let mut at = start;
+    loop {
+        match *json.get(at)? {
+            b'}' => return None,
+            b'"' => {}
+            _ => return None,
+        }
+        let key_end = skip_string(json, at)?;
+        if json.get(key_end) != Some(&b':') {
+            return None;
+        }
+        let value_end = skip_value(json, key_end + 1)?;
+        let next = *json.get(value_end)?;
+        if &json[at..key_end] == KEY {
+            // Take the comma after the entry, or (for the last one) the comma before it.
+            let (from, to) = match next {
+                b',' => (at, value_end + 1),
+                b'}' if at > start => (at - 1, value_end),
+                b'}' => (at, value_end),
+                _ => return None,
+            };
+            let mut out = Vec::with_capacity(json.len() - (to - from));
+            out.extend_from_slice(&json[..from]);
+            out.extend_from_slice(&json[to..]);
+            return Some(Bytes::from(out));
+        }
+        match next {
+            b',' => at = value_end + 1,
+            b'}' => return None,
+            _ => return None,
+        }
+    }
+}
+
+/// The index just past the JSON string starting at `at` (which holds its opening quote).
+fn skip_string(json: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + 1;
+    loop {
+        match *json.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// The index just past the compact JSON value starting at `at`.
+fn skip_value(json: &[u8], at: usize) -> Option<usize> {
+    match *json.get(at)? {
+        b'"' => skip_string(json, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = at;
+            loop {
+                match *json.get(i)? {
+                    b'"' => {
+                        i = skip_string(json, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let mut i = at;
+            while let Some(&c) = json.get(i) {
+                if matches!(c, b',' | b'}' | b']') {
+                    break;
+                }
+                i += 1;
+            }
+            Some(i)
+        }
+    }
 }
 
 /// The stored bytes back from [`inject_resource_version`]'s output: `None` unless `cached`
@@ -654,6 +751,41 @@ mod tests {
         let odd = inject_resource_version(br#"{"metadata":{"name":"b"},"apiVersion":"v1"}"#, 9);
         assert_eq!(strip_resource_version(&odd, 9), None);
         assert_eq!(strip_resource_version(br#"{"apiVersion":"v1","metadata":{"resourceVersion":"9"x}"#, 9), None);
+    }
+
+    #[test]
+    fn managed_fields_are_cut_out_of_metadata_only() {
+        let mf = serde_json::json!([{"manager": "kubectl", "operation": "Update", "apiVersion": "v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a\"]}": {}}, "f:x": {"k:{\"a\":\"}\"}": {}}}}]);
+        let spec = serde_json::json!({"managedFields": [1], "s": "\"managedFields\":[", "n": -1.5e3, "t": true});
+        for fields in [
+            vec![("managedFields", mf.clone())],
+            vec![("managedFields", mf.clone()), ("name", serde_json::json!("a"))],
+            vec![("name", serde_json::json!("a")), ("managedFields", mf.clone())],
+            vec![
+                ("generation", serde_json::json!(2)),
+                ("managedFields", mf.clone()),
+                ("labels", serde_json::json!({"a": "b"})),
+            ],
+        ] {
+            let mut meta = serde_json::Map::new();
+            for (k, v) in &fields {
+                meta.insert(k.to_string(), v.clone());
+            }
+            let obj = serde_json::json!({"apiVersion": "v1", "kind": "X", "metadata": meta, "spec": spec});
+            let stored = inject_resource_version(&serde_json::to_vec(&obj).unwrap(), 5);
+            let cut = without_managed_fields(&stored).expect("managedFields found");
+            let mut want: Value = serde_json::from_slice(&stored).unwrap();
+            want["metadata"].as_object_mut().unwrap().remove("managedFields");
+            assert_eq!(serde_json::from_slice::<Value>(&cut).expect("still JSON"), want, "{fields:?}");
+            assert_eq!(without_managed_fields(&cut), None, "nothing left to cut");
+        }
+        // Only the object's own metadata counts; odd layouts are left alone.
+        let nested = br#"{"apiVersion":"v1","kind":"X","metadata":{"name":"a"},"spec":{"managedFields":[]}}"#;
+        assert_eq!(without_managed_fields(nested), None);
+        assert_eq!(without_managed_fields(br#"{"metadata":{"managedFields":[]},"apiVersion":"v1"}"#), None);
+        assert_eq!(without_managed_fields(br#"{"apiVersion":"v1","metadata":{"managedFields":[1,"#), None);
+        assert_eq!(without_managed_fields(br#"{"apiVersion":"v1","metadata":{"a" :1,"managedFields":[]}}"#), None);
     }
 
     #[test]
