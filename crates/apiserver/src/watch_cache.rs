@@ -301,10 +301,9 @@ pub fn without_managed_fields(json: &[u8]) -> Option<Bytes> {
     let start = splice_point(json)?;
     let mut at = start;
     loop {
-        match *json.get(at)? {
-            b'}' => return None,
-            b'"' => {}
-            _ => return None,
+        // Another key, or the end of metadata (`}`) without one.
+        if *json.get(at)? != b'"' {
+            return None;
         }
         let key_end = skip_string(json, at)?;
         if json.get(key_end) != Some(&b':') {
@@ -325,11 +324,10 @@ pub fn without_managed_fields(json: &[u8]) -> Option<Bytes> {
             out.extend_from_slice(&json[to..]);
             return Some(Bytes::from(out));
         }
-        match next {
-            b',' => at = value_end + 1,
-            b'}' => return None,
-            _ => return None,
+        if next != b',' {
+            return None;
         }
+        at = value_end + 1;
     }
 }
 

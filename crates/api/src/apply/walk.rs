@@ -93,9 +93,7 @@ impl Comparison {
 /// structs, lists without `omitempty`) count as present when omitted, as they are in the typed
 /// objects upstream compares; it only matters for built-in kinds.
 pub(super) fn compare(lhs: &Value, rhs: &Value, ty: Ty<'_>, implicit_fields: bool) -> Comparison {
-    let mut c = Comparer { implicit_fields, skip_managed_fields: false, out: Comparison::default() };
-    c.compare(Some(lhs), Some(rhs), ty, &mut Vec::new());
-    c.out
+    Comparer { implicit_fields, skip_managed_fields: false, out: Comparison::default() }.run(lhs, rhs, ty)
 }
 
 /// [`compare`], leaving `metadata.managedFields` out on both sides (as if removed first, but
@@ -106,9 +104,7 @@ pub(super) fn compare_without_managed_fields(
     ty: Ty<'_>,
     implicit_fields: bool,
 ) -> Comparison {
-    let mut c = Comparer { implicit_fields, skip_managed_fields: true, out: Comparison::default() };
-    c.compare(Some(lhs), Some(rhs), ty, &mut Vec::new());
-    c.out
+    Comparer { implicit_fields, skip_managed_fields: true, out: Comparison::default() }.run(lhs, rhs, ty)
 }
 
 struct Comparer {
@@ -135,6 +131,11 @@ fn list_empty(l: Option<&Vec<Value>>) -> bool {
 }
 
 impl Comparer {
+    fn run(mut self, lhs: &Value, rhs: &Value, ty: Ty<'_>) -> Comparison {
+        self.compare(Some(lhs), Some(rhs), ty, &mut Vec::new());
+        self.out
+    }
+
     fn compare(&mut self, l: Option<&Value>, r: Option<&Value>, ty: Ty<'_>, path: &mut Vec<PathElement>) {
         // Equal values differ nowhere below (the stand-ins for implicit fields apply only where
         // one side lacks a field), so most of an updated object is skipped at its root: an
