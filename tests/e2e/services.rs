@@ -422,9 +422,9 @@ fn rolling_update(extra: &[&str]) {
     // The client counts answers and failures until told to stop, then prints both. A request
     // that hangs counts as failed after 20 s (a dead endpoint costs the proxy at most 3 s per
     // try), so the summary always comes and says when it happened.
-    let script = "ok=0; failed=0; until [ -e /tmp/stop ]; do \
+    let script = "ok=0; failed=0; until [ -e /tmp/stop ]; do s=$(date +%T); \
         if timeout 20 wget -qO- http://web/hostname >/tmp/last 2>/tmp/err; then ok=$((ok+1)); echo \"$(cat /tmp/last)\" >>/tmp/seen; \
-        else failed=$((failed+1)); echo \"FAILED after $ok answers at $(date +%T): $(cat /tmp/err)\"; fi; done; \
+        else failed=$((failed+1)); echo \"FAILED after $ok answers started $s at $(date +%T): $(cat /tmp/err)\"; fi; done; \
         echo \"ok=$ok failed=$failed\"; sort -u /tmp/seen; sleep 3600";
     c.kubectl(&[
         "run",

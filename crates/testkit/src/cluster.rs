@@ -210,7 +210,7 @@ impl Cluster {
             let child = cmd
                 .args(&self.extra_args)
                 .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .env("SKIFF_LOG", "info")
+                .env("SKIFF_LOG", std::env::var("SKIFF_TEST_LOG").unwrap_or("info".into()))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
@@ -428,6 +428,11 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
+        if std::thread::panicking() {
+            // A failed test shows what the server complained about (the log itself goes
+            // with the data directory).
+            eprintln!("{}", log_excerpt(&self.log_text()));
+        }
         if self.agent {
             // Containers outlive the server (fail-static): reset removes them and every mount,
             // link and cgroup of this data dir.
@@ -438,6 +443,27 @@ impl Drop for Cluster {
                 .status();
         }
     }
+}
+
+/// The warnings and errors of a server log and its last lines, for a failed test's output.
+fn log_excerpt(log: &str) -> String {
+    const WARNINGS: usize = 60;
+    const TAIL: usize = 20;
+    let lines: Vec<&str> = log.lines().collect();
+    let tail_from = lines.len().saturating_sub(TAIL);
+    let warnings: Vec<&str> =
+        lines[..tail_from].iter().copied().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+    let mut out = format!("--- server log: {} earlier warnings and errors ---\n", warnings.len().min(WARNINGS));
+    for l in &warnings[warnings.len().saturating_sub(WARNINGS)..] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.push_str(&format!("--- server log: last {} lines ---\n", lines.len() - tail_from));
+    for l in &lines[tail_from..] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out
 }
 
 /// An HTTP/1.0 GET from the test process to `host:port`, retried for up to 15 s until
@@ -461,5 +487,23 @@ pub fn http_get(host: &str, port: u16, path: &str) -> String {
             other if std::time::Instant::now() > deadline => return format!("{other:?}"),
             _ => std::thread::sleep(std::time::Duration::from_millis(200)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_excerpt_keeps_warnings_and_the_tail() {
+        let mut log: Vec<String> = (0..100).map(|i| format!("INFO line {i}")).collect();
+        log[3] = "WARN early trouble".into();
+        log[95] = "ERROR late trouble".into();
+        let out = super::log_excerpt(&log.join("\n"));
+        assert!(out.contains("1 earlier warnings and errors") && out.contains("WARN early trouble"), "{out}");
+        assert!(
+            out.contains("last 20 lines") && out.contains("ERROR late trouble") && out.contains("INFO line 99"),
+            "{out}"
+        );
+        assert!(!out.contains("INFO line 79\n") && out.contains("INFO line 80\n"), "{out}");
+        assert!(super::log_excerpt("").contains("0 earlier"));
     }
 }

@@ -324,11 +324,19 @@ async fn pods_get_addresses_and_reach_each_other() {
     assert!(out.contains(&format!("inet {ip_b}/24")), "{out}");
     assert!(out.contains("default via"), "{out}");
     assert!(out.contains(&format!("{ip_b}\tb")), "{out}");
+    // The bridge (the pods' gateway) has a fixed hardware address, derived from its IPv4
+    // address, that ports coming and going do not change.
+    let gateway: std::net::Ipv4Addr = format!("{prefix}1").parse().unwrap();
+    let want = gateway.octets().iter().fold("0a:58".to_string(), |s, b| format!("{s}:{b:02x}"));
+    let bridge_mac = || std::fs::read_to_string(format!("/sys/class/net/{}/address", env.config.bridge)).unwrap();
+    assert_eq!(bridge_mac().trim(), want);
     env.rt.remove_pod_sandbox(&a).await.unwrap();
+    assert_eq!(bridge_mac().trim(), want);
     // The address is released and reused only after the others (round robin).
     let (c, _) = env.run("c", "exec sleep 1000").await;
     let ip_c = env.rt.pod_sandbox_status(&c).await.unwrap().ips[0];
     assert_ne!(ip_c, ip_b);
+    assert_eq!(bridge_mac().trim(), want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use serde::{Deserialize, Serialize};
 
 use super::ipam::{Ipam, Subnet};
@@ -126,13 +127,27 @@ fn current_thread_runtime() -> io::Result<tokio::runtime::Runtime> {
 }
 
 async fn link_index(handle: &rtnetlink::Handle, name: &str) -> io::Result<Option<u32>> {
+    Ok(link_message(handle, name).await?.map(|msg| msg.header.index))
+}
+
+async fn link_message(handle: &rtnetlink::Handle, name: &str) -> io::Result<Option<LinkMessage>> {
     let mut links = handle.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
-        Ok(Some(msg)) => Ok(Some(msg.header.index)),
-        Ok(None) => Ok(None),
+        Ok(found) => Ok(found),
         Err(rtnetlink::Error::NetlinkError(m)) if m.code.map(|c| -c.get()) == Some(libc::ENODEV) => Ok(None),
         Err(e) => Err(nl_err(e)),
     }
+}
+
+/// The node bridge's hardware address: fixed, derived from its IPv4 address as upstream's
+/// CNI plugins do (`0a:58` then the four address bytes, a locally administered unicast
+/// address). Left to itself a Linux bridge takes the lowest address among its ports, so it
+/// changes whenever a pod whose veth holds that address comes or goes; every other pod then
+/// keeps sending to the old gateway address, a black hole until its ARP entry expires (some
+/// 15 s of hung connections and failed DNS lookups, seen in rolling updates).
+pub(crate) fn bridge_mac(gateway: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = gateway.octets();
+    [0x0a, 0x58, a, b, c, d]
 }
 
 async fn require_index(handle: &rtnetlink::Handle, name: &str) -> io::Result<u32> {
@@ -199,11 +214,27 @@ impl NetOps for RtNetlink {
     fn ensure_bridge(&mut self, name: &str, addr: Ipv4Addr, prefix: u8) -> io::Result<()> {
         let h = self.handle.clone();
         let name = name.to_string();
+        let mac = bridge_mac(addr).to_vec();
         self.rt.block_on(async move {
-            let index = match link_index(&h, &name).await? {
-                Some(i) => i,
+            let index = match link_message(&h, &name).await? {
+                Some(msg) => {
+                    let index = msg.header.index;
+                    let current = msg.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::Address(m) => Some(m.as_slice()),
+                        _ => None,
+                    });
+                    // A bridge made before its address was fixed (or by hand) gets it now.
+                    if current != Some(mac.as_slice()) {
+                        h.link()
+                            .set(rtnetlink::LinkUnspec::new_with_index(index).address(mac.clone()).build())
+                            .execute()
+                            .await
+                            .map_err(nl_err)?;
+                    }
+                    index
+                }
                 None => {
-                    match h.link().add(rtnetlink::LinkBridge::new(&name).build()).execute().await {
+                    match h.link().add(rtnetlink::LinkBridge::new(&name).address(mac).build()).execute().await {
                         Ok(()) => {}
                         // Another runtime created it meanwhile.
                         Err(e) if nl_err_code(&e) == Some(libc::EEXIST) => {}
