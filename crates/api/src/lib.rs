@@ -8,6 +8,7 @@
 //! - [`fieldpath`] and [`apply`]: field ownership sets (`managedFields`) and server-side apply;
 //! - [`openapi`]: the OpenAPI v3 documents kubectl validates and explains against;
 //! - [`selector`]: label and field selectors;
+//! - [`compact`]: decoded objects shrunk for components that keep many in memory;
 //! - [`crd`]: CustomResourceDefinitions: their validation and status, and the schema-driven
 //!   strategy, tables, OpenAPI and scale of custom resources.
 //!
@@ -15,6 +16,7 @@
 
 pub mod apply;
 pub mod cidr;
+pub mod compact;
 pub mod crd;
 pub mod field;
 pub mod fieldpath;

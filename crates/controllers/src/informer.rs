@@ -37,6 +37,8 @@ pub struct Informer<K: Resource<DynamicType = ()> + Clone + 'static> {
     store: Store<K>,
     writer: Arc<Mutex<Option<reflector::store::Writer<K>>>>,
     handlers: Arc<Mutex<Vec<Handler<K>>>>,
+    /// Applied to every object before it is stored or handed to handlers.
+    transform: Option<fn(&mut K)>,
 }
 
 impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for Informer<K> {
@@ -47,6 +49,7 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for Informer<K> {
             store: self.store.clone(),
             writer: self.writer.clone(),
             handlers: self.handlers.clone(),
+            transform: self.transform,
         }
     }
 }
@@ -69,7 +72,15 @@ where
             store,
             writer: Arc::new(Mutex::new(Some(writer))),
             handlers: Arc::new(Mutex::new(Vec::new())),
+            transform: None,
         }
+    }
+
+    /// Pass every object through `f` before storing it (client-go's `SetTransform`), e.g. to
+    /// keep a smaller copy of each.
+    pub fn with_transform(mut self, f: fn(&mut K)) -> Self {
+        self.transform = Some(f);
+        self
     }
 
     /// The objects as last seen (empty until the first list completes).
@@ -91,8 +102,13 @@ where
         let handlers = self.handlers.clone();
         let api = self.api.clone();
         let config = self.config.clone();
+        let transform = self.transform;
         tokio::spawn(async move {
-            let stream = reflector::reflector(writer, watcher(api, config));
+            let events = watcher(api, config).map(move |ev| match transform {
+                Some(f) => ev.map(|ev| ev.modify(f)),
+                None => ev,
+            });
+            let stream = reflector::reflector(writer, events);
             let mut stream = std::pin::pin!(stream);
             loop {
                 let ev = tokio::select! {
@@ -133,5 +149,46 @@ where
     /// Objects in `namespace`.
     pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
         self.store.state().into_iter().filter(|o| o.namespace().as_deref() == Some(namespace)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::PostParams;
+    use skiff_testkit::InProcess;
+
+    #[tokio::test]
+    async fn a_transform_applies_before_the_store_and_the_handlers() {
+        let api = InProcess::start().await;
+        let client = api.server.client("system:kube-controller-manager", &["system:masters"]);
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let informer = Informer::new(Api::<ConfigMap>::all(client)).with_transform(|cm| {
+            cm.data.get_or_insert_default().insert("seen".into(), "yes".into());
+        });
+        let handled = Arc::new(Mutex::new(Vec::new()));
+        let h = handled.clone();
+        informer.on_change(move |c| {
+            let seen = c.object().data.as_ref().and_then(|d| d.get("seen")).cloned();
+            h.lock().unwrap().push(seen);
+        });
+        let shutdown = CancellationToken::new();
+        informer.start(shutdown.clone());
+        informer.synced().await;
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some("a".into());
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while informer.in_namespace("default").iter().all(|c| c.metadata.name.as_deref() != Some("a")) {
+            assert!(tokio::time::Instant::now() < deadline, "the informer never saw the ConfigMap");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        for cm in informer.in_namespace("default") {
+            assert_eq!(cm.data.as_ref().and_then(|d| d.get("seen")).map(String::as_str), Some("yes"));
+        }
+        let handled = handled.lock().unwrap().clone();
+        assert!(!handled.is_empty() && handled.iter().all(|s| s.as_deref() == Some("yes")), "{handled:?}");
+        shutdown.cancel();
     }
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodCondition};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
@@ -172,14 +172,33 @@ fn node_name(pod: &Pod) -> Option<&str> {
     pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty())
 }
 
+/// What the scheduler keeps of a watched pod, which it holds for every pod of the cluster. Of
+/// a bound pod's status only the phase (finished pods leave the cache) and the nomination
+/// matter here; its conditions, container statuses and addresses are about a third of a pod
+/// in memory. Pending pods keep theirs (a failure rewrites their `PodScheduled` condition).
+/// Lists are shrunk to their length.
+fn keep(pod: &mut Pod) {
+    if node_name(pod).is_some()
+        && let Some(status) = pod.status.take()
+    {
+        pod.status = Some(PodStatus {
+            phase: status.phase,
+            nominated_node_name: status.nominated_node_name,
+            ..PodStatus::default()
+        });
+    }
+    skiff_api::compact::shrink_pod(pod);
+}
+
 impl Loop {
     fn on_pod_event(&mut self, ev: watcher::Event<Pod>) {
         match ev {
             watcher::Event::Init => self.pod_relist = Some(HashSet::new()),
-            watcher::Event::InitApply(pod) => {
+            watcher::Event::InitApply(mut pod) => {
                 if let Some(seen) = self.pod_relist.as_mut() {
                     seen.insert(pod_key(&pod));
                 }
+                keep(&mut pod);
                 self.on_pod(Arc::new(pod));
             }
             watcher::Event::InitDone => {
@@ -192,7 +211,10 @@ impl Loop {
                 }
                 self.pods_synced = true;
             }
-            watcher::Event::Apply(pod) => self.on_pod(Arc::new(pod)),
+            watcher::Event::Apply(mut pod) => {
+                keep(&mut pod);
+                self.on_pod(Arc::new(pod));
+            }
             watcher::Event::Delete(pod) => self.on_pod_delete(&pod),
         }
     }

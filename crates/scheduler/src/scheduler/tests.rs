@@ -396,3 +396,30 @@ async fn pod_affinity_waits_for_its_peer() {
     assert_eq!(h.node_of("web").await, "b");
     h.stop().await;
 }
+
+#[test]
+fn kept_pods_drop_what_the_scheduler_never_reads() {
+    let status = json!({"phase": "Running", "nominatedNodeName": "n2", "podIP": "10.0.0.1",
+        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
+        "containerStatuses": [{"name": "c", "image": "busybox", "imageID": "", "ready": true, "restartCount": 0}]});
+    let decode = |node: Option<&str>| -> Pod {
+        let v = json!({"metadata": {"name": "p", "namespace": "default"},
+            "spec": {"nodeName": node, "containers": [{"name": "c"}],
+                     "tolerations": [{"key": "a", "operator": "Exists"}]},
+            "status": status});
+        serde_json::from_str(&v.to_string()).unwrap()
+    };
+    let mut bound = decode(Some("n1"));
+    super::keep(&mut bound);
+    let kept = bound.status.as_ref().unwrap();
+    assert_eq!(kept.phase.as_deref(), Some("Running"));
+    assert_eq!(kept.nominated_node_name.as_deref(), Some("n2"));
+    assert!(kept.conditions.is_none() && kept.container_statuses.is_none() && kept.pod_ip.is_none());
+    assert_eq!(bound.spec.as_ref().unwrap().tolerations.as_ref().unwrap().capacity(), 1);
+
+    let mut pending = decode(None);
+    let before = pending.clone();
+    super::keep(&mut pending);
+    assert_eq!(pending, before);
+    assert_eq!(pending.status.as_ref().unwrap().conditions.as_ref().unwrap().capacity(), 1);
+}
