@@ -35,8 +35,10 @@ impl Sqlite {
         Sqlite { root, next: AtomicUsize::new(0), watch_buffer }
     }
 
+    /// Compaction in steps of three revisions, so every compaction of the suite spanning more
+    /// goes step by step.
     fn options(&self, dir: impl Into<std::path::PathBuf>) -> SqliteOptions {
-        SqliteOptions { watch_buffer: self.watch_buffer, ..SqliteOptions::new(dir) }
+        SqliteOptions { watch_buffer: self.watch_buffer, compact_step: 3, ..SqliteOptions::new(dir) }
     }
 
     fn open_new(&self) -> SqliteStore {
