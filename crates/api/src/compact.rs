@@ -2,9 +2,10 @@
 //!
 //! serde builds a list of unknown length by pushing, and a `Vec` grows from room for four
 //! elements, doubling. A decoded pod's one container status therefore holds four slots of a
-//! 752-byte struct, its five conditions eight slots, its two tolerations four: about a third of
-//! the pod's 11 KB in memory is slack. Components that keep every pod of a large cluster (the
-//! controller manager's informer, the scheduler's cache) shrink each pod as it arrives.
+//! 752-byte struct, its five conditions eight slots, its two tolerations four: more than a
+//! quarter of the pod's 11 KB in memory is slack. Components that keep every pod of a large
+//! cluster (the controller manager's informer, the scheduler's cache) shrink each pod as it
+//! arrives.
 
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodSpec, PodStatus};
 

@@ -121,7 +121,7 @@ impl ControllerManager {
     /// Run every controller until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let c = &self.client;
-        // Every pod of the cluster is held here: shrunk, each takes a third less memory.
+        // Every pod of the cluster is held here: shrunk, each takes 28% less memory.
         let pods = Informer::new(Api::<Pod>::all(c.clone())).with_transform(skiff_api::compact::shrink_pod);
         let sets = Informer::new(Api::<ReplicaSet>::all(c.clone()));
         let deployments = Informer::new(Api::<Deployment>::all(c.clone()));

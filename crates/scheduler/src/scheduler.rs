@@ -174,7 +174,7 @@ fn node_name(pod: &Pod) -> Option<&str> {
 
 /// What the scheduler keeps of a watched pod, which it holds for every pod of the cluster. Of
 /// a bound pod's status only the phase (finished pods leave the cache) and the nomination
-/// matter here; its conditions, container statuses and addresses are about a third of a pod
+/// matter here; its conditions, container statuses and addresses are a quarter of a shrunk pod
 /// in memory. Pending pods keep theirs (a failure rewrites their `PodScheduled` condition).
 /// Lists are shrunk to their length.
 fn keep(pod: &mut Pod) {
