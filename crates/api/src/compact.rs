@@ -15,6 +15,12 @@ fn shrink<T>(list: &mut Option<Vec<T>>) {
     }
 }
 
+/// Shrink `list`, then each of its elements with `f`.
+fn shrink_each<T>(list: &mut Vec<T>, f: fn(&mut T)) {
+    list.shrink_to_fit();
+    list.iter_mut().for_each(f);
+}
+
 /// Shrink every list of `pod` (metadata, spec, containers, status) to its length.
 pub fn shrink_pod(pod: &mut Pod) {
     let m = &mut pod.metadata;
@@ -30,11 +36,8 @@ pub fn shrink_pod(pod: &mut Pod) {
 }
 
 fn shrink_spec(s: &mut PodSpec) {
-    s.containers.shrink_to_fit();
-    s.containers.iter_mut().for_each(shrink_container);
-    if let Some(init) = &mut s.init_containers {
-        init.shrink_to_fit();
-        init.iter_mut().for_each(shrink_container);
+    for list in std::iter::once(&mut s.containers).chain(&mut s.init_containers) {
+        shrink_each(list, shrink_container);
     }
     shrink(&mut s.ephemeral_containers);
     shrink(&mut s.tolerations);
@@ -60,12 +63,11 @@ fn shrink_container(c: &mut Container) {
 
 fn shrink_status(s: &mut PodStatus) {
     shrink(&mut s.conditions);
-    for v in [&mut s.container_statuses, &mut s.init_container_statuses, &mut s.ephemeral_container_statuses]
+    for list in [&mut s.container_statuses, &mut s.init_container_statuses, &mut s.ephemeral_container_statuses]
         .into_iter()
         .flatten()
     {
-        v.shrink_to_fit();
-        v.iter_mut().for_each(shrink_container_status);
+        shrink_each(list, shrink_container_status);
     }
     shrink(&mut s.pod_ips);
     shrink(&mut s.host_ips);

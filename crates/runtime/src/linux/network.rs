@@ -145,7 +145,7 @@ async fn link_message(handle: &rtnetlink::Handle, name: &str) -> io::Result<Opti
 /// changes whenever a pod whose veth holds that address comes or goes; every other pod then
 /// keeps sending to the old gateway address, a black hole until its ARP entry expires (some
 /// 15 s of hung connections and failed DNS lookups, seen in rolling updates).
-pub(crate) fn bridge_mac(gateway: Ipv4Addr) -> [u8; 6] {
+fn bridge_mac(gateway: Ipv4Addr) -> [u8; 6] {
     let [a, b, c, d] = gateway.octets();
     [0x0a, 0x58, a, b, c, d]
 }
