@@ -473,6 +473,153 @@ pub fn field_attributes(group: &str, kind: &str, obj: &Value) -> Vec<(&'static s
     out
 }
 
+/// The parts of an object to parse, as a tree of keys; a kept key's whole value is parsed.
+/// Label and field selectors read a handful of fields of an object that may be kilobytes of
+/// JSON: [`Keep::parse`] builds a [`Value`] holding only those, skipping the rest without
+/// allocating. [`field_attributes`] and [`labels_of`] read the result as they would the
+/// whole object.
+#[derive(Clone, Debug, Default)]
+pub struct Keep {
+    /// Keep this value whole (a leaf, or [`Keep::everything`]).
+    whole: bool,
+    keys: Vec<(&'static str, Keep)>,
+}
+
+impl Keep {
+    /// Parse the whole object (kinds whose attributes are not known in advance: custom
+    /// resources' selectable fields).
+    pub fn everything() -> Keep {
+        Keep { whole: true, keys: Vec::new() }
+    }
+
+    /// What [`field_attributes`] and [`labels_of`] read of an object of `group`/`kind`.
+    pub fn for_selectors(group: &str, kind: &str) -> Keep {
+        let mut keep = Keep::default();
+        for path in [&["metadata", "name"][..], &["metadata", "namespace"], &["metadata", "labels"]] {
+            keep.add(path);
+        }
+        for (_, path, _) in kind_fields(group, kind) {
+            keep.add(path);
+        }
+        keep
+    }
+
+    fn add(&mut self, path: &[&'static str]) {
+        let Some((first, rest)) = path.split_first() else {
+            self.whole = true;
+            return;
+        };
+        let at = match self.keys.iter().position(|(k, _)| k == first) {
+            Some(at) => at,
+            None => {
+                self.keys.push((first, Keep::default()));
+                self.keys.len() - 1
+            }
+        };
+        self.keys[at].1.add(rest);
+    }
+
+    /// Parses `json`, keeping only the kept keys. Where an object was expected and something
+    /// else is found, the result holds `null`, which reads as absent.
+    pub fn parse(&self, json: &[u8]) -> serde_json::Result<Value> {
+        use serde::de::DeserializeSeed;
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let v = Sparse(self).deserialize(&mut de)?;
+        de.end()?;
+        Ok(v)
+    }
+}
+
+struct Sparse<'k>(&'k Keep);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Sparse<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.0.whole {
+            return serde::Deserialize::deserialize(d);
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Sparse<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(found) = map.next_key_seed(KeyIn(&self.0.keys))? {
+            match found {
+                Some(at) => {
+                    let (key, child) = &self.0.keys[at];
+                    let v = map.next_value_seed(Sparse(child))?;
+                    out.insert((*key).to_string(), v);
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
+/// A map key: the index of the kept key it is, if any (compared without copying it).
+struct KeyIn<'k>(&'k [(&'static str, Keep)]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIn<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyIn<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|(k, _)| *k == key))
+    }
+}
+
 /// An object's labels as a sorted map.
 pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
     obj.get("metadata")
@@ -540,5 +687,62 @@ mod tests {
             .unwrap()
             .map_fields(|f| storage_field_label("events.k8s.io", "Event", f).into_owned());
         assert!(sel.matches(&field_attributes("", "Event", &ev)));
+    }
+
+    /// A sparse parse answers selectors exactly as the whole object does, whatever the shape.
+    #[test]
+    fn sparse_parse_reads_as_the_whole_object() {
+        use serde_json::json;
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web", "n": "5"},
+                "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {}}}], "uid": "u"},
+            "spec": {"nodeName": "n1", "hostNetwork": true, "containers": [{"name": "c", "image": "i"}],
+                "restartPolicy": "Always", "schedulerName": "default-scheduler"},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "conditions": [{"type": "Ready"}]},
+        });
+        let cases = [
+            ("", "Pod", pod.clone()),
+            ("", "Pod", json!({"metadata": {"name": "bare"}})),
+            // Odd shapes: what selectors read is missing, of the wrong type, or nested deeper.
+            ("", "Pod", json!({"metadata": "x", "spec": [1, 2], "status": {"phase": 3, "podIP": null}})),
+            (
+                "",
+                "Pod",
+                json!({"metadata": {"labels": {"a": 1, "b": null, "c": {"d": "e"}}}, "spec": {"nodeName": {"x": 1}}}),
+            ),
+            ("", "Node", json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true, "taints": []}})),
+            ("apps", "ReplicaSet", json!({"metadata": {"name": "r"}, "status": {"replicas": 3}})),
+            (
+                "",
+                "Event",
+                json!({"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"},
+                "source": {"component": "kubelet"}, "reason": "Started", "type": "Normal"}),
+            ),
+            ("events.k8s.io", "Event", json!({"metadata": {"name": "e"}, "regarding": {"kind": "Pod"}})),
+            ("", "ConfigMap", json!({"metadata": {"name": "c", "labels": {}}, "data": {"k": "v"}})),
+            ("", "Pod", json!([1, 2, 3])),
+            ("", "Pod", json!("text")),
+        ];
+        for (group, kind, obj) in cases {
+            let bytes = serde_json::to_vec(&obj).unwrap();
+            let sparse = Keep::for_selectors(group, kind).parse(&bytes).expect("parses");
+            assert_eq!(field_attributes(group, kind, &sparse), field_attributes(group, kind, &obj), "{obj}");
+            assert_eq!(labels_of(&sparse), labels_of(&obj), "{obj}");
+            assert_eq!(Keep::everything().parse(&bytes).expect("parses"), obj);
+        }
+        // Only what selectors read is kept.
+        let sparse = Keep::for_selectors("", "Pod").parse(&serde_json::to_vec(&pod).unwrap()).unwrap();
+        assert_eq!(
+            sparse,
+            json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web", "n": "5"}},
+                "spec": {"nodeName": "n1", "hostNetwork": true, "restartPolicy": "Always",
+                    "schedulerName": "default-scheduler"},
+                "status": {"phase": "Running", "podIP": "10.0.0.1"}})
+        );
+        // Bad JSON is an error, as for a whole parse, including trailing bytes.
+        for bad in [&b"{\"metadata\": "[..], b"{} x", b""] {
+            assert!(Keep::for_selectors("", "Pod").parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

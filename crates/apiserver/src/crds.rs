@@ -220,7 +220,8 @@ async fn apply(server: &Arc<ApiServer>, wanted: HashMap<String, Value>) {
                 .cache
                 .add_storage(
                     &crate::storage_name(&first.info),
-                    Arc::new(move |v: &Value| {
+                    // Selectable fields may be any path of the object: parse it whole.
+                    crate::watch_cache::FieldFn::new(skiff_api::selector::Keep::everything(), move |v: &Value| {
                         strategy.field_attributes(v).unwrap_or_else(|| skiff_api::selector::field_attributes("", "", v))
                     }),
                 )

@@ -190,7 +190,9 @@ impl ApiServer {
             let (group, kind) = (r.info.group, r.info.kind);
             field_fns.insert(
                 storage.clone(),
-                Arc::new(move |v: &serde_json::Value| skiff_api::selector::field_attributes(group, kind, v)),
+                watch_cache::FieldFn::new(skiff_api::selector::Keep::for_selectors(group, kind), move |v| {
+                    skiff_api::selector::field_attributes(group, kind, v)
+                }),
             );
         }
         let cache = WatchCache::start(store.clone(), field_fns, config.watch_history, shutdown.clone()).await?;

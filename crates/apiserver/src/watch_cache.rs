@@ -219,9 +219,27 @@ impl Subscription {
     }
 }
 
-/// Builds the field attributes of an object for a storage (set by the API server from the
-/// resource table).
-pub type FieldFn = Arc<dyn Fn(&Value) -> Vec<(&'static str, String)> + Send + Sync>;
+/// How the cache reads a storage's objects (set by the API server from the resource table):
+/// which parts of each object to parse, and the field attributes computed from them.
+#[derive(Clone)]
+pub struct FieldFn {
+    keep: Arc<skiff_api::selector::Keep>,
+    attributes: Arc<AttributesFn>,
+}
+
+/// Computes an object's field-selector attributes from its parsed parts.
+type AttributesFn = dyn Fn(&Value) -> Vec<(&'static str, String)> + Send + Sync;
+
+impl FieldFn {
+    /// `attributes` reads only what `keep` keeps, besides `metadata.name`, `metadata.namespace`
+    /// and `metadata.labels`, which the cache reads itself and `keep` must keep too.
+    pub fn new(
+        keep: skiff_api::selector::Keep,
+        attributes: impl Fn(&Value) -> Vec<(&'static str, String)> + Send + Sync + 'static,
+    ) -> Self {
+        FieldFn { keep: Arc::new(keep), attributes: Arc::new(attributes) }
+    }
+}
 
 /// One resource's cache, shared between the follower and readers.
 type Shared = Arc<RwLock<ResourceCache>>;
@@ -468,7 +486,8 @@ impl WatchCache {
 
     fn cached(&self, key: &str, stored: &[u8], rev: Revision, create_rev: Revision, f: &FieldFn) -> CachedObject {
         let bytes = inject_resource_version(stored, rev);
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        // Only what selectors read, not the whole object.
+        let value = f.keep.parse(&bytes).unwrap_or(Value::Null);
         let meta = value.get("metadata");
         let s = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str).unwrap_or_default().to_string();
         CachedObject {
@@ -476,7 +495,7 @@ impl WatchCache {
             namespace: s("namespace"),
             name: s("name"),
             labels: skiff_api::selector::labels_of(&value),
-            fields: f(&value),
+            fields: (f.attributes)(&value),
             bytes,
             mod_revision: rev,
             create_revision: create_rev,
@@ -789,7 +808,8 @@ mod tests {
     #[test]
     fn the_ring_keeps_recent_events_up_to_its_maximum() {
         let history = WatchHistory::default();
-        let mut rc = ResourceCache::new(0, Arc::new(|_| Vec::new()), history);
+        let mut rc =
+            ResourceCache::new(0, FieldFn::new(skiff_api::selector::Keep::everything(), |_| Vec::new()), history);
         let ev = |rev: Revision| {
             let object = Arc::new(CachedObject {
                 key: format!("/registry/core/configmaps/ns/c{rev}"),

@@ -283,7 +283,8 @@ fn lease_spec(node: &SimNode, config: &SimConfig, now: Timestamp) -> Value {
 async fn ensure_lease(leases: &Api<Lease>, node: &SimNode, config: &SimConfig) -> Result<(), kube::Error> {
     let now = Timestamp::now();
     let patch = Patch::Merge(json!({"spec": lease_spec(node, config, now)}));
-    match leases.patch(&node.name, &PatchParams::default(), &patch).await {
+    let ns = Some(LEASE_NAMESPACE);
+    match crate::retry::patch_unread::<Lease, _>(&leases.clone().into_client(), ns, &node.name, None, &patch).await {
         Ok(_) => Ok(()),
         Err(e) if code(&e) == Some(404) => {
             let lease = lease_object(node, config, now).map_err(kube::Error::SerdeError)?;

@@ -32,7 +32,7 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, Preconditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::task::{Id as TaskId, JoinSet};
@@ -689,7 +689,7 @@ async fn write_pod(client: kube::Client, key: Box<str>, uid: Box<str>, write: Wr
     let (ns, name) = key.split_once('/').unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(client, ns);
     let outcome = match &write {
-        Write::Status(patch) => write_status(&api, name, &uid, patch).await,
+        Write::Status(patch) => write_status(&api, ns, name, &uid, patch).await,
         Write::Delete => {
             let dp = DeleteParams {
                 grace_period_seconds: Some(0),
@@ -707,10 +707,11 @@ async fn write_pod(client: kube::Client, key: Box<str>, uid: Box<str>, write: Wr
     (key, uid, matches!(write, Write::Status(_)), outcome)
 }
 
-async fn write_status(api: &Api<Pod>, name: &str, uid: &str, patch: &Value) -> Outcome {
-    let pp = PatchParams::default();
+async fn write_status(api: &Api<Pod>, ns: &str, name: &str, uid: &str, patch: &Value) -> Outcome {
+    let patch = Patch::Strategic(patch);
+    let client = api.clone().into_client();
     for _ in 0..CONFLICT_ATTEMPTS {
-        match api.patch_status(name, &pp, &Patch::Strategic(patch)).await {
+        match crate::retry::patch_unread::<Pod, _>(&client, Some(ns), name, Some("status"), &patch).await {
             Ok(_) => return Outcome::Done,
             Err(e) if code(&e) == Some(404) => return Outcome::Gone,
             Err(e) if code(&e) == Some(409) => match api.get_opt(name).await {

@@ -91,6 +91,7 @@ fn setup_writer(conn: &Connection) -> rusqlite::Result<String> {
     conn.pragma_update(None, "cache_size", -16384i64)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(32);
+    plan_once(conn)?;
     conn.execute_batch(SCHEMA)?;
     Ok(mode)
 }
@@ -104,7 +105,18 @@ pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "query_only", true)?;
     conn.pragma_update(None, "cache_size", -2048i64)?;
     conn.set_prepared_statement_cache_capacity(16);
+    plan_once(&conn)?;
     Ok(conn)
+}
+
+/// Turns on the query planner stability guarantee, so a cached statement keeps its plan.
+/// The bundled SQLite has STAT4; without the guarantee, a statement whose plan could depend on
+/// a bound value is re-prepared (parsed and planned again) each time that value changes: the
+/// writer's latest-row lookup was, on every update. Our queries are keyed lookups and range
+/// scans on the primary key, for which one plan is always right.
+fn plan_once(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
 }
 
 /// The newest revision ever handed out (0 for an empty store). Inside a read transaction this
