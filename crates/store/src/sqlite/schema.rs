@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS meta (
 ) WITHOUT ROWID;
 ";
 
+/// The WAL file is cut back to this size whenever a checkpoint empties it. The WAL normally
+/// stays near SQLite's autocheckpoint size (4 MiB). But while readers hold old snapshots (a long
+/// list, a store watch catching up), checkpoints cannot empty it and it grows: past 1 GB
+/// while 150,000 pods were created. Without a limit the file keeps that size on disk for good.
+pub(super) const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 /// SQLite waits this long for a lock before failing. Only checkpoints and a second process on
 /// the same file contend; our own writer is alone.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,6 +96,7 @@ fn setup_writer(conn: &Connection) -> rusqlite::Result<String> {
     // readers mostly serve cache fills and old-revision lists, so they keep SQLite's default.
     conn.pragma_update(None, "cache_size", -16384i64)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
     conn.set_prepared_statement_cache_capacity(32);
     plan_once(conn)?;
     conn.execute_batch(SCHEMA)?;

@@ -364,4 +364,42 @@ mod tests {
             .expect("cached");
         assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "the latest-row query was re-prepared");
     }
+
+    /// A WAL that grew while a reader held an old snapshot is cut back to the limit once
+    /// checkpoints can empty it again, instead of keeping its high-water size on disk.
+    #[test]
+    fn the_wal_shrinks_back_after_a_reader_held_it_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let wal = dir.path().join("db-wal");
+        let mut conn = super::super::schema::open_writer(&path).expect("open");
+        let reader = super::super::schema::open_reader(&path).expect("reader");
+        reader.execute_batch("BEGIN").expect("begin");
+        let n: i64 = reader.query_row("SELECT count(*) FROM log", [], |r| r.get(0)).expect("snapshot");
+        assert_eq!(n, 0);
+
+        // One MiB a transaction, past the limit, while the reader pins the WAL.
+        let value = vec![b'x'; 1 << 20];
+        let limit = super::super::schema::WAL_SIZE_LIMIT;
+        let writes = limit / (1 << 20) + 16;
+        let write = |conn: &mut Connection, revision: i64| {
+            let tx = conn.transaction().expect("tx");
+            let key = format!("/registry/configmaps/ns/c{revision}");
+            insert(&tx, revision, &key, false, revision, 0, &value).expect("insert");
+            set_latest(&tx, &key, revision).expect("latest");
+            tx.commit().expect("commit");
+        };
+        for revision in 1..=writes {
+            write(&mut conn, revision);
+        }
+        let grown = std::fs::metadata(&wal).expect("wal").len();
+        assert!(grown > limit as u64, "the WAL did not grow past the limit ({grown} bytes)");
+
+        // The reader lets go: the next checkpoint empties the WAL, the next commit restarts it.
+        reader.execute_batch("COMMIT").expect("commit");
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).expect("checkpoint");
+        write(&mut conn, writes + 1);
+        let after = std::fs::metadata(&wal).expect("wal").len();
+        assert!(after <= limit as u64, "the WAL kept {after} bytes (limit {limit}, grown to {grown})");
+    }
 }
