@@ -409,6 +409,8 @@ fn deployments_replicasets_and_cascading_deletion() {
         |o| o.is_empty(),
     );
     assert_eq!(owners, "");
+    // The replica set itself stays (an empty jsonpath would also mean it was deleted).
+    assert_eq!(c.kubectl(&["get", "rs", "-l", "app=keep", "-o", "name"]).ok().lines().count(), 1, "orphaned rs kept");
     c.kubectl(&["delete", "deploy", "web"]).ok();
     c.kubectl_until(&["get", "rs,pods", "-l", "app=web", "-o", "name"], "cascade", |o| o.trim().is_empty());
     assert_eq!(c.kubectl(&["get", "pods", "-l", "app=keep", "-o", "name"]).ok().lines().count(), 2);

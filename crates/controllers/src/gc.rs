@@ -6,7 +6,8 @@
 //! delete (re-discovered every 30 s, so custom resources join) and keeps a graph of
 //! ownerReferences by uid. Work is keyed by uid:
 //! - an object with owners: every owner is looked up (in the graph, then with a GET that checks
-//!   the uid, since the graph can lag); if none exists any more the object is deleted (in the
+//!   the uid, since the graph can lag); before acting on a missing owner the object itself is
+//!   read again, and its live references decide; if none exists any more the object is deleted (in the
 //!   foreground when an owner is itself waiting for its dependents and the object blocks it),
 //!   and references to owners that are gone are dropped when some remain;
 //! - an object being deleted with the `orphan` finalizer: its dependents lose the reference to
@@ -344,28 +345,53 @@ impl GarbageCollector {
         }
     }
 
-    /// Upstream's `attemptToDeleteItem`: with a *solid* owner (existing, not deleting in the
-    /// foreground) the object stays and only loses references to owners that are gone or
-    /// waiting for it; without one it is deleted — in the foreground when an owner waits and
-    /// the object has dependents of its own, else in the background.
-    async fn check_owners(&self, uid: &str, node: &Node) -> Result<(), kube::Error> {
-        let mut dangling = Vec::new();
-        let mut waiting = Vec::new();
-        let mut solid = 0;
-        for o in &node.owners {
-            match self.owner_state(o, node.namespace.as_deref()).await? {
+    /// The uids of `owners` that are gone and of those waiting for their dependents, and the
+    /// number that exist otherwise (solid).
+    async fn classify_owners(
+        &self,
+        owners: &[OwnerReference],
+        namespace: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<String>, usize), kube::Error> {
+        let (mut dangling, mut waiting, mut solid) = (Vec::new(), Vec::new(), 0);
+        for o in owners {
+            match self.owner_state(o, namespace).await? {
                 None => dangling.push(o.uid.clone()),
                 Some(true) => waiting.push(o.uid.clone()),
                 Some(false) => solid += 1,
             }
         }
+        Ok((dangling, waiting, solid))
+    }
+
+    /// Upstream's `attemptToDeleteItem`: with a *solid* owner (existing, not deleting in the
+    /// foreground) the object stays and only loses references to owners that are gone or
+    /// waiting for it; without one it is deleted — in the foreground when an owner waits and
+    /// the object has dependents of its own, else in the background.
+    async fn check_owners(&self, uid: &str, node: &Node) -> Result<(), kube::Error> {
+        let (dangling, waiting, _) = self.classify_owners(&node.owners, node.namespace.as_deref()).await?;
+        if dangling.is_empty() && waiting.is_empty() {
+            return Ok(());
+        }
+        // Act on the object as it is now, not as the graph last saw it (upstream reads it
+        // live too). The graph can lag: after an orphaning delete, the owner's removal can
+        // arrive before the dependent's update that dropped the reference to it, and the
+        // stale reference would make a kept dependent look abandoned.
         let api = self.api_for(node);
+        let Some(live) = api.get_metadata_opt(&node.name).await? else { return Ok(()) };
+        if live.metadata.uid.as_deref() != Some(uid) || live.metadata.deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        let owners = live.metadata.owner_references.unwrap_or_default();
+        if owners.is_empty() {
+            return Ok(());
+        }
+        let (dangling, waiting, solid) = self.classify_owners(&owners, node.namespace.as_deref()).await?;
         if solid > 0 {
             if dangling.is_empty() && waiting.is_empty() {
                 return Ok(());
             }
             let keep: Vec<&OwnerReference> =
-                node.owners.iter().filter(|o| !dangling.contains(&o.uid) && !waiting.contains(&o.uid)).collect();
+                owners.iter().filter(|o| !dangling.contains(&o.uid) && !waiting.contains(&o.uid)).collect();
             let patch = json!({"metadata": {"uid": uid, "ownerReferences": owner_refs(&keep)}});
             return match api.patch(&node.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
                 Ok(_) => Ok(()),
@@ -467,5 +493,65 @@ impl GarbageCollector {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::PostParams;
+    use skiff_testkit::InProcess;
+
+    use super::*;
+
+    async fn config_map(api: &Api<ConfigMap>, name: &str, owners: Vec<OwnerReference>) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.into());
+        cm.metadata.owner_references = Some(owners).filter(|o| !o.is_empty());
+        api.create(&PostParams::default(), &cm).await.expect("create")
+    }
+
+    fn node_of(cm: &ConfigMap, owners: Vec<OwnerReference>) -> Node {
+        Node {
+            resource: Arc::new(ApiResource::erase::<ConfigMap>(&())),
+            namespaced: true,
+            namespace: Some("default".into()),
+            name: cm.metadata.name.clone().unwrap_or_default(),
+            owners,
+            deleting: false,
+            finalizers: Vec::new(),
+        }
+    }
+
+    fn gone_owner() -> OwnerReference {
+        OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "gone".into(),
+            uid: "uid-of-an-owner-that-is-gone".into(),
+            ..OwnerReference::default()
+        }
+    }
+
+    /// The race an orphaning delete can produce: the graph still holds a dependent's
+    /// reference to an owner that is gone, but the dependent itself no longer has it. The
+    /// dependent must stay.
+    #[tokio::test]
+    async fn a_stale_reference_to_a_gone_owner_deletes_nothing() {
+        let server = InProcess::start().await;
+        let client = server.server.client("system:kube-controller-manager", &["system:masters"]);
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let gc = GarbageCollector::new(client);
+
+        let kept = config_map(&cms, "kept", Vec::new()).await;
+        let uid = kept.metadata.uid.clone().expect("uid");
+        gc.check_owners(&uid, &node_of(&kept, vec![gone_owner()])).await.expect("check");
+        assert!(cms.get_opt("kept").await.expect("get").is_some(), "a dependent without owners was deleted");
+
+        // Still referencing the gone owner, live: deleted, as before.
+        let abandoned = config_map(&cms, "abandoned", vec![gone_owner()]).await;
+        let uid = abandoned.metadata.uid.clone().expect("uid");
+        gc.check_owners(&uid, &node_of(&abandoned, vec![gone_owner()])).await.expect("check");
+        assert!(cms.get_opt("abandoned").await.expect("get").is_none(), "an abandoned dependent was kept");
     }
 }
