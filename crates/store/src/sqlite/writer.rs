@@ -257,19 +257,20 @@ fn compact(tx: &Transaction<'_>, from: Revision, to: Revision) -> rusqlite::Resu
     Ok(())
 }
 
+/// The newest row of a live key.
+const LATEST: &str = "SELECT l.id, l.create_revision, l.value FROM latest k JOIN log l ON l.id = k.id \
+                      WHERE k.name = ?1";
+
 fn latest(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<Option<Latest>> {
-    tx.prepare_cached(
-        "SELECT l.id, l.create_revision, l.value FROM latest k JOIN log l ON l.id = k.id \
-         WHERE k.name = ?1",
-    )?
-    .query_row([key.as_bytes()], |row| {
-        Ok(Latest {
-            mod_revision: row.get(0)?,
-            create_revision: row.get(1)?,
-            value: Bytes::from(row.get::<_, Vec<u8>>(2)?),
+    tx.prepare_cached(LATEST)?
+        .query_row([key.as_bytes()], |row| {
+            Ok(Latest {
+                mod_revision: row.get(0)?,
+                create_revision: row.get(1)?,
+                value: Bytes::from(row.get::<_, Vec<u8>>(2)?),
+            })
         })
-    })
-    .optional()
+        .optional()
 }
 
 fn insert(
@@ -356,12 +357,8 @@ mod tests {
             let found = latest(&tx, &format!("/registry/pods/ns/p{i}")).expect("query");
             assert_eq!(found.map(|l| l.mod_revision), Some(i));
         }
-        let stmt = tx
-            .prepare_cached(
-                "SELECT l.id, l.create_revision, l.value FROM latest k JOIN log l ON l.id = k.id \
-                 WHERE k.name = ?1",
-            )
-            .expect("cached");
+        // The very statement `latest` used (the same text finds it in the cache).
+        let stmt = tx.prepare_cached(LATEST).expect("cached");
         assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "the latest-row query was re-prepared");
     }
 
