@@ -480,9 +480,11 @@ async fn scale_and_binding_subresources() {
     let r = api.request(Method::PUT, "/apis/apps/v1/namespaces/s/deployments/web", Some(main)).await;
     assert_eq!(r.json()["status"]["replicas"], 5, "status is ignored on the main resource");
 
-    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": {"m": "x"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
     let created = api.request(Method::POST, "/api/v1/namespaces/s/pods", Some(pod)).await.json();
-    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "node-1"}});
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p", "annotations": {"z": "1", "a": "2"}},
+        "target": {"kind": "Node", "name": "node-1"}});
     let r = api.request(Method::POST, "/api/v1/namespaces/s/pods/p/binding", Some(binding.clone())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let p = api.request(Method::GET, "/api/v1/namespaces/s/pods/p", None).await.json();
@@ -494,10 +496,46 @@ async fn scale_and_binding_subresources() {
             .iter()
             .any(|c| c["type"] == "PodScheduled" && c["status"] == "True")
     );
+    assert_eq!(p["metadata"]["annotations"], json!({"a": "2", "m": "x", "z": "1"}));
     // As upstream, a binding is written past the field manager: no entry for it.
     assert_eq!(p["metadata"]["managedFields"], created["metadata"]["managedFields"]);
+    // The binding is stored without a second pass through the pod's strategy, in the same
+    // canonical form: writing the pod back as read is a no-op (no new resourceVersion), which
+    // it would not be if a key had landed elsewhere than the typed encoding puts it.
+    let r = api.request(Method::PUT, "/api/v1/namespaces/s/pods/p", Some(p.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["metadata"]["resourceVersion"], p["metadata"]["resourceVersion"], "{}", r.text());
     let r = api.request(Method::POST, "/api/v1/namespaces/s/pods/p/binding", Some(binding)).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn writing_back_what_was_read_is_a_no_op() {
+    let api = InProcess::start().await;
+    create_ns(&api, "noop").await;
+    // Right after a create: its managed fields must sit where every later write puts them.
+    let created =
+        api.request(Method::POST, "/api/v1/namespaces/noop/configmaps", Some(cm("c", json!({"a": "1"})))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let read = api.request(Method::GET, "/api/v1/namespaces/noop/configmaps/c", None).await.json();
+    for _ in 0..2 {
+        let r = api.request(Method::PUT, "/api/v1/namespaces/noop/configmaps/c", Some(read.clone())).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.json()["metadata"]["resourceVersion"], read["metadata"]["resourceVersion"], "{}", r.text());
+    }
+    let admin = skiff_testkit::ADMIN_TOKEN;
+    let r = api
+        .raw(
+            Method::PATCH,
+            "/api/v1/namespaces/noop/configmaps/c",
+            Some(Bytes::from_static(br#"{"data":{"k":"v"}}"#)),
+            "application/merge-patch+json",
+            admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["metadata"]["resourceVersion"], read["metadata"]["resourceVersion"], "{}", r.text());
 }
 
 #[tokio::test]

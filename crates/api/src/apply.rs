@@ -178,12 +178,15 @@ pub fn encode_managed_fields(entries: &[ManagedFieldsEntry]) -> Value {
 }
 
 /// Stores `entries` in `obj`'s `metadata.managedFields`, removing the field when there are none
-/// (as upstream does).
+/// (as upstream does). A new field goes where the typed encoding of `ObjectMeta` puts it
+/// (fields in sorted order), and no other key moves: the stored form of an object must not
+/// depend on whether it went through the typed encoding after its managed fields were set, or
+/// writing back what was read would not be a no-op.
 pub fn set_managed_fields(obj: &mut Value, entries: &[ManagedFieldsEntry]) {
     let Value::Object(root) = obj else { return };
     if entries.is_empty() {
         if let Some(Value::Object(meta)) = root.get_mut("metadata") {
-            meta.remove("managedFields");
+            meta.shift_remove("managedFields");
         }
         return;
     }
@@ -192,7 +195,14 @@ pub fn set_managed_fields(obj: &mut Value, entries: &[ManagedFieldsEntry]) {
         *meta = Value::Object(Map::new());
     }
     if let Value::Object(meta) = meta {
-        meta.insert("managedFields".into(), encode_managed_fields(entries));
+        let fields = encode_managed_fields(entries);
+        match meta.get_mut("managedFields") {
+            Some(slot) => *slot = fields,
+            None => {
+                let at = meta.keys().position(|k| k.as_str() > "managedFields").unwrap_or(meta.len());
+                meta.shift_insert(at, "managedFields".into(), fields);
+            }
+        }
     }
 }
 

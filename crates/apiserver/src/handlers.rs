@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use skiff_api::selector::{FieldSelector, LabelSelector};
 
 use crate::auth::{Attributes, PeerCertificate, UserInfo, forbidden_message};
@@ -819,23 +819,49 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
                 &format!("pod {pod_name} is already assigned to node {existing:?}"),
             ));
         }
-        pod["spec"]["nodeName"] = json!(node);
+        // The pod is stored as it is (see `UpdateTarget::System`), so every key goes where the
+        // typed encoding puts it: struct fields and map keys in sorted order.
+        let root = pod.as_object_mut().ok_or_else(|| ApiError::internal("the stored pod is not an object"))?;
+        insert_sorted(object_at(root, "spec")?, "nodeName", json!(node));
         if let Some(Value::Object(a)) = &annotations {
+            let annotations = object_at(object_at(root, "metadata")?, "annotations")?;
             for (k, v) in a {
-                pod["metadata"]["annotations"][k] = v.clone();
+                insert_sorted(annotations, k, v.clone());
             }
         }
-        let conds = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let status = object_at(root, "status")?;
+        let conds = status.get("conditions").and_then(Value::as_array).cloned().unwrap_or_default();
         let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
-        conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
-        pod["status"]["conditions"] = Value::Array(conds);
+        // An unset lastProbeTime is left out, as the typed encoding leaves it out.
+        conds.push(json!({"lastTransitionTime": now, "status": "True", "type": "PodScheduled"}));
+        insert_sorted(status, "conditions", Value::Array(conds));
         if let Some(m) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
+            // `shift_remove`: `remove` would move the last key into its place.
+            m.shift_remove("resourceVersion");
         }
         Ok(pod)
     })
     .await?;
     Ok(body::json(StatusCode::CREATED, &crate::status::success_status(json!({}))))
+}
+
+/// The object under `key` in `map`, made one (in sorted position) if it is not.
+fn object_at<'m>(map: &'m mut Map<String, Value>, key: &str) -> ApiResult<&'m mut Map<String, Value>> {
+    if !map.get(key).is_some_and(Value::is_object) {
+        insert_sorted(map, key, Value::Object(Map::new()));
+    }
+    map.get_mut(key).and_then(Value::as_object_mut).ok_or_else(|| ApiError::internal(format!("{key} is not an object")))
+}
+
+/// Sets `key` in `map`: in place when present, else before the first greater key (the typed
+/// encoding's order: k8s-openapi writes struct fields, and `BTreeMap`s, sorted).
+fn insert_sorted(map: &mut Map<String, Value>, key: &str, value: Value) {
+    if let Some(slot) = map.get_mut(key) {
+        *slot = value;
+        return;
+    }
+    let at = map.keys().position(|k| k.as_str() > key).unwrap_or(map.len());
+    map.shift_insert(at, key.to_string(), value);
 }
 
 /// The selector string a Scale reports.

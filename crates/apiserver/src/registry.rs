@@ -508,8 +508,11 @@ pub(crate) enum UpdateTarget {
     /// `namespaces/<n>/finalize`: only `spec.finalizers` changes.
     Finalize,
     /// A server-side change through a narrow subresource (`pods/<n>/binding`): the mutation
-    /// decides what changes, spec and status alike, and managedFields are left as they are
-    /// (upstream writes a binding straight to storage, past the field manager).
+    /// decides what changes, spec and status alike. Upstream writes a binding straight to
+    /// storage, past the kind's strategy and the field manager: the object is not decoded,
+    /// defaulted or validated again (the stored object already was, and the mutation checks
+    /// its own input), and managedFields are left as they are. The mutation keeps the stored
+    /// object's canonical form (keys where the typed encoding puts them).
     System,
     /// `certificatesigningrequests/<n>/approval`: only `status.conditions` changes.
     Approval,
@@ -885,10 +888,10 @@ async fn update_once(
         for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
             match old_meta.get(k) {
                 Some(v) => m.insert(k.to_string(), v.clone()),
-                None => m.remove(k),
+                None => m.shift_remove(k),
             };
         }
-        m.remove("resourceVersion");
+        m.shift_remove("resourceVersion");
         if old_meta.contains_key("deletionTimestamp") {
             let old_f: Vec<&Value> =
                 old_meta.get("finalizers").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
@@ -908,12 +911,16 @@ async fn update_once(
         }
     }
     let op = match target {
-        UpdateTarget::Status | UpdateTarget::Approval => Operation::UpdateStatus { old: &old },
-        UpdateTarget::Finalize | UpdateTarget::System => Operation::System { old: &old },
-        UpdateTarget::Main | UpdateTarget::Scale => Operation::Update { old: &old },
+        UpdateTarget::Status | UpdateTarget::Approval => Some(Operation::UpdateStatus { old: &old }),
+        UpdateTarget::Finalize => Some(Operation::System { old: &old }),
+        UpdateTarget::System => None,
+        UpdateTarget::Main | UpdateTarget::Scale => Some(Operation::Update { old: &old }),
     };
     let mut warnings = Vec::new();
-    let mut new = admit(ctx, new, op, opts, &mut warnings)?;
+    let mut new = match op {
+        Some(op) => admit(ctx, new, op, opts, &mut warnings)?,
+        None => new,
+    };
     // A system write (`pods/binding`) is a storage-level update upstream, outside the field
     // manager: the entries stay as they were.
     if ownership == Ownership::Record && target != UpdateTarget::System {
