@@ -485,6 +485,19 @@ async fn scale_and_binding_subresources() {
     let created = api.request(Method::POST, "/api/v1/namespaces/s/pods", Some(pod)).await.json();
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p", "annotations": {"z": "1", "a": "2"}},
         "target": {"kind": "Node", "name": "node-1"}});
+    // What the binding itself is checked for, since the pod is not validated again.
+    for (bad, field) in [
+        (
+            json!({"metadata": {"name": "p", "annotations": {"bad key!": "x"}}, "target": {"name": "node-1"}}),
+            "metadata.annotations",
+        ),
+        (json!({"metadata": {"name": "p"}, "target": {"kind": "Pod", "name": "node-1"}}), "target.kind"),
+        (json!({"metadata": {"name": "p"}, "target": {"kind": "Node"}}), "target.name"),
+    ] {
+        let r = api.request(Method::POST, "/api/v1/namespaces/s/pods/p/binding", Some(bad)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+        assert_eq!(r.json()["details"]["causes"][0]["field"], field, "{}", r.text());
+    }
     let r = api.request(Method::POST, "/api/v1/namespaces/s/pods/p/binding", Some(binding.clone())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let p = api.request(Method::GET, "/api/v1/namespaces/s/pods/p", None).await.json();

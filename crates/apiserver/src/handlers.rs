@@ -784,14 +784,26 @@ fn strategic(
 
 /// `pods/<name>/binding`: assign a node, once.
 async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions) -> ApiResult<Response<Body>> {
+    use skiff_api::{FieldError, Path};
+    // Upstream's `ValidatePodBinding`, plus the annotations the binding adds to the pod: the pod
+    // is not validated again (see `UpdateTarget::System`), and a bad key stored now would fail
+    // every later write of it.
+    let mut errs = Vec::new();
+    let target = Path::new("target");
+    match binding.pointer("/target/kind").and_then(Value::as_str).unwrap_or_default() {
+        "" | "Node" => {}
+        other => errs.push(FieldError::not_supported(&target.child("kind"), other, &["Node", "<empty>"])),
+    }
     let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or_default().to_string();
     if node.is_empty() {
-        return Err(ApiError::invalid_kind(
-            "",
-            "Binding",
-            name,
-            &[skiff_api::FieldError::required(&skiff_api::Path::new("target").child("name"), "")],
-        ));
+        errs.push(FieldError::required(&target.child("name"), ""));
+    }
+    let annotations_path = Path::new("metadata").child("annotations");
+    if let Some(Value::Object(a)) = binding.pointer("/metadata/annotations") {
+        errs.extend(skiff_api::validation::validate_annotations(a, &annotations_path));
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::invalid_kind("", "Binding", name, &errs));
     }
     let bname = binding.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(name).to_string();
     if bname != name {
@@ -827,6 +839,11 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
             let annotations = object_at(object_at(root, "metadata")?, "annotations")?;
             for (k, v) in a {
                 insert_sorted(annotations, k, v.clone());
+            }
+            // Together with the pod's own, they may not pass the total size limit.
+            let errs = skiff_api::validation::validate_annotations(annotations, &annotations_path);
+            if !errs.is_empty() {
+                return Err(ApiError::invalid_kind("", "Binding", &pod_name, &errs));
             }
         }
         let status = object_at(root, "status")?;
