@@ -195,14 +195,7 @@ pub fn set_managed_fields(obj: &mut Value, entries: &[ManagedFieldsEntry]) {
         *meta = Value::Object(Map::new());
     }
     if let Value::Object(meta) = meta {
-        let fields = encode_managed_fields(entries);
-        match meta.get_mut("managedFields") {
-            Some(slot) => *slot = fields,
-            None => {
-                let at = meta.keys().position(|k| k.as_str() > "managedFields").unwrap_or(meta.len());
-                meta.shift_insert(at, "managedFields".into(), fields);
-            }
-        }
+        crate::strategy::insert_sorted(meta, "managedFields", encode_managed_fields(entries));
     }
 }
 

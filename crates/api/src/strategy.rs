@@ -231,6 +231,19 @@ fn format_ignored_path(path: &serde_ignored::Path<'_>) -> String {
     }
 }
 
+/// Sets `key` in `map`: in place when present, else before the first greater key. That is where
+/// the typed encoding puts it (k8s-openapi writes struct fields, and `BTreeMap`s, in sorted
+/// order), for writes that change a stored object without encoding it again: the stored form
+/// must stay the one any later write produces, or writing back what was read is not a no-op.
+pub fn insert_sorted(map: &mut serde_json::Map<String, Value>, key: &str, value: Value) {
+    if let Some(slot) = map.get_mut(key) {
+        *slot = value;
+        return;
+    }
+    let at = map.keys().position(|k| k.as_str() > key).unwrap_or(map.len());
+    map.shift_insert(at, key.to_string(), value);
+}
+
 fn encode<K: Serialize>(obj: &K) -> Result<Value, StrategyError> {
     serde_json::to_value(obj).map_err(|e| StrategyError::Decode(e.to_string()))
 }

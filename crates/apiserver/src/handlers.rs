@@ -834,11 +834,11 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
         // The pod is stored as it is (see `UpdateTarget::System`), so every key goes where the
         // typed encoding puts it: struct fields and map keys in sorted order.
         let root = pod.as_object_mut().ok_or_else(|| ApiError::internal("the stored pod is not an object"))?;
-        insert_sorted(object_at(root, "spec")?, "nodeName", json!(node));
+        skiff_api::strategy::insert_sorted(object_at(root, "spec")?, "nodeName", json!(node));
         if let Some(Value::Object(a)) = &annotations {
             let annotations = object_at(object_at(root, "metadata")?, "annotations")?;
             for (k, v) in a {
-                insert_sorted(annotations, k, v.clone());
+                skiff_api::strategy::insert_sorted(annotations, k, v.clone());
             }
             // Together with the pod's own, they may not pass the total size limit.
             let errs = skiff_api::validation::validate_annotations(annotations, &annotations_path);
@@ -851,7 +851,7 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
         let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
         // An unset lastProbeTime is left out, as the typed encoding leaves it out.
         conds.push(json!({"lastTransitionTime": now, "status": "True", "type": "PodScheduled"}));
-        insert_sorted(status, "conditions", Value::Array(conds));
+        skiff_api::strategy::insert_sorted(status, "conditions", Value::Array(conds));
         if let Some(m) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
             // `shift_remove`: `remove` would move the last key into its place.
             m.shift_remove("resourceVersion");
@@ -865,20 +865,9 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
 /// The object under `key` in `map`, made one (in sorted position) if it is not.
 fn object_at<'m>(map: &'m mut Map<String, Value>, key: &str) -> ApiResult<&'m mut Map<String, Value>> {
     if !map.get(key).is_some_and(Value::is_object) {
-        insert_sorted(map, key, Value::Object(Map::new()));
+        skiff_api::strategy::insert_sorted(map, key, Value::Object(Map::new()));
     }
     map.get_mut(key).and_then(Value::as_object_mut).ok_or_else(|| ApiError::internal(format!("{key} is not an object")))
-}
-
-/// Sets `key` in `map`: in place when present, else before the first greater key (the typed
-/// encoding's order: k8s-openapi writes struct fields, and `BTreeMap`s, sorted).
-fn insert_sorted(map: &mut Map<String, Value>, key: &str, value: Value) {
-    if let Some(slot) = map.get_mut(key) {
-        *slot = value;
-        return;
-    }
-    let at = map.keys().position(|k| k.as_str() > key).unwrap_or(map.len());
-    map.shift_insert(at, key.to_string(), value);
 }
 
 /// The selector string a Scale reports.
