@@ -256,10 +256,17 @@ async fn metadata_watcher_and_event_versions() {
         event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff_now())),
         ..Default::default()
     };
-    ev_api.create(&PostParams::default(), &ev).await.expect("events.k8s.io create");
+    let created = ev_api.create(&PostParams::default(), &ev).await.expect("events.k8s.io create");
     let core_api: Api<core::Event> = Api::namespaced(client.clone(), "md");
     let as_core = core_api.get("e1").await.expect("read as core/v1");
     assert_eq!(as_core.message.as_deref(), Some("hello"));
+    // The create's answer is in the version written, with the stored resourceVersion.
+    assert_eq!(created.note.as_deref(), Some("hello"));
+    assert_eq!(created.reporting_controller.as_deref(), Some("skiff.test/e2e"));
+    assert_eq!(created.regarding.as_ref().and_then(|r| r.name.as_deref()), Some("p"));
+    assert!(created.metadata.resource_version.is_some());
+    assert_eq!(created.metadata.resource_version, as_core.metadata.resource_version);
+    assert_eq!(created.metadata.uid, as_core.metadata.uid);
     assert_eq!(as_core.involved_object.name.as_deref(), Some("p"));
     let by_regarding = ev_api.list(&ListParams::default().fields("regarding.name=p")).await.expect("field selector");
     assert_eq!(by_regarding.items.len(), 1);

@@ -763,8 +763,9 @@ fn apply_patch(
     if out.pointer("/metadata/resourceVersion") == cur.pointer("/metadata/resourceVersion")
         && let Some(m) = out.get_mut("metadata").and_then(Value::as_object_mut)
     {
-        // An unchanged resourceVersion is not a precondition: retry on conflicts.
-        m.remove("resourceVersion");
+        // An unchanged resourceVersion is not a precondition: retry on conflicts. (No other
+        // key moves: the stored form keeps its order.)
+        m.shift_remove("resourceVersion");
     }
     Ok(out)
 }

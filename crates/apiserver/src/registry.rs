@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use skiff_api::strategy::{Operation, StrategyError};
 use skiff_api::{Resource, ResourceInfo};
-use skiff_store::{KeyValue, RangeOptions};
+use skiff_store::{KeyValue, RangeOptions, Revision};
 
 use crate::conversion;
 use crate::status::{ApiError, ApiResult};
@@ -259,6 +259,21 @@ fn present(server: &ApiServer, target: &ResourceInfo, stored_with_rv: Bytes) -> 
     }
 }
 
+/// [`present`] for an object just written, whose stored bytes and parsed form are both at
+/// hand: a conversion to another version starts from the parsed form instead of parsing the
+/// bytes again. The resourceVersion goes where [`inject_resource_version`] puts it.
+fn present_written(server: &ApiServer, target: &ResourceInfo, mut obj: Value, stored: &[u8], rev: Revision) -> Bytes {
+    let storage = server.resources().storage_resource(target);
+    if storage.info.version == target.version && storage.info.group == target.group {
+        return inject_resource_version(stored, rev);
+    }
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.shift_remove("resourceVersion");
+        m.shift_insert(0, "resourceVersion".into(), Value::String(rev.to_string()));
+    }
+    Bytes::from(serde_json::to_vec(&conversion::convert(obj, target)).unwrap_or_default())
+}
+
 /// Present a cached object.
 pub(crate) fn present_cached(server: &ApiServer, target: &ResourceInfo, obj: &CachedObject) -> Bytes {
     present(server, target, obj.bytes.clone())
@@ -479,7 +494,7 @@ async fn create_once(ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions, ownership: 
         Ok(rev) => {
             allocation.commit(ctx.server, &obj).await;
             Ok(WriteResult {
-                object: present(ctx.server, ctx.info(), inject_resource_version(&bytes, rev)),
+                object: present_written(ctx.server, ctx.info(), obj, &bytes, rev),
                 created: true,
                 warnings,
             })
@@ -764,6 +779,43 @@ impl From<skiff_store::Error> for UpdateError {
     }
 }
 
+/// The object a write through the `status` subresource stores: the stored object with the
+/// status of `desired` (upstream's status strategies reset everything else).
+///
+/// `desired` is the stored object as the client patched or replaced it, so most of it usually
+/// equals the stored object already. When its keys are the stored object's, in the same order
+/// (plus `status` at the end where there was none), it is taken as it is and only the parts
+/// that differ are copied back from `old`: one comparison instead of a copy of the whole object.
+/// Otherwise the stored object is copied, so the stored form keeps its key order either way.
+fn status_write(old: &Value, desired: &mut Value) -> Value {
+    if let (Value::Object(o), Value::Object(d)) = (old, &mut *desired) {
+        let same_keys = o.keys().eq(d.keys())
+            || (!o.contains_key("status")
+                && d.len() == o.len() + 1
+                && d.keys().next_back().is_some_and(|k| k == "status")
+                && o.keys().eq(d.keys().take(o.len())));
+        if same_keys {
+            let mut new = std::mem::take(d);
+            for (k, v) in o {
+                if k != "status" && new.get(k) != Some(v) {
+                    new.insert(k.clone(), v.clone());
+                }
+            }
+            return Value::Object(new);
+        }
+    }
+    let mut new = old.clone();
+    match desired.get("status") {
+        Some(s) => new["status"] = s.clone(),
+        None => {
+            if let Some(m) = new.as_object_mut() {
+                m.shift_remove("status");
+            }
+        }
+    }
+    new
+}
+
 #[allow(clippy::too_many_arguments)] // one call site, in update_with
 async fn update_once(
     ctx: &Ctx<'_>,
@@ -794,6 +846,8 @@ async fn update_once(
         Some(v) => v,
         None => parse(&current.value)?,
     };
+    let given_entries =
+        if ownership == Ownership::Given { desired.pointer("/metadata/managedFields").cloned() } else { None };
     let mut new = match target {
         UpdateTarget::Main | UpdateTarget::Scale => {
             let mut new = desired.clone();
@@ -809,18 +863,7 @@ async fn update_once(
             }
             new
         }
-        UpdateTarget::Status => {
-            let mut new = old.clone();
-            match desired.get("status") {
-                Some(s) => new["status"] = s.clone(),
-                None => {
-                    if let Some(m) = new.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-            new
-        }
+        UpdateTarget::Status => status_write(&old, desired),
         UpdateTarget::Approval => {
             // Upstream's approval strategy: only the conditions change (Approved, Denied).
             let mut new = old.clone();
@@ -858,7 +901,7 @@ async fn update_once(
     // Server-side apply computed the entries (for a subresource too, where `new` starts from
     // the stored object): keep them.
     if ownership == Ownership::Given {
-        let given = desired.pointer("/metadata/managedFields").cloned();
+        let given = given_entries;
         let m = meta_mut(&mut new);
         match given {
             Some(v) => m.insert("managedFields".into(), v),
@@ -1409,5 +1452,55 @@ impl ForbiddenDetails for ApiError {
     fn with_forbidden_details(mut self, info: &ResourceInfo, name: &str) -> Self {
         self.details = Some(json!({"name": name, "group": info.group, "kind": info.plural}));
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::status_write;
+
+    fn keys(v: &Value) -> Vec<&str> {
+        v.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_status_write_keeps_all_but_the_status_of_the_stored_object() {
+        let old = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "1"}},
+            "spec": {"nodeName": "n1"}, "status": {"phase": "Pending"}});
+        // The usual case: the stored object, patched. What the client changed outside the
+        // status goes back to the stored value.
+        let mut desired = old.clone();
+        desired["metadata"]["labels"]["a"] = json!("2");
+        desired["spec"]["nodeName"] = json!("n2");
+        desired["status"]["phase"] = json!("Running");
+        let new = status_write(&old, &mut desired);
+        let mut want = old.clone();
+        want["status"]["phase"] = json!("Running");
+        assert_eq!(new, want);
+        assert_eq!(keys(&new), keys(&old));
+
+        // A first status: it goes at the end, as on the stored object copied.
+        let mut bare = old.clone();
+        bare.as_object_mut().unwrap().shift_remove("status");
+        let mut desired = bare.clone();
+        desired["status"] = json!({"phase": "Running"});
+        let new = status_write(&bare, &mut desired);
+        assert_eq!(keys(&new), ["apiVersion", "kind", "metadata", "spec", "status"]);
+        assert_eq!(new["status"], json!({"phase": "Running"}));
+
+        // Keys in another order (a PUT of a body written by hand), a key the stored object lacks,
+        // or no status at all: the stored object's order stands.
+        let mut reordered = json!({"status": {"phase": "Failed"}, "kind": "Pod", "apiVersion": "v1",
+            "spec": {}, "metadata": {"name": "p"}, "extra": 1});
+        let new = status_write(&old, &mut reordered);
+        assert_eq!(keys(&new), keys(&old));
+        assert_eq!(new["spec"], old["spec"]);
+        assert_eq!(new["status"], json!({"phase": "Failed"}));
+        let mut without = old.clone();
+        without.as_object_mut().unwrap().shift_remove("status");
+        let new = status_write(&old, &mut without);
+        assert_eq!(keys(&new), ["apiVersion", "kind", "metadata", "spec"]);
     }
 }

@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
 
 use crate::field::{ErrorList, FieldError, Path};
 use crate::strategy::KindStrategy;
@@ -111,7 +112,7 @@ impl KindStrategy for Deployment {
         selector_immutable(&new.selector, &old.selector)
     }
 
-    fn validate_status_update(&self, _old: &Self) -> ErrorList {
+    fn validate_status_update(&self, _old: &Value) -> ErrorList {
         let s = self.status.clone().unwrap_or_default();
         let p = Path::new("status");
         let mut errs = replica_status(
@@ -232,7 +233,7 @@ impl KindStrategy for ReplicaSet {
         selector_immutable(&new.selector, &old.selector)
     }
 
-    fn validate_status_update(&self, _old: &Self) -> ErrorList {
+    fn validate_status_update(&self, _old: &Value) -> ErrorList {
         let s = self.status.clone().unwrap_or_default();
         replica_status(
             &Path::new("status"),
@@ -331,7 +332,7 @@ impl KindStrategy for DaemonSet {
         selector_immutable(&new.selector, &old.selector)
     }
 
-    fn validate_status_update(&self, _old: &Self) -> ErrorList {
+    fn validate_status_update(&self, _old: &Value) -> ErrorList {
         let s = self.status.clone().unwrap_or_default();
         let p = Path::new("status");
         let mut errs = ErrorList::new();
@@ -476,7 +477,7 @@ impl KindStrategy for StatefulSet {
         Vec::new()
     }
 
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
+    fn validate_status_update(&self, old: &Value) -> ErrorList {
         let s = self.status.clone().unwrap_or_default();
         let p = Path::new("status");
         let mut errs = replica_status(
@@ -490,7 +491,7 @@ impl KindStrategy for StatefulSet {
             s.observed_generation.unwrap_or(0),
         );
         errs.extend(nonneg_opt(s.collision_count, &p.child("collisionCount")));
-        let old_cc = old.status.as_ref().and_then(|s| s.collision_count);
+        let old_cc = old.pointer("/status/collisionCount").and_then(Value::as_i64).and_then(|n| i32::try_from(n).ok());
         let decremented = match (s.collision_count, old_cc) {
             (None, Some(_)) => true,
             (Some(n), Some(o)) => n < o,

@@ -1,6 +1,7 @@
 //! Strategies for batch/v1 kinds: Jobs (defaults, the generated controller-uid selector,
 //! `ValidateJob*`) and CronJobs (defaults, schedule checks, `ValidateCronJob*`).
 
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, CronJobStatus, Job, JobSpec, JobStatus};
@@ -209,7 +210,7 @@ impl KindStrategy for Job {
         errs
     }
 
-    fn validate_status_update(&self, _old: &Self) -> ErrorList {
+    fn validate_status_update(&self, _old: &Value) -> ErrorList {
         let s = self.status.clone().unwrap_or_default();
         let p = Path::new("status");
         let mut errs = ErrorList::new();

@@ -1,6 +1,7 @@
 //! Strategies for policy/v1 kinds: PodDisruptionBudgets.
 
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
+use serde_json::Value;
 
 use crate::field::{ErrorList, FieldError, Path};
 use crate::strategy::KindStrategy;
@@ -45,7 +46,7 @@ impl KindStrategy for PodDisruptionBudget {
         errs
     }
 
-    fn validate_status_update(&self, _old: &Self) -> ErrorList {
+    fn validate_status_update(&self, _old: &Value) -> ErrorList {
         let s = self.status.clone().unwrap_or_default();
         let p = Path::new("status");
         let mut errs = ErrorList::new();

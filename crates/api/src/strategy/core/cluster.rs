@@ -1,6 +1,7 @@
 //! The remaining core/v1 kinds: Nodes, Endpoints, Events, LimitRanges, ResourceQuotas,
 //! PodTemplates and ReplicationControllers.
 
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
@@ -100,7 +101,7 @@ impl KindStrategy for Node {
         errs
     }
 
-    fn validate_status_update(&self, _old: &Self) -> ErrorList {
+    fn validate_status_update(&self, _old: &Value) -> ErrorList {
         let mut errs = node_addresses(self);
         if let Some(status) = &self.status {
             for (field, list) in [("capacity", &status.capacity), ("allocatable", &status.allocatable)] {
@@ -493,7 +494,7 @@ impl KindStrategy for ReplicationController {
         errs
     }
 
-    fn validate_status_update(&self, _old: &Self) -> ErrorList {
+    fn validate_status_update(&self, _old: &Value) -> ErrorList {
         let s = self.status.clone().unwrap_or_default();
         replica_status(
             &Path::new("status"),

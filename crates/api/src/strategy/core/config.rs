@@ -2,6 +2,7 @@
 //! (`type: Opaque`, `stringData` folded into `data`, the namespace finalizer, phase and name
 //! label) and their `immutable` rules.
 
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
@@ -203,7 +204,7 @@ impl KindStrategy for Namespace {
         errs
     }
 
-    fn validate_status_update(&self, _old: &Self) -> ErrorList {
+    fn validate_status_update(&self, _old: &Value) -> ErrorList {
         let phase = self.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
         let p = Path::new("status").child("Phase");
         if self.metadata.deletion_timestamp.is_none() {

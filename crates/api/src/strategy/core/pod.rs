@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Container, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus, Toleration};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::pod_spec::{self, SpecContext};
 use crate::field::{ErrorList, FieldError, Path};
@@ -133,8 +135,11 @@ impl KindStrategy for Pod {
         validate_pod_spec_update(new_spec, old_spec, self, old)
     }
 
-    fn validate_status_update(&self, old: &Self) -> ErrorList {
-        validate_status_update(self, old)
+    fn validate_status_update(&self, old: &Value) -> ErrorList {
+        match StatusBase::deserialize(old) {
+            Ok(base) => validate_status_update(self, &base),
+            Err(e) => vec![FieldError::internal(&Path::root(), format!("stored object does not decode: {e}"))],
+        }
     }
 
     fn warnings(&self) -> Vec<String> {
@@ -413,12 +418,65 @@ fn spec_diff(old: &PodSpec, new: &PodSpec) -> String {
     out
 }
 
-fn validate_status_update(new: &Pod, old: &Pod) -> ErrorList {
+/// What `ValidatePodStatusUpdate` reads of the stored pod, decoded from its JSON alone (the
+/// rest of the pod is skipped, not built).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusBase {
+    #[serde(default)]
+    spec: Option<BaseSpec>,
+    #[serde(default)]
+    status: Option<BaseStatus>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BaseSpec {
+    #[serde(default)]
+    node_name: Option<String>,
+    #[serde(default)]
+    restart_policy: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BaseStatus {
+    #[serde(default)]
+    nominated_node_name: Option<String>,
+    #[serde(default)]
+    qos_class: Option<String>,
+    #[serde(default)]
+    container_statuses: Option<Vec<BaseContainer>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BaseContainer {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    state: Option<BaseState>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct BaseState {
+    #[serde(default)]
+    terminated: Option<BaseTerminated>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BaseTerminated {
+    #[serde(default)]
+    exit_code: i32,
+}
+
+fn validate_status_update(new: &Pod, old: &StatusBase) -> ErrorList {
     let mut errs = ErrorList::new();
     let empty_status = PodStatus::default();
     let status = new.status.as_ref().unwrap_or(&empty_status);
-    let old_status = old.status.as_ref().unwrap_or(&empty_status);
-    let spec_node = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    let old_status = old.status.as_ref();
+    let new_node = new.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or_default();
+    let old_node = old.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or_default();
     for (i, c) in status.conditions.iter().flatten().enumerate() {
         if matches!(c.type_.as_str(), "PodScheduled" | "Ready" | "Initialized") {
             continue;
@@ -428,23 +486,23 @@ fn validate_status_update(new: &Pod, old: &Pod) -> ErrorList {
         errs.extend(validation::invalid_each(&p, &c.type_, validation::qualified_name(&c.type_)));
     }
     let sp = Path::new("status");
-    if spec_node(new) != spec_node(old) {
+    if new_node != old_node {
         errs.push(FieldError::forbidden(&sp.child("nodeName"), "may not be changed directly"));
     }
     if let Some(n) = status.nominated_node_name.as_deref().filter(|n| !n.is_empty())
-        && status.nominated_node_name != old_status.nominated_node_name
+        && status.nominated_node_name != old_status.and_then(|s| s.nominated_node_name.clone())
     {
         errs.extend(validation::invalid_each(&sp.child("nominatedNodeName"), n, validation::dns1123_subdomain(n)));
     }
     let new_qos = status.qos_class.clone().unwrap_or_default();
-    if new_qos != old_status.qos_class.clone().unwrap_or_default() {
+    if new_qos != old_status.and_then(|s| s.qos_class.clone()).unwrap_or_default() {
         errs.push(FieldError::invalid(&sp.child("qosClass"), new_qos, validation::IMMUTABLE_MSG));
     }
-    let restart = old.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_default();
+    let restart = old.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or_default();
     errs.extend(state_transitions(
         status.container_statuses.as_deref().unwrap_or_default(),
-        old_status.container_statuses.as_deref().unwrap_or_default(),
-        &restart,
+        old_status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default(),
+        restart,
         &sp.child("containerStatuses"),
     ));
     let ips: Vec<&str> = status.pod_ips.iter().flatten().map(|p| p.ip.as_str()).collect();
@@ -462,7 +520,7 @@ fn validate_status_update(new: &Pod, old: &Pod) -> ErrorList {
 /// Terminated containers may not come back unless the pod restarts them.
 fn state_transitions(
     new: &[k8s_openapi::api::core::v1::ContainerStatus],
-    old: &[k8s_openapi::api::core::v1::ContainerStatus],
+    old: &[BaseContainer],
     restart: &str,
     path: &Path,
 ) -> ErrorList {

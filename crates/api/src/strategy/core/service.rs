@@ -4,6 +4,7 @@
 //!
 //! Allocating cluster IPs and node ports is the API server's job, not this strategy's.
 
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
@@ -175,7 +176,7 @@ impl KindStrategy for Service {
         errs
     }
 
-    fn validate_status_update(&self, _old: &Self) -> ErrorList {
+    fn validate_status_update(&self, _old: &Value) -> ErrorList {
         let mut errs = ErrorList::new();
         let empty = ServiceSpec::default();
         let spec = self.spec.as_ref().unwrap_or(&empty);

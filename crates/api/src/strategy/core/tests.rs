@@ -311,6 +311,52 @@ fn pod_status_update_rules() {
     has(&errors(update_status::<Pod>(moved, &old)), "status.nodeName: Forbidden: may not be changed directly");
 }
 
+/// The checks that read the stored pod (decoded from its JSON alone): a terminated container
+/// stays terminated unless the pod restarts it, and a new nomination must be a valid name.
+#[test]
+fn pod_status_update_reads_the_stored_pod() {
+    let mut old = stored_pod();
+    old["spec"]["restartPolicy"] = json!("Never");
+    old["status"]["containerStatuses"] = json!([{"name": "app", "image": "nginx:1", "imageID": "", "ready": false,
+        "restartCount": 0, "state": {"terminated": {"exitCode": 1, "startedAt": "2026-11-27T12:00:00Z"}}}]);
+    let running = json!([{"name": "app", "image": "nginx:1", "imageID": "", "ready": true, "restartCount": 0,
+        "state": {"running": {"startedAt": "2026-11-27T12:00:00Z"}}}]);
+    let mut new = old.clone();
+    new["status"]["containerStatuses"] = running.clone();
+    has(
+        &errors(update_status::<Pod>(new, &old)),
+        "status.containerStatuses[0].state: Forbidden: may not be transitioned to non-terminated state",
+    );
+    // Under `Always` the kubelet restarts it, and under `OnFailure` after a failure: allowed.
+    for policy in ["Always", "OnFailure"] {
+        let mut restarts = old.clone();
+        restarts["spec"]["restartPolicy"] = json!(policy);
+        let mut new = restarts.clone();
+        new["status"]["containerStatuses"] = running.clone();
+        ok(update_status::<Pod>(new, &restarts));
+    }
+    // `OnFailure` after a success: the container is done.
+    let mut succeeded = old.clone();
+    succeeded["spec"]["restartPolicy"] = json!("OnFailure");
+    succeeded["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] = json!(0);
+    let mut new = succeeded.clone();
+    new["status"]["containerStatuses"] = running;
+    has(
+        &errors(update_status::<Pod>(new, &succeeded)),
+        "status.containerStatuses[0].state: Forbidden: may not be transitioned to non-terminated state",
+    );
+
+    let mut new = old.clone();
+    new["status"]["nominatedNodeName"] = json!("Not_A_Node");
+    let errs = errors(update_status::<Pod>(new, &old));
+    assert!(errs.iter().any(|e| e.starts_with("status.nominatedNodeName: Invalid value: \"Not_A_Node\"")), "{errs:?}");
+    // The same nomination as stored is not checked again.
+    let mut nominated = old.clone();
+    nominated["status"]["nominatedNodeName"] = json!("Not_A_Node");
+    let new = nominated.clone();
+    ok(update_status::<Pod>(new, &nominated));
+}
+
 #[test]
 fn metadata_label_values_are_reported_at_the_map() {
     let mut p = pod(json!({"containers": [{"name": "a", "image": "x"}]}));
