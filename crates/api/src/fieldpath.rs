@@ -197,6 +197,26 @@ impl FieldSet {
         }
     }
 
+    /// The node holding the paths below `path` (relative to it), created where missing.
+    pub(crate) fn node_mut(&mut self, path: &[PathElement]) -> &mut FieldSet {
+        match path {
+            [] => self,
+            [first, rest @ ..] => {
+                if !self.children.contains_key(first) {
+                    self.children.insert(first.clone(), FieldSet::new());
+                }
+                self.children.get_mut(first).expect("inserted above").node_mut(rest)
+            }
+        }
+    }
+
+    /// Drops the child node at `pe` if it holds no path (a trie keeps no empty nodes).
+    pub(crate) fn prune_child(&mut self, pe: &PathElement) {
+        if self.children.get(pe).is_some_and(FieldSet::is_empty) {
+            self.children.remove(pe);
+        }
+    }
+
     /// Whether `path` is a member.
     pub fn has(&self, path: &[PathElement]) -> bool {
         match path {

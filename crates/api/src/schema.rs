@@ -58,19 +58,31 @@ pub struct Schema<'a> {
     target: &'a Value,
     /// The last component name followed (see [`Schema::name`]).
     name: Option<&'a str>,
+    /// Whether this position lies in the built-in definitions (static, never freed): see
+    /// [`Schema::builtin_id`].
+    builtin: bool,
 }
 
 impl<'a> Schema<'a> {
     /// The cursor at the component schema `name`, e.g. `io.k8s.api.apps.v1.Deployment`.
     pub fn root(defs: &'a Map<String, Value>, name: &str) -> Option<Self> {
-        defs.get(name).map(|node| Schema::new(defs, node))
+        let builtin = std::ptr::eq(defs, crate::openapi::definitions());
+        defs.get(name).map(|node| Schema { builtin, ..Schema::new(defs, node) })
     }
 
     /// A cursor at an arbitrary schema node, resolving references against `defs`. A node without
     /// properties (e.g. `Value::Null`) is a cursor that carries no metadata at all.
     pub fn new(defs: &'a Map<String, Value>, node: &'a Value) -> Self {
         let (target, name) = resolve(defs, node);
-        Schema { defs, node, target, name }
+        Schema { defs, node, target, name, builtin: false }
+    }
+
+    /// An identity of this position that stays valid for the life of the process, for caching
+    /// what is derived from it: the node's address, for positions in the built-in definitions
+    /// (reached from [`Schema::root`] on them), which are never freed. `None` elsewhere (a
+    /// custom resource's schema is dropped with its definition, and its addresses reused).
+    pub fn builtin_id(&self) -> Option<usize> {
+        self.builtin.then(|| std::ptr::from_ref(self.node) as usize)
     }
 
     /// The schema as written at this position, before following references.
@@ -223,7 +235,7 @@ impl<'a> Schema<'a> {
 
     /// A cursor at a child node, sharing the component map.
     fn at(&self, node: &'a Value) -> Schema<'a> {
-        Schema::new(self.defs, node)
+        Schema { builtin: self.builtin, ..Schema::new(self.defs, node) }
     }
 }
 

@@ -797,7 +797,7 @@ fn status_write(old: &Value, desired: &mut Value) -> Value {
         if same_keys {
             let mut new = std::mem::take(d);
             for (k, v) in o {
-                if k != "status" && new.get(k) != Some(v) {
+                if k != "status" && !new.get(k).is_some_and(|n| skiff_api::strategy::json_eq(n, v)) {
                     new.insert(k.clone(), v.clone());
                 }
             }

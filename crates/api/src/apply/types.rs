@@ -12,6 +12,9 @@
 //!   `x-kubernetes-preserve-unknown-fields` (or in a free-form object), where upstream's
 //!   "deduced" type applies: objects granular, lists atomic.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use crate::fieldpath::PathElement;
@@ -120,6 +123,50 @@ pub(super) enum Implicit {
     Null,
 }
 
+/// What [`Ty::shape`] reads of a schema position. Each is a hashed lookup of a key in the
+/// schema's JSON, a dozen for every value walked, so for the built-in definitions they are
+/// found once per position and thread.
+#[derive(Clone, Copy)]
+struct Facts {
+    /// Int-or-string, quantities, raw extensions: leaves whatever their JSON.
+    opaque: bool,
+    /// Objects (and `null`) are walked as maps here: an object type, or no type at all
+    /// (upstream accepts any shape there).
+    maps: bool,
+    /// Arrays (and `null`) are walked as lists here.
+    lists: bool,
+    /// Maps here are atomic (`x-kubernetes-map-type: atomic`, or a value upstream rejects).
+    atomic_map: bool,
+}
+
+thread_local! {
+    static FACTS: RefCell<HashMap<usize, Facts>> = RefCell::new(HashMap::new());
+}
+
+impl Facts {
+    fn of(schema: Schema<'_>) -> Facts {
+        let Some(id) = schema.builtin_id() else { return Facts::read(schema) };
+        if let Some(f) = FACTS.with(|c| c.borrow().get(&id).copied()) {
+            return f;
+        }
+        let f = Facts::read(schema);
+        FACTS.with(|c| c.borrow_mut().insert(id, f));
+        f
+    }
+
+    fn read(schema: Schema<'_>) -> Facts {
+        let object = schema.is_object();
+        let array = schema.is_array();
+        let typeless = !object && !array && schema.schema_type().is_none();
+        Facts {
+            opaque: is_opaque(schema),
+            maps: object || typeless,
+            lists: array || typeless,
+            atomic_map: schema.map_type() == Some(MapType::Atomic) || bad_extension(schema, "x-kubernetes-map-type"),
+        }
+    }
+}
+
 impl<'a> Ty<'a> {
     /// The type of a whole object described by `schema`.
     pub(super) fn root(schema: Schema<'a>) -> Self {
@@ -140,22 +187,19 @@ impl<'a> Ty<'a> {
             Ty::Deduced => return if v.is_object() || v.is_null() { Shape::Map } else { Shape::Leaf },
             Ty::Schema { schema, .. } => *schema,
         };
-        if is_opaque(schema) {
+        let facts = Facts::of(schema);
+        if facts.opaque {
             return Shape::Leaf;
         }
-        let object = schema.is_object();
-        let array = schema.is_array();
-        // No type at all: upstream accepts any shape (scalar, list or map).
-        let typeless = !object && !array && schema.schema_type().is_none();
         match v {
-            Value::Object(_) | Value::Null if object || typeless => {
-                if schema.map_type() == Some(MapType::Atomic) || bad_extension(schema, "x-kubernetes-map-type") {
+            Value::Object(_) | Value::Null if facts.maps => {
+                if facts.atomic_map {
                     Shape::Leaf
                 } else {
                     Shape::Map
                 }
             }
-            Value::Array(_) | Value::Null if array || typeless => self.list_shape(schema),
+            Value::Array(_) | Value::Null if facts.lists => self.list_shape(schema),
             _ => Shape::Leaf,
         }
     }

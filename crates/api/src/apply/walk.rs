@@ -93,7 +93,8 @@ impl Comparison {
 /// structs, lists without `omitempty`) count as present when omitted, as they are in the typed
 /// objects upstream compares; it only matters for built-in kinds.
 pub(super) fn compare(lhs: &Value, rhs: &Value, ty: Ty<'_>, implicit_fields: bool) -> Comparison {
-    Comparer { implicit_fields, skip_managed_fields: false, out: Comparison::default() }.run(lhs, rhs, ty)
+    Comparer { implicit_fields, skip_managed_fields: false, node_by_node: true, out: Comparison::default() }
+        .run(lhs, rhs, ty)
 }
 
 /// [`compare`], leaving `metadata.managedFields` out on both sides (as if removed first, but
@@ -104,13 +105,30 @@ pub(super) fn compare_without_managed_fields(
     ty: Ty<'_>,
     implicit_fields: bool,
 ) -> Comparison {
-    Comparer { implicit_fields, skip_managed_fields: true, out: Comparison::default() }.run(lhs, rhs, ty)
+    Comparer { implicit_fields, skip_managed_fields: true, node_by_node: true, out: Comparison::default() }
+        .run(lhs, rhs, ty)
+}
+
+/// [`compare`] recording every path from the root, as it did before values on one side were
+/// recorded node by node: the reference the property tests hold that shortcut to.
+#[cfg(test)]
+pub(super) fn compare_path_by_path(
+    lhs: &Value,
+    rhs: &Value,
+    ty: Ty<'_>,
+    implicit_fields: bool,
+    skip_managed_fields: bool,
+) -> Comparison {
+    Comparer { implicit_fields, skip_managed_fields, node_by_node: false, out: Comparison::default() }.run(lhs, rhs, ty)
 }
 
 struct Comparer {
     implicit_fields: bool,
     /// Whether `metadata.managedFields` is left out.
     skip_managed_fields: bool,
+    /// Whether a value on one side only is recorded node by node ([`one_sided`]); off only in
+    /// tests, as the reference.
+    node_by_node: bool,
     out: Comparison,
 }
 
@@ -141,7 +159,7 @@ impl Comparer {
         // one side lacks a field), so most of an updated object is skipped at its root: an
         // update usually changes a few fields of a large object.
         if let (Some(a), Some(b)) = (l, r)
-            && a == b
+            && crate::strategy::json_eq(a, b)
         {
             return;
         }
@@ -173,6 +191,17 @@ impl Comparer {
             }
             return;
         }
+        // A value on one side only: all of it is added (or removed). Its trie is built node by
+        // node from where it hangs, not path by path from the root (a create is all this).
+        if self.node_by_node
+            && let ([parent @ .., last], Some(v), None) | ([parent @ .., last], None, Some(v)) = (path.as_slice(), l, r)
+        {
+            let skip =
+                self.skip_managed_fields && matches!(path.as_slice(), [PathElement::Field(f)] if f == "metadata");
+            let set = if l.is_some() { &mut self.out.removed } else { &mut self.out.added };
+            one_sided(set.node_mut(parent), last.clone(), v, &shape, ty, skip);
+            return;
+        }
         self.children(&shape, l, r, ty, path);
         match (l, r) {
             (None, _) => self.out.added.insert(path),
@@ -199,15 +228,31 @@ impl Comparer {
                 // Stand in for what upstream's typed objects hold where the JSON omits a field.
                 let empty = Value::Object(Map::new());
                 let null = Value::Null;
-                let keys = lm
-                    .into_iter()
-                    .flat_map(Map::keys)
-                    .chain(rm.into_iter().flat_map(Map::keys).filter(|k| !lm.is_some_and(|m| m.contains_key(*k))));
-                for k in keys {
+                // The two sides usually hold the same keys in the same order (an object and its
+                // update): they are paired by position, and a key is looked up by hash only
+                // once the orders part.
+                let no_map = Map::new();
+                let (lmap, rmap) = (lm.unwrap_or(&no_map), rm.unwrap_or(&no_map));
+                let mut in_step = lmap.len() == rmap.len();
+                let mut rest = rmap.iter();
+                let left = lmap.iter().map(|(k, lv)| {
+                    let rv = match in_step.then(|| rest.next()).flatten() {
+                        Some((rk, rv)) if rk == k => Some(rv),
+                        _ => {
+                            in_step = false;
+                            rmap.get(k)
+                        }
+                    };
+                    (k, Some(lv), rv)
+                });
+                let pairs: Vec<(&String, Option<&Value>, Option<&Value>)> = left.collect();
+                let right_only = (!in_step)
+                    .then(|| rmap.iter().filter(|(k, _)| !lmap.contains_key(*k)).map(|(k, rv)| (k, None, Some(rv))));
+                for (k, lc, rc) in pairs.into_iter().chain(right_only.into_iter().flatten()) {
                     if in_metadata && k == "managedFields" {
                         continue;
                     }
-                    let (mut lc, mut rc) = (lm.and_then(|m| m.get(k)), rm.and_then(|m| m.get(k)));
+                    let (mut lc, mut rc) = (lc, rc);
                     // Only inside an object present on that side: a Go struct that is itself
                     // absent (nil) has no fields at all.
                     if self.implicit_fields {
@@ -270,6 +315,55 @@ fn index_items<'v>(
         }
     }
     order
+}
+
+/// Records `v`, present on one side of a comparison only, as the member `pe` of `node`, with
+/// everything below it: what [`Comparer::compare`] records for such a value, path by path.
+/// There are no stand-ins for implicit fields below it (they apply only where both sides hold
+/// the parent). `skip_managed_fields`: `v` is the root's `metadata`, whose `managedFields` the
+/// comparison leaves out.
+fn one_sided(
+    node: &mut FieldSet,
+    pe: PathElement,
+    v: &Value,
+    shape: &Shape<'_>,
+    ty: Ty<'_>,
+    skip_managed_fields: bool,
+) {
+    let add = |node: &mut FieldSet, child_pe: PathElement, c: &Value, cty: Ty<'_>| {
+        let cshape = cty.shape(c);
+        let granular = match &cshape {
+            Shape::Leaf => false,
+            Shape::Map => !map_empty(c.as_object()),
+            Shape::List { .. } => !list_empty(c.as_array()),
+        };
+        if granular {
+            one_sided(node, child_pe, c, &cshape, cty, false);
+        } else {
+            node.insert_member(child_pe);
+        }
+    };
+    {
+        let below = node.node_mut(std::slice::from_ref(&pe));
+        match shape {
+            Shape::Leaf => {}
+            Shape::Map => {
+                for (k, c) in v.as_object().into_iter().flatten() {
+                    if skip_managed_fields && k == "managedFields" {
+                        continue;
+                    }
+                    add(below, PathElement::Field(k.clone()), c, ty.child(k));
+                }
+            }
+            Shape::List { keys, items } => {
+                for (item_pe, item) in index_items(v.as_array(), keys.as_deref(), *items) {
+                    add(below, item_pe, item, *items);
+                }
+            }
+        }
+    }
+    node.prune_child(&pe);
+    node.insert_member(pe);
 }
 
 /// Merges `rhs` (an applied configuration) into `lhs` (the live object): maps key by key, list

@@ -220,3 +220,28 @@ fn hostile_objects_never_panic() {
         }
     }
 }
+
+/// `json_eq` is serde_json's equality, with or without the keys in the same order.
+#[test]
+fn json_eq_is_serde_json_equality() {
+    use super::json_eq;
+    let a = json!({"a": 1, "b": {"x": [1, {"y": 2, "z": 3}], "w": null}, "c": "s"});
+    let same_order = a.clone();
+    let other_order = json!({"c": "s", "b": {"w": null, "x": [1, {"z": 3, "y": 2}]}, "a": 1});
+    let cases = [
+        (&a, &same_order),
+        (&a, &other_order),
+        (&a, &json!({"a": 1, "b": {"x": [1, {"y": 2, "z": 4}], "w": null}, "c": "s"})),
+        (&a, &json!({"a": 1, "b": {"x": [{"y": 2, "z": 3}, 1], "w": null}, "c": "s"})),
+        (&a, &json!({"a": 1, "b": {"x": [1, {"y": 2, "z": 3}], "w": null}})),
+        (&a, &json!({"a": 1, "b": {"x": [1, {"y": 2, "z": 3}], "w": null}, "d": "s"})),
+        (&a, &json!({"a": 1.0, "b": {"x": [1, {"y": 2, "z": 3}], "w": null}, "c": "s"})),
+        (&a, &json!([1])),
+        (&json!(null), &json!(null)),
+    ];
+    for (x, y) in cases {
+        assert_eq!(json_eq(x, y), x == y, "{x} against {y}");
+        assert_eq!(json_eq(y, x), y == x, "{y} against {x}");
+    }
+    assert!(json_eq(&a, &other_order));
+}

@@ -279,6 +279,36 @@ proptest! {
         prop_assert_eq!(back, set);
     }
 
+    /// Values on one side only are recorded node by node: the same sets as path by path from
+    /// the root, for typed objects, their updates, and arbitrary JSON.
+    #[test]
+    fn comparisons_record_one_sided_values_as_path_by_path(
+        a in object(),
+        b in object(),
+        x in arb_json(),
+        y in arb_json(),
+    ) {
+        let deployment = Schema::root(crate::openapi::definitions(), "io.k8s.api.apps.v1.Deployment").expect("schema");
+        let empty = json!({});
+        let pairs = [(&empty, &a), (&a, &b), (&b, &empty), (&x, &y), (&empty, &x), (&a, &x)];
+        for s in [schema(), deployment] {
+            for (l, r) in pairs {
+                for (implicit, skip) in [(true, true), (false, false), (true, false)] {
+                    let ty = Ty::root(s);
+                    let fast = if skip {
+                        super::super::walk::compare_without_managed_fields(l, r, ty, implicit)
+                    } else {
+                        super::super::walk::compare(l, r, ty, implicit)
+                    };
+                    let reference = super::super::walk::compare_path_by_path(l, r, ty, implicit, skip);
+                    prop_assert_eq!(&fast.added, &reference.added, "added, {} → {}", l, r);
+                    prop_assert_eq!(&fast.modified, &reference.modified, "modified, {} → {}", l, r);
+                    prop_assert_eq!(&fast.removed, &reference.removed, "removed, {} → {}", l, r);
+                }
+            }
+        }
+    }
+
     #[test]
     fn arbitrary_json_never_panics(
         a in arb_json(),
