@@ -223,7 +223,8 @@ pub(crate) async fn resource_quota(ctx: &Ctx<'_>, obj: &Value, dry_run: bool) ->
         let plural = info.plural.to_string();
         let oname = name.clone();
         let qname2 = qname.clone();
-        registry::guaranteed_update(&qctx, &qname, UpdateTarget::Status, &opts, &move |mut q| {
+        registry::guaranteed_update(&qctx, &qname, UpdateTarget::Status, &opts, &move |q: &Value| {
+            let mut q = q.clone();
             // The quota as stored now (the check above read the cache, which may lag).
             let hard = q.pointer("/spec/hard").and_then(Value::as_object).cloned().unwrap_or_default();
             let used_now = |res: &str| {
@@ -252,7 +253,7 @@ pub(crate) async fn resource_quota(ctx: &Ctx<'_>, obj: &Value, dry_run: bool) ->
                 q["status"]["used"][&res] = json!(format_milli(v));
             }
             if let Some(m) = q.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("resourceVersion");
+                m.shift_remove("resourceVersion");
             }
             Ok(q)
         })

@@ -44,14 +44,15 @@ async fn reconcile(ctx: &Ctx<'_>, name: &str, desired: Value) -> ApiResult<()> {
         name,
         registry::UpdateTarget::Main,
         &WriteOptions::default(),
-        &move |mut cur| {
+        &move |cur: &Value| {
+            let mut cur = cur.clone();
             for (k, v) in d.as_object().into_iter().flatten() {
                 if k != "metadata" {
                     cur[k] = v.clone();
                 }
             }
             if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("resourceVersion");
+                m.shift_remove("resourceVersion");
             }
             Ok(cur)
         },

@@ -106,14 +106,16 @@ pub(crate) async fn reconcile(server: &Arc<ApiServer>) -> ApiResult<bool> {
 
 async fn write_status(server: &Arc<ApiServer>, res: &Arc<Resource>, name: &str, status: Value) -> ApiResult<()> {
     let ctx = Ctx { server, res: res.clone(), namespace: None };
-    let result = registry::guaranteed_update(&ctx, name, UpdateTarget::Status, &WriteOptions::default(), &|mut cur| {
-        cur["status"] = status.clone();
-        if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-        }
-        Ok(cur)
-    })
-    .await;
+    let result =
+        registry::guaranteed_update(&ctx, name, UpdateTarget::Status, &WriteOptions::default(), &|cur: &Value| {
+            let mut cur = cur.clone();
+            cur["status"] = status.clone();
+            if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.shift_remove("resourceVersion");
+            }
+            Ok(cur)
+        })
+        .await;
     match result {
         Ok(_) => Ok(()),
         // Deleted meanwhile: the next pass sees it gone.
@@ -152,16 +154,18 @@ async fn finalize(server: &Arc<ApiServer>, crd_res: &Arc<Resource>, crd: &Value)
         .is_some_and(|f| f.iter().any(|x| x == CLEANUP_FINALIZER));
     if has_finalizer {
         let ctx = Ctx { server, res: crd_res.clone(), namespace: None };
-        let r = registry::guaranteed_update(&ctx, &name, UpdateTarget::Main, &WriteOptions::default(), &|mut cur| {
-            if let Some(Value::Array(f)) = cur.pointer_mut("/metadata/finalizers") {
-                f.retain(|x| x != CLEANUP_FINALIZER);
-            }
-            if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("resourceVersion");
-            }
-            Ok(cur)
-        })
-        .await;
+        let r =
+            registry::guaranteed_update(&ctx, &name, UpdateTarget::Main, &WriteOptions::default(), &|cur: &Value| {
+                let mut cur = cur.clone();
+                if let Some(Value::Array(f)) = cur.pointer_mut("/metadata/finalizers") {
+                    f.retain(|x| x != CLEANUP_FINALIZER);
+                }
+                if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.shift_remove("resourceVersion");
+                }
+                Ok(cur)
+            })
+            .await;
         match r {
             Ok(_) => {}
             Err(e) if e.reason == "NotFound" => {}

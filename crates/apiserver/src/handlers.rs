@@ -394,7 +394,8 @@ async fn resource(
                 return update_scale(&ctx, name, obj, &opts).await;
             }
             let target = UpdateTarget::for_subresource(info, sub)?;
-            let r = registry::guaranteed_update(&ctx, name, target, &opts, &move |_cur| Ok(obj.clone())).await?;
+            let r =
+                registry::guaranteed_update(&ctx, name, target, &opts, &move |_cur: &Value| Ok(obj.clone())).await?;
             let status = if r.created { StatusCode::CREATED } else { StatusCode::OK };
             single_response(&ctx, status, r.object, accept, query, &r.warnings)
         }
@@ -443,8 +444,8 @@ async fn resource(
             }
             let target = UpdateTarget::for_subresource(info, sub)?;
             let storage_kind = (info.group, info.version, info.kind);
-            let r = registry::guaranteed_update(&ctx, name, target, &opts, &move |cur| {
-                apply_patch(kind, &cur, &patch, storage_kind)
+            let r = registry::guaranteed_update(&ctx, name, target, &opts, &move |cur: &Value| {
+                apply_patch(kind, cur, &patch, storage_kind)
             })
             .await?;
             single_response(&ctx, StatusCode::OK, r.object, accept, query, &r.warnings)
@@ -817,7 +818,8 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
     let pod_name = name.to_string();
     let now = registry::now_rfc3339();
     // One write sets the node and the PodScheduled condition, as upstream's binding REST does.
-    registry::guaranteed_update(ctx, name, UpdateTarget::System, opts, &move |mut pod| {
+    registry::guaranteed_update(ctx, name, UpdateTarget::System, opts, &move |pod: &Value| {
+        let mut pod = pod.clone();
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::conflict(
                 &info,
@@ -970,13 +972,14 @@ async fn update_scale(ctx: &Ctx<'_>, name: &str, scale: Value, opts: &WriteOptio
     let replicas = replicas_from_scale(name, &scale)?;
     let rv = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
     let res = ctx.res.clone();
-    let r = registry::guaranteed_update(ctx, name, UpdateTarget::Scale, opts, &move |mut cur| {
+    let r = registry::guaranteed_update(ctx, name, UpdateTarget::Scale, opts, &move |cur: &Value| {
+        let mut cur = cur.clone();
         scale_set(&res, &mut cur, replicas)?;
         match &rv {
             Some(v) if !v.is_empty() => cur["metadata"]["resourceVersion"] = json!(v),
             _ => {
                 if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.remove("resourceVersion");
+                    m.shift_remove("resourceVersion");
                 }
             }
         }
@@ -996,8 +999,8 @@ async fn patch_scale(
     let info = ctx.info().clone();
     let name_s = name.to_string();
     let res = ctx.res.clone();
-    let r = registry::guaranteed_update(ctx, name, UpdateTarget::Scale, opts, &|mut cur| {
-        let scale = scale_get(&res, &cur)?;
+    let r = registry::guaranteed_update(ctx, name, UpdateTarget::Scale, opts, &|cur: &Value| {
+        let scale = scale_get(&res, cur)?;
         let patched = apply_patch(kind, &scale, &patch, ("autoscaling", "v1", "Scale"))?;
         let replicas = match patched.pointer("/spec/replicas").and_then(Value::as_i64) {
             Some(n) if n >= 0 => n,
@@ -1020,6 +1023,7 @@ async fn patch_scale(
                 )));
             }
         };
+        let mut cur = cur.clone();
         scale_set(&res, &mut cur, replicas)?;
         let want_rv = patched.pointer("/metadata/resourceVersion").cloned();
         if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -1028,7 +1032,7 @@ async fn patch_scale(
                     m.insert("resourceVersion".into(), v);
                 }
                 None => {
-                    m.remove("resourceVersion");
+                    m.shift_remove("resourceVersion");
                 }
             }
         }

@@ -61,15 +61,22 @@ async fn sweep(server: &Arc<ApiServer>) -> ApiResult<bool> {
         }
         if empty_namespace(server, &o.name).await? {
             let ctx = Ctx { server, res: nsres.clone(), namespace: None };
-            registry::guaranteed_update(&ctx, &o.name, UpdateTarget::Finalize, &WriteOptions::default(), &|mut cur| {
-                if let Some(Value::Array(f)) = cur.pointer_mut("/spec/finalizers") {
-                    f.retain(|x| x != "kubernetes");
-                }
-                if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.remove("resourceVersion");
-                }
-                Ok(cur)
-            })
+            registry::guaranteed_update(
+                &ctx,
+                &o.name,
+                UpdateTarget::Finalize,
+                &WriteOptions::default(),
+                &|cur: &Value| {
+                    let mut cur = cur.clone();
+                    if let Some(Value::Array(f)) = cur.pointer_mut("/spec/finalizers") {
+                        f.retain(|x| x != "kubernetes");
+                    }
+                    if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.shift_remove("resourceVersion");
+                    }
+                    Ok(cur)
+                },
+            )
             .await?;
         } else {
             pending = true;

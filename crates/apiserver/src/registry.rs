@@ -511,7 +511,7 @@ async fn create_once(ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions, ownership: 
 }
 
 /// What a mutation produces from the current object.
-pub(crate) type Mutation<'m> = dyn Fn(Value) -> ApiResult<Value> + Send + Sync + 'm;
+pub(crate) type Mutation<'m> = dyn Fn(&Value) -> ApiResult<Value> + Send + Sync + 'm;
 
 /// Which part of an object an update may change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -595,26 +595,25 @@ async fn update_with(
         };
         let current = Current { kv, from_cache };
         let shown = present(ctx.server, ctx.info(), inject_resource_version(&current.value, current.mod_revision));
-        let shown = parse(&shown);
-        // The stored object, parsed once: in the storage version, `shown` is it (plus the
-        // resourceVersion, taken out below without moving any other key).
-        let same_version =
-            ctx.storage().info.group == ctx.info().group && ctx.storage().info.version == ctx.info().version;
-        let stored = match (&shown, same_version) {
-            (Ok(v), true) => {
-                let mut v = v.clone();
-                if let Some(Value::Object(m)) = v.get_mut("metadata") {
-                    m.shift_remove("resourceVersion");
-                }
-                Some(v)
-            }
-            _ => None,
+        let mut shown = match parse(&shown) {
+            Err(_) if from_cache => continue,
+            s => s?,
         };
-        let desired = shown.and_then(mutate);
-        let mut desired = match desired {
+        let mut desired = match mutate(&shown) {
             Err(_) if from_cache => continue,
             d => d?,
         };
+        // The stored object, parsed once: in the storage version, `shown` is it plus the
+        // resourceVersion, taken out without moving any other key (the mutation made its own
+        // object: a patch builds a new one anyway, so no copy is made for it here).
+        let same_version =
+            ctx.storage().info.group == ctx.info().group && ctx.storage().info.version == ctx.info().version;
+        let stored = same_version.then(|| {
+            if let Some(Value::Object(m)) = shown.get_mut("metadata") {
+                m.shift_remove("resourceVersion");
+            }
+            shown
+        });
         let precondition = rv_of(&desired);
         if let Some(rv) = precondition
             && rv != current.mod_revision
@@ -685,7 +684,7 @@ pub(crate) async fn apply(
                 let m = meta_mut(&mut obj);
                 m.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
                 m.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
-                m.remove("resourceVersion");
+                m.shift_remove("resourceVersion");
                 if ctx.info().tracks_generation {
                     m.insert("generation".into(), json!(1));
                 }
@@ -697,14 +696,14 @@ pub(crate) async fn apply(
             }
         }
         let precondition = meta_str(&config, "resourceVersion").filter(|s| !s.is_empty()).map(String::from);
-        let mutate = |cur: Value| {
-            let managers = skiff_api::apply::decode_managed_fields(&cur).unwrap_or_default();
+        let mutate = |cur: &Value| {
+            let managers = skiff_api::apply::decode_managed_fields(cur).unwrap_or_default();
             let (mut obj, _) =
-                fm.apply(Some(&cur), &config, managers, &manager, force, &now_rfc3339()).map_err(to_api)?;
+                fm.apply(Some(cur), &config, managers, &manager, force, &now_rfc3339()).map_err(to_api)?;
             if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                 match &precondition {
                     Some(rv) => m.insert("resourceVersion".into(), Value::String(rv.clone())),
-                    None => m.remove("resourceVersion"),
+                    None => m.shift_remove("resourceVersion"),
                 };
             }
             Ok(obj)
@@ -850,7 +849,7 @@ async fn update_once(
         if ownership == Ownership::Given { desired.pointer("/metadata/managedFields").cloned() } else { None };
     let mut new = match target {
         UpdateTarget::Main | UpdateTarget::Scale => {
-            let mut new = desired.clone();
+            let mut new = std::mem::take(desired);
             if ctx.info().subresource("status").is_some() {
                 match old.get("status") {
                     Some(s) => new["status"] = s.clone(),
@@ -896,7 +895,7 @@ async fn update_once(
             new["spec"]["finalizers"] = fins;
             new
         }
-        UpdateTarget::System => desired.clone(),
+        UpdateTarget::System => std::mem::take(desired),
     };
     // Server-side apply computed the entries (for a subresource too, where `new` starts from
     // the stored object): keep them.
