@@ -224,7 +224,7 @@ pub(crate) async fn resource_quota(ctx: &Ctx<'_>, obj: &Value, dry_run: bool) ->
         let oname = name.clone();
         let qname2 = qname.clone();
         registry::guaranteed_update(&qctx, &qname, UpdateTarget::Status, &opts, &move |q: &Value| {
-            let mut q = q.clone();
+            let mut q = registry::editable(q);
             // The quota as stored now (the check above read the cache, which may lag).
             let hard = q.pointer("/spec/hard").and_then(Value::as_object).cloned().unwrap_or_default();
             let used_now = |res: &str| {
@@ -251,9 +251,6 @@ pub(crate) async fn resource_quota(ctx: &Ctx<'_>, obj: &Value, dry_run: bool) ->
             }
             for (res, v) in updates {
                 q["status"]["used"][&res] = json!(format_milli(v));
-            }
-            if let Some(m) = q.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.shift_remove("resourceVersion");
             }
             Ok(q)
         })

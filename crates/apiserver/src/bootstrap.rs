@@ -45,14 +45,11 @@ async fn reconcile(ctx: &Ctx<'_>, name: &str, desired: Value) -> ApiResult<()> {
         registry::UpdateTarget::Main,
         &WriteOptions::default(),
         &move |cur: &Value| {
-            let mut cur = cur.clone();
+            let mut cur = registry::editable(cur);
             for (k, v) in d.as_object().into_iter().flatten() {
                 if k != "metadata" {
                     cur[k] = v.clone();
                 }
-            }
-            if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.shift_remove("resourceVersion");
             }
             Ok(cur)
         },

@@ -108,11 +108,8 @@ async fn write_status(server: &Arc<ApiServer>, res: &Arc<Resource>, name: &str, 
     let ctx = Ctx { server, res: res.clone(), namespace: None };
     let result =
         registry::guaranteed_update(&ctx, name, UpdateTarget::Status, &WriteOptions::default(), &|cur: &Value| {
-            let mut cur = cur.clone();
+            let mut cur = registry::editable(cur);
             cur["status"] = status.clone();
-            if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.shift_remove("resourceVersion");
-            }
             Ok(cur)
         })
         .await;
@@ -156,12 +153,9 @@ async fn finalize(server: &Arc<ApiServer>, crd_res: &Arc<Resource>, crd: &Value)
         let ctx = Ctx { server, res: crd_res.clone(), namespace: None };
         let r =
             registry::guaranteed_update(&ctx, &name, UpdateTarget::Main, &WriteOptions::default(), &|cur: &Value| {
-                let mut cur = cur.clone();
+                let mut cur = registry::editable(cur);
                 if let Some(Value::Array(f)) = cur.pointer_mut("/metadata/finalizers") {
                     f.retain(|x| x != CLEANUP_FINALIZER);
-                }
-                if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
-                    m.shift_remove("resourceVersion");
                 }
                 Ok(cur)
             })

@@ -139,7 +139,7 @@ async fn check_budget(ctx: &Ctx<'_>, name: &str, pod: &Value, dry_run: bool) -> 
     let name_for_err = pdb_name.clone();
     let opts = WriteOptions { field_manager: "skiff-apiserver-eviction".into(), ..WriteOptions::default() };
     registry::guaranteed_update(&pctx, &pdb_name, UpdateTarget::Status, &opts, &move |b: &Value| {
-        let mut b = b.clone();
+        let mut b = registry::editable(b);
         let allowed = b.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
         if allowed <= 0 {
             return Err(too_many(format!("The disruption budget {name_for_err} does not allow more disruptions now")));
@@ -149,9 +149,6 @@ async fn check_budget(ctx: &Ctx<'_>, name: &str, pod: &Value, dry_run: bool) -> 
             b["status"]["disruptedPods"] = json!({});
         }
         b["status"]["disruptedPods"][&pod_name] = json!(now);
-        if let Some(m) = b.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.shift_remove("resourceVersion");
-        }
         Ok(b)
     })
     .await?;

@@ -67,12 +67,9 @@ async fn sweep(server: &Arc<ApiServer>) -> ApiResult<bool> {
                 UpdateTarget::Finalize,
                 &WriteOptions::default(),
                 &|cur: &Value| {
-                    let mut cur = cur.clone();
+                    let mut cur = registry::editable(cur);
                     if let Some(Value::Array(f)) = cur.pointer_mut("/spec/finalizers") {
                         f.retain(|x| x != "kubernetes");
-                    }
-                    if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
-                        m.shift_remove("resourceVersion");
                     }
                     Ok(cur)
                 },

@@ -247,10 +247,15 @@ impl serde::Serialize for Metadata<'_> {
     }
 }
 
+/// Whether `target` is served in the version its objects are stored in (no conversion).
+fn served_as_stored(server: &ApiServer, target: &ResourceInfo) -> bool {
+    let storage = server.resources().storage_resource(target);
+    storage.info.version == target.version && storage.info.group == target.group
+}
+
 /// The object as a client of `target` sees it.
 fn present(server: &ApiServer, target: &ResourceInfo, stored_with_rv: Bytes) -> Bytes {
-    let storage = server.resources().storage_resource(target);
-    if storage.info.version == target.version && storage.info.group == target.group {
+    if served_as_stored(server, target) {
         return stored_with_rv;
     }
     match serde_json::from_slice::<Value>(&stored_with_rv) {
@@ -263,8 +268,7 @@ fn present(server: &ApiServer, target: &ResourceInfo, stored_with_rv: Bytes) -> 
 /// hand: a conversion to another version starts from the parsed form instead of parsing the
 /// bytes again. The resourceVersion goes where [`inject_resource_version`] puts it.
 fn present_written(server: &ApiServer, target: &ResourceInfo, mut obj: Value, stored: &[u8], rev: Revision) -> Bytes {
-    let storage = server.resources().storage_resource(target);
-    if storage.info.version == target.version && storage.info.group == target.group {
+    if served_as_stored(server, target) {
         return inject_resource_version(stored, rev);
     }
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -508,6 +512,16 @@ async fn create_once(ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions, ownership: 
             Err(e.into())
         }
     }
+}
+
+/// A copy of the current object for a server-side edit that does not depend on the version
+/// it read: without its resourceVersion, which would otherwise be taken as a precondition.
+pub(crate) fn editable(cur: &Value) -> Value {
+    let mut v = cur.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.shift_remove("resourceVersion");
+    }
+    v
 }
 
 /// What a mutation produces from the current object.
@@ -804,7 +818,13 @@ fn status_write(old: &Value, desired: &mut Value) -> Value {
         }
     }
     let mut new = old.clone();
-    match desired.get("status") {
+    copy_status(&mut new, desired);
+    new
+}
+
+/// `new`'s status becomes `from`'s, or goes when `from` has none; no other key moves.
+fn copy_status(new: &mut Value, from: &Value) {
+    match from.get("status") {
         Some(s) => new["status"] = s.clone(),
         None => {
             if let Some(m) = new.as_object_mut() {
@@ -812,7 +832,6 @@ fn status_write(old: &Value, desired: &mut Value) -> Value {
             }
         }
     }
-    new
 }
 
 #[allow(clippy::too_many_arguments)] // one call site, in update_with
@@ -845,20 +864,13 @@ async fn update_once(
         Some(v) => v,
         None => parse(&current.value)?,
     };
-    let given_entries =
-        if ownership == Ownership::Given { desired.pointer("/metadata/managedFields").cloned() } else { None };
+    // Read before `desired` is taken below.
+    let given = if ownership == Ownership::Given { desired.pointer("/metadata/managedFields").cloned() } else { None };
     let mut new = match target {
         UpdateTarget::Main | UpdateTarget::Scale => {
             let mut new = std::mem::take(desired);
             if ctx.info().subresource("status").is_some() {
-                match old.get("status") {
-                    Some(s) => new["status"] = s.clone(),
-                    None => {
-                        if let Some(m) = new.as_object_mut() {
-                            m.remove("status");
-                        }
-                    }
-                }
+                copy_status(&mut new, &old);
             }
             new
         }
@@ -900,7 +912,6 @@ async fn update_once(
     // Server-side apply computed the entries (for a subresource too, where `new` starts from
     // the stored object): keep them.
     if ownership == Ownership::Given {
-        let given = given_entries;
         let m = meta_mut(&mut new);
         match given {
             Some(v) => m.insert("managedFields".into(), v),

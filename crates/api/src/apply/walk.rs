@@ -225,54 +225,33 @@ impl Comparer {
                 let root = path.is_empty();
                 let in_metadata =
                     self.skip_managed_fields && matches!(path.as_slice(), [PathElement::Field(f)] if f == "metadata");
-                // Stand in for what upstream's typed objects hold where the JSON omits a field.
-                let empty = Value::Object(Map::new());
-                let null = Value::Null;
+                let sides = (lm.is_some(), rm.is_some());
                 // The two sides usually hold the same keys in the same order (an object and its
                 // update): they are paired by position, and a key is looked up by hash only
                 // once the orders part.
                 let no_map = Map::new();
                 let (lmap, rmap) = (lm.unwrap_or(&no_map), rm.unwrap_or(&no_map));
+                let skipped = |k: &str| in_metadata && k == "managedFields";
                 let mut in_step = lmap.len() == rmap.len();
-                let mut rest = rmap.iter();
-                let left = lmap.iter().map(|(k, lv)| {
-                    let rv = match in_step.then(|| rest.next()).flatten() {
+                let mut right = rmap.iter();
+                for (k, lv) in lmap {
+                    let rv = match in_step.then(|| right.next()).flatten() {
                         Some((rk, rv)) if rk == k => Some(rv),
                         _ => {
                             in_step = false;
                             rmap.get(k)
                         }
                     };
-                    (k, Some(lv), rv)
-                });
-                let pairs: Vec<(&String, Option<&Value>, Option<&Value>)> = left.collect();
-                let right_only = (!in_step)
-                    .then(|| rmap.iter().filter(|(k, _)| !lmap.contains_key(*k)).map(|(k, rv)| (k, None, Some(rv))));
-                for (k, lc, rc) in pairs.into_iter().chain(right_only.into_iter().flatten()) {
-                    if in_metadata && k == "managedFields" {
-                        continue;
+                    if !skipped(k) {
+                        self.map_entry(k, Some(lv), rv, sides, root, ty, path);
                     }
-                    let (mut lc, mut rc) = (lc, rc);
-                    // Only inside an object present on that side: a Go struct that is itself
-                    // absent (nil) has no fields at all.
-                    if self.implicit_fields {
-                        let stand_in = match ty.implicit(k, root) {
-                            Some(Implicit::EmptyObject) => Some((&empty, Value::is_object as fn(&Value) -> bool)),
-                            Some(Implicit::Null) => Some((&null, Value::is_array as fn(&Value) -> bool)),
-                            None => None,
-                        };
-                        if let Some((stand_in, fits)) = stand_in {
-                            if lc.is_none() && lm.is_some() && rc.is_some_and(fits) {
-                                lc = Some(stand_in);
-                            }
-                            if rc.is_none() && rm.is_some() && lc.is_some_and(fits) {
-                                rc = Some(stand_in);
-                            }
+                }
+                if !in_step {
+                    for (k, rv) in rmap {
+                        if !lmap.contains_key(k) && !skipped(k) {
+                            self.map_entry(k, None, Some(rv), sides, root, ty, path);
                         }
                     }
-                    path.push(PathElement::Field(k.clone()));
-                    self.compare(lc, rc, ty.child(k), path);
-                    path.pop();
                 }
             }
             Shape::List { keys, items } => {
@@ -295,6 +274,45 @@ impl Comparer {
                 }
             }
         }
+    }
+
+    /// One key of a map compared (see [`Comparer::children`]); `sides`: whether each side holds
+    /// the map, `root`: the map is the whole object.
+    #[allow(clippy::too_many_arguments)] // the walk's state, spelled out
+    fn map_entry(
+        &mut self,
+        k: &str,
+        lc: Option<&Value>,
+        rc: Option<&Value>,
+        sides: (bool, bool),
+        root: bool,
+        ty: Ty<'_>,
+        path: &mut Vec<PathElement>,
+    ) {
+        // Stand in for what upstream's typed objects hold where the JSON omits a field.
+        let empty = Value::Object(Map::new());
+        let null = Value::Null;
+        let (mut lc, mut rc) = (lc, rc);
+        // Only inside an object present on that side: a Go struct that is itself absent (nil)
+        // has no fields at all.
+        if self.implicit_fields {
+            let stand_in = match ty.implicit(k, root) {
+                Some(Implicit::EmptyObject) => Some((&empty, Value::is_object as fn(&Value) -> bool)),
+                Some(Implicit::Null) => Some((&null, Value::is_array as fn(&Value) -> bool)),
+                None => None,
+            };
+            if let Some((stand_in, fits)) = stand_in {
+                if lc.is_none() && sides.0 && rc.is_some_and(fits) {
+                    lc = Some(stand_in);
+                }
+                if rc.is_none() && sides.1 && lc.is_some_and(fits) {
+                    rc = Some(stand_in);
+                }
+            }
+        }
+        path.push(PathElement::Field(k.to_string()));
+        self.compare(lc, rc, ty.child(k), path);
+        path.pop();
     }
 }
 

@@ -419,51 +419,42 @@ fn spec_diff(old: &PodSpec, new: &PodSpec) -> String {
 }
 
 /// What `ValidatePodStatusUpdate` reads of the stored pod, decoded from its JSON alone (the
-/// rest of the pod is skipped, not built).
-#[derive(Debug, Default, Deserialize)]
+/// rest of the pod is skipped, not built). Absent fields are `None`.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StatusBase {
-    #[serde(default)]
     spec: Option<BaseSpec>,
-    #[serde(default)]
     status: Option<BaseStatus>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct BaseSpec {
-    #[serde(default)]
     node_name: Option<String>,
-    #[serde(default)]
     restart_policy: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct BaseStatus {
-    #[serde(default)]
     nominated_node_name: Option<String>,
-    #[serde(default)]
     qos_class: Option<String>,
-    #[serde(default)]
     container_statuses: Option<Vec<BaseContainer>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct BaseContainer {
     #[serde(default)]
     name: String,
-    #[serde(default)]
     state: Option<BaseState>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct BaseState {
-    #[serde(default)]
     terminated: Option<BaseTerminated>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct BaseTerminated {
     #[serde(default)]
