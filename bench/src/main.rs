@@ -72,7 +72,8 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Which scheduler_perf workloads (f) runs: basic, node-affinity, pod-anti-affinity,
-    /// topology-spreading.
+    /// topology-spreading (bound pods stay Pending, as upstream's nodes run no kubelet), and
+    /// basic-running (SchedulingBasic with every bound pod reported Running).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = sched::Shape::ALL)]
     shapes: Vec<sched::Shape>,
 }

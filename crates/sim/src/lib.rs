@@ -19,6 +19,11 @@
 //! shows in `lastState.terminated`, and the containers exit again after the same delay. Invalid
 //! values are logged and ignored.
 //!
+//! - `skiff.dev/sim-pending: "true"` — the containers never start: the node writes no status and
+//!   the pod stays `Pending` as the scheduler bound it (a node whose kubelet never gets to it, and
+//!   the nodes of upstream's `scheduler_perf`, which run no kubelet). It takes no pod address and
+//!   no pod slot; deleting it still completes at once, as nothing runs.
+//!
 //! Otherwise a simulated node behaves like a kubelet whose containers start instantly:
 //!
 //! - node `i` is `<prefix><i>`, InternalIP `100.64.0.0 + i + 1`, podCIDR the /24 number `i` of
@@ -57,6 +62,8 @@ pub const SIMULATED_NODE_LABEL: (&str, &str) = ("type", "skiff-sim");
 pub const EXIT_AFTER_ANNOTATION: &str = "skiff.dev/sim-exit-after";
 /// Annotation: the exit code of those containers (default 0).
 pub const EXIT_CODE_ANNOTATION: &str = "skiff.dev/sim-exit-code";
+/// Annotation: `"true"` keeps a pod `Pending` on its simulated node (its containers never start).
+pub const PENDING_ANNOTATION: &str = "skiff.dev/sim-pending";
 
 /// How many API writes (node, lease and pod) may be in flight at once: enough to keep the API
 /// server busy, few enough that 5,000 nodes cannot flood it.

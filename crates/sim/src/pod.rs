@@ -12,7 +12,8 @@
 //! Pod lifecycle here ([`Phase`]), each transition followed by a status write:
 //! - new pod bound to one of our nodes → `Running` (address allocated, containers running), or
 //!   `Failed` with reason `OutOfpods` when the node already runs its pod capacity (the kubelet's
-//!   admission; there may be no scheduler to prevent it);
+//!   admission; there may be no scheduler to prevent it), or `Pending` for good, with no write,
+//!   when the pending annotation says its containers never start;
 //! - exit timer fires → `Running` again with `restartCount + 1` if the restart policy restarts,
 //!   else `Succeeded` (code 0) / `Failed` (address released);
 //! - the conditions of its `readinessGates` change → `Ready` follows them;
@@ -51,10 +52,12 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Re-reads after a conflict before the write is retried later instead.
 const CONFLICT_ATTEMPTS: usize = 3;
 
-/// Where a simulated pod is in its life (the kubelet's pod phase, minus `Pending`: a pod is
-/// "started" the moment we see it).
+/// Where a simulated pod is in its life (the kubelet's pod phase). A pod is "started" the moment
+/// we see it, unless its pending annotation holds it `Pending` for good.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
+    /// Never started (the pending annotation): nothing written, no address, no pod slot.
+    Pending,
     /// Containers running (after any number of restarts).
     Running,
     /// All containers exited 0 and will not restart. Terminal.
@@ -66,6 +69,7 @@ enum Phase {
 impl Phase {
     fn as_str(self) -> &'static str {
         match self {
+            Phase::Pending => "Pending",
             Phase::Running => "Running",
             Phase::Succeeded => "Succeeded",
             Phase::Failed => "Failed",
@@ -437,6 +441,13 @@ impl Engine {
             // Finished before we saw it (a previous run): nothing to write, nothing to hold;
             // tracked only so its deletion is finished.
             state.phase = if phase == "Succeeded" { Phase::Succeeded } else { Phase::Failed };
+            state.dirty = false;
+            self.pods.insert(key, state);
+            return true;
+        }
+        if phase != "Running" && exit::stays_pending(&key, pod.metadata.annotations.as_ref()) {
+            // Tracked only so its deletion is finished.
+            state.phase = Phase::Pending;
             state.dirty = false;
             self.pods.insert(key, state);
             return true;

@@ -463,6 +463,28 @@ async fn exit_annotation_ends_or_restarts_the_containers() {
 }
 
 #[tokio::test]
+async fn pending_annotation_leaves_the_pod_unstarted_and_deletion_still_completes() {
+    let sim = start(SimConfig { pods: 1, ..test_config(1) }).await;
+    eventually("sim-0 registered", || node_json(&sim, "sim-0")).await;
+    create(&sim, &pod("held", "sim-0", json!({PENDING_ANNOTATION: "true"}), "Always")).await;
+    create(&sim, &pod("typo", "sim-0", json!({PENDING_ANNOTATION: "yes"}), "Always")).await;
+    // A bad value is ignored: that pod runs, and takes the node's only pod slot, which the
+    // pending pod does not hold.
+    let typo = pod_in_phase(&sim, "typo", "Running").await;
+    assert_eq!(ip_of(&typo, "podIP").octets()[..3], [10, 128, 0]);
+    let before = pod_json(&sim, "held").await.expect("held exists");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = pod_json(&sim, "held").await.expect("held exists");
+    assert_eq!(held["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"], "no write: {held}");
+    assert_eq!(held["status"]["phase"], "Pending");
+    assert!(held["status"].get("podIP").is_none());
+    assert!(held["status"].get("containerStatuses").is_none());
+
+    sim.pods().delete("held", &DeleteParams::default()).await.expect("delete held");
+    eventually("held gone", || async { sim.pods().get_opt("held").await.ok()?.is_none().then_some(()) }).await;
+}
+
+#[tokio::test]
 async fn a_recreated_pod_does_not_inherit_the_exit_of_its_namesake() {
     let sim = start(test_config(1)).await;
     eventually("sim-0 registered", || node_json(&sim, "sim-0")).await;

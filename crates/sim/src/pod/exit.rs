@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::{EXIT_AFTER_ANNOTATION, EXIT_CODE_ANNOTATION};
+use crate::{EXIT_AFTER_ANNOTATION, EXIT_CODE_ANNOTATION, PENDING_ANNOTATION};
 
 /// When and how the containers of a pod exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +35,19 @@ pub(crate) fn from_annotations(pod: &str, annotations: Option<&BTreeMap<String, 
         },
     };
     Some(Exit { after, code })
+}
+
+/// Whether the pending annotation holds the pod's containers back for good; any value but
+/// `true` or `false` is logged and read as `false` (a typo must not leave pods pending).
+pub(crate) fn stays_pending(pod: &str, annotations: Option<&BTreeMap<String, String>>) -> bool {
+    match annotations.and_then(|a| a.get(PENDING_ANNOTATION)).map(|v| v.trim()) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            tracing::warn!(pod, value = %v, "invalid {PENDING_ANNOTATION} annotation (true or false); ignored");
+            false
+        }
+    }
 }
 
 /// Parses a non-negative Go duration: a sequence of decimal numbers, each with a unit

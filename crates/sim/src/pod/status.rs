@@ -75,6 +75,8 @@ fn explained(type_: &str, status: bool, reason: Option<&str>, message: Option<&s
 fn conditions(p: &PodState) -> Value {
     let scheduled = condition("PodScheduled", true, None, p.scheduled);
     match p.phase {
+        // Never written (nothing changes for a pod that never starts); what it would be.
+        Phase::Pending => json!([scheduled]),
         Phase::Running => json!([
             condition("PodReadyToStartContainers", true, None, p.started),
             condition("Initialized", true, None, p.started),
