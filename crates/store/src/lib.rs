@@ -17,7 +17,7 @@ mod memory;
 mod sqlite;
 
 pub use memory::MemoryStore;
-pub use sqlite::{DB_FILE_NAME, SqliteOptions, SqliteStore};
+pub use sqlite::{DB_FILE_NAME, Linger, SqliteOptions, SqliteStore};
 
 /// A global revision. Revisions start at 1; 0 means "none" / "latest" where documented.
 pub type Revision = i64;

@@ -4,19 +4,22 @@
 //! Group commit: the thread blocks for one request, then drains every request already queued
 //! (up to `max_batch`) and runs them all in one transaction, each with its own revision and its
 //! own precondition check, commits once (one fsync), and only then answers the callers and
-//! publishes the committed events to watchers. A precondition failure is an ordinary answer for
+//! publishes the committed events to watchers. When the previous batch held several writes,
+//! it lingers a little for more first ([`Linger`]): under load each fsync then covers more
+//! writes, and a lone write is not delayed. A precondition failure is an ordinary answer for
 //! that one request; a database error rolls the batch back and retries its requests one per
 //! transaction, so one bad request cannot fail its neighbours.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::{broadcast, oneshot};
 
-use super::Shared;
+use super::{Linger, Shared};
 use crate::{Error, Event, EventType, KeyValue, Result, Revision};
 
 /// One write, with the channel its answer goes back on.
@@ -47,6 +50,7 @@ pub(super) struct Writer {
     events: broadcast::Sender<Arc<Event>>,
     /// Most requests per transaction; bounds the latency one batch adds to its last request.
     max_batch: usize,
+    linger: Linger,
 }
 
 impl Writer {
@@ -57,20 +61,17 @@ impl Writer {
         shared: Arc<Shared>,
         events: broadcast::Sender<Arc<Event>>,
         max_batch: usize,
+        linger: Linger,
     ) -> Self {
-        Writer { conn, current, compacted, shared, events, max_batch: max_batch.max(1) }
+        Writer { conn, current, compacted, shared, events, max_batch: max_batch.max(1), linger }
     }
 
     /// Serves requests until every sender is gone, answering everything already queued.
     pub(super) fn run(mut self, requests: mpsc::Receiver<Request>) {
+        let mut concurrent = false;
         while let Ok(first) = requests.recv() {
-            let mut batch = vec![first];
-            while batch.len() < self.max_batch {
-                match requests.try_recv() {
-                    Ok(req) => batch.push(req),
-                    Err(_) => break,
-                }
-            }
+            let batch = collect(first, &requests, self.max_batch, concurrent.then_some(self.linger));
+            concurrent = batch.len() > 1;
             self.run_batch(batch);
         }
         tracing::debug!(revision = self.current, "store writer stopped");
@@ -129,6 +130,33 @@ impl Writer {
         self.compacted = state.compacted;
         Ok((results, events))
     }
+}
+
+/// The batch that starts with `first`: everything queued (up to `max_batch`), and with a
+/// `linger`, what arrives while requests keep coming within its gap, until its maximum.
+fn collect<T>(first: T, requests: &mpsc::Receiver<T>, max_batch: usize, linger: Option<Linger>) -> Vec<T> {
+    let mut batch = vec![first];
+    let linger = linger.unwrap_or(Linger::NONE);
+    let deadline = Instant::now() + linger.max;
+    while batch.len() < max_batch {
+        match requests.try_recv() {
+            Ok(req) => {
+                batch.push(req);
+                continue;
+            }
+            Err(mpsc::TryRecvError::Disconnected) => break,
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || linger.gap.is_zero() {
+            break;
+        }
+        match requests.recv_timeout(linger.gap.min(left)) {
+            Ok(req) => batch.push(req),
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 /// The revision counters as a transaction advances them (committed only with it).
@@ -398,5 +426,78 @@ mod tests {
         write(&mut conn, writes + 1);
         let after = std::fs::metadata(&wal).expect("wal").len();
         assert!(after <= limit as u64, "the WAL kept {after} bytes (limit {limit}, grown to {grown})");
+    }
+}
+
+#[cfg(test)]
+mod collect_tests {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use super::{Linger, collect};
+
+    /// Sends `n` numbers `every` apart from another thread, after the first.
+    fn feed(n: u32, every: Duration) -> (mpsc::Receiver<u32>, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel();
+        tx.send(0).expect("send");
+        let t = std::thread::spawn(move || {
+            for i in 1..n {
+                std::thread::sleep(every);
+                if tx.send(i).is_err() {
+                    return;
+                }
+            }
+        });
+        (rx, t)
+    }
+
+    #[test]
+    fn without_linger_a_batch_is_what_is_queued() {
+        let (tx, rx) = mpsc::channel();
+        for i in 0..5 {
+            tx.send(i).expect("send");
+        }
+        let first = rx.recv().expect("first");
+        assert_eq!(collect(first, &rx, 3, None), vec![0, 1, 2], "max_batch caps it");
+        let first = rx.recv().expect("first");
+        let long = Linger { gap: Duration::from_secs(5), max: Duration::from_secs(5) };
+        let began = Instant::now();
+        drop(tx);
+        assert_eq!(collect(first, &rx, 10, Some(long)), vec![3, 4], "a closed queue ends the linger");
+        assert!(began.elapsed() < Duration::from_secs(1));
+
+        let (rx, t) = feed(3, Duration::from_millis(50));
+        let first = rx.recv().expect("first");
+        assert_eq!(collect(first, &rx, 10, None), vec![0], "later requests are not waited for");
+        t.join().expect("feeder");
+    }
+
+    #[test]
+    fn lingering_takes_what_keeps_coming_within_the_gap() {
+        let linger = Linger { gap: Duration::from_millis(500), max: Duration::from_secs(10) };
+        let (rx, t) = feed(4, Duration::from_millis(20));
+        let first = rx.recv().expect("first");
+        let began = Instant::now();
+        assert_eq!(collect(first, &rx, 100, Some(linger)), vec![0, 1, 2, 3]);
+        // It waited one gap past the last request, not the maximum.
+        assert!(began.elapsed() < Duration::from_secs(5), "{:?}", began.elapsed());
+        t.join().expect("feeder");
+
+        let (rx, t) = feed(4, Duration::from_millis(20));
+        let first = rx.recv().expect("first");
+        assert_eq!(collect(first, &rx, 2, Some(linger)), vec![0, 1], "max_batch still caps it");
+        drop(rx);
+        t.join().expect("feeder");
+    }
+
+    #[test]
+    fn lingering_stops_at_its_maximum_while_requests_keep_coming() {
+        let linger = Linger { gap: Duration::from_secs(5), max: Duration::from_millis(100) };
+        let (rx, t) = feed(1000, Duration::from_millis(10));
+        let first = rx.recv().expect("first");
+        let batch = collect(first, &rx, 10_000, Some(linger));
+        assert!(batch.len() > 1 && batch.len() < 1000, "{} requests", batch.len());
+        drop(rx);
+        t.join().expect("feeder");
     }
 }
