@@ -388,19 +388,37 @@ fn admit(
     Ok(admitted.object)
 }
 
-async fn namespace_state(server: &Arc<ApiServer>, ns: &str) -> ApiResult<Option<Value>> {
+/// Whether namespace `ns` exists, and whether it is being deleted: `None`, or `Some(terminating)`.
+async fn namespace_state(server: &Arc<ApiServer>, ns: &str) -> ApiResult<Option<bool>> {
+    /// The part of a Namespace read here; decoding only it skips building the whole object's
+    /// tree on every create.
+    #[derive(serde::Deserialize)]
+    struct Namespace {
+        #[serde(default)]
+        metadata: Meta,
+    }
+    #[derive(Default, serde::Deserialize)]
+    struct Meta {
+        #[serde(rename = "deletionTimestamp", default)]
+        deletion_timestamp: Option<serde::de::IgnoredAny>,
+    }
     let nsres = server
         .resources()
         .find("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
     let key = key_for(&nsres.info, None, ns);
+    let terminating = |bytes: &[u8]| -> ApiResult<bool> {
+        let n: Namespace = serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::internal(format!("decoding stored namespace {ns}: {e}")))?;
+        Ok(n.metadata.deletion_timestamp.is_some())
+    };
     // The cache answers nearly always (upstream's namespace lifecycle admission uses an informer
     // too); a namespace created a moment ago may not be there yet, so a miss asks the store.
     if let Some(o) = server.cache.get(&storage_name(&nsres.info), &key) {
-        return Ok(Some(o.value()));
+        return terminating(&o.bytes).map(Some);
     }
     match server.store.get(&key).await? {
-        Some(kv) => Ok(Some(parse(&kv.value)?)),
+        Some(kv) => terminating(&kv.value).map(Some),
         None => Ok(None),
     }
 }
@@ -412,7 +430,7 @@ pub(crate) async fn create(ctx: &Ctx<'_>, mut obj: Value, opts: &WriteOptions) -
     if let Some(ns) = ctx.namespace.filter(|_| ctx.info().namespaced) {
         match namespace_state(ctx.server, ns).await? {
             None => return Err(ApiError::not_found("", "namespaces", ns)),
-            Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => {
+            Some(true) => {
                 let name = meta_str(&obj, "name").unwrap_or_default();
                 return Err(ApiError::forbidden(format!(
                     "{} {name:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
@@ -420,7 +438,7 @@ pub(crate) async fn create(ctx: &Ctx<'_>, mut obj: Value, opts: &WriteOptions) -
                 ))
                 .with_forbidden_details(ctx.info(), name));
             }
-            Some(_) => {}
+            Some(false) => {}
         }
     }
     let generate = meta_str(&obj, "generateName").filter(|g| !g.is_empty()).map(String::from);

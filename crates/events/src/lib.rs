@@ -99,6 +99,18 @@ pub struct Recorder {
     cache: Arc<Mutex<Cache>>,
 }
 
+/// What a create's answer is read for.
+#[derive(serde::Deserialize)]
+struct Created {
+    #[serde(default)]
+    metadata: CreatedMeta,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct CreatedMeta {
+    name: Option<String>,
+}
+
 impl Recorder {
     pub fn new(client: kube::Client, reporter: Reporter) -> Recorder {
         Recorder { client, reporter, cache: Arc::default() }
@@ -159,8 +171,13 @@ impl Recorder {
             type_: Some(if ev.type_ == EventType::Warning { "Warning" } else { "Normal" }.into()),
             ..K8sEvent::default()
         };
-        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
-        let created = api.create(&PostParams::default(), &event).await?;
+        // The answer is read for the name only: a whole Event decoded per event recorded was
+        // a visible share of a busy scheduler's work.
+        let body = serde_json::to_vec(&event).map_err(kube::Error::SerdeError)?;
+        let request = kube::core::Request::new(<K8sEvent as kube::Resource>::url_path(&(), Some(&namespace)))
+            .create(&PostParams::default(), body)
+            .map_err(kube::Error::BuildRequest)?;
+        let created: Created = self.client.request(request).await?;
         let name = created.metadata.name.or(event.metadata.name).unwrap_or_default();
         Ok(Seen { namespace, name, count: 1, last: now })
     }
