@@ -403,8 +403,10 @@ impl<'a> FieldManager<'a> {
             managers::cap_update_managers(&mut map, managers::MAX_UPDATE_MANAGERS);
         }
         let name = if manager.is_empty() { "unknown" } else { manager };
-        let attempt = match self.apply_once(&live_obj, config, map.clone(), name, force, now) {
-            Err(conflicts) if manager == lastapplied::KUBECTL => {
+        // Only kubectl's applies may be retried (below), and only they need a copy.
+        let retry = (manager == lastapplied::KUBECTL).then(|| map.clone());
+        let attempt = match (self.apply_once(&live_obj, config, map, name, force, now), retry) {
+            (Err(conflicts), Some(map)) => {
                 match lastapplied::allowed_conflicts(&live_obj, &self.api_version, self.ty()) {
                     Some(allowed) => {
                         let remaining: Vec<RawConflict> =
@@ -418,7 +420,7 @@ impl<'a> FieldManager<'a> {
                     None => Err(conflicts),
                 }
             }
-            other => other,
+            (other, _) => other,
         };
         let (mut obj, map) =
             attempt.map_err(|c| ApplyError::Conflicts(c.into_iter().map(|(conflict, _)| conflict).collect()))?;
@@ -519,7 +521,6 @@ impl<'a> FieldManager<'a> {
         let ty = self.ty();
         let id = identifier(manager, ManagedFieldsOperation::Apply, &self.api_version, self.subresource.as_deref());
         let merged = walk::merge(Some(live), Some(config), ty).unwrap_or_else(|| config.clone());
-        let last = map.get(&id).map(|e| e.fields.clone());
         let entry = map.entry(id.clone()).or_insert_with(|| ManagedFieldsEntry {
             manager: manager.to_string(),
             operation: ManagedFieldsOperation::Apply,
@@ -528,13 +529,14 @@ impl<'a> FieldManager<'a> {
             fields: FieldSet::new(),
             subresource: self.subresource.clone(),
         });
-        entry.fields = walk::to_set(config, ty);
+        // What this manager applied last time (its entry is replaced just below).
+        let last = std::mem::replace(&mut entry.fields, walk::to_set(config, ty));
         entry.fields.recursive_subtract(&self.reset);
         entry.api_version = self.api_version.clone();
-        let merged = match last {
-            Some(last) if !last.is_empty() => self.prune(merged, config, &map, &last),
-            _ => merged,
-        };
+        // Applying what it applied last time (values aside) prunes nothing: the applier still
+        // owns all of it (see `prune`).
+        let reapplied = last.is_subset_of(&entry.fields);
+        let merged = if reapplied { merged } else { self.prune(merged, config, &map, &last) };
         self.take_changes(live, &merged, &mut map, Some(&id), force)?;
         let changed = !values_equal(live, &merged);
         if let Some(e) = map.get_mut(&id) {
@@ -557,6 +559,12 @@ impl<'a> FieldManager<'a> {
             acc.union_with(&e.fields);
             acc
         });
+        // The usual re-apply: everything applied last time still has an owner. Adding the
+        // named fields on the way is done path by path, so `last ⊆ owned` keeps holding after
+        // it, and nothing is doomed: no need to build the sets below.
+        if last.is_subset_of(&owned) {
+            return merged;
+        }
         let last = walk::ensure_named_fields(last, ty);
         let present = walk::ensure_named_fields(&walk::to_set(&merged, ty), ty);
         let owned = walk::ensure_named_fields(&owned, ty);

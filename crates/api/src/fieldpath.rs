@@ -313,6 +313,15 @@ impl FieldSet {
             || self.children.iter().any(|(pe, set)| other.children.get(pe).is_some_and(|theirs| set.intersects(theirs)))
     }
 
+    /// Whether every path of `self` is a path of `other` (an empty [`FieldSet::difference`]).
+    pub fn is_subset_of(&self, other: &FieldSet) -> bool {
+        self.members.iter().all(|pe| other.members.contains(pe))
+            && self.children.iter().all(|(pe, set)| match other.children.get(pe) {
+                Some(theirs) => set.is_subset_of(theirs),
+                None => set.is_empty(),
+            })
+    }
+
     /// Paths of `self` that are not paths of `other`. As upstream, a member of `other` does not
     /// remove paths below it (use [`FieldSet::recursive_difference`] for that).
     pub fn difference(&self, other: &FieldSet) -> FieldSet {

@@ -41,7 +41,17 @@ pub(crate) fn media_type(headers: &HeaderMap) -> String {
 }
 
 /// Parse YAML the way Kubernetes does (YAML 1.1 booleans, legacy octal `0644` → 420).
+///
+/// A body that starts with `{` is tried as JSON first, as apimachinery's `YAMLOrJSONDecoder`
+/// does: kubectl's server-side apply sends JSON as `application/apply-patch+yaml`, and a JSON
+/// parser reads it several times faster. What JSON refuses (a YAML flow mapping, `0644`) goes
+/// to the YAML parser, so its answer and its errors stay the same.
 pub(crate) fn parse_yaml(bytes: &[u8]) -> Result<Value, String> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && let Ok(v) = serde_json::from_slice::<Value>(bytes)
+    {
+        return Ok(v);
+    }
     let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
     let opts = serde_saphyr::options! { legacy_octal_numbers: true };
     serde_saphyr::from_str_with_options::<Value>(text, opts).map_err(|e| e.to_string())
@@ -188,6 +198,14 @@ mod tests {
         let v = parse_yaml(b"a: yes\nmode: 0644\nn: 3\ns: '0644'\n").unwrap();
         assert_eq!(v, serde_json::json!({"a": true, "mode": 420, "n": 3, "s": "0644"}));
         assert!(parse_yaml(b"a: [1, 2").is_err());
+        // JSON reads as JSON; what only YAML accepts still reads as YAML.
+        let body = br#" {"metadata": {"name": "x"}, "data": {"a": "yes"}, "n": 3, "b": true}"#;
+        assert_eq!(
+            parse_yaml(body).unwrap(),
+            serde_json::json!({"metadata": {"name": "x"}, "data": {"a": "yes"}, "n": 3, "b": true})
+        );
+        assert_eq!(parse_yaml(b"{a: yes, mode: 0644}").unwrap(), serde_json::json!({"a": true, "mode": 420}));
+        assert!(parse_yaml(b"{\"a\": [1, 2}").is_err());
     }
 
     #[test]

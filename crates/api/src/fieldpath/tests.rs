@@ -188,6 +188,8 @@ proptest! {
         prop_assert_eq!(u.len(), a.len() + b.len() - i.len());
         prop_assert_eq!(a.union(&b), b.union(&a));
         prop_assert!(a.difference(&b).intersection(&b).is_empty());
+        prop_assert_eq!(a.is_subset_of(&b), a.difference(&b).is_empty());
+        prop_assert!(i.is_subset_of(&a) && a.is_subset_of(&u));
     }
 
     #[test]

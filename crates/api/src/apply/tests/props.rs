@@ -309,6 +309,21 @@ proptest! {
         }
     }
 
+    /// Adding the named fields on the way is done path by path, so it keeps subsets subsets:
+    /// what lets `prune` skip its sets when everything applied last still has an owner.
+    #[test]
+    fn named_fields_keep_subsets(a in object(), b in object(), x in arb_json()) {
+        for s in [schema(), Schema::root(crate::openapi::definitions(), "io.k8s.api.apps.v1.Deployment").expect("schema")] {
+            let ty = Ty::root(s);
+            let (sa, sb, sx) = (fields_of(&a, s), fields_of(&b, s), fields_of(&x, s));
+            let ensure = |set: &FieldSet| super::super::walk::ensure_named_fields(set, ty);
+            for (small, big) in [(sa.intersection(&sb), sa.clone()), (sa.clone(), sa.union(&sb)), (sx.clone(), sx.union(&sa))] {
+                prop_assert!(small.is_subset_of(&big));
+                prop_assert!(ensure(&small).is_subset_of(&ensure(&big)), "{:?} ⊄ {:?}", ensure(&small), ensure(&big));
+            }
+        }
+    }
+
     #[test]
     fn arbitrary_json_never_panics(
         a in arb_json(),
