@@ -48,13 +48,73 @@ pub(crate) fn media_type(headers: &HeaderMap) -> String {
 /// to the YAML parser, so its answer and its errors stay the same.
 pub(crate) fn parse_yaml(bytes: &[u8]) -> Result<Value, String> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-        && let Ok(v) = serde_json::from_slice::<Value>(bytes)
+        && let Ok(Unique(v)) = serde_json::from_slice::<Unique>(bytes)
     {
         return Ok(v);
     }
     let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
     let opts = serde_saphyr::options! { legacy_octal_numbers: true };
     serde_saphyr::from_str_with_options::<Value>(text, opts).map_err(|e| e.to_string())
+}
+
+/// A JSON value whose maps repeat no key. The YAML parser refuses a repeated key (as
+/// upstream's does), so the JSON shortcut above must not take the last one instead: a JSON
+/// document with one goes to the YAML parser and gets its error.
+struct Unique(Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(Unique(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let Unique(v) = map.next_value()?;
+            if out.contains_key(&k) {
+                return Err(serde::de::Error::custom(format_args!("duplicate key {k:?}")));
+            }
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 /// Decode an object body (create/update) by content type.
@@ -206,6 +266,11 @@ mod tests {
         );
         assert_eq!(parse_yaml(b"{a: yes, mode: 0644}").unwrap(), serde_json::json!({"a": true, "mode": 420}));
         assert!(parse_yaml(b"{\"a\": [1, 2}").is_err());
+        // The shortcut reads what serde_json reads, and leaves repeated keys to YAML's error.
+        let doc = br#"{"a": [1, -2, 3.5, 18446744073709551615, null, "x\u00e9"], "b": {"c": {}}}"#;
+        assert_eq!(parse_yaml(doc).unwrap(), serde_json::from_slice::<Value>(doc).unwrap());
+        let e = parse_yaml(br#"{"a": 1, "b": {"c": 1, "c": 2}}"#).unwrap_err();
+        assert!(e.contains("duplicate"), "{e}");
     }
 
     #[test]
