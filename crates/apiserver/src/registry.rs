@@ -456,7 +456,7 @@ pub(crate) async fn create(ctx: &Ctx<'_>, mut obj: Value, opts: &WriteOptions) -
             m.remove("generation");
         }
     }
-    if ctx.storage().info.group != ctx.info().group || ctx.storage().info.version != ctx.info().version {
+    if !served_as_stored(ctx.server, ctx.info()) {
         obj = conversion::convert(obj, &ctx.storage().info);
     }
     // A generated name that collides is retried, as upstream does since 1.30.
@@ -638,9 +638,7 @@ async fn update_with(
         // The stored object, parsed once: in the storage version, `shown` is it plus the
         // resourceVersion, taken out without moving any other key (the mutation made its own
         // object: a patch builds a new one anyway, so no copy is made for it here).
-        let same_version =
-            ctx.storage().info.group == ctx.info().group && ctx.storage().info.version == ctx.info().version;
-        let stored = same_version.then(|| {
+        let stored = served_as_stored(ctx.server, ctx.info()).then(|| {
             if let Some(Value::Object(m)) = shown.get_mut("metadata") {
                 m.shift_remove("resourceVersion");
             }
@@ -875,7 +873,7 @@ async fn update_once(
         .into());
     }
     meta_mut(desired).insert("name".into(), Value::String(name.to_string()));
-    if ctx.storage().info.group != ctx.info().group || ctx.storage().info.version != ctx.info().version {
+    if !served_as_stored(ctx.server, ctx.info()) {
         *desired = conversion::convert(std::mem::take(desired), &ctx.storage().info);
     }
     let old = match stored {

@@ -89,8 +89,8 @@ pub struct Linger {
 impl Linger {
     /// No waiting: a batch is what was queued when the writer took its first request.
     pub const NONE: Linger = Linger { gap: std::time::Duration::ZERO, max: std::time::Duration::ZERO };
-    /// A fraction of one fsync: on the machines we measured, a WAL commit's fsync takes
-    /// 0.3–1 ms, and writes from busy components come a few tens of µs apart.
+    /// About one fsync: on the machine we measured, a WAL commit's fsync takes 0.2–1 ms, and
+    /// writes from busy components come a few tens of µs apart.
     pub const DEFAULT: Linger =
         Linger { gap: std::time::Duration::from_micros(100), max: std::time::Duration::from_micros(1000) };
 }

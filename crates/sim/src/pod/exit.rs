@@ -1,5 +1,5 @@
-//! The annotations that make a simulated pod's containers exit (see the crate docs), and Go's
-//! duration syntax they use (`time.ParseDuration`: `300ms`, `1.5h`, `2h45m`).
+//! The annotations that make a simulated pod's containers exit, or never start (see the crate
+//! docs), and Go's duration syntax they use (`time.ParseDuration`: `300ms`, `1.5h`, `2h45m`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -70,7 +70,8 @@ impl Writer {
     pub(super) fn run(mut self, requests: mpsc::Receiver<Request>) {
         let mut concurrent = false;
         while let Ok(first) = requests.recv() {
-            let batch = collect(first, &requests, self.max_batch, concurrent.then_some(self.linger));
+            let linger = if concurrent { self.linger } else { Linger::NONE };
+            let batch = collect(first, &requests, self.max_batch, linger);
             concurrent = batch.len() > 1;
             self.run_batch(batch);
         }
@@ -132,11 +133,10 @@ impl Writer {
     }
 }
 
-/// The batch that starts with `first`: everything queued (up to `max_batch`), and with a
-/// `linger`, what arrives while requests keep coming within its gap, until its maximum.
-fn collect<T>(first: T, requests: &mpsc::Receiver<T>, max_batch: usize, linger: Option<Linger>) -> Vec<T> {
+/// The batch that starts with `first`: everything queued (up to `max_batch`), and what arrives
+/// while requests keep coming within the `linger`'s gap, until its maximum.
+fn collect<T>(first: T, requests: &mpsc::Receiver<T>, max_batch: usize, linger: Linger) -> Vec<T> {
     let mut batch = vec![first];
-    let linger = linger.unwrap_or(Linger::NONE);
     let deadline = Instant::now() + linger.max;
     while batch.len() < max_batch {
         match requests.try_recv() {
@@ -458,17 +458,17 @@ mod collect_tests {
             tx.send(i).expect("send");
         }
         let first = rx.recv().expect("first");
-        assert_eq!(collect(first, &rx, 3, None), vec![0, 1, 2], "max_batch caps it");
+        assert_eq!(collect(first, &rx, 3, Linger::NONE), vec![0, 1, 2], "max_batch caps it");
         let first = rx.recv().expect("first");
         let long = Linger { gap: Duration::from_secs(5), max: Duration::from_secs(5) };
         let began = Instant::now();
         drop(tx);
-        assert_eq!(collect(first, &rx, 10, Some(long)), vec![3, 4], "a closed queue ends the linger");
+        assert_eq!(collect(first, &rx, 10, long), vec![3, 4], "a closed queue ends the linger");
         assert!(began.elapsed() < Duration::from_secs(1));
 
         let (rx, t) = feed(3, Duration::from_millis(50));
         let first = rx.recv().expect("first");
-        assert_eq!(collect(first, &rx, 10, None), vec![0], "later requests are not waited for");
+        assert_eq!(collect(first, &rx, 10, Linger::NONE), vec![0], "later requests are not waited for");
         t.join().expect("feeder");
     }
 
@@ -478,14 +478,14 @@ mod collect_tests {
         let (rx, t) = feed(4, Duration::from_millis(20));
         let first = rx.recv().expect("first");
         let began = Instant::now();
-        assert_eq!(collect(first, &rx, 100, Some(linger)), vec![0, 1, 2, 3]);
+        assert_eq!(collect(first, &rx, 100, linger), vec![0, 1, 2, 3]);
         // It waited one gap past the last request, not the maximum.
         assert!(began.elapsed() < Duration::from_secs(5), "{:?}", began.elapsed());
         t.join().expect("feeder");
 
         let (rx, t) = feed(4, Duration::from_millis(20));
         let first = rx.recv().expect("first");
-        assert_eq!(collect(first, &rx, 2, Some(linger)), vec![0, 1], "max_batch still caps it");
+        assert_eq!(collect(first, &rx, 2, linger), vec![0, 1], "max_batch still caps it");
         drop(rx);
         t.join().expect("feeder");
     }
@@ -495,7 +495,7 @@ mod collect_tests {
         let linger = Linger { gap: Duration::from_secs(5), max: Duration::from_millis(100) };
         let (rx, t) = feed(1000, Duration::from_millis(10));
         let first = rx.recv().expect("first");
-        let batch = collect(first, &rx, 10_000, Some(linger));
+        let batch = collect(first, &rx, 10_000, linger);
         assert!(batch.len() > 1 && batch.len() < 1000, "{} requests", batch.len());
         drop(rx);
         t.join().expect("feeder");
