@@ -1,21 +1,16 @@
 //! The component schemas: schemars output for every served kind (from k8s-openapi's
 //! `JsonSchema` impls, which carry upstream's names and descriptions), plus the pieces schemars
 //! cannot produce: the `…List` kinds, upstream's v3 shapes for `IntOrString` and `Quantity`,
-//! the `x-kubernetes-*` extensions ([`super::ext`]) and the group-version-kind of each kind.
+//! the `x-kubernetes-*` extensions and the group-version-kind of each kind.
+//!
+//! They are generated ahead of time (`super::generate`, a test that fails when the checked-in
+//! `definitions.json` is stale) and embedded: generating them at run time executed the
+//! `JsonSchema` code of every k8s-openapi type on a server's first write, which kept megabytes
+//! of that code resident for the life of the process.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
-use k8s_openapi::api::{
-    admissionregistration::v1 as admreg, apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
-    autoscaling::v1 as as1, autoscaling::v2 as as2, batch::v1 as batch, certificates::v1 as certs,
-    coordination::v1 as coord, core::v1 as core, discovery::v1 as disc, events::v1 as events, networking::v1 as net,
-    node::v1 as node, policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as sched, storage::v1 as storage,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
-use k8s_openapi::{ListableResource, Resource};
-use schemars::JsonSchema;
-use schemars::generate::{SchemaGenerator, SchemaSettings};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// Where schemas live in a v3 document; `$ref`s point here.
 pub(super) const REF_PREFIX: &str = "#/components/schemas/";
@@ -24,9 +19,6 @@ pub(super) const DELETE_OPTIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.De
 pub(super) const WATCH_EVENT: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent";
 pub(super) const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
 pub(super) const API_RESOURCE_LIST: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList";
-const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
-const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
-const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
 
 /// Group, version, kind.
 pub(super) type Gvk = (&'static str, &'static str, &'static str);
@@ -46,236 +38,21 @@ impl Catalog {
     }
 }
 
-/// One kind whose schema was generated.
-struct KindEntry {
-    gvk: Gvk,
-    /// `PodList`, for kinds that have a list.
-    list_kind: Option<&'static str>,
-    schema: String,
+/// The generated catalog, one definition per line (see [`super::generate::render`]).
+pub(super) const EMBEDDED: &str = include_str!("definitions.json");
+
+/// The file's shape: `kinds` lists `[group, version, kind, schema]`.
+#[derive(serde::Deserialize)]
+struct Embedded<'a> {
+    #[serde(borrow)]
+    kinds: Vec<(&'a str, &'a str, &'a str, String)>,
+    definitions: Map<String, Value>,
 }
 
-struct Builder {
-    generator: SchemaGenerator,
-    kinds: Vec<KindEntry>,
-}
-
-impl Builder {
-    /// A top-level kind served by a resource: its schema, and its list's.
-    fn kind<K: Resource + ListableResource + JsonSchema>(&mut self) {
-        self.generator.subschema_for::<K>();
-        self.kinds.push(KindEntry {
-            gvk: (K::GROUP, K::VERSION, K::KIND),
-            list_kind: Some(K::LIST_KIND),
-            schema: K::schema_name().into_owned(),
-        });
-    }
-
-    /// A kind only exchanged through a subresource (`Scale`, `Binding`).
-    fn object<K: Resource + JsonSchema>(&mut self) {
-        self.generator.subschema_for::<K>();
-        self.kinds.push(KindEntry {
-            gvk: (K::GROUP, K::VERSION, K::KIND),
-            list_kind: None,
-            schema: K::schema_name().into_owned(),
-        });
-    }
-
-    fn schema<T: JsonSchema>(&mut self) {
-        self.generator.subschema_for::<T>();
-    }
-}
-
-/// Generates the whole catalog. `served` are the group-versions listed in the GVKs of the
-/// schemas shared by every group (`DeleteOptions`, `WatchEvent`), as upstream does.
-pub(super) fn build(served: &BTreeSet<(&'static str, &'static str)>) -> Catalog {
-    let mut b = Builder { generator: SchemaSettings::openapi3().into_generator(), kinds: Vec::new() };
-    // Keep in step with `resources::builtin()`; a test checks every served kind has a schema.
-    b.kind::<core::ConfigMap>();
-    b.kind::<core::Endpoints>();
-    b.kind::<core::Event>();
-    b.kind::<core::LimitRange>();
-    b.kind::<core::Namespace>();
-    b.kind::<core::Node>();
-    b.kind::<core::PersistentVolumeClaim>();
-    b.kind::<core::PersistentVolume>();
-    b.kind::<core::Pod>();
-    b.kind::<core::PodTemplate>();
-    b.kind::<core::ReplicationController>();
-    b.kind::<core::ResourceQuota>();
-    b.kind::<core::Secret>();
-    b.kind::<core::ServiceAccount>();
-    b.kind::<core::Service>();
-    b.object::<core::Binding>();
-    b.kind::<admreg::MutatingWebhookConfiguration>();
-    b.kind::<admreg::ValidatingAdmissionPolicy>();
-    b.kind::<admreg::ValidatingAdmissionPolicyBinding>();
-    b.kind::<admreg::ValidatingWebhookConfiguration>();
-    b.kind::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>();
-    b.kind::<apps::ControllerRevision>();
-    b.kind::<apps::DaemonSet>();
-    b.kind::<apps::Deployment>();
-    b.kind::<apps::ReplicaSet>();
-    b.kind::<apps::StatefulSet>();
-    b.object::<authn::SelfSubjectReview>();
-    b.object::<authz::SelfSubjectAccessReview>();
-    b.object::<authz::SelfSubjectRulesReview>();
-    b.object::<authz::SubjectAccessReview>();
-    b.kind::<as1::HorizontalPodAutoscaler>();
-    b.object::<as1::Scale>();
-    b.kind::<as2::HorizontalPodAutoscaler>();
-    b.kind::<batch::CronJob>();
-    b.kind::<batch::Job>();
-    b.kind::<certs::CertificateSigningRequest>();
-    b.kind::<coord::Lease>();
-    b.kind::<disc::EndpointSlice>();
-    b.kind::<events::Event>();
-    b.kind::<net::IngressClass>();
-    b.kind::<net::Ingress>();
-    b.kind::<net::IPAddress>();
-    b.kind::<net::NetworkPolicy>();
-    b.kind::<net::ServiceCIDR>();
-    b.kind::<node::RuntimeClass>();
-    b.kind::<policy::PodDisruptionBudget>();
-    b.object::<policy::Eviction>();
-    b.kind::<rbac::ClusterRoleBinding>();
-    b.kind::<rbac::ClusterRole>();
-    b.kind::<rbac::RoleBinding>();
-    b.kind::<rbac::Role>();
-    b.kind::<sched::PriorityClass>();
-    b.kind::<storage::CSIDriver>();
-    b.kind::<storage::CSINode>();
-    b.kind::<storage::CSIStorageCapacity>();
-    b.kind::<storage::StorageClass>();
-    b.kind::<storage::VolumeAttachment>();
-    // The meta types every group-version document refers to.
-    b.schema::<meta::Status>();
-    b.schema::<meta::DeleteOptions>();
-    b.schema::<meta::WatchEvent<core::Pod>>();
-    b.schema::<meta::Patch>();
-    b.schema::<meta::APIResourceList>();
-    b.schema::<meta::ListMeta>();
-
-    let Builder { mut generator, kinds } = b;
-    let mut defs = generator.take_definitions(true);
-    upstream_shapes(&mut defs);
-    upstream_required(&mut defs);
-    let mut by_gvk = HashMap::new();
-    for k in &kinds {
-        set_gvks(&mut defs, &k.schema, &[k.gvk]);
-        by_gvk.insert(k.gvk, k.schema.clone());
-        if let Some(list_kind) = k.list_kind {
-            let list_schema = list_schema_name(&k.schema, list_kind);
-            let list = list_schema_for(&defs, k, list_kind);
-            defs.insert(list_schema.clone(), list);
-            by_gvk.insert((k.gvk.0, k.gvk.1, list_kind), list_schema);
-        }
-    }
-    let everywhere = |kind: &'static str| served.iter().map(|(g, v)| (*g, *v, kind)).collect::<Vec<Gvk>>();
-    set_gvks(&mut defs, DELETE_OPTIONS, &everywhere("DeleteOptions"));
-    set_gvks(&mut defs, WATCH_EVENT, &everywhere("WatchEvent"));
-    set_gvks(&mut defs, STATUS, &[("", "v1", "Status")]);
-    set_gvks(&mut defs, API_RESOURCE_LIST, &[("", "v1", "APIResourceList")]);
-    super::ext::apply(&mut defs);
-    defs.sort_keys();
-    Catalog { defs, by_gvk }
-}
-
-/// `io.k8s.api.core.v1.Pod` + `PodList` → `io.k8s.api.core.v1.PodList`.
-fn list_schema_name(schema: &str, list_kind: &str) -> String {
-    match schema.rsplit_once('.') {
-        Some((package, _)) => format!("{package}.{list_kind}"),
-        None => list_kind.to_string(),
-    }
-}
-
-/// The schema of `…List`, shaped like upstream's (k8s-openapi has a generic `List<T>` without a
-/// schema). The `apiVersion`/`kind` property texts are the item kind's, which upstream shares.
-fn list_schema_for(defs: &Map<String, Value>, k: &KindEntry, list_kind: &'static str) -> Value {
-    let (group, version, kind) = k.gvk;
-    let prop = |name: &str| defs.get(&k.schema).and_then(|s| s.pointer(&format!("/properties/{name}"))).cloned();
-    let mut properties = Map::new();
-    if let Some(p) = prop("apiVersion") {
-        properties.insert("apiVersion".into(), p);
-    }
-    properties.insert(
-        "items".into(),
-        json!({
-            "description": format!("items is the list of {kind} objects."),
-            "type": "array",
-            "items": { "$ref": format!("{REF_PREFIX}{}", k.schema) },
-        }),
-    );
-    if let Some(p) = prop("kind") {
-        properties.insert("kind".into(), p);
-    }
-    properties.insert(
-        "metadata".into(),
-        json!({
-            "description": "Standard list metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
-            "allOf": [{ "$ref": format!("{REF_PREFIX}{LIST_META}") }],
-        }),
-    );
-    json!({
-        "description": format!("{list_kind} is a list of {kind} objects."),
-        "type": "object",
-        "required": ["items"],
-        "properties": properties,
-        "x-kubernetes-group-version-kind": [gvk_value((group, version, list_kind))],
-    })
-}
-
-/// Upstream's v3 schemas of the two "int or string"-like scalars (`OpenAPIV3OneOfTypes` in
-/// apimachinery); k8s-openapi describes both with `x-kubernetes-int-or-string` alone, which is
-/// the CRD idiom, not what the built-in documents say.
-fn upstream_shapes(defs: &mut Map<String, Value>) {
-    if let Some(Value::Object(s)) = defs.get_mut(INT_OR_STRING) {
-        s.remove("x-kubernetes-int-or-string");
-        s.insert("format".into(), json!("int-or-string"));
-        s.insert("oneOf".into(), json!([{ "type": "integer" }, { "type": "string" }]));
-    }
-    if let Some(Value::Object(s)) = defs.get_mut(QUANTITY) {
-        s.remove("x-kubernetes-int-or-string");
-        s.insert("oneOf".into(), json!([{ "type": "string" }, { "type": "number" }]));
-    }
-}
-
-/// Properties k8s-openapi makes required (non-`Option` in Rust) that upstream leaves optional
-/// (`omitempty` in Go): every `metadata`, and the `name` of `LocalObjectReference` and of the
-/// types that inline it (upstream defaults it to "").
-const NOT_REQUIRED: &[(&str, &str)] = &[
-    ("io.k8s.api.core.v1.ConfigMapEnvSource", "name"),
-    ("io.k8s.api.core.v1.ConfigMapKeySelector", "name"),
-    ("io.k8s.api.core.v1.ConfigMapProjection", "name"),
-    ("io.k8s.api.core.v1.ConfigMapVolumeSource", "name"),
-    ("io.k8s.api.core.v1.LocalObjectReference", "name"),
-    ("io.k8s.api.core.v1.SecretEnvSource", "name"),
-    ("io.k8s.api.core.v1.SecretKeySelector", "name"),
-    ("io.k8s.api.core.v1.SecretProjection", "name"),
-];
-
-fn upstream_required(defs: &mut Map<String, Value>) {
-    for (name, schema) in defs.iter_mut() {
-        let Value::Object(obj) = schema else { continue };
-        let Some(Value::Array(required)) = obj.get_mut("required") else {
-            continue;
-        };
-        required.retain(|p| {
-            let p = p.as_str().unwrap_or_default();
-            p != "metadata" && !NOT_REQUIRED.contains(&(name.as_str(), p))
-        });
-        if required.is_empty() {
-            obj.remove("required");
-        }
-    }
-}
-
-fn gvk_value((group, version, kind): Gvk) -> Value {
-    json!({ "group": group, "kind": kind, "version": version })
-}
-
-fn set_gvks(defs: &mut Map<String, Value>, schema: &str, gvks: &[Gvk]) {
-    if let Some(Value::Object(s)) = defs.get_mut(schema) {
-        let list: Vec<Value> = gvks.iter().copied().map(gvk_value).collect();
-        s.insert("x-kubernetes-group-version-kind".into(), Value::Array(list));
-    }
+/// Reads the embedded catalog.
+pub(super) fn load() -> Catalog {
+    // Compiled in and checked by a test (`definitions_file_is_current`): no input of a user's
+    // can make this fail.
+    let e: Embedded<'static> = serde_json::from_str(EMBEDDED).expect("the embedded definitions.json parses");
+    Catalog { by_gvk: e.kinds.into_iter().map(|(g, v, k, s)| ((g, v, k), s)).collect(), defs: e.definitions }
 }
