@@ -1,5 +1,5 @@
-//! Events the controllers record (`kubectl describe` shows them), through skiff's
-//! `events.k8s.io/v1` recorder, which also folds repeats into a series.
+//! Events the controllers record (`kubectl describe` shows them), through skiff's recorder,
+//! which also folds repeats into a series.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;

@@ -32,7 +32,7 @@ fn recorder(answers: &[u16]) -> (Recorder, Arc<Fake>) {
             let code = f.answers.lock().expect("answers").pop_front().unwrap_or(599);
             let reply = if code < 300 {
                 let mut echo = body;
-                echo["apiVersion"] = json!("events.k8s.io/v1");
+                echo["apiVersion"] = json!("v1");
                 echo["kind"] = json!("Event");
                 if echo["metadata"]["name"].is_null() {
                     echo["metadata"]["name"] = json!("patched");
@@ -86,10 +86,10 @@ fn body(fake: &Fake, i: usize) -> Value {
     fake.log.lock().expect("log")[i].1.clone()
 }
 
-const POST: &str = "POST /apis/events.k8s.io/v1/namespaces/ns/events application/json";
+const POST: &str = "POST /api/v1/namespaces/ns/events application/json";
 
 fn patch(name: &str) -> String {
-    format!("PATCH /apis/events.k8s.io/v1/namespaces/ns/events/{name} application/merge-patch+json")
+    format!("PATCH /api/v1/namespaces/ns/events/{name} application/merge-patch+json")
 }
 
 #[tokio::test]
@@ -101,20 +101,33 @@ async fn repeats_become_a_series_on_the_first_event() {
     assert_eq!(created["reason"], "FailedScheduling");
     assert_eq!(created["type"], "Warning");
     assert_eq!(created["action"], "Scheduling");
-    assert_eq!(created["note"], "0/3 nodes are available");
-    assert_eq!(created["reportingController"], "default-scheduler");
+    assert_eq!(created["message"], "0/3 nodes are available");
+    assert_eq!(created["reportingComponent"], "default-scheduler");
     assert_eq!(created["reportingInstance"], "default-scheduler");
-    assert_eq!(created["regarding"]["name"], "p");
+    assert_eq!(created["involvedObject"]["name"], "p");
     assert!(created["series"].is_null(), "{created}");
+    // What the API server's conversion of an events.k8s.io/v1 write stores.
+    assert_eq!(created["eventTime"], "2026-11-27T12:00:00.000000Z");
+    assert_eq!(created["firstTimestamp"], "2026-11-27T12:00:00Z");
+    assert_eq!(created["lastTimestamp"], "2026-11-27T12:00:00Z");
+    assert_eq!(created["count"], 1);
     let name = created["metadata"]["name"].as_str().expect("a name").to_string();
     assert!(name.starts_with("p."), "{name}");
 
     // The note is not part of what makes events the same, as upstream.
-    let later = t0() + SignedDuration::from_secs(10);
+    // Cut to whole seconds, not rounded, in the core view's fields.
+    let later = t0() + SignedDuration::from_millis(10_700);
     rec.publish_at(&event("FailedScheduling", "0/3 nodes: other"), &pod("p"), later).await.expect("patch");
     rec.publish_at(&ev, &pod("p"), later + SignedDuration::from_secs(1)).await.expect("patch");
     assert_eq!(lines(&fake), [POST.to_string(), patch(&name), patch(&name)]);
-    assert_eq!(body(&fake, 1), json!({"series": {"count": 2, "lastObservedTime": "2026-11-27T12:00:10.000000Z"}}));
+    assert_eq!(
+        body(&fake, 1),
+        json!({
+            "series": {"count": 2, "lastObservedTime": "2026-11-27T12:00:10.700000Z"},
+            "count": 2,
+            "lastTimestamp": "2026-11-27T12:00:10Z",
+        })
+    );
     assert_eq!(body(&fake, 2)["series"]["count"], 3);
     assert_eq!(rec.cached(), 1);
 }
@@ -137,7 +150,7 @@ async fn cluster_scoped_objects_report_in_default() {
     let (rec, fake) = recorder(&[201]);
     let node = ObjectReference { kind: Some("Node".into()), name: Some("n1".into()), ..ObjectReference::default() };
     rec.publish_at(&event("NodeNotReady", "x"), &node, t0()).await.expect("create");
-    assert_eq!(lines(&fake), ["POST /apis/events.k8s.io/v1/namespaces/default/events application/json"]);
+    assert_eq!(lines(&fake), ["POST /api/v1/namespaces/default/events application/json"]);
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm};
+use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, PodSpec};
 
 use crate::labels::Selector;
 use crate::resources::{Resource, pod_requests};
@@ -130,7 +130,10 @@ impl PodInfo {
     }
 
     pub(crate) fn new(pod: Arc<Pod>) -> PodInfo {
-        let spec = pod.spec.clone().unwrap_or_default();
+        // Borrowed, not copied: a pod's spec is most of it, and every pod is read here at least
+        // twice (scheduled, then confirmed by the watch).
+        let no_spec = PodSpec::default();
+        let spec = pod.spec.as_ref().unwrap_or(&no_spec);
         let mut host_ports = Vec::new();
         // Only regular containers' host ports count, as upstream's getContainerPorts.
         for c in &spec.containers {
@@ -501,11 +504,11 @@ impl Cache {
         self.take_pod(key)
     }
 
-    /// Counts `pod` on `node` before the bind is confirmed.
-    pub(crate) fn assume(&mut self, pod: &Pod, node: &str) {
-        let mut bound = pod.clone();
-        bound.spec.get_or_insert_default().node_name = Some(node.to_string());
-        let info = PodInfo::new(Arc::new(bound));
+    /// Counts the pod `info` was made for on `node` before the bind is confirmed. The pod is
+    /// kept as it was scheduled (without `spec.nodeName`): the cache files pods by the node
+    /// it records beside them, and nothing reads a placed pod's own `nodeName`.
+    pub(crate) fn assume(&mut self, mut info: PodInfo, node: &str) {
+        info.default_spread_selector = None;
         self.assumed.insert(info.key.clone());
         self.put_pod(node.to_string(), Arc::new(info));
     }
@@ -602,7 +605,7 @@ mod tests {
         let mut cache = Cache::default();
         cache.set_node(node("n1"));
         cache.set_bound_pod(Arc::new(pod("a", Some("n1"), "1")));
-        cache.assume(&pod("b", None, "2"), "n1");
+        cache.assume(PodInfo::new(Arc::new(pod("b", None, "2"))), "n1");
         let snap = cache.snapshot();
         assert_eq!(snap.nodes[0].requested.milli_cpu, 3000);
         assert_eq!(snap.nodes[0].pods.len(), 2);
@@ -614,7 +617,7 @@ mod tests {
         cache.forget("default/b");
         assert_eq!(cache.snapshot().nodes[0].requested.milli_cpu, 1000);
         // A confirmed pod is not forgotten by a late bind failure report.
-        cache.assume(&pod("c", None, "1"), "n1");
+        cache.assume(PodInfo::new(Arc::new(pod("c", None, "1"))), "n1");
         cache.set_bound_pod(Arc::new(pod("c", Some("n1"), "1")));
         cache.forget("default/c");
         assert_eq!(cache.snapshot().nodes[0].requested.milli_cpu, 2000);
@@ -634,7 +637,7 @@ mod tests {
         cache.set_node(node("n2"));
         cache.set_bound_pod(Arc::new(pod("a", Some("n1"), "1")));
         let before = cache.snapshot().clone();
-        cache.assume(&pod("b", None, "2"), "n1");
+        cache.assume(PodInfo::new(Arc::new(pod("b", None, "2"))), "n1");
         cache.remove_node("n2");
         let after = cache.snapshot().clone();
         assert_eq!((before.nodes.len(), before.nodes[0].requested.milli_cpu), (2, 1000));

@@ -531,19 +531,19 @@ mod timing {
         let mut rng = rand::rng();
         for i in 0..1000 {
             let p = pod(i);
-            let info = PodInfo::new(Arc::new(p.clone()));
+            let info = PodInfo::new(Arc::new(p));
             let r = schedule_pod(&info, cache.snapshot(), None, &mut next_start, &mut rng).unwrap();
-            cache.assume(&p, &r.node);
+            cache.assume(info, &r.node);
         }
         let t = std::time::Instant::now();
         let (mut cycles, mut assumes) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
         for i in 1000..6000 {
             let p = pod(i);
-            let info = PodInfo::new(Arc::new(p.clone()));
+            let info = PodInfo::new(Arc::new(p));
             let t0 = std::time::Instant::now();
             let r = schedule_pod(&info, cache.snapshot(), None, &mut next_start, &mut rng).unwrap();
             let t1 = std::time::Instant::now();
-            cache.assume(&p, &r.node);
+            cache.assume(info, &r.node);
             cycles += t1 - t0;
             assumes += t1.elapsed();
         }

@@ -331,7 +331,7 @@ impl Loop {
             Ok(result) => {
                 tracing::debug!(pod = %qp.key, node = %result.node, evaluated = result.evaluated_nodes,
                     feasible = result.feasible_nodes, "scheduled");
-                self.cache.assume(&qp.pod, &result.node);
+                self.cache.assume(info, &result.node);
                 let ctx = self.report_ctx();
                 let binds = self.binds.clone();
                 let (pod, key, node) = (qp.pod.clone(), qp.key.clone(), result.node);
