@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::{Error, Event, KeyValue, RangeOptions, RangeResult, Result, Revision, Store, WatchStream};
 
+mod checkpoint;
 mod read;
 mod schema;
 mod watch;
@@ -202,7 +203,7 @@ impl SqliteStore {
             .map_err(|e| Error::Backend(format!("creating {}: {e}", opts.dir.display())))?;
         let lock = lock_dir(&opts.dir)?;
         let path = opts.dir.join(DB_FILE_NAME);
-        let conn = schema::open_writer(&path)?;
+        let mut conn = schema::open_writer(&path)?;
         let db = |e: rusqlite::Error| Error::Backend(format!("reading {}: {e}", path.display()));
         let current = schema::current_revision(&conn).map_err(db)?;
         let compacted = schema::compacted_revision(&conn).map_err(db)?;
@@ -218,6 +219,7 @@ impl SqliteStore {
             max_idle_readers: opts.max_idle_readers,
             read_permits: Arc::new(tokio::sync::Semaphore::new(opts.max_idle_readers.max(1))),
         });
+        let checkpointer = checkpoint::start(&path, &mut conn)?;
         let (events, _) = broadcast::channel(opts.watch_buffer.max(1));
         let (requests, queue) = mpsc::channel();
         let writer =
@@ -225,7 +227,12 @@ impl SqliteStore {
         let thread = std::thread::Builder::new()
             .name("skiff-store-writer".into())
             .spawn(move || {
+                // Closing the writer's connection drops its WAL hook, which ends the
+                // checkpointer.
                 writer.run(queue);
+                if checkpointer.join().is_err() {
+                    tracing::error!("store checkpoint thread panicked");
+                }
                 // Only now, with the database closed, may another store open it.
                 drop(lock);
             })

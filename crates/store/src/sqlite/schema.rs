@@ -116,6 +116,15 @@ pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Opens the connection WAL checkpoints run on (see `checkpoint`): it writes only what
+/// checkpoints copy into the database file.
+pub(super) fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "cache_size", -2048i64)?;
+    Ok(conn)
+}
+
 /// Turns on the query planner stability guarantee, so a cached statement keeps its plan.
 /// The bundled SQLite has STAT4; without the guarantee, a statement whose plan could depend on
 /// a bound value is re-prepared (parsed and planned again) each time that value changes: the
