@@ -106,18 +106,6 @@ pub struct Recorder {
     cache: Arc<Mutex<Cache>>,
 }
 
-/// What a create's answer is read for.
-#[derive(serde::Deserialize)]
-struct Created {
-    #[serde(default)]
-    metadata: CreatedMeta,
-}
-
-#[derive(Default, serde::Deserialize)]
-struct CreatedMeta {
-    name: Option<String>,
-}
-
 impl Recorder {
     pub fn new(client: kube::Client, reporter: Reporter) -> Recorder {
         Recorder { client, reporter, cache: Arc::default() }
@@ -181,14 +169,15 @@ impl Recorder {
             type_: Some(if ev.type_ == EventType::Warning { "Warning" } else { "Normal" }.into()),
             ..K8sEvent::default()
         };
-        // The answer is read for the name only: a whole Event decoded per event recorded was
-        // a visible share of a busy scheduler's work.
+        // The answer is not decoded: the name is ours (no generateName), and a whole Event
+        // decoded per event recorded was a visible share of a busy scheduler's work. Errors
+        // still come back as `kube::Error::Api`.
         let body = serde_json::to_vec(&event).map_err(kube::Error::SerdeError)?;
         let request = kube::core::Request::new(<K8sEvent as kube::Resource>::url_path(&(), Some(&namespace)))
             .create(&PostParams::default(), body)
             .map_err(kube::Error::BuildRequest)?;
-        let created: Created = self.client.request(request).await?;
-        let name = created.metadata.name.or(event.metadata.name).unwrap_or_default();
+        self.client.request_text(request).await?;
+        let name = event.metadata.name.unwrap_or_default();
         Ok(Seen { namespace, name, count: 1, last: now })
     }
 

@@ -191,27 +191,33 @@ impl PodInfo {
 }
 
 /// One node with the pods on it and their aggregate requests.
+///
+/// `repr(C)` keeps the fields in this order: what every filter of every pod reads
+/// (`unschedulable`, the taints, the resource sums, the pod count) comes first, so that a
+/// node costs one or two cache misses in the filter loop, not one per field read (the nodes
+/// are scattered on the heap, and a cycle visits hundreds of them).
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub(crate) struct NodeInfo {
-    pub(crate) name: String,
-    pub(crate) node: Arc<Node>,
-    pub(crate) labels: Arc<BTreeMap<String, String>>,
+    /// `spec.unschedulable` and `spec.taints`, copied here so that the filters read them
+    /// without following the pointer to the `Node` (a cache miss per node at 5,000 nodes).
+    pub(crate) unschedulable: bool,
+    taints: Vec<k8s_openapi::api::core::v1::Taint>,
     pub(crate) pods: Vec<Arc<PodInfo>>,
     pub(crate) allocatable: Resource,
     pub(crate) requested: Resource,
     pub(crate) non_zero_requested: Resource,
     pub(crate) used_ports: Vec<HostPort>,
-    /// Normalized image name → size in bytes, from `status.images`.
-    pub(crate) images: Arc<HashMap<String, i64>>,
-    /// `spec.unschedulable` and `spec.taints`, copied here so that the filters read them
-    /// without following the pointer to the `Node` (a cache miss per node at 5,000 nodes).
-    pub(crate) unschedulable: bool,
-    taints: Vec<k8s_openapi::api::core::v1::Taint>,
     /// Pods here with any affinity or anti-affinity term (upstream `PodsWithAffinity`): only
     /// nodes with some need be visited when the incoming pod has no terms of its own.
     pub(crate) pods_with_affinity: usize,
     /// Pods here with required anti-affinity (upstream `PodsWithRequiredAntiAffinity`).
     pub(crate) pods_with_required_anti_affinity: usize,
+    pub(crate) name: String,
+    pub(crate) node: Arc<Node>,
+    pub(crate) labels: Arc<BTreeMap<String, String>>,
+    /// Normalized image name → size in bytes, from `status.images`.
+    pub(crate) images: Arc<HashMap<String, i64>>,
 }
 
 impl NodeInfo {

@@ -12,8 +12,10 @@ pub(crate) const DEFAULT_MILLI_CPU_REQUEST: i64 = 100;
 /// Memory assumed for a container that requests none, when *scoring* (200 MiB, upstream default).
 pub(crate) const DEFAULT_MEMORY_REQUEST: i64 = 200 * 1024 * 1024;
 
-/// A vector of resource amounts: CPU in millicores, everything else in base units.
+/// A vector of resource amounts: CPU in millicores, everything else in base units. `repr(C)`:
+/// the amounts every fit check reads first, the rarely used map last.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct Resource {
     pub(crate) milli_cpu: i64,
     pub(crate) memory: i64,

@@ -139,7 +139,7 @@ pub(crate) fn score_nodes(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snap
     let ipa_state = inter_pod_affinity::pre_score(pod, snapshot);
     let mut ipa: Vec<i64> = feasible.iter().map(|n| inter_pod_affinity::score(&ipa_state, n)).collect();
     inter_pod_affinity::normalize(&mut ipa);
-    let images = image_locality::pod_images(pod);
+    let images = image_locality::pod_images(pod, snapshot);
     feasible
         .iter()
         .enumerate()
@@ -150,7 +150,7 @@ pub(crate) fn score_nodes(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snap
                 + 2 * ipa[i]
                 + node_resources_fit::score(pod, n)
                 + balanced_allocation::score(pod, n)
-                + image_locality::score(&images, n, snapshot)
+                + image_locality::score(&images, n)
         })
         .collect()
 }

@@ -9,33 +9,42 @@ const MIN_THRESHOLD: i64 = 23 * MB;
 /// Per-container ceiling (upstream `maxContainerThreshold`).
 const MAX_CONTAINER_THRESHOLD: i64 = 1000 * MB;
 
-/// The pod's images, normalized once per cycle (init containers too), and how many
-/// containers it has.
+/// The pod's images, normalized once per cycle (init containers too), each with the share of
+/// nodes that have it, and how many containers it has. The share is the same on every node:
+/// looked up once here, not once per node scored.
 pub(crate) struct PodImages {
-    names: Vec<String>,
+    names: Vec<(String, f64)>,
     containers: usize,
 }
 
-pub(crate) fn pod_images(pod: &PodInfo) -> PodImages {
+pub(crate) fn pod_images(pod: &PodInfo, snapshot: &Snapshot) -> PodImages {
     let Some(spec) = pod.pod.spec.as_ref() else { return PodImages { names: Vec::new(), containers: 0 } };
     let containers: Vec<_> = spec.init_containers.iter().flatten().chain(spec.containers.iter()).collect();
+    let total_nodes = snapshot.nodes.len().max(1) as f64;
+    let spread = |name: &String| snapshot.image_nodes.get(name).copied().unwrap_or(0) as f64 / total_nodes;
     PodImages {
-        names: containers.iter().filter_map(|c| c.image.as_deref()).map(normalized_image_name).collect(),
+        names: containers
+            .iter()
+            .filter_map(|c| c.image.as_deref())
+            .map(normalized_image_name)
+            .map(|n| {
+                let s = spread(&n);
+                (n, s)
+            })
+            .collect(),
         containers: containers.len(),
     }
 }
 
-pub(crate) fn score(images: &PodImages, node: &NodeInfo, snapshot: &Snapshot) -> i64 {
+pub(crate) fn score(images: &PodImages, node: &NodeInfo) -> i64 {
     let max_threshold = MAX_CONTAINER_THRESHOLD * images.containers as i64;
     // No image here: the sum is 0, clamped to the minimum, which scores 0.
     if max_threshold <= MIN_THRESHOLD || node.images.is_empty() {
         return 0;
     }
-    let total_nodes = snapshot.nodes.len().max(1) as f64;
     let mut sum: i64 = 0;
-    for name in &images.names {
+    for (name, spread) in &images.names {
         if let Some(size) = node.images.get(name) {
-            let spread = snapshot.image_nodes.get(name).copied().unwrap_or(0) as f64 / total_nodes;
             sum += (*size as f64 * spread) as i64;
         }
     }

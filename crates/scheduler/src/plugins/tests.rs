@@ -213,8 +213,8 @@ fn image_locality_score() {
     let snap = Snapshot::new(vec![with_image.clone(), without.clone()]);
     let p = pod("p", json!({"spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}));
     // 500 MiB spread over half the nodes = 250 MiB → 100 * (250-23) / (1000-23) = 23
-    assert_eq!(image_locality::score(&image_locality::pod_images(&p), &with_image, &snap), 23);
-    assert_eq!(image_locality::score(&image_locality::pod_images(&p), &without, &snap), 0);
+    assert_eq!(image_locality::score(&image_locality::pod_images(&p, &snap), &with_image), 23);
+    assert_eq!(image_locality::score(&image_locality::pod_images(&p, &snap), &without), 0);
 }
 
 fn zoned(name: &str, zone: &str) -> NodeInfo {
