@@ -216,15 +216,16 @@ pub(crate) struct NodeInfo {
     pub(crate) name: String,
     pub(crate) node: Arc<Node>,
     pub(crate) labels: Arc<BTreeMap<String, String>>,
-    /// Normalized image name → size in bytes, from `status.images`.
-    pub(crate) images: Arc<HashMap<String, i64>>,
+    /// Normalized image name → size in bytes, from `status.images`. Looked up for every node
+    /// scored, so with a fast hash rather than SipHash (the names come from nodes' status).
+    pub(crate) images: Arc<HashMap<String, i64, foldhash::fast::RandomState>>,
 }
 
 impl NodeInfo {
     pub(crate) fn new(node: Arc<Node>) -> NodeInfo {
         let allocatable =
             node.status.as_ref().and_then(|s| s.allocatable.as_ref()).map(Resource::from_map).unwrap_or_default();
-        let mut images = HashMap::new();
+        let mut images = HashMap::default();
         for img in node.status.as_ref().and_then(|s| s.images.as_ref()).into_iter().flatten() {
             for name in img.names.iter().flatten() {
                 images.insert(normalized_image_name(name), img.size_bytes.unwrap_or(0));
