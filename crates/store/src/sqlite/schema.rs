@@ -105,19 +105,17 @@ fn setup_writer(conn: &Connection) -> rusqlite::Result<String> {
 
 /// Opens a read-only connection on an existing database.
 pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
-    // Read-write open flags (not READ_ONLY): a WAL reader must be able to update the shared
-    // memory index; `query_only` keeps it from writing data.
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let conn = open_checkpointer(path)?;
+    // Opened read-write (a WAL reader must be able to update the shared memory index);
+    // `query_only` keeps it from writing data.
     conn.pragma_update(None, "query_only", true)?;
-    conn.pragma_update(None, "cache_size", -2048i64)?;
     conn.set_prepared_statement_cache_capacity(16);
     plan_once(&conn)?;
     Ok(conn)
 }
 
 /// Opens the connection WAL checkpoints run on (see `checkpoint`): it writes only what
-/// checkpoints copy into the database file.
+/// checkpoints copy into the database file. Readers start from it too.
 pub(super) fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
