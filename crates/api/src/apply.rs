@@ -28,6 +28,7 @@
 //! a configuration still mentions as empty (`[]`, `{}`, `null`) keeps that value when pruned
 //! instead of vanishing for one apply, so re-applying is always a no-op.
 
+mod compiled;
 mod conflict;
 mod lastapplied;
 mod managers;

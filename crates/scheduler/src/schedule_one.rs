@@ -140,6 +140,7 @@ pub(crate) fn score_nodes(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snap
     let mut ipa: Vec<i64> = feasible.iter().map(|n| inter_pod_affinity::score(&ipa_state, n)).collect();
     inter_pod_affinity::normalize(&mut ipa);
     let images = image_locality::pod_images(pod, snapshot);
+    let images = (!images.scores_nothing()).then_some(images);
     feasible
         .iter()
         .enumerate()
@@ -150,7 +151,7 @@ pub(crate) fn score_nodes(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snap
                 + 2 * ipa[i]
                 + node_resources_fit::score(pod, n)
                 + balanced_allocation::score(pod, n)
-                + image_locality::score(&images, n)
+                + images.as_ref().map_or(0, |images| image_locality::score(images, n))
         })
         .collect()
 }

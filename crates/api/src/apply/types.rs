@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::compiled::{self, Node};
 use crate::fieldpath::PathElement;
 use crate::schema::{MapType, Schema};
 
@@ -26,6 +27,9 @@ pub(super) enum Ty<'a> {
     /// Described by a schema node. `preserve` says whether an enclosing node of the same
     /// definition preserves unknown fields (upstream propagates that to inline descendants).
     Schema { schema: Schema<'a>, preserve: bool },
+    /// A position of the built-in definitions, read once (see [`compiled`]); `preserve` as for
+    /// [`Ty::Schema`].
+    Node { node: &'static Node, preserve: bool },
     /// No schema: the value is one atomic leaf, whatever its shape.
     Untyped,
     /// Upstream's "deduced" type: objects are granular maps of deduced values, lists atomic.
@@ -127,7 +131,7 @@ pub(super) enum Implicit {
 /// schema's JSON, a dozen for every value walked, so for the built-in definitions they are
 /// found once per position and thread.
 #[derive(Clone, Copy)]
-struct Facts {
+pub(super) struct Facts {
     /// Int-or-string, quantities, raw extensions: leaves whatever their JSON.
     opaque: bool,
     /// Objects (and `null`) are walked as maps here: an object type, or no type at all
@@ -154,7 +158,7 @@ impl Facts {
         f
     }
 
-    fn read(schema: Schema<'_>) -> Facts {
+    pub(super) fn read(schema: Schema<'_>) -> Facts {
         let object = schema.is_object();
         let array = schema.is_array();
         let typeless = !object && !array && schema.schema_type().is_none();
@@ -170,7 +174,24 @@ impl Facts {
 impl<'a> Ty<'a> {
     /// The type of a whole object described by `schema`.
     pub(super) fn root(schema: Schema<'a>) -> Self {
-        Ty::Schema { schema, preserve: false }
+        match compiled::root(schema) {
+            Some(node) => Ty::Node { node, preserve: false },
+            None => Ty::Schema { schema, preserve: false },
+        }
+    }
+
+    /// The type at a built-in child position (see [`Ty::at`]).
+    fn at_node(node: &'static Node, parent: &Node, preserve: bool) -> Self {
+        Ty::Node { node, preserve: (preserve || parent.preserves) && !node.named }
+    }
+
+    /// The schema cursor at this position, if it has one.
+    fn schema(&self) -> Option<Schema<'a>> {
+        match self {
+            Ty::Schema { schema, .. } => Some(*schema),
+            Ty::Node { node, .. } => Some(node.schema),
+            Ty::Untyped | Ty::Deduced => None,
+        }
     }
 
     /// A child schema position; `preserve` carries over only to inline children (a reference
@@ -182,12 +203,12 @@ impl<'a> Ty<'a> {
 
     /// How `v` is walked at this position.
     pub(super) fn shape(&self, v: &Value) -> Shape<'a> {
-        let schema = match self {
+        let (schema, facts) = match self {
             Ty::Untyped => return Shape::Leaf,
             Ty::Deduced => return if v.is_object() || v.is_null() { Shape::Map } else { Shape::Leaf },
-            Ty::Schema { schema, .. } => *schema,
+            Ty::Schema { schema, .. } => (*schema, Facts::of(*schema)),
+            Ty::Node { node, .. } => (node.schema, node.facts),
         };
-        let facts = Facts::of(schema);
         if facts.opaque {
             return Shape::Leaf;
         }
@@ -205,7 +226,25 @@ impl<'a> Ty<'a> {
     }
 
     fn list_shape(&self, schema: Schema<'a>) -> Shape<'a> {
-        let items = self.items();
+        if let Ty::Node { node, .. } = self {
+            // Read once per position: a list map's keys, none for a set, `None` for an atomic list.
+            let keys = node.list_keys(|schema| match Ty::list_shape_of(Ty::Untyped, schema) {
+                Shape::List { keys: Some(keys), .. } => Some(keys.into_boxed_slice()),
+                Shape::List { keys: None, .. } => Some(Box::new([]) as Box<[&str]>),
+                _ => None,
+            });
+            let items = self.items();
+            return match keys {
+                None => Shape::Leaf,
+                Some([]) => Shape::List { keys: None, items },
+                Some(keys) => Shape::List { keys: Some(keys.to_vec()), items },
+            };
+        }
+        Ty::list_shape_of(self.items(), schema)
+    }
+
+    /// The list shape `schema` declares, with items of type `items`.
+    fn list_shape_of(items: Ty<'a>, schema: Schema<'a>) -> Shape<'a> {
         match schema.extension("x-kubernetes-list-type") {
             Some(Value::String(t)) => match t.as_str() {
                 "set" => Shape::List { keys: None, items },
@@ -232,14 +271,22 @@ impl<'a> Ty<'a> {
         let (schema, preserve) = match self {
             Ty::Untyped => return Ty::Untyped,
             Ty::Deduced => return Ty::Deduced,
-            Ty::Schema { schema, preserve } => (*schema, *preserve),
+            Ty::Schema { schema, preserve } => {
+                if let Some(p) = schema.property(name) {
+                    return Ty::at(p, *schema, *preserve);
+                }
+                if let Some(ap) = schema.additional_properties() {
+                    return Ty::at(ap, *schema, *preserve);
+                }
+                (*schema, *preserve)
+            }
+            Ty::Node { node, preserve } => {
+                if let Some(p) = node.property(name).or_else(|| node.additional()) {
+                    return Ty::at_node(p, node, *preserve);
+                }
+                (node.schema, *preserve)
+            }
         };
-        if let Some(p) = schema.property(name) {
-            return Ty::at(p, schema, preserve);
-        }
-        if let Some(ap) = schema.additional_properties() {
-            return Ty::at(ap, schema, preserve);
-        }
         let resolved = schema.resolved();
         let free_form = resolved.get("properties").and_then(Value::as_object).is_none_or(|p| p.is_empty());
         if preserve
@@ -260,6 +307,10 @@ impl<'a> Ty<'a> {
                 Some(items) => Ty::at(items, *schema, *preserve),
                 None => Ty::Untyped,
             },
+            Ty::Node { node, preserve } => match node.items() {
+                Some(items) => Ty::at_node(items, node, *preserve),
+                None => Ty::Untyped,
+            },
             _ => Ty::Untyped,
         }
     }
@@ -268,13 +319,14 @@ impl<'a> Ty<'a> {
     pub(super) fn declares(&self, name: &str) -> bool {
         match self {
             Ty::Schema { schema, .. } => schema.property(name).is_some(),
+            Ty::Node { node, .. } => node.property(name).is_some(),
             _ => false,
         }
     }
 
     /// The default of list-map key field `field` for items of this type, if any.
     pub(super) fn key_default(&self, field: &str) -> Option<Value> {
-        let Ty::Schema { schema, .. } = self else { return None };
+        let schema = self.schema()?;
         if let Some(p) = schema.property(field)
             && let Some(d) = p.node().get("default").or_else(|| p.resolved().get("default"))
         {
@@ -288,20 +340,16 @@ impl<'a> Ty<'a> {
     /// [`VALUE_STRUCTS`] and [`NULL_LISTS`]). `root` is set for the position of the whole object,
     /// whose `metadata`, `spec` and `status` are value structs in every built-in kind.
     pub(super) fn implicit(&self, name: &str, root: bool) -> Option<Implicit> {
-        let Ty::Schema { schema, .. } = self else { return None };
+        let schema = self.schema()?;
         if root {
             let value_struct = schema.extension("x-kubernetes-group-version-kind").is_some()
                 && matches!(name, "metadata" | "spec" | "status")
                 && schema.property(name).is_some_and(|p| p.is_object());
             return value_struct.then_some(Implicit::EmptyObject);
         }
-        let def = schema.name()?;
-        if VALUE_STRUCTS.iter().any(|(d, p)| *d == def && *p == name) {
-            Some(Implicit::EmptyObject)
-        } else if NULL_LISTS.iter().any(|(d, p)| *d == def && *p == name) {
-            Some(Implicit::Null)
-        } else {
-            None
+        match self {
+            Ty::Node { node, .. } => node.implicit(name),
+            _ => implicit_in(schema, name),
         }
     }
 
@@ -338,6 +386,19 @@ impl<'a> Ty<'a> {
                 v => Ok(PathElement::Value(v.clone())),
             },
         }
+    }
+}
+
+/// What upstream's Go type of `schema` (not a root) holds for field `name` when the JSON omits
+/// it (see [`VALUE_STRUCTS`] and [`NULL_LISTS`]).
+pub(super) fn implicit_in(schema: Schema<'_>, name: &str) -> Option<Implicit> {
+    let def = schema.name()?;
+    if VALUE_STRUCTS.iter().any(|(d, p)| *d == def && *p == name) {
+        Some(Implicit::EmptyObject)
+    } else if NULL_LISTS.iter().any(|(d, p)| *d == def && *p == name) {
+        Some(Implicit::Null)
+    } else {
+        None
     }
 }
 

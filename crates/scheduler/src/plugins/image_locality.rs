@@ -17,6 +17,15 @@ pub(crate) struct PodImages {
     containers: usize,
 }
 
+impl PodImages {
+    /// Whether the plugin scores 0 on every node: no node has any of the pod's images (a
+    /// spread of 0), or the images are too few to pass the minimum. The cycle then skips the
+    /// per-node call, which would read every node's image map only to add nothing.
+    pub(crate) fn scores_nothing(&self) -> bool {
+        MAX_CONTAINER_THRESHOLD * self.containers as i64 <= MIN_THRESHOLD || self.names.iter().all(|(_, s)| *s == 0.0)
+    }
+}
+
 pub(crate) fn pod_images(pod: &PodInfo, snapshot: &Snapshot) -> PodImages {
     let Some(spec) = pod.pod.spec.as_ref() else { return PodImages { names: Vec::new(), containers: 0 } };
     let containers: Vec<_> = spec.init_containers.iter().flatten().chain(spec.containers.iter()).collect();

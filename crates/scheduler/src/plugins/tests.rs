@@ -215,6 +215,13 @@ fn image_locality_score() {
     // 500 MiB spread over half the nodes = 250 MiB → 100 * (250-23) / (1000-23) = 23
     assert_eq!(image_locality::score(&image_locality::pod_images(&p, &snap), &with_image), 23);
     assert_eq!(image_locality::score(&image_locality::pod_images(&p, &snap), &without), 0);
+    assert!(!image_locality::pod_images(&p, &snap).scores_nothing());
+    // An image no node has scores nothing anywhere, and so does a pod without containers.
+    let elsewhere = pod("q", json!({"spec": {"containers": [{"name": "c", "image": "busybox"}]}}));
+    let images = image_locality::pod_images(&elsewhere, &snap);
+    assert!(images.scores_nothing());
+    assert_eq!(image_locality::score(&images, &with_image), 0);
+    assert!(image_locality::pod_images(&pod("r", json!({"spec": {"containers": []}})), &snap).scores_nothing());
 }
 
 fn zoned(name: &str, zone: &str) -> NodeInfo {

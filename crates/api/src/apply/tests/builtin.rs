@@ -232,3 +232,65 @@ fn status_writes_through_the_subresource_keep_their_own_entry() {
     );
     assert_eq!(entry(&entries, "kubectl-run").subresource, None);
 }
+
+/// The built-in definitions are walked through nodes read once (`compiled`); walking the same
+/// objects with the schema cursor itself gives the same field sets and comparisons.
+#[test]
+fn compiled_nodes_walk_like_the_schema_cursor() {
+    use super::super::types::Ty;
+    use super::super::walk;
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "labels": {"app": "a"}, "annotations": {"x": "y"}, "finalizers": ["f"],
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r", "uid": "u"}]},
+        "spec": {
+            "initContainers": [{"name": "init", "image": "busybox"}],
+            "containers": [{"name": "c", "image": "nginx", "args": ["a", "b"],
+                            "ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}],
+                            "env": [{"name": "E", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                            "resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "1Gi"}}}],
+            "nodeSelector": {"zone": "a"},
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "z", "operator": "In", "values": ["a"]}]}]}}},
+            "volumes": [{"name": "v", "emptyDir": {}}, {"name": "w", "configMap": {"name": "cm", "items": [{"key": "k", "path": "p"}]}}],
+            "unknownField": {"nested": 1}
+        },
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                   "containerStatuses": [{"name": "c", "ready": true, "restartCount": 0, "image": "nginx", "imageID": "",
+                                          "state": {"running": {"startedAt": "2024-01-01T00:00:00Z"}}}]}
+    });
+    let mut changed = pod.clone();
+    changed["spec"]["containers"][0]["image"] = json!("nginx:2");
+    changed["spec"]["containers"][0]["ports"] = json!([{"containerPort": 8080}]);
+    changed["metadata"]["labels"] = json!({"app": "b", "tier": "web"});
+    changed["spec"]["volumes"].as_array_mut().expect("volumes").pop();
+    changed["status"]["conditions"] =
+        json!([{"type": "Ready", "status": "False"}, {"type": "PodScheduled", "status": "True"}]);
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "names": {"plural": "widgets", "kind": "Widget"}, "scope": "Namespaced",
+                 "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                     "type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                     "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}
+    });
+    let cases = [
+        ("io.k8s.api.core.v1.Pod", pod, changed),
+        ("io.k8s.api.apps.v1.Deployment", nginx(3, "nginx:1"), nginx(5, "nginx:2")),
+        ("io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition", json!({}), crd),
+    ];
+    for (name, a, b) in cases {
+        let s = schema(name);
+        let (node, cursor) = (Ty::root(s), Ty::Schema { schema: s, preserve: false });
+        assert!(matches!(node, Ty::Node { .. }), "{name} is walked through compiled nodes");
+        for v in [&a, &b] {
+            assert_eq!(walk::to_set(v, node), walk::to_set(v, cursor), "{name}: fields of {v}");
+        }
+        for implicit in [false, true] {
+            let (x, y) = (walk::compare(&a, &b, node, implicit), walk::compare(&a, &b, cursor, implicit));
+            assert_eq!((x.added, x.modified, x.removed), (y.added, y.modified, y.removed), "{name}: comparison");
+        }
+        assert_eq!(walk::validate(&b, node), walk::validate(&b, cursor), "{name}: validation");
+    }
+}
