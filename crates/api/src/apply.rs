@@ -178,6 +178,23 @@ pub fn encode_managed_fields(entries: &[ManagedFieldsEntry]) -> Value {
     Value::Array(sorted.into_iter().map(ManagedFieldsEntry::to_json).collect())
 }
 
+/// `entries` as `metadata.managedFields` serializes: what [`encode_managed_fields`] builds,
+/// written straight out without building it (a writer that serializes the object anyway need
+/// not make a tree of every field path first).
+pub fn managed_fields_json(entries: &[ManagedFieldsEntry]) -> impl serde::Serialize + '_ {
+    let mut sorted: Vec<&ManagedFieldsEntry> = entries.iter().collect();
+    managers::sort_entries(&mut sorted);
+    ManagedFieldsJson(sorted)
+}
+
+struct ManagedFieldsJson<'a>(Vec<&'a ManagedFieldsEntry>);
+
+impl serde::Serialize for ManagedFieldsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|e| e.serialized()))
+    }
+}
+
 /// Stores `entries` in `obj`'s `metadata.managedFields`, removing the field when there are none
 /// (as upstream does). A new field goes where the typed encoding of `ObjectMeta` puts it
 /// (fields in sorted order), and no other key moves: the stored form of an object must not

@@ -23,7 +23,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-pub use serialize::FieldsV1Error;
+pub use serialize::{FieldsV1, FieldsV1Error};
 
 pub(crate) use value::{equal as values_equal, go_json, go_quote, write_go_string};
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
+use skiff_api::apply::ManagedFieldsEntry;
 use skiff_api::strategy::{Operation, StrategyError};
 use skiff_api::{Resource, ResourceInfo};
 use skiff_store::{KeyValue, RangeOptions, Revision};
@@ -195,9 +196,11 @@ fn parse(bytes: &[u8]) -> ApiResult<Value> {
 }
 
 /// Canonical bytes to store: no resourceVersion, `apiVersion`, `kind`, `metadata` first.
-fn encode_for_store(obj: &Value) -> ApiResult<Bytes> {
+/// `managed`: the object's managed fields as the field manager just recorded them, written as
+/// `metadata.managedFields` in place of what `obj` holds there (see [`StoredForm`]).
+fn encode_for_store(obj: &Value, managed: Option<&[ManagedFieldsEntry]>) -> ApiResult<Bytes> {
     let src = obj.as_object().ok_or_else(|| ApiError::internal("object is not a JSON object"))?;
-    let bytes = serde_json::to_vec(&StoredForm(src)).map_err(ApiError::internal)?;
+    let bytes = serde_json::to_vec(&StoredForm(src, managed)).map_err(ApiError::internal)?;
     if bytes.len() > crate::body::MAX_OBJECT_SIZE {
         return Err(ApiError::too_large(crate::body::MAX_OBJECT_SIZE));
     }
@@ -207,7 +210,12 @@ fn encode_for_store(obj: &Value) -> ApiResult<Bytes> {
 /// An object as the store keeps it, serialized without copying it: `apiVersion`, `kind` and
 /// `metadata` first (where the watch cache splices the resourceVersion in), metadata without
 /// `resourceVersion` and `selfLink`, then the other fields in their order.
-struct StoredForm<'a>(&'a Map<String, Value>);
+///
+/// With managed fields given, the bytes are those of the object after
+/// [`skiff_api::apply::set_managed_fields`]: the entries are serialized where it would have put
+/// them, straight from the field sets. Building their JSON tree first (a map per field path)
+/// cost more than the rest of the encoding of a pod.
+struct StoredForm<'a>(&'a Map<String, Value>, Option<&'a [ManagedFieldsEntry]>);
 
 impl serde::Serialize for StoredForm<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -218,10 +226,15 @@ impl serde::Serialize for StoredForm<'_> {
                 out.serialize_entry(k, v)?;
             }
         }
-        match self.0.get("metadata") {
-            Some(Value::Object(m)) => out.serialize_entry("metadata", &Metadata(m))?,
-            Some(other) => out.serialize_entry("metadata", other)?,
-            None => {}
+        let no_meta = Map::new();
+        match (self.0.get("metadata"), self.1) {
+            (Some(Value::Object(m)), managed) => out.serialize_entry("metadata", &Metadata(m, managed))?,
+            (Some(other), None) => out.serialize_entry("metadata", other)?,
+            // `set_managed_fields` makes metadata an object to hold entries, but does not touch
+            // it to remove none.
+            (Some(other), Some([])) => out.serialize_entry("metadata", other)?,
+            (_, Some(managed @ [_, ..])) => out.serialize_entry("metadata", &Metadata(&no_meta, Some(managed)))?,
+            (None, _) => {}
         }
         for (k, v) in self.0 {
             if !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
@@ -232,16 +245,39 @@ impl serde::Serialize for StoredForm<'_> {
     }
 }
 
-struct Metadata<'a>(&'a Map<String, Value>);
+struct Metadata<'a>(&'a Map<String, Value>, Option<&'a [ManagedFieldsEntry]>);
 
 impl serde::Serialize for Metadata<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
+        const KEY: &str = "managedFields";
         let mut out = s.serialize_map(None)?;
+        // Where `set_managed_fields` puts the entries: in place of the field if there is one,
+        // else before the first key that sorts after it (`insert_sorted`), else last. No
+        // entries: no field.
+        let mut pending = self.1.filter(|m| !m.is_empty());
+        let replace = self.1.is_some();
+        let has_key = replace && self.0.contains_key(KEY);
         for (k, v) in self.0 {
-            if !matches!(k.as_str(), "resourceVersion" | "selfLink") {
-                out.serialize_entry(k, v)?;
+            if replace
+                && !has_key
+                && k.as_str() > KEY
+                && let Some(m) = pending.take()
+            {
+                out.serialize_entry(KEY, &skiff_api::apply::managed_fields_json(m))?;
             }
+            match k.as_str() {
+                "resourceVersion" | "selfLink" => {}
+                KEY if replace => {
+                    if let Some(m) = pending.take() {
+                        out.serialize_entry(KEY, &skiff_api::apply::managed_fields_json(m))?;
+                    }
+                }
+                _ => out.serialize_entry(k, v)?,
+            }
+        }
+        if let Some(m) = pending {
+            out.serialize_entry(KEY, &skiff_api::apply::managed_fields_json(m))?;
         }
         out.end()
     }
@@ -267,9 +303,20 @@ fn present(server: &ApiServer, target: &ResourceInfo, stored_with_rv: Bytes) -> 
 /// [`present`] for an object just written, whose stored bytes and parsed form are both at
 /// hand: a conversion to another version starts from the parsed form instead of parsing the
 /// bytes again. The resourceVersion goes where [`inject_resource_version`] puts it.
-fn present_written(server: &ApiServer, target: &ResourceInfo, mut obj: Value, stored: &[u8], rev: Revision) -> Bytes {
+fn present_written(
+    server: &ApiServer,
+    target: &ResourceInfo,
+    mut obj: Value,
+    managed: Option<&[ManagedFieldsEntry]>,
+    stored: &[u8],
+    rev: Revision,
+) -> Bytes {
     if served_as_stored(server, target) {
         return inject_resource_version(stored, rev);
+    }
+    // The stored bytes hold them (see `StoredForm`); the parsed form does not yet.
+    if let Some(entries) = managed {
+        skiff_api::apply::set_managed_fields(&mut obj, entries);
     }
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.shift_remove("resourceVersion");
@@ -486,16 +533,16 @@ async fn create_once(ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions, ownership: 
     }
     let mut obj = admit(ctx, obj, Operation::Create, opts, &mut warnings)?;
     crate::admission::resource_quota(ctx, &obj, opts.dry_run).await?;
-    if ownership == Ownership::Record {
+    // Written with the object's bytes (see `StoredForm`), not into `obj`.
+    let managed = (ownership == Ownership::Record).then(|| {
         let storage = ctx.storage();
         let managers = skiff_api::apply::managers_for_update(None, &obj, None);
-        let entries = field_manager(&storage, None).update(None, &obj, managers, &opts.field_manager, &now_rfc3339());
-        skiff_api::apply::set_managed_fields(&mut obj, &entries);
-    }
+        field_manager(&storage, None).update(None, &obj, managers, &opts.field_manager, &now_rfc3339())
+    });
     let name = meta_str(&obj, "name").unwrap_or_default().to_string();
     let key = ctx.key(&name);
     let allocation = allocator::before_create(ctx, &mut obj, opts.dry_run).await?;
-    let bytes = match encode_for_store(&obj) {
+    let bytes = match encode_for_store(&obj, managed.as_deref()) {
         Ok(b) => b,
         Err(e) => {
             allocation.release(ctx.server).await;
@@ -516,7 +563,7 @@ async fn create_once(ctx: &Ctx<'_>, obj: Value, opts: &WriteOptions, ownership: 
         Ok(rev) => {
             allocation.commit(ctx.server, &obj).await;
             Ok(WriteResult {
-                object: present_written(ctx.server, ctx.info(), obj, &bytes, rev),
+                object: present_written(ctx.server, ctx.info(), obj, managed.as_deref(), &bytes, rev),
                 created: true,
                 warnings,
             })
@@ -992,20 +1039,19 @@ async fn update_once(
     };
     // A system write (`pods/binding`) is a storage-level update upstream, outside the field
     // manager: the entries stay as they were.
-    if ownership == Ownership::Record && target != UpdateTarget::System {
+    // Written with the object's bytes (see `StoredForm`), not into `new`.
+    let managed = (ownership == Ownership::Record && target != UpdateTarget::System).then(|| {
         let storage = ctx.storage();
         let sub = subresource_of(target);
         let managers = skiff_api::apply::managers_for_update(Some(&old), &new, sub);
-        let entries =
-            field_manager(&storage, sub).update(Some(&old), &new, managers, &opts.field_manager, &now_rfc3339());
-        skiff_api::apply::set_managed_fields(&mut new, &entries);
-    }
+        field_manager(&storage, sub).update(Some(&old), &new, managers, &opts.field_manager, &now_rfc3339())
+    });
     if ctx.info().tracks_generation && spec_changed(&old, &new) {
         let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
         meta_mut(&mut new).insert("generation".into(), json!(g + 1));
     }
     let allocation = allocator::before_update(ctx, &old, &mut new, opts.dry_run).await?;
-    let bytes = encode_for_store(&new)?;
+    let bytes = encode_for_store(&new, managed.as_deref())?;
     let unchanged = bytes.as_ref() == current.value.as_ref();
     // An object being deleted whose last finalizer is gone is deleted now.
     let finalized = new.pointer("/metadata/deletionTimestamp").is_some()
@@ -1231,7 +1277,7 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str, opts: &DeleteOptions) -> A
         if namespace_pending {
             obj["status"]["phase"] = Value::String("Terminating".into());
         }
-        let bytes = encode_for_store(&obj)?;
+        let bytes = encode_for_store(&obj, None)?;
         if opts.dry_run || bytes == current.value {
             return Ok(DeleteResult {
                 object: present(ctx.server, ctx.info(), inject_resource_version(&bytes, current.mod_revision)),
@@ -1485,7 +1531,60 @@ impl ForbiddenDetails for ApiError {
 mod tests {
     use serde_json::{Value, json};
 
-    use super::status_write;
+    use super::{encode_for_store, status_write};
+
+    /// Managed fields written with the bytes give the bytes of the object after
+    /// `set_managed_fields`, wherever the field goes and whatever was there before.
+    #[test]
+    fn managed_fields_are_encoded_where_set_managed_fields_puts_them() {
+        use skiff_api::apply::{FieldManager, set_managed_fields};
+        use skiff_api::schema::Schema;
+        let defs = skiff_api::openapi::definitions();
+        let schema = Schema::root(defs, "io.k8s.api.core.v1.ConfigMap").expect("ConfigMap");
+        let fm = FieldManager::new(schema, "v1");
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "labels": {"a": "1"}, "k8s:odd": 1}, "data": {"k": "v", "\u{e9}": "\"q\""}});
+        let one = fm.update(None, &cm, Vec::new(), "kubectl-create", "2024-05-01T10:00:00Z");
+        let mut changed = cm.clone();
+        changed["data"]["k2"] = json!("w");
+        let two = fm.update(Some(&cm), &changed, one.clone(), "editor", "2024-05-01T11:00:00Z");
+        assert_eq!(two.len(), 2, "{two:?}");
+        let stale =
+            json!([{"manager": "old", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {"f:x": {}}}]);
+        let metas = [
+            json!({"name": "c", "labels": {"a": "1"}}),
+            json!({"annotations": {"b": "2"}, "creationTimestamp": null}),
+            json!({"name": "c", "resourceVersion": "7", "selfLink": "/x", "uid": "u"}),
+            json!({"managedFields": stale, "name": "c"}),
+            json!({"name": "c", "managedFields": stale}),
+            json!({"zzz": 1, "managedFields": stale, "aaa": 2}),
+            json!({}),
+            json!("not an object"),
+            Value::Null,
+        ];
+        for meta in metas {
+            for missing in [false, true] {
+                let mut obj = changed.clone();
+                if missing {
+                    obj.as_object_mut().expect("object").shift_remove("metadata");
+                } else {
+                    obj["metadata"] = meta.clone();
+                }
+                for entries in [&one, &two, &Vec::new()] {
+                    let mut set = obj.clone();
+                    set_managed_fields(&mut set, entries);
+                    let want = encode_for_store(&set, None).expect("encodes");
+                    let got = encode_for_store(&obj, Some(entries)).expect("encodes");
+                    assert_eq!(
+                        String::from_utf8_lossy(&got),
+                        String::from_utf8_lossy(&want),
+                        "metadata {meta} (missing: {missing}), {} entries",
+                        entries.len()
+                    );
+                }
+            }
+        }
+    }
 
     fn keys(v: &Value) -> Vec<&str> {
         v.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default()

@@ -65,6 +65,11 @@ impl ManagedFieldsEntry {
         identifier(&self.manager, self.operation, &self.api_version, self.subresource.as_deref())
     }
 
+    /// The entry as [`ManagedFieldsEntry::to_json`] serializes, written straight out.
+    pub(super) fn serialized(&self) -> impl serde::Serialize + '_ {
+        Serialized(self)
+    }
+
     /// The entry as it appears in `metadata.managedFields` (keys in upstream's order).
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
@@ -291,4 +296,32 @@ pub(super) fn upgrade(entries: Vec<ManagedFieldsEntry>, csa: &str, ssa: &str) ->
     // ...and drop every client-side entry of that name.
     entries.retain(|e| !is_csa(e));
     entries
+}
+
+/// See [`ManagedFieldsEntry::serialized`]: the keys of [`ManagedFieldsEntry::to_json`], in its
+/// order.
+struct Serialized<'a>(&'a ManagedFieldsEntry);
+
+impl serde::Serialize for Serialized<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let e = self.0;
+        let mut m = s.serialize_map(None)?;
+        if !e.manager.is_empty() {
+            m.serialize_entry("manager", &e.manager)?;
+        }
+        m.serialize_entry("operation", e.operation.as_str())?;
+        if !e.api_version.is_empty() {
+            m.serialize_entry("apiVersion", &e.api_version)?;
+        }
+        if let Some(t) = &e.time {
+            m.serialize_entry("time", t)?;
+        }
+        m.serialize_entry("fieldsType", "FieldsV1")?;
+        m.serialize_entry("fieldsV1", &e.fields.fields_v1())?;
+        if let Some(sub) = e.subresource.as_deref().filter(|s| !s.is_empty()) {
+            m.serialize_entry("subresource", sub)?;
+        }
+        m.end()
+    }
 }

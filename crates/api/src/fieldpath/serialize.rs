@@ -13,6 +13,42 @@ use serde_json::{Map, Value};
 use super::value::{floats_only, write_go_json};
 use super::{FieldSet, PathElement};
 
+/// A [`FieldSet`] serialized as its `FieldsV1` JSON object (see [`FieldSet::fields_v1`]).
+pub struct FieldsV1<'a> {
+    set: &'a FieldSet,
+    /// Whether the node is itself a member (a `"."` key first).
+    include_self: bool,
+}
+
+impl serde::Serialize for FieldsV1<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let set = self.set;
+        let mut out = s.serialize_map(None)?;
+        if self.include_self && !(set.members.is_empty() && set.children.is_empty()) {
+            out.serialize_entry(".", &Empty)?;
+        }
+        for (pe, below, is_member) in set.merged() {
+            let key = pe.to_fields_v1_key();
+            match below {
+                None => out.serialize_entry(&key, &Empty)?,
+                Some(below) => out.serialize_entry(&key, &FieldsV1 { set: below, include_self: is_member })?,
+            }
+        }
+        out.end()
+    }
+}
+
+/// `{}`.
+struct Empty;
+
+impl serde::Serialize for Empty {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        s.serialize_map(Some(0))?.end()
+    }
+}
+
 /// Why a `FieldsV1` document could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum FieldsV1Error {
@@ -129,32 +165,44 @@ impl FieldSet {
         serde_json::to_string(&self.to_fields_v1()).unwrap_or_else(|_| "{}".to_string())
     }
 
-    fn emit(&self, include_self: bool) -> Map<String, Value> {
-        let mut out = Map::new();
-        if include_self && !(self.members.is_empty() && self.children.is_empty()) {
-            out.insert(".".to_string(), Value::Object(Map::new()));
-        }
+    /// The set in `FieldsV1` form as it serializes: what [`FieldSet::to_fields_v1`] builds,
+    /// written straight out without building it.
+    pub fn fields_v1(&self) -> FieldsV1<'_> {
+        FieldsV1 { set: self, include_self: false }
+    }
+
+    /// Members and children merged in path-element order (see [`FieldSet::emit`]): each with
+    /// its node below, if it has one, and whether it is also a member.
+    fn merged(&self) -> impl Iterator<Item = (&PathElement, Option<&FieldSet>, bool)> {
         let mut members = self.members.iter().peekable();
         let mut children = self.children.iter().peekable();
-        loop {
+        std::iter::from_fn(move || {
             let take_member = match (members.peek(), children.peek()) {
-                (None, None) => break,
+                (None, None) => return None,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (Some(m), Some((c, _))) => *m < *c,
             };
             if take_member {
-                if let Some(m) = members.next() {
-                    out.insert(m.to_fields_v1_key(), Value::Object(Map::new()));
-                }
-                continue;
+                return members.next().map(|m| (m, None, true));
             }
-            let Some((pe, set)) = children.next() else { break };
+            let (pe, set) = children.next()?;
             let is_member = members.peek().is_some_and(|m| *m == pe);
             if is_member {
                 members.next();
             }
-            out.insert(pe.to_fields_v1_key(), Value::Object(set.emit(is_member)));
+            Some((pe, Some(set), is_member))
+        })
+    }
+
+    fn emit(&self, include_self: bool) -> Map<String, Value> {
+        let mut out = Map::new();
+        if include_self && !(self.members.is_empty() && self.children.is_empty()) {
+            out.insert(".".to_string(), Value::Object(Map::new()));
+        }
+        for (pe, below, is_member) in self.merged() {
+            let value = below.map_or_else(Map::new, |below| below.emit(is_member));
+            out.insert(pe.to_fields_v1_key(), Value::Object(value));
         }
         out
     }
