@@ -814,7 +814,7 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
         )));
     }
     let annotations = binding.pointer("/metadata/annotations").cloned();
-    let info = ctx.info().clone();
+    let info = ctx.info();
     let pod_name = name.to_string();
     let now = registry::now_rfc3339();
     // One write sets the node and the PodScheduled condition, as upstream's binding REST does.
@@ -822,14 +822,14 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
         let mut pod = pod.clone();
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::conflict(
-                &info,
+                info,
                 &pod_name,
                 &format!("pod {pod_name} is being deleted, cannot be assigned to a host"),
             ));
         }
         if let Some(existing) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
             return Err(ApiError::conflict(
-                &info,
+                info,
                 &pod_name,
                 &format!("pod {pod_name} is already assigned to node {existing:?}"),
             ));

@@ -507,17 +507,15 @@ pub(crate) async fn create(ctx: &Ctx<'_>, mut obj: Value, opts: &WriteOptions) -
         obj = conversion::convert(obj, &ctx.storage().info);
     }
     // A generated name that collides is retried, as upstream does since 1.30.
-    let attempts = if explicit_name.is_none() && generate.is_some() { 8 } else { 1 };
+    let Some(generate) = generate.filter(|_| explicit_name.is_none()) else {
+        return create_once(ctx, obj, opts, Ownership::Record).await;
+    };
     let mut last_err = None;
-    for _ in 0..attempts {
+    for _ in 0..8 {
         let mut candidate = obj.clone();
-        if explicit_name.is_none()
-            && let Some(g) = &generate
-        {
-            meta_mut(&mut candidate).insert("name".into(), Value::String(generate_name(g)));
-        }
+        meta_mut(&mut candidate).insert("name".into(), Value::String(generate_name(&generate)));
         match create_once(ctx, candidate, opts, Ownership::Record).await {
-            Err(e) if e.reason == "AlreadyExists" && explicit_name.is_none() => last_err = Some(e),
+            Err(e) if e.reason == "AlreadyExists" => last_err = Some(e),
             other => return other,
         }
     }

@@ -288,8 +288,9 @@ fn filter_candidates(
 ) -> Vec<Option<Status>> {
     let len = candidates.len();
     let eval = |i: usize| run_filters_with_nominated(state, pod, candidates[(start + i) % len], snapshot);
-    let mut results = Vec::new();
     if len < PARALLEL_FILTER_THRESHOLD || threads < 2 {
+        // Nearly every node fits in the usual cluster: about `want` are evaluated.
+        let mut results = Vec::with_capacity(want.min(len));
         let mut found = 0;
         for i in 0..len {
             let r = eval(i);
@@ -326,6 +327,7 @@ fn filter_candidates(
     });
     let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
     done.sort_unstable_by_key(|(from, _)| *from);
+    let mut results = Vec::with_capacity(want.min(len));
     let mut feasible = 0;
     for r in done.into_iter().flat_map(|(_, part)| part) {
         feasible += usize::from(r.is_none());

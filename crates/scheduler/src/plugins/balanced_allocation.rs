@@ -13,13 +13,9 @@ pub(crate) fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
         (node.allocatable.milli_cpu, node.requested.milli_cpu + pod.requests.milli_cpu),
         (node.allocatable.memory, node.requested.memory + pod.requests.memory),
     ];
-    let fractions: Vec<f64> = pairs
-        .iter()
-        .filter(|(alloc, _)| *alloc != 0)
-        .map(|(alloc, req)| (*req as f64 / *alloc as f64).min(1.0))
-        .collect();
-    let std = match fractions.as_slice() {
-        [a, b] => ((a - b) / 2.0).abs(),
+    let fraction = |(alloc, req): (i64, i64)| (alloc != 0).then(|| (req as f64 / alloc as f64).min(1.0));
+    let std = match pairs.map(fraction) {
+        [Some(a), Some(b)] => ((a - b) / 2.0).abs(),
         _ => 0.0,
     };
     ((1.0 - std) * 100.0) as i64
