@@ -173,14 +173,13 @@ pub fn decode_managed_fields(obj: &Value) -> Result<Vec<ManagedFieldsEntry>, Man
 /// The entries as the JSON list stored in `metadata.managedFields`, in upstream's order
 /// (appliers first, then oldest first).
 pub fn encode_managed_fields(entries: &[ManagedFieldsEntry]) -> Value {
-    let mut sorted: Vec<&ManagedFieldsEntry> = entries.iter().collect();
-    managers::sort_entries(&mut sorted);
-    Value::Array(sorted.into_iter().map(ManagedFieldsEntry::to_json).collect())
+    // Serializing maps of string keys cannot fail.
+    serde_json::to_value(managed_fields_json(entries)).unwrap_or_else(|_| Value::Array(Vec::new()))
 }
 
-/// `entries` as `metadata.managedFields` serializes: what [`encode_managed_fields`] builds,
-/// written straight out without building it (a writer that serializes the object anyway need
-/// not make a tree of every field path first).
+/// `entries` as `metadata.managedFields` serializes, written straight out without building
+/// [`encode_managed_fields`]'s tree (a writer that serializes the object anyway need not make a
+/// map of every field path first).
 pub fn managed_fields_json(entries: &[ManagedFieldsEntry]) -> impl serde::Serialize + '_ {
     let mut sorted: Vec<&ManagedFieldsEntry> = entries.iter().collect();
     managers::sort_entries(&mut sorted);

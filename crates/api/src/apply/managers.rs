@@ -65,30 +65,16 @@ impl ManagedFieldsEntry {
         identifier(&self.manager, self.operation, &self.api_version, self.subresource.as_deref())
     }
 
-    /// The entry as [`ManagedFieldsEntry::to_json`] serializes, written straight out.
+    /// The entry as it serializes in `metadata.managedFields`, written straight out without
+    /// building a JSON tree ([`ManagedFieldsEntry::to_json`] is its tree).
     pub(super) fn serialized(&self) -> impl serde::Serialize + '_ {
         Serialized(self)
     }
 
     /// The entry as it appears in `metadata.managedFields` (keys in upstream's order).
     pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        if !self.manager.is_empty() {
-            m.insert("manager".into(), Value::from(self.manager.clone()));
-        }
-        m.insert("operation".into(), Value::from(self.operation.as_str()));
-        if !self.api_version.is_empty() {
-            m.insert("apiVersion".into(), Value::from(self.api_version.clone()));
-        }
-        if let Some(t) = &self.time {
-            m.insert("time".into(), Value::from(t.clone()));
-        }
-        m.insert("fieldsType".into(), Value::from("FieldsV1"));
-        m.insert("fieldsV1".into(), self.fields.to_fields_v1());
-        if let Some(s) = self.subresource.as_deref().filter(|s| !s.is_empty()) {
-            m.insert("subresource".into(), Value::from(s));
-        }
-        Value::Object(m)
+        // Serializing maps of string keys cannot fail.
+        serde_json::to_value(self.serialized()).unwrap_or_else(|_| Value::Object(Map::new()))
     }
 
     /// Reads one entry; `index` is its position, for upstream's messages.
@@ -298,8 +284,7 @@ pub(super) fn upgrade(entries: Vec<ManagedFieldsEntry>, csa: &str, ssa: &str) ->
     entries
 }
 
-/// See [`ManagedFieldsEntry::serialized`]: the keys of [`ManagedFieldsEntry::to_json`], in its
-/// order.
+/// See [`ManagedFieldsEntry::serialized`]: upstream's keys, in its order.
 struct Serialized<'a>(&'a ManagedFieldsEntry);
 
 impl serde::Serialize for Serialized<'_> {

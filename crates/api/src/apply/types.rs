@@ -12,9 +12,6 @@
 //!   `x-kubernetes-preserve-unknown-fields` (or in a free-form object), where upstream's
 //!   "deduced" type applies: objects granular, lists atomic.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use super::compiled::{self, Node};
@@ -128,8 +125,8 @@ pub(super) enum Implicit {
 }
 
 /// What [`Ty::shape`] reads of a schema position. Each is a hashed lookup of a key in the
-/// schema's JSON, a dozen for every value walked, so for the built-in definitions they are
-/// found once per position and thread.
+/// schema's JSON, a dozen for every value walked, so for the built-in definitions they are read
+/// once per position, into its [`Node`].
 #[derive(Clone, Copy)]
 pub(super) struct Facts {
     /// Int-or-string, quantities, raw extensions: leaves whatever their JSON.
@@ -143,21 +140,7 @@ pub(super) struct Facts {
     atomic_map: bool,
 }
 
-thread_local! {
-    static FACTS: RefCell<HashMap<usize, Facts>> = RefCell::new(HashMap::new());
-}
-
 impl Facts {
-    fn of(schema: Schema<'_>) -> Facts {
-        let Some(id) = schema.builtin_id() else { return Facts::read(schema) };
-        if let Some(f) = FACTS.with(|c| c.borrow().get(&id).copied()) {
-            return f;
-        }
-        let f = Facts::read(schema);
-        FACTS.with(|c| c.borrow_mut().insert(id, f));
-        f
-    }
-
     pub(super) fn read(schema: Schema<'_>) -> Facts {
         let object = schema.is_object();
         let array = schema.is_array();
@@ -206,7 +189,7 @@ impl<'a> Ty<'a> {
         let (schema, facts) = match self {
             Ty::Untyped => return Shape::Leaf,
             Ty::Deduced => return if v.is_object() || v.is_null() { Shape::Map } else { Shape::Leaf },
-            Ty::Schema { schema, .. } => (*schema, Facts::of(*schema)),
+            Ty::Schema { schema, .. } => (*schema, Facts::read(*schema)),
             Ty::Node { node, .. } => (node.schema, node.facts),
         };
         if facts.opaque {

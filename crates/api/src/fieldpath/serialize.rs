@@ -156,22 +156,22 @@ fn json_type(v: &Value) -> &'static str {
 impl FieldSet {
     /// The set in upstream's `FieldsV1` form, as a JSON object (keys in upstream's order).
     pub fn to_fields_v1(&self) -> Value {
-        Value::Object(self.emit(false))
+        // Serializing maps of string keys cannot fail.
+        serde_json::to_value(self.fields_v1()).unwrap_or_else(|_| Value::Object(Map::new()))
     }
 
     /// The set as `FieldsV1` JSON text, byte-identical to upstream's `Set.ToJSON`.
     pub fn to_fields_v1_string(&self) -> String {
-        // Serializing a map of strings to objects cannot fail.
-        serde_json::to_string(&self.to_fields_v1()).unwrap_or_else(|_| "{}".to_string())
+        serde_json::to_string(&self.fields_v1()).unwrap_or_else(|_| "{}".to_string())
     }
 
-    /// The set in `FieldsV1` form as it serializes: what [`FieldSet::to_fields_v1`] builds,
-    /// written straight out without building it.
+    /// The set in `FieldsV1` form as it serializes, written straight out without building a
+    /// JSON tree ([`FieldSet::to_fields_v1`] is its tree).
     pub fn fields_v1(&self) -> FieldsV1<'_> {
         FieldsV1 { set: self, include_self: false }
     }
 
-    /// Members and children merged in path-element order (see [`FieldSet::emit`]): each with
+    /// Members and children merged in path-element order, as upstream writes them: each with
     /// its node below, if it has one, and whether it is also a member.
     fn merged(&self) -> impl Iterator<Item = (&PathElement, Option<&FieldSet>, bool)> {
         let mut members = self.members.iter().peekable();
@@ -193,18 +193,6 @@ impl FieldSet {
             }
             Some((pe, Some(set), is_member))
         })
-    }
-
-    fn emit(&self, include_self: bool) -> Map<String, Value> {
-        let mut out = Map::new();
-        if include_self && !(self.members.is_empty() && self.children.is_empty()) {
-            out.insert(".".to_string(), Value::Object(Map::new()));
-        }
-        for (pe, below, is_member) in self.merged() {
-            let value = below.map_or_else(Map::new, |below| below.emit(is_member));
-            out.insert(pe.to_fields_v1_key(), Value::Object(value));
-        }
-        out
     }
 
     /// Reads a `FieldsV1` document (a JSON object).
