@@ -520,6 +520,18 @@ async fn scale_and_binding_subresources() {
     assert_eq!(r.json()["metadata"]["resourceVersion"], p["metadata"]["resourceVersion"], "{}", r.text());
     let r = api.request(Method::POST, "/api/v1/namespaces/s/pods/p/binding", Some(binding)).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
+    // A binding of a pod that is not there is a 404, and a dry run binds nothing.
+    let to_node = |pod: &str| json!({"metadata": {"name": pod}, "target": {"name": "node-1"}});
+    let r = api.request(Method::POST, "/api/v1/namespaces/s/pods/nobody/binding", Some(to_node("nobody"))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let q = api.request(Method::POST, "/api/v1/namespaces/s/pods", Some(pod)).await.json();
+    let r = api.request(Method::POST, "/api/v1/namespaces/s/pods/q/binding?dryRun=All", Some(to_node("q"))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let read = api.request(Method::GET, "/api/v1/namespaces/s/pods/q", None).await.json();
+    assert_eq!(read["metadata"]["resourceVersion"], q["metadata"]["resourceVersion"]);
+    assert!(read["spec"].get("nodeName").is_none(), "{read}");
 }
 
 #[tokio::test]

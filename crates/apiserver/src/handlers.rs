@@ -788,7 +788,7 @@ fn strategic(
 async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions) -> ApiResult<Response<Body>> {
     use skiff_api::{FieldError, Path};
     // Upstream's `ValidatePodBinding`, plus the annotations the binding adds to the pod: the pod
-    // is not validated again (see `UpdateTarget::System`), and a bad key stored now would fail
+    // is not validated again (see `registry::system_update`), and a bad key stored now would fail
     // every later write of it.
     let mut errs = Vec::new();
     let target = Path::new("target");
@@ -818,8 +818,7 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
     let pod_name = name.to_string();
     let now = registry::now_rfc3339();
     // One write sets the node and the PodScheduled condition, as upstream's binding REST does.
-    registry::guaranteed_update(ctx, name, UpdateTarget::System, opts, &move |pod: &Value| {
-        let mut pod = pod.clone();
+    registry::system_update(ctx, name, opts, &move |pod: &mut Value| {
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::conflict(
                 info,
@@ -834,7 +833,7 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
                 &format!("pod {pod_name} is already assigned to node {existing:?}"),
             ));
         }
-        // The pod is stored as it is (see `UpdateTarget::System`), so every key goes where the
+        // The pod is stored as it is (see `registry::system_update`), so every key goes where the
         // typed encoding puts it: struct fields and map keys in sorted order.
         let root = pod.as_object_mut().ok_or_else(|| ApiError::internal("the stored pod is not an object"))?;
         skiff_api::strategy::insert_sorted(object_at(root, "spec")?, "nodeName", json!(node));
@@ -850,16 +849,15 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
             }
         }
         let status = object_at(root, "status")?;
-        let conds = status.get("conditions").and_then(Value::as_array).cloned().unwrap_or_default();
-        let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+        let mut conds = match status.get_mut("conditions") {
+            Some(Value::Array(c)) => std::mem::take(c),
+            _ => Vec::new(),
+        };
+        conds.retain(|c| c["type"] != "PodScheduled");
         // An unset lastProbeTime is left out, as the typed encoding leaves it out.
         conds.push(json!({"lastTransitionTime": now, "status": "True", "type": "PodScheduled"}));
         skiff_api::strategy::insert_sorted(status, "conditions", Value::Array(conds));
-        if let Some(m) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
-            // `shift_remove`: `remove` would move the last key into its place.
-            m.shift_remove("resourceVersion");
-        }
-        Ok(pod)
+        Ok(())
     })
     .await?;
     Ok(body::json(StatusCode::CREATED, &crate::status::success_status(json!({}))))

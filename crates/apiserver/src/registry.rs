@@ -117,7 +117,7 @@ fn subresource_of(target: UpdateTarget) -> Option<&'static str> {
         UpdateTarget::Status => Some("status"),
         UpdateTarget::Scale => Some("scale"),
         UpdateTarget::Approval => Some("approval"),
-        UpdateTarget::Main | UpdateTarget::Finalize | UpdateTarget::System => None,
+        UpdateTarget::Main | UpdateTarget::Finalize => None,
     }
 }
 
@@ -599,13 +599,6 @@ pub(crate) enum UpdateTarget {
     Status,
     /// `namespaces/<n>/finalize`: only `spec.finalizers` changes.
     Finalize,
-    /// A server-side change through a narrow subresource (`pods/<n>/binding`): the mutation
-    /// decides what changes, spec and status alike. Upstream writes a binding straight to
-    /// storage, past the kind's strategy and the field manager: the object is not decoded,
-    /// defaulted or validated again (the stored object already was, and the mutation checks
-    /// its own input), and managedFields are left as they are. The mutation keeps the stored
-    /// object's canonical form (keys where the typed encoding puts them).
-    System,
     /// `certificatesigningrequests/<n>/approval`: only `status.conditions` changes.
     Approval,
     /// The `scale` subresource: a main-resource update recorded as written through `scale`.
@@ -647,6 +640,64 @@ pub(crate) async fn guaranteed_update(
     mutate: &Mutation<'_>,
 ) -> ApiResult<WriteResult> {
     update_with(ctx, name, target, opts, mutate, Ownership::Record).await
+}
+
+/// A storage-level update, as upstream's binding REST makes one (`GuaranteedUpdate` on the
+/// store itself): `mutate` changes the stored object in place, and it is written back as it
+/// is, past the kind's strategy, admission and the field manager. The object is not defaulted
+/// or validated again (the stored object already was, and the caller checks its own input),
+/// `metadata.managedFields` and `generation` stay as they were, and the mutation keeps the
+/// stored object's canonical form (keys where the typed encoding puts them). Like
+/// [`guaranteed_update`], the first attempt starts from the watch cache and only a successful
+/// write stands; a conflict or anything else that could come from a stale cache goes round
+/// again from the store. Only for resources served in their storage version.
+pub(crate) async fn system_update(
+    ctx: &Ctx<'_>,
+    name: &str,
+    opts: &WriteOptions,
+    mutate: &(dyn Fn(&mut Value) -> ApiResult<()> + Send + Sync),
+) -> ApiResult<()> {
+    if !served_as_stored(ctx.server, ctx.info()) {
+        return Err(ApiError::internal("a storage-level update needs the storage version"));
+    }
+    let key = ctx.key(name);
+    for attempt in 0..16 {
+        let cached = if attempt == 0 && !opts.dry_run { ctx.server.cache.get(&ctx.storage_name(), &key) } else { None };
+        let from_cache = cached.is_some();
+        let (bytes, revision) = match cached {
+            Some(obj) => (obj.bytes.clone(), obj.mod_revision),
+            None => {
+                let kv = ctx.server.store.get(&key).await?.ok_or_else(|| ApiError::not_found_info(ctx.info(), name))?;
+                (kv.value, kv.mod_revision)
+            }
+        };
+        let mut obj = match parse(&bytes) {
+            Err(_) if from_cache => continue,
+            o => o?,
+        };
+        // The cache's copy carries its resourceVersion; the stored bytes do not.
+        if let Some(Value::Object(m)) = obj.get_mut("metadata") {
+            m.shift_remove("resourceVersion");
+        }
+        match mutate(&mut obj) {
+            Err(_) if from_cache => continue,
+            r => r?,
+        }
+        let value = encode_for_store(&obj, None)?;
+        if opts.dry_run {
+            return Ok(());
+        }
+        let start = std::time::Instant::now();
+        let res = ctx.server.store.update(&key, value, revision).await;
+        ctx.server.metrics.observe_store("update", start.elapsed().as_secs_f64());
+        match res {
+            Ok(_) => return Ok(()),
+            // Changed or deleted meanwhile: read it again (a deleted one is a 404 then).
+            Err(skiff_store::Error::Conflict { .. } | skiff_store::Error::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(ctx.info(), name, "too many concurrent updates; please try again"))
 }
 
 async fn update_with(
@@ -968,7 +1019,6 @@ async fn update_once(
             new["spec"]["finalizers"] = fins;
             new
         }
-        UpdateTarget::System => std::mem::take(desired),
     };
     // Server-side apply computed the entries (for a subresource too, where `new` starts from
     // the stored object): keep them.
@@ -1025,20 +1075,14 @@ async fn update_once(
         }
     }
     let op = match target {
-        UpdateTarget::Status | UpdateTarget::Approval => Some(Operation::UpdateStatus { old: &old }),
-        UpdateTarget::Finalize => Some(Operation::System { old: &old }),
-        UpdateTarget::System => None,
-        UpdateTarget::Main | UpdateTarget::Scale => Some(Operation::Update { old: &old }),
+        UpdateTarget::Status | UpdateTarget::Approval => Operation::UpdateStatus { old: &old },
+        UpdateTarget::Finalize => Operation::System { old: &old },
+        UpdateTarget::Main | UpdateTarget::Scale => Operation::Update { old: &old },
     };
     let mut warnings = Vec::new();
-    let mut new = match op {
-        Some(op) => admit(ctx, new, op, opts, &mut warnings)?,
-        None => new,
-    };
-    // A system write (`pods/binding`) is a storage-level update upstream, outside the field
-    // manager: the entries stay as they were.
+    let mut new = admit(ctx, new, op, opts, &mut warnings)?;
     // Written with the object's bytes (see `StoredForm`), not into `new`.
-    let managed = (ownership == Ownership::Record && target != UpdateTarget::System).then(|| {
+    let managed = (ownership == Ownership::Record).then(|| {
         let storage = ctx.storage();
         let sub = subresource_of(target);
         let managers = skiff_api::apply::managers_for_update(Some(&old), &new, sub);

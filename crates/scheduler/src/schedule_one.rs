@@ -93,6 +93,10 @@ pub(crate) fn run_filters_with_nominated(
     node: &NodeInfo,
     snapshot: &Snapshot,
 ) -> Option<Status> {
+    // Nearly always none: no lookup (a hash of the node's name) per node then.
+    if snapshot.nominated.is_empty() {
+        return run_filters(state, pod, node, snapshot);
+    }
     let nominated: Vec<_> = snapshot
         .nominated
         .get(&node.name)
