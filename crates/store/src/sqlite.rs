@@ -81,7 +81,8 @@ impl SqliteOptions {
 /// [`SqliteOptions::linger`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Linger {
-    /// Stop waiting when no request came for this long.
+    /// Stop waiting when no request came for this long (the writer sleeps for a gap, takes
+    /// what came meanwhile, and stops after a gap in which nothing did).
     pub gap: std::time::Duration,
     /// Never wait longer than this for one batch.
     pub max: std::time::Duration,

@@ -135,25 +135,36 @@ impl Writer {
 
 /// The batch that starts with `first`: everything queued (up to `max_batch`), and what arrives
 /// while requests keep coming within the `linger`'s gap, until its maximum.
+///
+/// The writer sleeps through each gap and then takes what came, instead of waiting on the
+/// queue: a sender wakes the writer only when it is idle in [`Writer::run`], not once per
+/// request of a busy batch (a futex wake and a context switch each, on every write).
 fn collect<T>(first: T, requests: &mpsc::Receiver<T>, max_batch: usize, linger: Linger) -> Vec<T> {
     let mut batch = vec![first];
+    // Takes what is queued; false when every sender is gone.
+    let drain = |batch: &mut Vec<T>| {
+        while batch.len() < max_batch {
+            match requests.try_recv() {
+                Ok(req) => batch.push(req),
+                Err(mpsc::TryRecvError::Empty) => return true,
+                Err(mpsc::TryRecvError::Disconnected) => return false,
+            }
+        }
+        true
+    };
+    if !drain(&mut batch) || linger.gap.is_zero() {
+        return batch;
+    }
     let deadline = Instant::now() + linger.max;
     while batch.len() < max_batch {
-        match requests.try_recv() {
-            Ok(req) => {
-                batch.push(req);
-                continue;
-            }
-            Err(mpsc::TryRecvError::Disconnected) => break,
-            Err(mpsc::TryRecvError::Empty) => {}
-        }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || linger.gap.is_zero() {
+        if left.is_zero() {
             break;
         }
-        match requests.recv_timeout(linger.gap.min(left)) {
-            Ok(req) => batch.push(req),
-            Err(_) => break,
+        std::thread::sleep(linger.gap.min(left));
+        let before = batch.len();
+        if !drain(&mut batch) || batch.len() == before {
+            break;
         }
     }
     batch
