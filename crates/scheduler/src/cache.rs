@@ -25,8 +25,10 @@ pub(crate) fn pod_key(pod: &Pod) -> String {
 /// A pod affinity term, compiled.
 #[derive(Clone, Debug)]
 pub(crate) struct AffinityTerm {
-    /// Namespaces the term applies to (the pod's own when none are listed).
-    pub(crate) namespaces: HashSet<String>,
+    /// Namespaces the term applies to (the pod's own when none are listed), without
+    /// repeats. Nearly always one or a few: a scan costs less than hashing the pod's
+    /// namespace, which happens for every pod of the cluster in each cycle.
+    pub(crate) namespaces: Vec<String>,
     /// `namespaceSelector`: `Some(Nothing)` when unset.
     pub(crate) namespace_selector: Selector,
     pub(crate) selector: Selector,
@@ -36,21 +38,23 @@ pub(crate) struct AffinityTerm {
 impl AffinityTerm {
     fn new(pod: &Pod, term: &PodAffinityTerm) -> AffinityTerm {
         let own_ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-        let mut namespaces: HashSet<String> = term.namespaces.iter().flatten().cloned().collect();
+        let mut namespaces: Vec<String> = term.namespaces.clone().unwrap_or_default();
+        namespaces.sort_unstable();
+        namespaces.dedup();
         if namespaces.is_empty() && term.namespace_selector.is_none() {
-            namespaces.insert(own_ns);
+            namespaces.push(own_ns);
         }
         let mut selector = Selector::new(term.label_selector.as_ref());
         // matchLabelKeys / mismatchLabelKeys: the pod's own values for those keys are ANDed into
         // the selector as `in` / `notin` requirements.
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let label = |key: &String| pod.metadata.labels.as_ref().and_then(|l| l.get(key));
         for key in term.match_label_keys.iter().flatten() {
-            if let Some(v) = labels.get(key) {
+            if let Some(v) = label(key) {
                 selector = selector.with_label(key, v);
             }
         }
         for key in term.mismatch_label_keys.iter().flatten() {
-            if let Some(v) = labels.get(key) {
+            if let Some(v) = label(key) {
                 selector = selector.without_label(key, v);
             }
         }

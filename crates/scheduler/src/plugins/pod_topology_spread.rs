@@ -99,8 +99,9 @@ fn count_matching(node: &NodeInfo, selector: &Selector, namespace: &str) -> i64 
 }
 
 /// Matching pods per topology value, one map per constraint (by index). Looking a value up
-/// borrows the node's label: the loops over every node allocate nothing.
-type DomainCounts = Vec<HashMap<String, i64>>;
+/// borrows the node's label: the loops over every node allocate nothing. The maps are rebuilt
+/// every cycle and looked up once per node, so they hash with foldhash, not SipHash.
+type DomainCounts = Vec<HashMap<String, i64, foldhash::fast::RandomState>>;
 
 #[derive(Debug, Default)]
 pub(crate) struct FilterState {
@@ -116,16 +117,21 @@ pub(crate) fn pre_filter(pod: &PodInfo, snapshot: &Snapshot) -> FilterState {
     if cs.is_empty() {
         return s;
     }
-    s.counts = vec![HashMap::new(); cs.len()];
+    s.counts = vec![HashMap::default(); cs.len()];
+    // The node's value for each constraint's key, found once: this loop visits every node of
+    // the cluster in each cycle, and each label lookup compares strings held elsewhere in memory.
+    let mut values: Vec<&String> = Vec::with_capacity(cs.len());
     for node in &snapshot.nodes {
-        if !has_all_keys(node, &cs) {
+        values.clear();
+        // A node lacking any of the keys is not counted (has_all_keys).
+        if !cs.iter().all(|c| node.labels.get(&c.key).map(|v| values.push(v)).is_some()) {
             continue;
         }
         for (i, c) in cs.iter().enumerate() {
             if !included(c, pod, node) {
                 continue;
             }
-            let value = &node.labels[&c.key];
+            let value = values[i];
             let n = count_matching(node, &c.selector, &pod.namespace);
             match s.counts[i].get_mut(value.as_str()) {
                 Some(count) => *count += n,
@@ -181,7 +187,7 @@ pub(crate) fn pre_score(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snapsh
     if cs.is_empty() {
         return s;
     }
-    s.counts = vec![HashMap::new(); cs.len()];
+    s.counts = vec![HashMap::default(); cs.len()];
     for node in feasible {
         if require_all && !has_all_keys(node, &cs) {
             s.ignored.insert(node.name.clone());

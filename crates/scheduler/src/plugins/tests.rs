@@ -273,6 +273,31 @@ fn inter_pod_affinity_filter() {
 }
 
 #[test]
+fn affinity_terms_listing_namespaces() {
+    let mut snap = Snapshot::new(vec![zoned("a", "z1"), zoned("b", "z2"), zoned("c", "z3")]);
+    place(&mut snap, "a", pod("db", json!({"metadata": {"namespace": "team-a", "labels": {"app": "db"}}})));
+    place(&mut snap, "b", pod("db", json!({"metadata": {"namespace": "default", "labels": {"app": "db"}}})));
+    place(&mut snap, "c", pod("db", json!({"metadata": {"namespace": "team-b", "labels": {"app": "db"}}})));
+    let avoiding = |namespaces: Value| {
+        pod(
+            "p",
+            json!({"spec": {"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "db"}}, "namespaces": namespaces, "topologyKey": "zone"}
+            ]}}}}),
+        )
+    };
+    let check = |p: &PodInfo| -> Vec<bool> {
+        let state = inter_pod_affinity::pre_filter(p, &snap);
+        snap.nodes.iter().map(|n| inter_pod_affinity::filter(&state, p, n, &snap).is_none()).collect()
+    };
+    // Listed namespaces replace the pod's own; a repeated name counts once.
+    assert_eq!(check(&avoiding(json!(["team-a", "team-a"]))), vec![false, true, true]);
+    assert_eq!(check(&avoiding(json!(["team-b", "default"]))), vec![true, false, false]);
+    // None listed and no namespace selector: the pod's own namespace.
+    assert_eq!(check(&avoiding(json!([]))), vec![true, false, true]);
+}
+
+#[test]
 fn inter_pod_affinity_score() {
     let mut snap = Snapshot::new(vec![zoned("a", "z1"), zoned("b", "z1"), zoned("c", "z2")]);
     place(&mut snap, "a", labelled("db", json!({"app": "db"})));
