@@ -161,8 +161,8 @@ pub(crate) fn score_nodes(pod: &PodInfo, feasible: &[&NodeInfo], snapshot: &Snap
 }
 
 /// Picks a highest-scoring node, uniformly among ties (reservoir sampling, as upstream).
-pub(crate) fn select_host<'a>(scored: &[(&'a str, i64)], rng: &mut impl Rng) -> Option<&'a str> {
-    let mut best: Option<(&str, i64)> = None;
+pub(crate) fn select_host<T: Copy>(scored: &[(T, i64)], rng: &mut impl Rng) -> Option<T> {
+    let mut best: Option<(T, i64)> = None;
     let mut ties = 0u32;
     for &(name, score) in scored {
         match best {
@@ -221,6 +221,9 @@ pub(crate) fn schedule_pod(
     if n == 0 {
         return Err(ScheduleFailure::NoNodes);
     }
+    if plain(pod, snapshot) {
+        return schedule_plain(pod, snapshot, percentage, next_start, rng);
+    }
     let mut diagnosis = Diagnosis::default();
     let candidates: Vec<&NodeInfo> = match node_affinity::pre_filter(pod) {
         Err(status) => {
@@ -275,6 +278,92 @@ pub(crate) fn schedule_pod(
         select_host(&scored, rng).unwrap_or(feasible[0].name.as_str()).to_string()
     };
     Ok(ScheduleResult { node, evaluated_nodes: processed, feasible_nodes: feasible.len() })
+}
+
+/// Whether only its resources, cordons and taints can keep `pod` off a node: no node
+/// selection, host ports, extended resources, hard spreading or pod (anti-)affinity of its
+/// own, no pod in the cluster with required anti-affinity, no nominations to honour. Such a
+/// pod (most pods) is filtered from the snapshot's [`crate::cache::NodeFit`]s.
+pub(crate) fn plain(pod: &PodInfo, snapshot: &Snapshot) -> bool {
+    let spec = pod.pod.spec.as_ref();
+    snapshot.has_fits()
+        && snapshot.nominated.is_empty()
+        && pod.host_ports.is_empty()
+        && pod.requests.scalar.is_empty()
+        && spec.and_then(|s| s.node_name.as_deref()).is_none_or(str::is_empty)
+        && pod.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).is_none_or(str::is_empty)
+        && node_affinity::filter_passes_all(pod)
+        && pod_topology_spread::filter_passes_all(pod)
+        && inter_pod_affinity::filter_passes_all(pod, snapshot)
+}
+
+/// [`schedule_pod`] for a [`plain`] pod, with the same result. An open node (neither
+/// cordoned nor tainted) that has room is feasible without running the filters; any other
+/// node goes through them, for its status or because a toleration may let the pod in. When
+/// every feasible node is open and no plugin but the resource ones can tell nodes apart,
+/// the scores come from the fits too: the others would add the same amount to every node.
+fn schedule_plain(
+    pod: &PodInfo,
+    snapshot: &Snapshot,
+    percentage: Option<u32>,
+    next_start: &mut usize,
+    rng: &mut impl Rng,
+) -> Result<ScheduleResult, ScheduleFailure> {
+    let n = snapshot.nodes.len();
+    let fits = snapshot.fits.as_slice();
+    let state = pre_filter(pod, snapshot);
+    let want = num_feasible_nodes_to_find(percentage, n);
+    let mut diagnosis = Diagnosis::default();
+    let mut feasible: Vec<usize> = Vec::with_capacity(want.min(n));
+    let mut all_open = true;
+    let mut processed = 0;
+    while processed < n && feasible.len() < want {
+        let i = (*next_start + processed) % n;
+        processed += 1;
+        let fit = &fits[i];
+        if fit.open && node_resources_fit::fits(pod, fit) {
+            feasible.push(i);
+            continue;
+        }
+        let node = &snapshot.nodes[i];
+        match run_filters(&state, pod, node, snapshot) {
+            None => {
+                all_open &= fit.open;
+                feasible.push(i);
+            }
+            Some(status) => {
+                diagnosis.node_to_status.insert(node.name.clone(), status);
+            }
+        }
+    }
+    *next_start = (*next_start + processed) % n;
+    let name = |i: usize| snapshot.nodes[i].name.clone();
+    let chosen = match feasible.as_slice() {
+        [] => return Err(ScheduleFailure::Unfit { num_all_nodes: n, diagnosis }),
+        [only] => *only,
+        _ => {
+            let images = image_locality::pod_images(pod, snapshot);
+            let by_fits = all_open
+                && node_affinity::scores_nothing(pod)
+                && pod_topology_spread::scores_nothing(pod)
+                && inter_pod_affinity::scores_nothing(pod, snapshot)
+                && images.scores_nothing();
+            let scored: Vec<(usize, i64)> = if by_fits {
+                feasible
+                    .iter()
+                    .map(|&i| {
+                        let fit = &fits[i];
+                        (i, node_resources_fit::score_fit(pod, fit) + balanced_allocation::score_fit(pod, fit))
+                    })
+                    .collect()
+            } else {
+                let nodes: Vec<&NodeInfo> = feasible.iter().map(|&i| snapshot.nodes[i].as_ref()).collect();
+                feasible.iter().copied().zip(score_nodes(pod, &nodes, snapshot)).collect()
+            };
+            select_host(&scored, rng).unwrap_or(feasible[0])
+        }
+    };
+    Ok(ScheduleResult { node: name(chosen), evaluated_nodes: processed, feasible_nodes: feasible.len() })
 }
 
 /// Filters `candidates` starting at `start` (wrapping), stopping once `want` nodes passed.
@@ -416,7 +505,7 @@ fn select_victims(pod: &PodInfo, snapshot: &Snapshot, index: usize) -> Result<Ve
     if lower.is_empty() {
         return Err(Status::unresolvable(PREEMPTION, "No preemption victims found for incoming pod"));
     }
-    let mut trial = snapshot.clone();
+    let mut trial = snapshot.trial();
     for v in &lower {
         trial.change_node(index, |n| n.remove_pod(&v.key));
     }
@@ -501,7 +590,7 @@ mod tests {
             seen.insert(select_host(&scored, &mut rng).unwrap());
         }
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec!["b", "c"]);
-        assert_eq!(select_host(&[], &mut rng), None);
+        assert_eq!(select_host::<&str>(&[], &mut rng), None);
     }
 }
 

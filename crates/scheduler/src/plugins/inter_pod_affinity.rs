@@ -118,6 +118,20 @@ pub(crate) fn filter(state: &FilterState, pod: &PodInfo, node: &NodeInfo, snapsh
     existing.then(|| Status::unschedulable(NAME, EXISTING_ANTI_AFFINITY_REASON))
 }
 
+/// Whether [`filter`] passes `pod` on every node: it has no required terms of its own and no
+/// pod in the cluster has required anti-affinity (the nodes [`pre_filter`] would visit).
+pub(crate) fn filter_passes_all(pod: &PodInfo, snapshot: &Snapshot) -> bool {
+    pod.required_affinity.is_empty()
+        && pod.required_anti_affinity.is_empty()
+        && snapshot.with_required_anti_affinity.is_empty()
+}
+
+/// Whether [`score`] is 0 on every node: the pod has no preferred terms and no node holds pods
+/// with terms of their own (the nodes [`pre_score`] would visit).
+pub(crate) fn scores_nothing(pod: &PodInfo, snapshot: &Snapshot) -> bool {
+    pod.preferred_affinity.is_empty() && pod.preferred_anti_affinity.is_empty() && snapshot.with_affinity.is_empty()
+}
+
 fn satisfies_affinity(state: &FilterState, pod: &PodInfo, node: &NodeInfo, snapshot: &Snapshot) -> bool {
     let mut pods_exist = true;
     for term in &pod.required_affinity {

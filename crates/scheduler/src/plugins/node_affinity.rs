@@ -31,6 +31,31 @@ pub(crate) fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
     }
 }
 
+/// Whether [`filter`] passes every node: the pod has neither a nodeSelector nor required node
+/// affinity.
+pub(crate) fn filter_passes_all(pod: &PodInfo) -> bool {
+    let Some(spec) = pod.pod.spec.as_ref() else { return true };
+    spec.node_selector.as_ref().is_none_or(|s| s.is_empty())
+        && spec
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref())
+            .is_none_or(|na| na.required_during_scheduling_ignored_during_execution.is_none())
+}
+
+/// Whether [`score`] is 0 on every node: no preferred term carries weight.
+pub(crate) fn scores_nothing(pod: &PodInfo) -> bool {
+    pod.pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .all(|t| t.weight == 0)
+}
+
 /// Upstream's PreFilter: when every required term pins `metadata.name In [...]`, only those nodes
 /// are worth filtering (DaemonSet pods). `Ok(None)` means all nodes; an empty intersection
 /// rejects the pod outright.

@@ -1,7 +1,7 @@
 //! NodeResourcesFit: the pod's requests must fit in the node's allocatable minus what pods on it
 //! already request (filter); the LeastAllocated strategy prefers emptier nodes (score).
 
-use crate::cache::{NodeInfo, PodInfo};
+use crate::cache::{NodeFit, NodeInfo, PodInfo};
 use crate::framework::{Code, Status};
 
 pub(crate) const NAME: &str = "NodeResourcesFit";
@@ -37,12 +37,33 @@ pub(crate) fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
     Some(Status { code, reasons, plugin: NAME })
 }
 
+/// [`filter`] from the node's [`NodeFit`], for a pod without extended resource requests:
+/// whether the pod fits (`filter` gives `None`).
+pub(crate) fn fits(pod: &PodInfo, node: &NodeFit) -> bool {
+    debug_assert!(pod.requests.scalar.is_empty());
+    let req = &pod.requests;
+    let want = [req.milli_cpu, req.memory, req.ephemeral_storage];
+    node.pods < node.allowed_pods && (0..3).all(|k| want[k] <= 0 || want[k] <= node.allocatable[k] - node.requested[k])
+}
+
 /// LeastAllocated over cpu and memory (weight 1 each), with the non-zero request defaults.
 pub(crate) fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
-    let pairs = [
+    least_allocated([
         (node.allocatable.milli_cpu, node.non_zero_requested.milli_cpu + pod.non_zero_requests.milli_cpu),
         (node.allocatable.memory, node.non_zero_requested.memory + pod.non_zero_requests.memory),
-    ];
+    ])
+}
+
+/// [`score`] from the node's [`NodeFit`].
+pub(crate) fn score_fit(pod: &PodInfo, node: &NodeFit) -> i64 {
+    least_allocated([
+        (node.allocatable[0], node.non_zero_requested[0] + pod.non_zero_requests.milli_cpu),
+        (node.allocatable[1], node.non_zero_requested[1] + pod.non_zero_requests.memory),
+    ])
+}
+
+/// `(allocatable, requested with the pod)` of cpu and memory.
+fn least_allocated(pairs: [(i64, i64); 2]) -> i64 {
     let (mut sum, mut weights) = (0, 0);
     for (alloc, req) in pairs {
         if alloc == 0 {

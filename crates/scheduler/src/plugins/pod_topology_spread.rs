@@ -146,6 +146,25 @@ pub(crate) fn pre_filter(pod: &PodInfo, snapshot: &Snapshot) -> FilterState {
     s
 }
 
+/// Whether [`filter`] passes every node: the pod has no `DoNotSchedule` constraints (the
+/// system defaults are `ScheduleAnyway`).
+pub(crate) fn filter_passes_all(pod: &PodInfo) -> bool {
+    let list = pod.pod.spec.as_ref().and_then(|s| s.topology_spread_constraints.as_deref()).unwrap_or_default();
+    list.iter().all(|c| c.when_unsatisfiable != "DoNotSchedule")
+}
+
+/// Whether the score is 0 on every node: the pod has no `ScheduleAnyway` constraints, of its
+/// own or the system defaults.
+pub(crate) fn scores_nothing(pod: &PodInfo) -> bool {
+    // As `constraints` decides, without building them.
+    let list = pod.pod.spec.as_ref().and_then(|s| s.topology_spread_constraints.as_deref()).unwrap_or_default();
+    if list.is_empty() {
+        pod.default_spread_selector.is_none()
+    } else {
+        list.iter().all(|c| c.when_unsatisfiable != "ScheduleAnyway")
+    }
+}
+
 pub(crate) fn filter(state: &FilterState, pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
     for (i, c) in state.constraints.iter().enumerate() {
         let Some(value) = node.labels.get(&c.key) else {

@@ -712,3 +712,98 @@ fn system_default_spreading_for_owned_pods() {
     assert_eq!(raw, vec![Some(12), Some(9), Some(9)]);
     assert_eq!(pod_topology_spread::normalize(&state, &raw), vec![75, 100, 100]);
 }
+
+/// A plain pod's cycle, filtered (and, when nothing else scores, scored) from the node fits,
+/// decides exactly as the general one over the node infos: same node, same number of nodes
+/// evaluated and found feasible, same failure message, same place to start next. The
+/// clusters mix cordoned, tainted, full and loaded nodes; the pods tolerate or not, fit or
+/// not, and some have preferences that only the general scoring reads.
+#[test]
+fn plain_cycles_decide_as_the_general_one() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use crate::schedule_one::plain;
+
+    let mut draw = StdRng::seed_from_u64(7);
+    let mut plain_cycles = 0;
+    for round in 0..32 {
+        let count = [3, 40, 150, 400][round % 4];
+        let nodes: Vec<NodeInfo> = (0..count)
+            .map(|i| {
+                let extra = match draw.random_range(0..10) {
+                    0 => json!({"spec": {"unschedulable": true}}),
+                    1 => json!({"spec": {"taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]}}),
+                    2 => json!({"spec": {"taints": [{"key": "soft", "effect": "PreferNoSchedule"}]}}),
+                    3 => json!({"status": {"allocatable": {"pods": "1"}}}),
+                    4 => json!({"metadata": {"labels": {"disk": "ssd"}}}),
+                    _ => json!({}),
+                };
+                let cpu = ["500m", "2", "4"][draw.random_range(0..3)];
+                let mem = ["1Gi", "4Gi", "16Gi"][draw.random_range(0..3)];
+                node(&format!("n{i}"), cpu, mem, extra)
+            })
+            .collect();
+        let mut snapshot = Snapshot::new(nodes);
+        for j in 0..count {
+            let on = format!("n{}", draw.random_range(0..count));
+            let cpu = ["100m", "250m", "1"][draw.random_range(0..3)];
+            let mem = ["64Mi", "512Mi", "2Gi"][draw.random_range(0..3)];
+            place(&mut snapshot, &on, pod(&format!("old-{j}"), requests(cpu, mem)));
+        }
+        let tolerate = |key: &str, effect: &str| json!({"spec": {"tolerations": [{"key": key, "operator": "Exists", "effect": effect}]}});
+        let incoming = [
+            requests("100m", "100Mi"),
+            requests("1500m", "3Gi"),
+            requests("8", "1Gi"),
+            json!({}),
+            with(requests("200m", "200Mi"), tolerate("k", "NoSchedule")),
+            with(requests("200m", "200Mi"), tolerate("node.kubernetes.io/unschedulable", "NoSchedule")),
+            with(
+                requests("100m", "100Mi"),
+                json!({"spec": {"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 10, "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}
+                ]}}}}),
+            ),
+        ];
+        for (v, extra) in incoming.into_iter().enumerate() {
+            let p = pod(&format!("new-{v}"), extra);
+            assert!(plain(&p, &snapshot));
+            assert!(!plain(&p, &snapshot.trial()), "a trial has no fits");
+            plain_cycles += 1;
+            for percentage in [None, Some(100), Some(30)] {
+                let start = draw.random_range(0..count);
+                let seed: u64 = draw.random();
+                let (mut fast_next, mut general_next) = (start, start);
+                let fast = schedule_pod(&p, &snapshot, percentage, &mut fast_next, &mut StdRng::seed_from_u64(seed));
+                let general = schedule_pod(
+                    &p,
+                    &snapshot.trial(),
+                    percentage,
+                    &mut general_next,
+                    &mut StdRng::seed_from_u64(seed),
+                );
+                let case = format!("round {round}, pod {v}, percentage {percentage:?}");
+                match (fast, general) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{case}"),
+                    (Err(a), Err(b)) => assert_eq!(a.message(), b.message(), "{case}"),
+                    (a, b) => panic!("{case}: {a:?} vs {b:?}"),
+                }
+                assert_eq!(fast_next, general_next, "{case}");
+            }
+        }
+    }
+    assert!(plain_cycles > 0);
+    // Not plain: a node selector, host ports, extended resources, hard spreading.
+    let snapshot = Snapshot::new(vec![node("n0", "1", "1Gi", json!({}))]);
+    for extra in [
+        json!({"spec": {"nodeSelector": {"disk": "ssd"}}}),
+        json!({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 80}]}]}}),
+        json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"example.com/gpu": "1"}}}]}}),
+        json!({"spec": {"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+            "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {}}]}}),
+        json!({"spec": {"nodeName": "n0"}}),
+    ] {
+        assert!(!plain(&pod("p", extra.clone()), &snapshot), "{extra}");
+    }
+}
