@@ -532,6 +532,16 @@ async fn scale_and_binding_subresources() {
     let read = api.request(Method::GET, "/api/v1/namespaces/s/pods/q", None).await.json();
     assert_eq!(read["metadata"]["resourceVersion"], q["metadata"]["resourceVersion"]);
     assert!(read["spec"].get("nodeName").is_none(), "{read}");
+    // A pod being deleted (held by a finalizer) is not bound.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "r", "finalizers": ["example.com/hold"]},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let r = api.request(Method::POST, "/api/v1/namespaces/s/pods", Some(pod)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = api.request(Method::DELETE, "/api/v1/namespaces/s/pods/r", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = api.request(Method::POST, "/api/v1/namespaces/s/pods/r/binding", Some(to_node("r"))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.text().contains("pod r is being deleted, cannot be assigned to a host"), "{}", r.text());
 }
 
 #[tokio::test]

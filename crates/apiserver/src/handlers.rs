@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use skiff_api::selector::{FieldSelector, LabelSelector};
 
 use crate::auth::{Attributes, PeerCertificate, UserInfo, forbidden_message};
 use crate::body::{self, Accept};
 use crate::registry::{self, Ctx, DeleteOptions, FieldValidation, ListOptions, UpdateTarget, WriteOptions};
 use crate::request::{NonResource, Query, ResourceRequest, Target, classify};
+use crate::shallow::Shallow;
 use crate::status::{ApiError, ApiResult};
 use crate::table::{IncludeObject, TableOptions};
 use crate::{ApiServer, KUBERNETES_VERSION, discovery, openapi, watch};
@@ -818,27 +819,31 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
     let pod_name = name.to_string();
     let now = registry::now_rfc3339();
     // One write sets the node and the PodScheduled condition, as upstream's binding REST does.
-    registry::system_update(ctx, name, opts, &move |pod: &mut Value| {
-        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+    registry::system_update(ctx, name, opts, &move |pod: &mut Shallow<'_>| {
+        let stored = |e: serde_json::Error| ApiError::internal(format!("the stored pod does not decode: {e}"));
+        if pod.object("metadata").map_err(stored)?.is_some_and(|m| m.contains_key("deletionTimestamp")) {
             return Err(ApiError::conflict(
                 info,
                 &pod_name,
                 &format!("pod {pod_name} is being deleted, cannot be assigned to a host"),
             ));
         }
-        if let Some(existing) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        // The pod is stored as it is (see `registry::system_update`), so every key goes where the
+        // typed encoding puts it: struct fields and map keys in sorted order.
+        let spec = pod.object_or_insert("spec").map_err(stored)?;
+        if let Some(existing) =
+            spec.value("nodeName").map_err(stored)?.and_then(|v| v.as_str()).filter(|n| !n.is_empty())
+        {
             return Err(ApiError::conflict(
                 info,
                 &pod_name,
                 &format!("pod {pod_name} is already assigned to node {existing:?}"),
             ));
         }
-        // The pod is stored as it is (see `registry::system_update`), so every key goes where the
-        // typed encoding puts it: struct fields and map keys in sorted order.
-        let root = pod.as_object_mut().ok_or_else(|| ApiError::internal("the stored pod is not an object"))?;
-        skiff_api::strategy::insert_sorted(object_at(root, "spec")?, "nodeName", json!(node));
+        spec.insert_sorted("nodeName", json!(node));
         if let Some(Value::Object(a)) = &annotations {
-            let annotations = object_at(object_at(root, "metadata")?, "annotations")?;
+            let annotations =
+                pod.object_or_insert("metadata").map_err(stored)?.map_or_insert("annotations").map_err(stored)?;
             for (k, v) in a {
                 skiff_api::strategy::insert_sorted(annotations, k, v.clone());
             }
@@ -848,7 +853,7 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
                 return Err(ApiError::invalid_kind("", "Binding", &pod_name, &errs));
             }
         }
-        let status = object_at(root, "status")?;
+        let status = pod.map_or_insert("status").map_err(stored)?;
         let mut conds = match status.get_mut("conditions") {
             Some(Value::Array(c)) => std::mem::take(c),
             _ => Vec::new(),
@@ -861,14 +866,6 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
     })
     .await?;
     Ok(body::json(StatusCode::CREATED, &crate::status::success_status(json!({}))))
-}
-
-/// The object under `key` in `map`, made one (in sorted position) if it is not.
-fn object_at<'m>(map: &'m mut Map<String, Value>, key: &str) -> ApiResult<&'m mut Map<String, Value>> {
-    if !map.get(key).is_some_and(Value::is_object) {
-        skiff_api::strategy::insert_sorted(map, key, Value::Object(Map::new()));
-    }
-    map.get_mut(key).and_then(Value::as_object_mut).ok_or_else(|| ApiError::internal(format!("{key} is not an object")))
 }
 
 /// The selector string a Scale reports.

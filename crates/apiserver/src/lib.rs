@@ -26,6 +26,7 @@ mod registry;
 mod request;
 mod reviews;
 mod serve;
+mod shallow;
 mod status;
 mod table;
 mod watch;

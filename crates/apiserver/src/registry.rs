@@ -17,6 +17,7 @@ use skiff_api::{Resource, ResourceInfo};
 use skiff_store::{KeyValue, RangeOptions, Revision};
 
 use crate::conversion;
+use crate::shallow::Shallow;
 use crate::status::{ApiError, ApiResult};
 use crate::watch_cache::{CachedObject, REGISTRY_PREFIX, inject_resource_version};
 use crate::{ApiServer, allocator, storage_name};
@@ -192,7 +193,7 @@ fn meta_str<'v>(obj: &'v Value, field: &str) -> Option<&'v str> {
 
 /// Parse a cached/stored object's bytes.
 fn parse(bytes: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("stored object does not decode: {e}")))
+    serde_json::from_slice(bytes).map_err(stored_error)
 }
 
 /// Canonical bytes to store: no resourceVersion, `apiVersion`, `kind`, `metadata` first.
@@ -200,7 +201,11 @@ fn parse(bytes: &[u8]) -> ApiResult<Value> {
 /// `metadata.managedFields` in place of what `obj` holds there (see [`StoredForm`]).
 fn encode_for_store(obj: &Value, managed: Option<&[ManagedFieldsEntry]>) -> ApiResult<Bytes> {
     let src = obj.as_object().ok_or_else(|| ApiError::internal("object is not a JSON object"))?;
-    let bytes = serde_json::to_vec(&StoredForm(src, managed)).map_err(ApiError::internal)?;
+    store_bytes(serde_json::to_vec(&StoredForm(src, managed)).map_err(ApiError::internal)?)
+}
+
+/// An encoded object, if it is not too large to store.
+fn store_bytes(bytes: Vec<u8>) -> ApiResult<Bytes> {
     if bytes.len() > crate::body::MAX_OBJECT_SIZE {
         return Err(ApiError::too_large(crate::body::MAX_OBJECT_SIZE));
     }
@@ -643,8 +648,9 @@ pub(crate) async fn guaranteed_update(
 }
 
 /// A storage-level update, as upstream's binding REST makes one (`GuaranteedUpdate` on the
-/// store itself): `mutate` changes the stored object in place, and it is written back as it
-/// is, past the kind's strategy, admission and the field manager. The object is not defaulted
+/// store itself): `mutate` changes the stored object in place, read only as deep as it goes
+/// (a [`Shallow`] object: what it does not touch is written back byte for byte), and it is
+/// written back as it is, past the kind's strategy, admission and the field manager. The object is not defaulted
 /// or validated again (the stored object already was, and the caller checks its own input),
 /// `metadata.managedFields` and `generation` stay as they were, and the mutation keeps the
 /// stored object's canonical form (keys where the typed encoding puts them). Like
@@ -655,7 +661,7 @@ pub(crate) async fn system_update(
     ctx: &Ctx<'_>,
     name: &str,
     opts: &WriteOptions,
-    mutate: &(dyn Fn(&mut Value) -> ApiResult<()> + Send + Sync),
+    mutate: &(dyn for<'b> Fn(&mut Shallow<'b>) -> ApiResult<()> + Send + Sync),
 ) -> ApiResult<()> {
     if !served_as_stored(ctx.server, ctx.info()) {
         return Err(ApiError::internal("a storage-level update needs the storage version"));
@@ -671,19 +677,23 @@ pub(crate) async fn system_update(
                 (kv.value, kv.mod_revision)
             }
         };
-        let mut obj = match parse(&bytes) {
-            Err(_) if from_cache => continue,
-            o => o?,
-        };
-        // The cache's copy carries its resourceVersion; the stored bytes do not.
-        if let Some(Value::Object(m)) = obj.get_mut("metadata") {
-            m.shift_remove("resourceVersion");
-        }
-        match mutate(&mut obj) {
+        // Read only as deep as the mutation goes: the rest is written back as stored.
+        let edited = (|| {
+            let mut obj = Shallow::parse(&bytes).map_err(stored_error)?;
+            // The cache's copy carries its resourceVersion; the stored bytes do not.
+            if let Some(meta) = obj.object("metadata").map_err(stored_error)? {
+                meta.remove("resourceVersion");
+                meta.remove("selfLink");
+            }
+            mutate(&mut obj)?;
+            // As `StoredForm` writes an object (stored objects are already in that order).
+            obj.move_to_front(&["apiVersion", "kind", "metadata"]);
+            store_bytes(serde_json::to_vec(&obj).map_err(ApiError::internal)?)
+        })();
+        let value = match edited {
             Err(_) if from_cache => continue,
             r => r?,
-        }
-        let value = encode_for_store(&obj, None)?;
+        };
         if opts.dry_run {
             return Ok(());
         }
@@ -698,6 +708,10 @@ pub(crate) async fn system_update(
         }
     }
     Err(ApiError::conflict(ctx.info(), name, "too many concurrent updates; please try again"))
+}
+
+fn stored_error(e: serde_json::Error) -> ApiError {
+    ApiError::internal(format!("stored object does not decode: {e}"))
 }
 
 async fn update_with(
