@@ -650,13 +650,13 @@ pub(crate) async fn guaranteed_update(
 /// A storage-level update, as upstream's binding REST makes one (`GuaranteedUpdate` on the
 /// store itself): `mutate` changes the stored object in place, read only as deep as it goes
 /// (a [`Shallow`] object: what it does not touch is written back byte for byte), and it is
-/// written back as it is, past the kind's strategy, admission and the field manager. The object is not defaulted
-/// or validated again (the stored object already was, and the caller checks its own input),
-/// `metadata.managedFields` and `generation` stay as they were, and the mutation keeps the
-/// stored object's canonical form (keys where the typed encoding puts them). Like
-/// [`guaranteed_update`], the first attempt starts from the watch cache and only a successful
-/// write stands; a conflict or anything else that could come from a stale cache goes round
-/// again from the store. Only for resources served in their storage version.
+/// written back as it is, past the kind's strategy, admission and the field manager. The
+/// object is not defaulted or validated again (the stored object already was, and the caller
+/// checks its own input), `metadata.managedFields` and `generation` stay as they were, and the
+/// mutation keeps the stored object's canonical form (keys where the typed encoding puts
+/// them). Like [`guaranteed_update`], the first attempt starts from the watch cache and only a
+/// successful write stands; a conflict or anything else that could come from a stale cache
+/// goes round again from the store. Only for resources served in their storage version.
 pub(crate) async fn system_update(
     ctx: &Ctx<'_>,
     name: &str,

@@ -234,6 +234,11 @@ mod tests {
         shallow.value("a").unwrap();
         shallow.object("a").unwrap().unwrap().remove("x");
         assert_eq!(serde_json::to_string(&shallow).unwrap(), r#"{"a":{"y":[2]}}"#);
+        // And a shallow one (its fields still text) as a parsed value.
+        let mut shallow = Shallow::parse(br#"{"a":{"x":{"z":true},"y":[2]}}"#).unwrap();
+        shallow.object("a").unwrap().unwrap().insert_sorted("w", json!(0));
+        assert_eq!(shallow.value("a").unwrap().cloned(), Some(json!({"w": 0, "x": {"z": true}, "y": [2]})));
+        assert_eq!(serde_json::to_string(&shallow).unwrap(), r#"{"a":{"w":0,"x":{"z":true},"y":[2]}}"#);
     }
 
     #[test]
