@@ -820,7 +820,7 @@ async fn bind_pod(ctx: &Ctx<'_>, name: &str, binding: Value, opts: &WriteOptions
     let now = registry::now_rfc3339();
     // One write sets the node and the PodScheduled condition, as upstream's binding REST does.
     registry::system_update(ctx, name, opts, &move |pod: &mut Shallow<'_>| {
-        let stored = |e: serde_json::Error| ApiError::internal(format!("the stored pod does not decode: {e}"));
+        let stored = registry::stored_error;
         if pod.object("metadata").map_err(stored)?.is_some_and(|m| m.contains_key("deletionTimestamp")) {
             return Err(ApiError::conflict(
                 info,

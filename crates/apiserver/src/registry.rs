@@ -710,7 +710,8 @@ pub(crate) async fn system_update(
     Err(ApiError::conflict(ctx.info(), name, "too many concurrent updates; please try again"))
 }
 
-fn stored_error(e: serde_json::Error) -> ApiError {
+/// A stored object that does not decode (an internal error: the server wrote it).
+pub(crate) fn stored_error(e: serde_json::Error) -> ApiError {
     ApiError::internal(format!("stored object does not decode: {e}"))
 }
 

@@ -5,31 +5,28 @@ use crate::cache::{NodeFit, NodeInfo, PodInfo};
 
 /// `(1 - std(fractions)) * 100` over cpu and memory, using actual (not defaulted) requests.
 pub(crate) fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
-    // A pod that requests nothing is skipped upstream: every node scores the same.
-    if pod.requests.milli_cpu == 0 && pod.requests.memory == 0 {
-        return 0;
-    }
-    balanced([
-        (node.allocatable.milli_cpu, node.requested.milli_cpu + pod.requests.milli_cpu),
-        (node.allocatable.memory, node.requested.memory + pod.requests.memory),
-    ])
+    balanced(
+        pod,
+        [node.allocatable.milli_cpu, node.allocatable.memory],
+        [node.requested.milli_cpu, node.requested.memory],
+    )
 }
 
 /// [`score`] from the node's [`NodeFit`].
 pub(crate) fn score_fit(pod: &PodInfo, node: &NodeFit) -> i64 {
-    if pod.requests.milli_cpu == 0 && pod.requests.memory == 0 {
-        return 0;
-    }
-    balanced([
-        (node.allocatable[0], node.requested[0] + pod.requests.milli_cpu),
-        (node.allocatable[1], node.requested[1] + pod.requests.memory),
-    ])
+    balanced(pod, [node.allocatable[0], node.allocatable[1]], [node.requested[0], node.requested[1]])
 }
 
-/// `(allocatable, requested with the pod)` of cpu and memory.
-fn balanced(pairs: [(i64, i64); 2]) -> i64 {
-    let fraction = |(alloc, req): (i64, i64)| (alloc != 0).then(|| (req as f64 / alloc as f64).min(1.0));
-    let std = match pairs.map(fraction) {
+/// The score from the node's allocatable and requested cpu and memory (without the pod's).
+fn balanced(pod: &PodInfo, allocatable: [i64; 2], requested: [i64; 2]) -> i64 {
+    // A pod that requests nothing is skipped upstream: every node scores the same.
+    let want = [pod.requests.milli_cpu, pod.requests.memory];
+    if want == [0, 0] {
+        return 0;
+    }
+    let fraction =
+        |k: usize| (allocatable[k] != 0).then(|| ((requested[k] + want[k]) as f64 / allocatable[k] as f64).min(1.0));
+    let std = match [fraction(0), fraction(1)] {
         [Some(a), Some(b)] => ((a - b) / 2.0).abs(),
         _ => 0.0,
     };

@@ -3,12 +3,31 @@
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::api::core::v1::{NodeAffinity, NodeSelector, PreferredSchedulingTerm};
+
 use crate::cache::{NodeInfo, PodInfo};
 use crate::framework::Status;
 use crate::labels::node_selector_term_matches;
 
 pub(crate) const NAME: &str = "NodeAffinity";
 const REASON: &str = "node(s) didn't match Pod's node affinity/selector";
+
+/// The pod's node affinity.
+fn node_affinity(pod: &PodInfo) -> Option<&NodeAffinity> {
+    pod.pod.spec.as_ref()?.affinity.as_ref()?.node_affinity.as_ref()
+}
+
+/// The pod's required node affinity.
+fn required(pod: &PodInfo) -> Option<&NodeSelector> {
+    node_affinity(pod)?.required_during_scheduling_ignored_during_execution.as_ref()
+}
+
+/// The pod's preferred node affinity terms.
+fn preferred(pod: &PodInfo) -> &[PreferredSchedulingTerm] {
+    node_affinity(pod)
+        .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_deref())
+        .unwrap_or_default()
+}
 
 /// Whether the pod's nodeSelector and required node affinity accept the node (also used by
 /// PodTopologySpread's node inclusion policy).
@@ -19,12 +38,7 @@ pub(crate) fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
             return false;
         }
     }
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
-    match required {
+    match required(pod) {
         // Terms are ORed.
         Some(sel) => sel.node_selector_terms.iter().any(|t| node_selector_term_matches(t, &node.node)),
         None => true,
@@ -34,41 +48,20 @@ pub(crate) fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
 /// Whether [`filter`] passes every node: the pod has neither a nodeSelector nor required node
 /// affinity.
 pub(crate) fn filter_passes_all(pod: &PodInfo) -> bool {
-    let Some(spec) = pod.pod.spec.as_ref() else { return true };
-    spec.node_selector.as_ref().is_none_or(|s| s.is_empty())
-        && spec
-            .affinity
-            .as_ref()
-            .and_then(|a| a.node_affinity.as_ref())
-            .is_none_or(|na| na.required_during_scheduling_ignored_during_execution.is_none())
+    let no_selector = pod.pod.spec.as_ref().and_then(|s| s.node_selector.as_ref()).is_none_or(|s| s.is_empty());
+    no_selector && required(pod).is_none()
 }
 
 /// Whether [`score`] is 0 on every node: no preferred term carries weight.
 pub(crate) fn scores_nothing(pod: &PodInfo) -> bool {
-    pod.pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.affinity.as_ref())
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_deref())
-        .unwrap_or_default()
-        .iter()
-        .all(|t| t.weight == 0)
+    preferred(pod).iter().all(|t| t.weight == 0)
 }
 
 /// Upstream's PreFilter: when every required term pins `metadata.name In [...]`, only those nodes
 /// are worth filtering (DaemonSet pods). `Ok(None)` means all nodes; an empty intersection
 /// rejects the pod outright.
 pub(crate) fn pre_filter(pod: &PodInfo) -> Result<Option<BTreeSet<String>>, Status> {
-    let terms = pod
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.affinity.as_ref())
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref())
-        .map(|r| r.node_selector_terms.as_slice())
-        .unwrap_or_default();
+    let terms = required(pod).map(|r| r.node_selector_terms.as_slice()).unwrap_or_default();
     if terms.is_empty() {
         return Ok(None);
     }
@@ -100,15 +93,7 @@ pub(crate) fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<Status> {
 
 /// Sum of the weights of matching preferred terms.
 pub(crate) fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
-    let preferred = pod
-        .pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.affinity.as_ref())
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_deref())
-        .unwrap_or_default();
-    preferred
+    preferred(pod)
         .iter()
         .filter(|t| t.weight != 0 && node_selector_term_matches(&t.preference, &node.node))
         .map(|t| i64::from(t.weight))

@@ -48,22 +48,23 @@ pub(crate) fn fits(pod: &PodInfo, node: &NodeFit) -> bool {
 
 /// LeastAllocated over cpu and memory (weight 1 each), with the non-zero request defaults.
 pub(crate) fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
-    least_allocated([
-        (node.allocatable.milli_cpu, node.non_zero_requested.milli_cpu + pod.non_zero_requests.milli_cpu),
-        (node.allocatable.memory, node.non_zero_requested.memory + pod.non_zero_requests.memory),
-    ])
+    least_allocated(
+        pod,
+        [node.allocatable.milli_cpu, node.allocatable.memory],
+        [node.non_zero_requested.milli_cpu, node.non_zero_requested.memory],
+    )
 }
 
 /// [`score`] from the node's [`NodeFit`].
 pub(crate) fn score_fit(pod: &PodInfo, node: &NodeFit) -> i64 {
-    least_allocated([
-        (node.allocatable[0], node.non_zero_requested[0] + pod.non_zero_requests.milli_cpu),
-        (node.allocatable[1], node.non_zero_requested[1] + pod.non_zero_requests.memory),
-    ])
+    least_allocated(pod, [node.allocatable[0], node.allocatable[1]], node.non_zero_requested)
 }
 
-/// `(allocatable, requested with the pod)` of cpu and memory.
-fn least_allocated(pairs: [(i64, i64); 2]) -> i64 {
+/// The score from the node's allocatable and (non-zero) requested cpu and memory, without
+/// the pod's.
+fn least_allocated(pod: &PodInfo, allocatable: [i64; 2], requested: [i64; 2]) -> i64 {
+    let want = [pod.non_zero_requests.milli_cpu, pod.non_zero_requests.memory];
+    let pairs = [(allocatable[0], requested[0] + want[0]), (allocatable[1], requested[1] + want[1])];
     let (mut sum, mut weights) = (0, 0);
     for (alloc, req) in pairs {
         if alloc == 0 {

@@ -32,10 +32,14 @@ pub(crate) struct Constraint {
 /// their own but belong to a Service, ReplicaSet, StatefulSet or ReplicationController.
 const SYSTEM_DEFAULTS: [(&str, i64); 2] = [(HOSTNAME, 3), ("topology.kubernetes.io/zone", 5)];
 
+/// The pod's own constraints, both kinds.
+fn own_constraints(pod: &PodInfo) -> &[TopologySpreadConstraint] {
+    pod.pod.spec.as_ref().and_then(|s| s.topology_spread_constraints.as_deref()).unwrap_or_default()
+}
+
 /// The pod's constraints for `when`, and whether they are the system defaults.
 fn constraints(pod: &PodInfo, when: &str) -> (Vec<Constraint>, bool) {
-    let list: &[TopologySpreadConstraint] =
-        pod.pod.spec.as_ref().and_then(|s| s.topology_spread_constraints.as_deref()).unwrap_or_default();
+    let list = own_constraints(pod);
     if list.is_empty() {
         let defaults = match (&pod.default_spread_selector, when) {
             (Some(selector), "ScheduleAnyway") => SYSTEM_DEFAULTS
@@ -149,7 +153,7 @@ pub(crate) fn pre_filter(pod: &PodInfo, snapshot: &Snapshot) -> FilterState {
 /// Whether [`filter`] passes every node: the pod has no `DoNotSchedule` constraints (the
 /// system defaults are `ScheduleAnyway`).
 pub(crate) fn filter_passes_all(pod: &PodInfo) -> bool {
-    let list = pod.pod.spec.as_ref().and_then(|s| s.topology_spread_constraints.as_deref()).unwrap_or_default();
+    let list = own_constraints(pod);
     list.iter().all(|c| c.when_unsatisfiable != "DoNotSchedule")
 }
 
@@ -157,7 +161,7 @@ pub(crate) fn filter_passes_all(pod: &PodInfo) -> bool {
 /// own or the system defaults.
 pub(crate) fn scores_nothing(pod: &PodInfo) -> bool {
     // As `constraints` decides, without building them.
-    let list = pod.pod.spec.as_ref().and_then(|s| s.topology_spread_constraints.as_deref()).unwrap_or_default();
+    let list = own_constraints(pod);
     if list.is_empty() {
         pod.default_spread_selector.is_none()
     } else {
